@@ -1,0 +1,6 @@
+"""afbench: benchmark activation functions fairly, fast and reproducibly.
+
+Data flows one way: config -> data + model -> engine -> results store -> report.
+"""
+
+__version__ = "0.1.0"
