@@ -1,0 +1,120 @@
+"""User-supplied activations: an import path ('pkg.mod:Name') or a formula in x.
+
+A formula is parsed with ``ast`` and compiled into a tree of closures over a
+whitelist of torch functions. Python's eval never sees it, so a string such as
+``__import__('os')`` is rejected before anything runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import operator
+import re
+from typing import Callable
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from afbench.errors import AfbenchError
+from afbench.activations.modules import Lambda
+
+Tensor = torch.Tensor
+Expr = Callable[[Tensor], Tensor]
+
+FUNCTIONS: dict[str, Callable[..., Tensor]] = {
+    "abs": torch.abs, "cos": torch.cos, "cosh": torch.cosh, "erf": torch.erf, "exp": torch.exp,
+    "log": torch.log, "log1p": torch.log1p, "relu": F.relu, "sigmoid": torch.sigmoid, "sin": torch.sin,
+    "sinh": torch.sinh, "softplus": F.softplus, "softsign": F.softsign, "sqrt": torch.sqrt, "tanh": torch.tanh,
+    "sign": torch.sign, "maximum": torch.maximum, "minimum": torch.minimum,
+    "where": torch.where,  # where(condition, a, b)
+}
+CONSTANTS = {"pi": torch.pi, "e": torch.e}
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.Pow: operator.pow}
+_COMPARE = {ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Lt: operator.lt, ast.LtE: operator.le}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+class FormulaError(AfbenchError, ValueError):
+    """A formula used something outside the whitelist, or is not valid syntax."""
+
+
+def looks_like_formula(text: str) -> bool:
+    """Registry names are bare words ('relu', 'leaky-relu'); anything else is a formula."""
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", text.strip()) is None
+
+
+def compile_formula(text: str) -> Expr:
+    """Compile ``text`` (an expression in x) to a function of a tensor."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise FormulaError(f"formula {text!r} is not a valid expression: {err.msg}") from None
+    expr = _compile(tree.body, text)
+    probe = expr(torch.linspace(-2, 2, 5))  # fail now, not in the middle of training
+    if not torch.is_tensor(probe) or probe.shape != (5,):
+        raise FormulaError(f"formula {text!r} must give one value per element of x")
+    return expr
+
+
+def _compile(node: ast.AST, text: str) -> Expr:
+    if isinstance(node, ast.Name):
+        if node.id == "x":
+            return lambda x: x
+        if node.id in CONSTANTS:
+            return _constant(CONSTANTS[node.id])
+        raise _reject(text, f"unknown name '{node.id}'")
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return _constant(float(node.value))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        op, left, right = _BINARY[type(node.op)], _compile(node.left, text), _compile(node.right, text)
+        return lambda x: op(left(x), right(x))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        op, operand = _UNARY[type(node.op)], _compile(node.operand, text)
+        return lambda x: op(operand(x))
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        op, left, right = _COMPARE[type(node.ops[0])], _compile(node.left, text), _compile(node.comparators[0], text)
+        return lambda x: op(left(x), right(x))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        if node.func.id not in FUNCTIONS:
+            raise _reject(text, f"function '{node.func.id}' is not allowed")
+        fn, args = FUNCTIONS[node.func.id], [_compile(arg, text) for arg in node.args]
+        return lambda x: fn(*(arg(x) for arg in args))
+    raise _reject(text, f"'{ast.unparse(node)}' is not allowed")
+
+
+def _constant(value: float) -> Expr:
+    # A 0-dim tensor broadcasts without changing x's dtype (bf16 stays bf16).
+    scalar = torch.tensor(value)
+    return lambda x: scalar
+
+
+def _reject(text: str, why: str) -> FormulaError:
+    return FormulaError(
+        f"formula {text!r} rejected: {why}. Formulas may use x, numbers, pi, e, + - * / **, "
+        f"comparisons and the functions {', '.join(sorted(FUNCTIONS))}."
+    )
+
+
+def import_activation(path: str) -> Callable[[int | None], nn.Module]:
+    """Resolve 'package.module:Name' to a factory of modules.
+
+    Name may be an nn.Module subclass (instantiated with no arguments) or a
+    function of one tensor (wrapped in a module).
+    """
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise AfbenchError(f"custom activation '{path}' must look like 'package.module:Name'")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise AfbenchError(f"cannot import custom activation '{path}': {err}. "
+                           "Is the module on PYTHONPATH?") from None
+    if inspect.isclass(target) and issubclass(target, nn.Module):
+        return lambda num_features=None: target()
+    if callable(target):
+        return lambda num_features=None: Lambda(target, path)
+    raise AfbenchError(f"custom activation '{path}' is neither an nn.Module class nor a function")

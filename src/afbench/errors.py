@@ -1,0 +1,33 @@
+"""Errors afbench raises on bad input, and the one name lookup every registry uses."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable, Mapping
+
+
+class AfbenchError(Exception):
+    """Bad input or missing data: the message names the problem and the fix."""
+
+
+class UnknownNameError(AfbenchError, KeyError):
+    """A registry was asked for a name it does not hold."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
+def lookup(kind: str, name: str, valid: Iterable[str], aliases: Mapping[str, str] | None = None,
+           hint: str = "") -> str:
+    """Return the registered name for ``name``: case-insensitive, '-' read as '_',
+    aliases resolved. Unknown names fail with the valid ones and the closest match."""
+    aliases = aliases or {}
+    valid = sorted(valid)
+    key = name.strip().lower().replace("-", "_")
+    key = aliases.get(key, key)
+    if key in valid:
+        return key
+    close = difflib.get_close_matches(key, valid + sorted(aliases), n=1)
+    maybe = f" Did you mean '{close[0]}'?" if close else ""
+    alias_text = f" (aliases: {', '.join(f'{a}={c}' for a, c in sorted(aliases.items()))})" if aliases else ""
+    raise UnknownNameError(f"unknown {kind} '{name}'.{maybe} Valid: {', '.join(valid)}{alias_text}.{hint}")

@@ -1,0 +1,121 @@
+"""Figures: activation shapes, training curves, bars and diagnostics.
+
+Every function takes plain data (names, DataFrames) and returns a matplotlib
+Figure; callers decide where it goes (a PNG, or base64 inside report.html).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: afbench never opens a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from afbench import activations  # noqa: E402
+
+# Even count: the grid holds no exact 0 or +-3, where piecewise derivatives have kinks.
+_X = torch.linspace(-3, 3, 600, dtype=torch.float64)
+
+
+def activation_curves(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """f(x), the closed-form f'(x) and its largest deviation from autograd on [-3, 3]."""
+    spec = activations.info(name)
+    module = activations.create(spec.name).eval().double()
+    x = _X.clone().requires_grad_(True)
+    y = module(x)
+    y.sum().backward()
+    closed = spec.derivative(_X)
+    deviation = float((closed - x.grad).abs().max())
+    return _X.numpy(), y.detach().numpy(), closed.numpy(), deviation
+
+
+def plot_activations(names: Sequence[str]) -> plt.Figure:
+    """One panel pair per activation: f on the left, f' on the right."""
+    elementwise = [activations.info(n).name for n in names if activations.info(n).elementwise]
+    skipped = [n for n in names if not activations.info(n).elementwise]
+    if skipped:
+        warnings.warn(f"not drawn, not elementwise functions: {', '.join(skipped)}", stacklevel=2)
+    if not elementwise:
+        raise ValueError("nothing to plot: give at least one elementwise activation")
+    fig, axes = plt.subplots(len(elementwise), 2, figsize=(7, 2.2 * len(elementwise)), squeeze=False)
+    for row, name in zip(axes, elementwise):
+        x, y, dy, deviation = activation_curves(name)
+        if deviation > 1e-6:
+            raise AssertionError(f"{name}: closed-form derivative deviates from autograd by {deviation:.2e}")
+        row[0].plot(x, y, color="C0")
+        row[0].set_title(f"{name}: f(x)", fontsize=9)
+        row[1].plot(x, dy, color="C1")
+        row[1].set_title(f"{name}: f'(x) (closed form, = autograd)", fontsize=9)
+        for ax in row:
+            ax.axhline(0, color="0.7", lw=0.6)
+            ax.axvline(0, color="0.7", lw=0.6)
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _band(ax, frame: pd.DataFrame, x: str, y: str, label: str, color) -> None:
+    """Mean over seeds with a +-1 sd band."""
+    stats = frame.groupby(x)[y].agg(["mean", "std"]).reset_index()
+    ax.plot(stats[x], stats["mean"], label=label, color=color)
+    if stats["std"].notna().any():
+        ax.fill_between(stats[x], stats["mean"] - stats["std"].fillna(0),
+                        stats["mean"] + stats["std"].fillna(0), color=color, alpha=0.2)
+
+
+def plot_curves(epochs: pd.DataFrame, metric: str, title: str) -> plt.Figure:
+    """Per-epoch ``metric`` per activation, mean over seeds with a sd band."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (name, frame) in enumerate(epochs.groupby("activation", sort=False)):
+        _band(ax, frame, "epoch", metric, name, f"C{i % 10}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bars(table: pd.DataFrame, column: str, title: str, ylabel: str) -> plt.Figure:
+    """Bars of ``{column}_mean`` per activation with 95% confidence intervals."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    means = table[f"{column}_mean"]
+    half = table.get(f"{column}_ci95", pd.Series(0.0, index=table.index)).fillna(0.0)
+    ax.bar(table.index.astype(str), means, yerr=half, capsize=3, color="C0", alpha=0.8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=45, labelsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_histogram(counts: dict[str, Sequence[int]], class_names: Sequence[str]) -> plt.Figure:
+    """Samples per class for each split, as S2 shows."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    width = 0.8 / max(len(counts), 1)
+    positions = np.arange(len(class_names))
+    for i, (split, values) in enumerate(counts.items()):
+        ax.bar(positions + i * width, values, width=width, label=split)
+    ax.set_xticks(positions + width * (len(counts) - 1) / 2, [str(c) for c in class_names], rotation=45, fontsize=8)
+    ax.set_ylabel("samples")
+    ax.set_title("samples per class")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
