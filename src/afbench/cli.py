@@ -39,6 +39,28 @@ def cmd_plot_activations(args: argparse.Namespace) -> None:
     console.print(f"wrote {path}")
 
 
+def cmd_list_datasets(args: argparse.Namespace) -> None:
+    from afbench import data
+
+    table = Table(title="Data sets (local copies: --data-dir, then AFBENCH_DATA_DIR, then the user cache)")
+    for column in ("name", "available locally", "train", "test", "classes", "image (CxHxW)", "description"):
+        table.add_column(column, overflow="fold")
+    for row in data.availability(args.data_dir):
+        where = row["location"] or "[yellow]no: `afbench data fetch " + row["name"] + "`[/yellow]"
+        table.add_row(row["name"], where, str(row["train"]), str(row["test"]), str(row["classes"]), row["shape"],
+                      row["description"])
+    table.add_row("imagefolder:PATH", "-", "-", "-", "-", "-", "<split>/<class>/<image> trees, folder or archive")
+    console.print(table)
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> None:
+    from afbench import data
+
+    loaded = data.fetch(args.name, args.data_dir)
+    console.print(f"{loaded.name}: {len(loaded.train_y)} train + {len(loaded.test_y)} test images "
+                  f"{'x'.join(map(str, loaded.image_shape))}, verified, from {loaded.source}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="afbench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"afbench {__version__}")
@@ -48,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing_what = listing.add_subparsers(dest="what", metavar="WHAT", required=True)
     listing_what.add_parser("activations", help="every activation with its properties").set_defaults(
         func=cmd_list_activations)
+
+    list_data = listing_what.add_parser("datasets", help="data sets, and whether they are available locally")
+    list_data.add_argument("--data-dir", help="a folder with local copies of the data")
+    list_data.set_defaults(func=cmd_list_datasets)
+
+    data_cmd = commands.add_parser("data", help="fetch and verify data sets ahead of time")
+    data_what = data_cmd.add_subparsers(dest="what", metavar="ACTION", required=True)
+    fetch = data_what.add_parser("fetch", help="download (if missing) and verify a data set")
+    fetch.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100 (digits needs no download)")
+    fetch.add_argument("--data-dir", help="where to look for and store it (default: AFBENCH_DATA_DIR, "
+                                          "else the user cache)")
+    fetch.set_defaults(func=cmd_data_fetch)
 
     plot = commands.add_parser("plot", help="draw figures")
     plot_what = plot.add_subparsers(dest="what", metavar="WHAT", required=True)

@@ -1,0 +1,107 @@
+"""Data sets by name: `digits` (embedded), `mnist`, `fashion-mnist`, `cifar10`,
+`cifar100`, and `imagefolder:PATH`.
+
+>>> from afbench import data
+>>> raw = data.load("digits")                 # uint8 (N, C, H, W) arrays
+>>> prepared = data.prepare(raw, device="cpu")  # standardised tensors, ready to train
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from afbench.data import sources
+from afbench.data.formats import DataError, ImageData
+from afbench.data.imagefolder import load_imagefolder
+from afbench.data.prep import Prepared, Split, class_counts, prepare
+from afbench.data import cache
+from afbench.errors import lookup
+
+__all__ = ["DataError", "ImageData", "Prepared", "Split", "availability", "class_counts", "fetch", "load", "names",
+           "prepare", "DATASETS"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    sizes: tuple[int, int]  # (train, test)
+    locate: Callable[[str | Path | None], str | None]  # where it is locally, or None
+
+
+def _where_idx(spec):
+    def locate(data_dir):
+        paths = sources.locate_idx(spec, data_dir)
+        return None if None in paths.values() else str(paths["train_x"].parent)
+    return locate
+
+
+def _where_cifar(spec):
+    def locate(data_dir):
+        found = sources.locate_cifar(spec, data_dir)
+        return str(found) if found else None
+    return locate
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo("digits", "scikit-learn's 8x8 handwritten digits (embedded, no download)", 10,
+                          (1, 8, 8), (1437, 360), lambda d: "bundled with scikit-learn"),
+    "mnist": DatasetInfo("mnist", "MNIST handwritten digits (IDX)", 10, (1, 28, 28), (60000, 10000),
+                         _where_idx(sources.MNIST)),
+    "fashion_mnist": DatasetInfo("fashion-mnist", "Fashion-MNIST clothing images (IDX)", 10, (1, 28, 28),
+                                 (60000, 10000), _where_idx(sources.FASHION_MNIST)),
+    "cifar10": DatasetInfo("cifar10", "CIFAR-10 (python batches)", 10, (3, 32, 32), (50000, 10000),
+                           _where_cifar(sources.CIFAR10)),
+    "cifar100": DatasetInfo("cifar100", "CIFAR-100 (python batches; fine labels, --coarse for 20)", 100,
+                            (3, 32, 32), (50000, 10000), _where_cifar(sources.CIFAR100)),
+}
+
+
+def names() -> list[str]:
+    return [info.name for info in DATASETS.values()] + ["imagefolder:PATH"]
+
+
+def _canonical(name: str) -> str:
+    return lookup("data set", name, DATASETS, {"fmnist": "fashion_mnist", "cifar_10": "cifar10",
+                                               "cifar_100": "cifar100"},
+                  hint=" Or imagefolder:PATH for a directory or archive of <split>/<class>/<image>.")
+
+
+def load(name: str, data_dir: str | Path | None = None, *, download: bool = True, verify: bool = True,
+         image_size: int | None = None, coarse: bool = False) -> ImageData:
+    """Load a data set as uint8 arrays, from a local copy, the cache or a download.
+
+    ``verify`` checks the published content checksums (MNIST family); ``image_size``
+    resizes image folders; ``coarse`` selects CIFAR-100's 20 superclasses.
+    """
+    if name.startswith("imagefolder:"):
+        path = Path(name.split(":", 1)[1]).expanduser()
+        if not path.exists():
+            raise DataError(f"image folder '{path}' does not exist: give a directory or a .tar/.tar.gz/.zip archive")
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        return cache.cached(name, files, {"image_size": image_size},
+                            lambda: load_imagefolder(path, image_size))
+    key = _canonical(name)
+    if key == "digits":
+        return sources.load_digits()
+    if key in ("mnist", "fashion_mnist"):
+        spec = sources.MNIST if key == "mnist" else sources.FASHION_MNIST
+        return sources.load_idx(spec, data_dir, download=download, verify=verify)
+    spec = sources.CIFAR10 if key == "cifar10" else sources.CIFAR100
+    return sources.load_cifar(spec, data_dir, download=download, coarse=coarse)
+
+
+def fetch(name: str, data_dir: str | Path | None = None) -> ImageData:
+    """Download (if needed) and verify a data set ahead of time."""
+    return load(name, data_dir, download=True, verify=True)
+
+
+def availability(data_dir: str | Path | None = None) -> list[dict]:
+    """One row per data set: where it is locally (or None), size, classes, shape."""
+    return [{"name": info.name, "location": info.locate(data_dir), "train": info.sizes[0], "test": info.sizes[1],
+             "classes": info.num_classes, "shape": "x".join(map(str, info.image_shape)),
+             "description": info.description} for info in DATASETS.values()]

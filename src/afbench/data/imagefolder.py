@@ -1,0 +1,106 @@
+"""Image-folder data sets: `<split>/<class>/<image>` or `<class>/<image>` trees, in a
+directory or an archive (how Caltech-256, PI100 and the CIFAR-10 JPEG copy ship)."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from afbench.data.formats import DataError, ImageData, iter_files
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+SPLITS = {"train": "train", "test": "test", "val": "valid", "valid": "valid", "validation": "valid"}
+_GREY_MODES = {"1", "L", "I", "I;16", "F"}
+
+
+def _is_image(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    hidden = any(p.startswith(".") or p == "__MACOSX" for p in parts)
+    return not hidden and PurePosixPath(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _strip_common_root(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Drop a wrapping folder ('caltech256/<class>/x.jpg') shared by every path."""
+    while (paths and all(len(p) > 2 for p in paths) and len({p[0] for p in paths}) == 1
+           and paths[0][0].lower() not in SPLITS):
+        paths = [p[1:] for p in paths]
+    return paths
+
+
+def _layout(paths: list[tuple[str, ...]], source: Path) -> list[tuple[str | None, str]]:
+    """(split or None, class) per image."""
+    if all(len(p) == 3 and p[0].lower() in SPLITS for p in paths):
+        return [(SPLITS[p[0].lower()], p[1]) for p in paths]
+    if all(len(p) == 2 for p in paths):
+        return [(None, p[0]) for p in paths]
+    example = "/".join(next(p for p in paths if not (len(p) == 2 or (len(p) == 3 and p[0].lower() in SPLITS))))
+    raise DataError(f"{source}: cannot tell classes from '{example}'. Expected <split>/<class>/<image> "
+                    f"(splits: train, test, val) or <class>/<image>")
+
+
+def _decode(raw: bytes, where: str, size: int | None) -> np.ndarray:
+    """(H, W) for grey images, (H, W, 3) for colour, uint8."""
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            img = img.convert("L" if img.mode in _GREY_MODES else "RGB")
+            if size is not None and img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise DataError(f"{where}: cannot decode image ({err}); remove or replace it") from None
+
+
+def load_imagefolder(source: Path, image_size: int | None = None, test_fraction: float = 0.2,
+                     split_seed: int = 0) -> ImageData:
+    """Decode every image to one fixed size. Without ``image_size`` the images must
+    share one size. Without split folders, a stratified ``test_fraction`` of each
+    class (seeded by ``split_seed``) becomes the test split."""
+    if not source.exists():
+        raise DataError(f"image folder {source} does not exist")
+    files = [(path, raw) for path, raw in iter_files(source) if _is_image(path)]
+    if not files:
+        raise DataError(f"{source}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    paths = _strip_common_root([PurePosixPath(p).parts for p, _ in files])
+    layout = _layout(paths, source)
+    images = [_decode(raw, f"{source}:{path}", image_size) for path, raw in files]
+    shapes = {img.shape[:2] for img in images}
+    if len(shapes) > 1:
+        (a, b) = sorted(shapes)[:2]
+        raise DataError(f"{source}: images differ in size ({a[1]}x{a[0]}, {b[1]}x{b[0]}, ... "
+                        f"{len(shapes)} sizes): give a fixed size, e.g. --image-size 64")
+    colour = any(img.ndim == 3 for img in images)
+    stacked = np.stack([_channels_first(img, colour) for img in images])  # (N, C, H, W)
+    classes = tuple(sorted({cls for _, cls in layout}))
+    index = {cls: i for i, cls in enumerate(classes)}
+    labels = np.array([index[cls] for _, cls in layout], dtype=np.int64)
+    splits = np.array([split or "" for split, _ in layout])
+    train, test = _split_masks(splits, labels, test_fraction, split_seed)
+    return ImageData(f"imagefolder:{source}", classes, stacked[train], labels[train], stacked[test],
+                     labels[test], source=str(source))
+
+
+def _channels_first(img: np.ndarray, colour: bool) -> np.ndarray:
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2) if colour else img[:, :, None]
+    return img.transpose(2, 0, 1)
+
+
+def _split_masks(splits: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int):
+    if (splits == "train").any():
+        test_name = "test" if (splits == "test").any() else "valid"
+        if not (splits == test_name).any():
+            raise DataError("image folder has a train/ split but no test/ or val/ split")
+        return splits == "train", splits == test_name
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), dtype=bool)
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_class[int(label)].append(i)
+    for members in by_class.values():
+        chosen = rng.permutation(members)[: max(1, round(test_fraction * len(members)))]
+        test[chosen] = True
+    return ~test, test
