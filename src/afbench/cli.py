@@ -61,6 +61,148 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
                   f"{'x'.join(map(str, loaded.image_shape))}, verified, from {loaded.source}")
 
 
+# ---- run / sweep ---------------------------------------------------------------------
+
+_RUN_FLAGS = {  # flag: (RunConfig field, type, help)
+    "--dataset": ("dataset", str, "digits, mnist, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"),
+    "--model": ("model", str, "mlp, lenet or vgg11"),
+    "--epochs": ("epochs", int, "training epochs (default 10)"),
+    "--batch-size": ("batch_size", int, "training batch size (default 128)"),
+    "--optimizer": ("optimizer", str, "adam or sgd (default adam)"),
+    "--momentum": ("momentum", float, "SGD momentum (default 0.9)"),
+    "--weight-decay": ("weight_decay", float, "weight decay; never on learned activation parameters (default 0)"),
+    "--target": ("target", float, "test accuracy for time-to-target, e.g. 0.98"),
+    "--init": ("init", str, "default, xavier, he, normal001 or zeros (default: default)"),
+    "--norm": ("norm", str, "none, batch, layer, group or instance (default: the model's own)"),
+    "--hidden-bias": ("hidden_bias", float, "initial bias of hidden layers, e.g. 0.01 for ReLU units"),
+    "--split": ("split", str, "official, or s2 (all images re-split train/test/valid 7:2:1)"),
+    "--valid-fraction": ("valid_fraction", float, "fraction of train held out for validation (default 0; "
+                                                  "0.1 when several learning rates are given)"),
+    "--whitening": ("whitening", str, "pca or zca (default none)"),
+    "--train-subset": ("train_subset", int, "train on only this many images"),
+    "--image-size": ("image_size", int, "resize image folders to this square size"),
+    "--latency-samples": ("latency_samples", int, "test images timed one at a time (default: all)"),
+}
+_RUN_SWITCHES = {"--nesterov": ("nesterov", "SGD with Nesterov momentum"),
+                 "--match-params": ("match_params", "shrink maxout models to the ReLU model's parameter count"),
+                 "--augment": ("augment", "random crop (pad 4) and horizontal flip"),
+                 "--coarse": ("coarse", "CIFAR-100's 20 superclasses")}
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    from afbench.sweep.grid import PRESETS
+
+    parser.add_argument("--preset", help=f"fill the settings from a study: {', '.join(PRESETS)} "
+                                         "(explicit flags override it)")
+    parser.add_argument("--activations", help="comma-separated activations, or 'all' (every hidden one)")
+    for flag, (_, kind, text) in _RUN_FLAGS.items():
+        parser.add_argument(flag, type=kind, help=text)
+    for flag, (_, text) in _RUN_SWITCHES.items():
+        parser.add_argument(flag, action="store_true", default=None, help=text)
+    parser.add_argument("--lr", help="learning rate, or several comma-separated: then each activation gets the "
+                                     "one with the best validation accuracy (default 1e-3)")
+    parser.add_argument("--seeds", default=None, help="N seeds (0..N-1), or a comma list such as 3,7 or 42, "
+                                                      "(default 1)")
+    parser.add_argument("--models", help="comma-separated models, to sweep several")
+    parser.add_argument("--datasets", help="comma-separated data sets, to sweep several")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every available core)")
+    parser.add_argument("--data-dir", help="folder with local copies of the data")
+    parser.add_argument("--out", help="results folder (default: results/<preset or run>)")
+    parser.add_argument("--baseline", default="relu", help="activation the others are tested against "
+                                                           "(default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _parse_seeds(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return (0,)
+    if "," in text:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    return tuple(range(int(text)))
+
+
+def grid_from_args(args: argparse.Namespace):
+    """Preset values, then explicit flags on top; no flags at all means `quick`."""
+    from afbench.config import RunConfig
+    from afbench.sweep.grid import Grid, preset
+
+    explicit = {flag: getattr(args, flag.lstrip("-").replace("-", "_")) for flag in list(_RUN_FLAGS) + list(
+        _RUN_SWITCHES)}
+    given = any(v is not None for v in explicit.values()) or any(
+        getattr(args, a) is not None for a in ("activations", "lr", "seeds", "models", "datasets"))
+    name = args.preset or (None if given else "quick")
+    settings = preset(name) if name else {}
+    chosen_activations = args.activations or settings.pop("activations", None) or "relu"
+    settings.pop("activations", None)
+    for flag, value in explicit.items():
+        if value is not None:
+            field = (_RUN_FLAGS.get(flag) or _RUN_SWITCHES.get(flag))[0]
+            settings[field] = value
+    lrs = tuple(float(v) for v in args.lr.split(",")) if args.lr else (settings.get("lr", 1e-3),)
+    settings["lr"] = lrs[0]
+    if chosen_activations == "all":
+        chosen = tuple(activations.names())
+    else:
+        chosen = tuple(a.strip() for a in chosen_activations.split(",") if a.strip())
+    for activation in chosen:  # fail on a bad name before anything runs
+        activations.factory(activation)
+    grid = Grid(RunConfig(**settings), chosen, _parse_seeds(args.seeds), lrs if len(lrs) > 1 else (),
+                tuple(args.models.split(",")) if args.models else (),
+                tuple(args.datasets.split(",")) if args.datasets else ())
+    return grid, name or "run"
+
+
+def print_comparison(report) -> None:
+    from afbench.report import tables
+
+    rows = tables.comparison_rows(report.aggregate, report.tests, bold=("[bold green]", "[/bold green]"))
+    if not rows:
+        console.print("no finished runs")
+        return
+    constant = [c for c in ("dataset", "model") if len({r[c] for r in rows}) == 1]
+    setting = " ".join(f"{c} {rows[0][c]}" for c in constant)
+    table = Table(title=f"{setting}: mean ± sd over seeds; best in green; error * p<0.05, ** p<0.01 vs "
+                        f"{report.baseline} (Holm-corrected paired t-test)")
+    columns = [c for c in rows[0] if c not in constant]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    console.print(table)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from afbench.report import render
+    from afbench.sweep import runner
+    from afbench.sweep.store import Store
+
+    grid, name = grid_from_args(args)
+    configs = runner.resolve(grid.configs(), args.device)
+    out = args.out or f"results/{name}"
+    store = Store(out)
+    console.print(f"{len(configs)} runs -> {store.path}")
+    try:
+        counts = runner.run(configs, store, runner.Runtime(args.data_dir, args.threads, not args.no_progress))
+    finally:
+        store.close()
+    console.print(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']}")
+    report = render.write(out, args.baseline)
+    print_comparison(report)
+    console.print(f"report: {out}/summary.md, {out}/report.html, {out}/summary.csv, {out}/epochs.csv, {out}/figures/")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from afbench.report import render
+
+    try:
+        report = render.write(args.out, args.baseline)
+    except FileNotFoundError as err:
+        raise AfbenchError(str(err)) from None
+    print_comparison(report)
+    console.print(f"wrote {args.out}/summary.md, report.html, summary.csv, runs.csv, epochs.csv, summary.tex")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="afbench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"afbench {__version__}")
@@ -82,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--data-dir", help="where to look for and store it (default: AFBENCH_DATA_DIR, "
                                           "else the user cache)")
     fetch.set_defaults(func=cmd_data_fetch)
+
+    for command in ("run", "sweep"):
+        run_parser = commands.add_parser(
+            command, help="train each activation (x seeds x learning rates ...) into a results database, "
+                          "resuming what is already done; no arguments: the quick demo on embedded data"
+            if command == "run" else "same as run: a sweep over the grid the flags describe")
+        _add_run_arguments(run_parser)
+        run_parser.set_defaults(func=cmd_run)
+
+    report = commands.add_parser("report", help="write tables, statistics, figures and report.html from OUT")
+    report.add_argument("out", help="a results folder written by `afbench run`")
+    report.add_argument("--baseline", default="relu", help="activation the others are tested against "
+                                                           "(default: %(default)s)")
+    report.set_defaults(func=cmd_report)
 
     plot = commands.add_parser("plot", help="draw figures")
     plot_what = plot.add_subparsers(dest="what", metavar="WHAT", required=True)

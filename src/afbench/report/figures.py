@@ -119,3 +119,34 @@ def save(fig: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def plot_critical_difference(ranks: dict) -> plt.Figure:
+    """Demsar's diagram: activations on the average-rank axis (1 = best), the
+    Nemenyi critical difference as a bar, and a line joining each group of
+    activations whose ranks differ by less than it (not significantly different)."""
+    average = ranks["average_ranks"]  # name -> rank, best first
+    names, values = list(average), list(average.values())
+    k, cd = ranks["k"], ranks["cd"]
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.3 * len(names)))
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_ylim(-len(names) - 1, 2)
+    ax.hlines(0, 1, k, color="black")
+    for r in range(1, k + 1):
+        ax.vlines(r, -0.1, 0.1, color="black")
+        ax.text(r, 0.3, str(r), ha="center", fontsize=8)
+    if cd == cd:  # not NaN
+        ax.hlines(1.3, 1, 1 + cd, color="C3", lw=2)
+        ax.text(1 + cd / 2, 1.5, f"CD = {cd:.2f}", ha="center", fontsize=8, color="C3")
+    for i, (name, value) in enumerate(zip(names, values)):
+        y = -(i + 1)
+        ax.plot([value, value], [0, y], color="0.5", lw=0.8)
+        ax.text(value + 0.05, y, f"{name} ({value:.2f})", va="center", fontsize=8)
+    if cd == cd:
+        for i, start in enumerate(values):
+            group = [v for v in values[i:] if v - start < cd]
+            if len(group) > 1:
+                ax.hlines(-0.4 - 0.15 * i, start, group[-1], color="C0", lw=3, alpha=0.7)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig

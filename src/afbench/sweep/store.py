@@ -1,0 +1,208 @@
+"""The results database: SQLite in WAL mode, one row per run and per run-epoch.
+
+A run is identified by the hash of its resolved config. Claiming a run is one
+IMMEDIATE transaction, so two afbench processes sweeping into one database never
+run the same cell. A run left 'running' by a process that no longer exists (kill -9)
+is claimed again and redone; done and diverged runs are never redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from afbench.config import RunConfig
+
+# Versioned migrations: entry i upgrades user_version i to i + 1. Append, never edit.
+MIGRATIONS = (
+    """
+    CREATE TABLE runs (
+        key TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'diverged')),
+        activation TEXT NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL,
+        seed INTEGER NOT NULL, lr REAL NOT NULL,
+        config TEXT NOT NULL,          -- the resolved RunConfig as JSON
+        provenance TEXT,               -- versions, device, threads, code revision (JSON)
+        summary TEXT,                  -- final metrics (JSON)
+        error TEXT,
+        owner TEXT, heartbeat REAL,    -- who runs it, and when it last reported
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL, updated REAL NOT NULL
+    );
+    CREATE TABLE epochs (
+        run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL,
+        record TEXT NOT NULL,          -- the epoch's metrics (JSON)
+        PRIMARY KEY (run_key, epoch)
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE INDEX runs_by_status ON runs(status);
+    """,
+)
+
+FINISHED = ("done", "diverged")
+STALE_REMOTE_S = 3600.0  # a run owned by another host is presumed dead after an hour of silence
+
+
+def _process_start(pid: int) -> str:
+    """The kernel's start time of ``pid``, so a reused pid is not mistaken for the owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def current_owner() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
+    if not owner:
+        return False
+    host, pid, started = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return heartbeat is not None and time.time() - heartbeat < STALE_REMOTE_S
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    return started == "?" or _process_start(int(pid)) == started
+
+
+class Store:
+    """Open (and create or migrate) ``results.sqlite`` in ``folder``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "results.sqlite"
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)  # explicit transactions
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=60000")
+        self.owner = current_owner()
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")  # take the write lock now: no lost updates between processes
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"{self.path} has schema version {version}, newer than this afbench "
+                                   f"({len(MIGRATIONS)}): upgrade afbench")
+            for step in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {step + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # ---- writing -------------------------------------------------------------------
+
+    def enqueue(self, configs: list[RunConfig]) -> None:
+        """Register runs as queued; runs already known keep their state."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO runs (key, status, activation, model, dataset, seed, lr, config, created, "
+                "updated) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(c.key(), c.activation, c.model, c.dataset, c.seed, c.lr, json.dumps(c.to_dict()), now, now)
+                 for c in configs])
+
+    def claim(self, config: RunConfig) -> bool:
+        """Atomically take a run that is queued, failed, or abandoned by a dead
+        process. False when it is finished or alive in another process."""
+        key, now = config.key(), time.time()
+        with self.transaction() as db:
+            row = db.execute("SELECT status, owner, heartbeat FROM runs WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO runs (key, status, activation, model, dataset, seed, lr, config, created, "
+                           "updated) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (key, config.activation, config.model, config.dataset, config.seed, config.lr,
+                            json.dumps(config.to_dict()), now, now))
+            elif row["status"] in FINISHED:
+                return False
+            elif row["status"] == "running" and owner_alive(row["owner"], row["heartbeat"]):
+                return False
+            db.execute("DELETE FROM epochs WHERE run_key = ?", (key,))  # a redo starts clean
+            db.execute("UPDATE runs SET status = 'running', owner = ?, heartbeat = ?, updated = ?, error = NULL, "
+                       "attempts = attempts + 1 WHERE key = ?", (self.owner, now, now, key))
+            return True
+
+    def record_epoch(self, key: str, record: dict) -> None:
+        """Write one epoch as soon as it ends: a crash loses at most the epoch in progress."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO epochs (run_key, epoch, record) VALUES (?, ?, ?)",
+                       (key, record["epoch"], json.dumps(record)))
+            db.execute("UPDATE runs SET heartbeat = ?, updated = ? WHERE key = ?", (now, now, key))
+
+    def finish(self, key: str, status: str, summary: dict, provenance: dict) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status = ?, summary = ?, provenance = ?, updated = ?, owner = NULL "
+                       "WHERE key = ?", (status, json.dumps(summary), json.dumps(provenance), time.time(), key))
+
+    def fail(self, key: str, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status = 'failed', error = ?, updated = ?, owner = NULL WHERE key = ?",
+                       (error, time.time(), key))
+
+    def release(self, key: str) -> None:
+        """Give a run back to the queue (interrupted by the user)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM epochs WHERE run_key = ?", (key,))
+            db.execute("UPDATE runs SET status = 'queued', owner = NULL, updated = ? WHERE key = ?",
+                       (time.time(), key))
+
+    def set_meta(self, key: str, value) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # ---- reading -------------------------------------------------------------------
+
+    def runs(self, status: str | None = None) -> list[dict]:
+        query = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY rowid"
+        rows = self.db.execute(query, (status,) if status else ()).fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            for column in ("config", "provenance", "summary"):
+                item[column] = json.loads(item[column]) if item[column] else {}
+            out.append(item)
+        return out
+
+    def epochs(self) -> list[dict]:
+        rows = self.db.execute("SELECT e.run_key, e.record FROM epochs e JOIN runs r ON r.key = e.run_key "
+                               "ORDER BY r.rowid, e.epoch").fetchall()
+        return [{"run_key": row["run_key"], **json.loads(row["record"])} for row in rows]
+
+    def meta(self) -> dict:
+        return {row["key"]: json.loads(row["value"]) for row in self.db.execute("SELECT key, value FROM meta")}
+
+    def counts(self) -> dict[str, int]:
+        return {row[0]: row[1] for row in self.db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")}
