@@ -21,12 +21,15 @@ def lookup(kind: str, name: str, valid: Iterable[str], aliases: Mapping[str, str
            hint: str = "") -> str:
     """Return the registered name for ``name``: case-insensitive, '-' read as '_',
     aliases resolved. Unknown names fail with the valid ones and the closest match."""
+    def normal(text: str) -> str:
+        return text.strip().lower().replace("-", "_")
+
     aliases = aliases or {}
     valid = sorted(valid)
-    key = name.strip().lower().replace("-", "_")
-    key = aliases.get(key, key)
-    if key in valid:
-        return key
+    by_normal = {normal(v): v for v in valid}
+    key = aliases.get(normal(name), normal(name))
+    if normal(key) in by_normal:
+        return by_normal[normal(key)]
     close = difflib.get_close_matches(key, valid + sorted(aliases), n=1)
     maybe = f" Did you mean '{close[0]}'?" if close else ""
     alias_text = f" (aliases: {', '.join(f'{a}={c}' for a, c in sorted(aliases.items()))})" if aliases else ""

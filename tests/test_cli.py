@@ -1,0 +1,64 @@
+"""The `afbench` command as a user calls it."""
+
+import pandas as pd
+import pytest
+
+from afbench import activations
+from afbench.cli import main
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # rich wraps at 80 columns when not on a terminal
+
+
+def test_list_activations_shows_every_one(capsys):
+    assert main(["list", "activations"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in activations.names()) and "softmax" in out
+
+
+def test_list_datasets(capsys):
+    assert main(["list", "datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "cifar100" in out and "imagefolder:PATH" in out
+
+
+def test_plot_activations_writes_a_png(tmp_path):
+    out = tmp_path / "fig.png"
+    assert main(["plot", "activations", "relu,tanh,relu_softsign", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_trains_reports_and_resumes(tmp_path, capsys):
+    args = ["run", "--activations", "relu,tanh", "--epochs", "2", "--batch-size", "64", "--seeds", "2",
+            "--target", "0.5", "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ran 4" in out and "time to target" in out
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert sorted(summary["activation"]) == ["relu", "relu", "tanh", "tanh"] and set(summary["seed"]) == {0, 1}
+    assert (summary["status"] == "done").all() and (summary["dataset"] == "digits").all()
+    assert (tmp_path / "figures" / "accuracy-digits-mlp.png").exists()
+    assert main(args) == 0
+    assert "ran 0, skipped 4" in capsys.readouterr().out
+
+
+def test_several_learning_rates_pick_one_per_activation_on_validation(tmp_path, capsys):
+    assert main(["run", "--activations", "relu,sigmoid", "--epochs", "2", "--lr", "0.1,0.001", "--out",
+                 str(tmp_path), "--no-progress"]) == 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 4 and (runs["config.valid_fraction"] == 0.1).all()
+    assert "Learning rate chosen per activation" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "--activations", "relux"], "Did you mean 'relu'"),
+    (["run", "--dataset", "minst"], "Did you mean 'mnist'"),
+    (["run", "--target", "98"], "target is an accuracy"),
+    (["run", "--preset", "s9"], "unknown preset"),
+    (["report", "/nonexistent/folder"], "no results.sqlite"),
+])
+def test_bad_input_is_a_clear_error_not_a_traceback(argv, message, capsys, tmp_path):
+    assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2
+    assert message in capsys.readouterr().out.replace("\n", " ")

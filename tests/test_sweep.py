@@ -1,0 +1,166 @@
+"""Results database, resume after kill -9, concurrent sweeps, and the runner."""
+
+import multiprocessing
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from afbench.config import RunConfig
+from afbench.sweep import runner
+from afbench.sweep.grid import Grid, preset
+from afbench.sweep.store import MIGRATIONS, Store
+
+
+def configs(n=3):
+    return [RunConfig(activation="relu", seed=s, epochs=1) for s in range(n)]
+
+
+def test_schema_is_versioned_and_wal(tmp_path):
+    store = Store(tmp_path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    assert Store(tmp_path).schema_version == len(MIGRATIONS)  # reopening migrates nothing
+
+
+def test_newer_schema_is_refused(tmp_path):
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer than this afbench"):
+        Store(tmp_path)
+
+
+def test_claim_skips_finished_runs_and_reclaims_dead_ones(tmp_path):
+    store = Store(tmp_path)
+    done, abandoned, alive = configs(3)
+    assert store.claim(done)
+    store.record_epoch(done.key(), {"epoch": 1, "train_loss": 1.0})
+    store.finish(done.key(), "done", {"accuracy": 0.9}, {})
+    assert not store.claim(done)
+    # A run left 'running' by a process that no longer exists is redone, from scratch.
+    assert store.claim(abandoned)
+    store.record_epoch(abandoned.key(), {"epoch": 1})
+    dead_owner = f"{socket.gethostname()}:999999999:1"  # this host, a pid that does not exist
+    store.db.execute("UPDATE runs SET owner = ? WHERE key = ?", (dead_owner, abandoned.key()))
+    assert store.claim(abandoned)
+    assert store.db.execute("SELECT COUNT(*) FROM epochs WHERE run_key = ?", (abandoned.key(),)).fetchone()[0] == 0
+    assert store.db.execute("SELECT attempts FROM runs WHERE key = ?", (abandoned.key(),)).fetchone()[0] == 2
+    # A run held by a live process (this one, seen from a second connection) is left alone.
+    assert store.claim(alive)
+    assert not Store(tmp_path).claim(alive)
+
+
+def test_failed_runs_are_retried(tmp_path):
+    store = Store(tmp_path)
+    config = configs(1)[0]
+    store.claim(config)
+    store.fail(config.key(), "boom")
+    assert store.runs()[0]["status"] == "failed" and store.runs()[0]["error"] == "boom"
+    assert store.claim(config)
+
+
+def _claim_all(folder, keys_out):
+    store = Store(folder)
+    won = [c.key() for c in configs(60) if store.claim(c)]
+    keys_out.put(won)
+
+
+def test_two_processes_never_claim_the_same_run(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    workers = [ctx.Process(target=_claim_all, args=(tmp_path, queue)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    won = [queue.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    assert len(won[0]) + len(won[1]) == 60 and not set(won[0]) & set(won[1])
+
+
+def test_grid_orders_seeds_outermost_and_holds_lr_out_on_validation():
+    grid = Grid(RunConfig(), ("relu", "tanh"), seeds=(0, 1), lrs=(0.1, 0.01))
+    cells = grid.configs()
+    assert len(cells) == 8 and [c.seed for c in cells[:4]] == [0] * 4
+    assert all(c.valid_fraction == 0.1 for c in cells)
+    assert len({c.key() for c in cells}) == 8
+
+
+def test_presets_hold_the_studies_settings():
+    s1 = preset("s1-mnist")
+    assert (s1["model"], s1["dataset"], s1["epochs"], s1["batch_size"], s1["lr"], s1["target"]) == (
+        "lenet", "mnist", 10, 128, 1e-3, 0.98)
+    assert preset("s2-mlp")["split"] == "s2" and preset("s2-mlp")["batch_size"] == 64
+
+
+def test_runner_resumes_and_records_failures(tmp_path, monkeypatch):
+    cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh", "elu"), seeds=(0, 1)).configs()
+    from afbench.engine import train as engine
+    real = engine.train
+
+    def flaky(config, data, on_epoch=None):
+        if config.activation == "elu" and config.seed == 1:
+            raise RuntimeError("simulated crash")
+        return real(config, data, on_epoch)
+
+    monkeypatch.setattr(engine, "train", flaky)
+    store = Store(tmp_path)
+    quiet = runner.Runtime(progress=False)
+    assert runner.run(cells, store, quiet) == {"ran": 5, "skipped": 0, "failed": 1}
+    monkeypatch.setattr(engine, "train", real)
+    assert runner.run(cells, store, quiet) == {"ran": 1, "skipped": 5, "failed": 0}
+    statuses = pd.DataFrame(store.runs())["status"].value_counts().to_dict()
+    assert statuses == {"done": 6}
+    assert len(store.epochs()) == 12
+
+
+SWEEP_SCRIPT = """
+import sys
+from afbench.config import RunConfig
+from afbench.sweep import runner
+from afbench.sweep.grid import Grid
+from afbench.sweep.store import Store
+cells = Grid(RunConfig(epochs=int(sys.argv[2]), batch_size=32), ("relu", "tanh", "sigmoid"), seeds=(0, 1)).configs()
+runner.run(cells, Store(sys.argv[1]), runner.Runtime(threads=1, progress=False))
+"""
+
+
+def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path):
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "6"], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until some runs are done and one is mid-way
+        time.sleep(0.3)
+        if (out / "results.sqlite").exists():
+            try:
+                store = Store(out)
+                counts = store.counts()
+                store.close()
+            except sqlite3.OperationalError:
+                continue
+            if counts.get("done", 0) >= 2 and counts.get("running", 0) == 1:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = Store(out)
+    before = {r["key"]: r for r in store.runs()}
+    assert sum(r["status"] == "running" for r in before.values()) == 1
+    done_before = {k for k, r in before.items() if r["status"] == "done"}
+    subprocess.run([sys.executable, str(script), str(out), "6"], env=env, check=True)
+    after = store.runs()
+    assert len(after) == 6 and all(r["status"] == "done" for r in after)
+    assert all(r["attempts"] == 1 for r in after if r["key"] in done_before)  # nothing done was redone
+    assert sum(r["attempts"] == 2 for r in after) == 1  # the interrupted run, once more
+    epochs = store.db.execute("SELECT run_key, COUNT(*) FROM epochs GROUP BY run_key").fetchall()
+    assert sorted(n for _, n in epochs) == [6] * 6
