@@ -95,6 +95,7 @@ def significance(runs: pd.DataFrame, baseline: str, metric: str = "error_rate") 
     parts = []
     for (dataset, model), group in runs[runs["status"] == "done"].groupby(["dataset", "model"], sort=False):
         tests = stats.paired_tests(group, metric, baseline)
+        tests = tests[tests["n"] >= 2] if len(tests) else tests  # one pair tests nothing
         if len(tests):
             parts.append(tests.assign(dataset=dataset, model=model, metric=metric, baseline=baseline))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
