@@ -143,8 +143,10 @@ def grid_from_args(args: argparse.Namespace):
     settings["lr"] = lrs[0]
     if chosen_activations == "all":
         chosen = tuple(activations.names())
-    else:
+    elif isinstance(chosen_activations, str):
         chosen = tuple(a.strip() for a in chosen_activations.split(",") if a.strip())
+    else:
+        chosen = tuple(chosen_activations)
     for activation in chosen:  # fail on a bad name before anything runs
         activations.factory(activation)
     grid = Grid(RunConfig(**settings), chosen, _parse_seeds(args.seeds), lrs if len(lrs) > 1 else (),
