@@ -11,7 +11,7 @@ from torch import nn
 from afbench import data
 from afbench.config import RunConfig
 from afbench.engine import metrics
-from afbench.engine.train import build_model, dead_units, make_optimizer, train
+from afbench.engine.train import build_model, make_optimizer, train
 from afbench.errors import AfbenchError
 
 
@@ -51,28 +51,6 @@ def test_latency_summary_in_milliseconds():
     summary = metrics.latency_summary([0.001, 0.002, 0.003, 0.010])
     assert summary["ms_per_sample"] == pytest.approx(4.0) and summary["ms_per_sample_median"] == pytest.approx(2.5)
     assert summary["ms_per_sample_sd"] == pytest.approx(np.std([1, 2, 3, 10], ddof=1))
-
-
-def test_dead_fraction_counts_units_zero_for_every_sample():
-    out = torch.rand(8, 4, 3, 3) + 0.1
-    out[:, 0] = 0  # channel 0 dead everywhere
-    out[:, 2] = 0
-    out[3, 2, 1, 1] = 0.5  # channel 2 alive at one position of one sample: not dead
-    assert metrics.dead_fraction(out) == pytest.approx(0.25)
-    assert metrics.dead_fraction(torch.tensor([[0.0, 1.0], [0.0, 0.0]])) == pytest.approx(0.5)
-
-
-def test_dead_units_of_a_hand_built_layer():
-    # Four ReLU units over inputs in [0, 1]: unit 0 has negative weights and bias, so it is
-    # never active; the others are always active.
-    linear = nn.Linear(3, 4)
-    with torch.no_grad():
-        linear.weight.copy_(torch.tensor([[-1.0, -1, -1], [1, 1, 1], [1, 0, 0], [0, 1, 0]]))
-        linear.bias.copy_(torch.tensor([-0.1, 0.1, 0.1, 0.1]))
-    model = nn.Sequential()
-    model.add_module("fc1", linear)
-    model.add_module("act1", nn.ReLU())
-    assert dead_units(model, torch.rand(64, 3)) == [0.25]
 
 
 def test_training_is_reproducible_with_a_seed(digits):

@@ -113,7 +113,7 @@ def test_runner_resumes_and_records_failures(tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine, "train", flaky)
     store = Store(tmp_path)
-    quiet = runner.Runtime(progress=False)
+    quiet = runner.Runtime(progress=False, workers=1)  # in-process: the patched engine applies
     assert runner.run(cells, store, quiet) == {"ran": 5, "skipped": 0, "failed": 1}
     monkeypatch.setattr(engine, "train", real)
     assert runner.run(cells, store, quiet) == {"ran": 1, "skipped": 5, "failed": 0}
@@ -128,8 +128,10 @@ from afbench.config import RunConfig
 from afbench.sweep import runner
 from afbench.sweep.grid import Grid
 from afbench.sweep.store import Store
-cells = Grid(RunConfig(epochs=int(sys.argv[2]), batch_size=32), ("relu", "tanh", "sigmoid"), seeds=(0, 1)).configs()
-runner.run(cells, Store(sys.argv[1]), runner.Runtime(threads=1, progress=False))
+if __name__ == "__main__":  # worker processes are spawned: they re-import this file
+    cells = Grid(RunConfig(epochs=int(sys.argv[2]), batch_size=32), ("relu", "tanh", "sigmoid"),
+                 seeds=(0, 1)).configs()
+    runner.run(cells, Store(sys.argv[1]), runner.Runtime(threads=1, progress=False, workers=int(sys.argv[3])))
 """
 
 
@@ -138,7 +140,7 @@ def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path):
     script.write_text(SWEEP_SCRIPT)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), str(out), "6"], env=env)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "6", "1"], env=env)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until some runs are done and one is mid-way
         time.sleep(0.3)
@@ -157,10 +159,60 @@ def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path):
     before = {r["key"]: r for r in store.runs()}
     assert sum(r["status"] == "running" for r in before.values()) == 1
     done_before = {k for k, r in before.items() if r["status"] == "done"}
-    subprocess.run([sys.executable, str(script), str(out), "6"], env=env, check=True)
+    subprocess.run([sys.executable, str(script), str(out), "6", "2"], env=env, check=True)  # resume with 2 workers
     after = store.runs()
     assert len(after) == 6 and all(r["status"] == "done" for r in after)
     assert all(r["attempts"] == 1 for r in after if r["key"] in done_before)  # nothing done was redone
     assert sum(r["attempts"] == 2 for r in after) == 1  # the interrupted run, once more
     epochs = store.db.execute("SELECT run_key, COUNT(*) FROM epochs GROUP BY run_key").fetchall()
     assert sorted(n for _, n in epochs) == [6] * 6
+
+
+def test_worker_processes_run_every_cell_exactly_once(tmp_path):
+    cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh", "elu"), seeds=(0, 1)).configs()
+    store = Store(tmp_path)
+    counts = runner.run(cells, store, runner.Runtime(progress=False, workers=2, threads=1))
+    assert counts == {"ran": 6, "skipped": 0, "failed": 0}
+    runs = store.runs()
+    assert len(runs) == 6 and all(r["status"] == "done" and r["attempts"] == 1 for r in runs)
+    assert {r["provenance"]["threads"] for r in runs} == {1}
+    assert store.meta()["scheduler"]["workers"] == 2
+
+
+def test_plan_never_oversubscribes(monkeypatch):
+    monkeypatch.setattr(runner, "available_cores", lambda: 2)
+    assert runner.plan(runner.Runtime(threads=2), RunConfig(), None, 10)["workers"] == 1
+    assert runner.plan(runner.Runtime(workers=5), RunConfig(), None, 10) == {
+        "workers": 2, "threads": 1, "cores": 2, "how": "given"}
+    assert runner.plan(runner.Runtime(), RunConfig(), None, 1)["workers"] == 1  # one run: all cores to it
+
+
+def test_calibration_picks_the_faster_layout(monkeypatch):
+    monkeypatch.setattr(runner, "available_cores", lambda: 2)
+    rates = {2: 10.0, 1: 6.0}  # two 1-thread workers: 12 steps/s > 10 with both cores in one
+    monkeypatch.setattr(runner, "_steps_per_s", lambda config, data, threads: rates[threads])
+    assert runner.plan(runner.Runtime(), RunConfig(), None, 8)["workers"] == 2
+    rates[1] = 4.0  # now one 2-thread process wins
+    chosen = runner.plan(runner.Runtime(), RunConfig(), None, 8)
+    assert (chosen["workers"], chosen["threads"], chosen["how"]) == (1, 2, "calibrated")
+
+
+def _hold(count, seconds, folder, log):
+    os.environ["AFBENCH_SLOT_DIR"] = folder
+    from afbench.sweep import slots
+    with slots.reserve(count, cores=2):
+        log.put(("start", time.time()))
+        time.sleep(seconds)
+        log.put(("end", time.time()))
+
+
+def test_core_slots_keep_two_processes_from_sharing_cores(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    log = ctx.Queue()
+    procs = [ctx.Process(target=_hold, args=(2, 1.0, str(tmp_path), log)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    events = sorted((log.get(timeout=60) for _ in range(4)), key=lambda e: e[1])
+    for p in procs:
+        p.join(timeout=30)
+    assert [kind for kind, _ in events] == ["start", "end", "start", "end"]  # never both at once

@@ -106,7 +106,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", help="comma-separated models, to sweep several")
     parser.add_argument("--datasets", help="comma-separated data sets, to sweep several")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every available core)")
+    parser.add_argument("--threads", type=int, help="torch threads per worker (default: chosen with --workers)")
+    parser.add_argument("--workers", default="auto", help="worker processes, or auto: a short calibration picks "
+                                                          "workers x threads for the cores (default: %(default)s)")
     parser.add_argument("--data-dir", help="folder with local copies of the data")
     parser.add_argument("--out", help="results folder (default: results/<preset or run>)")
     parser.add_argument("--baseline", default="relu", help="activation the others are tested against "
@@ -135,11 +137,12 @@ def grid_from_args(args: argparse.Namespace):
     settings = preset(name) if name else {}
     chosen_activations = args.activations or settings.pop("activations", None) or "relu"
     settings.pop("activations", None)
+    preset_lrs, preset_seeds = settings.pop("lrs", None), settings.pop("seeds", None)
     for flag, value in explicit.items():
         if value is not None:
             field = (_RUN_FLAGS.get(flag) or _RUN_SWITCHES.get(flag))[0]
             settings[field] = value
-    lrs = tuple(float(v) for v in args.lr.split(",")) if args.lr else (settings.get("lr", 1e-3),)
+    lrs = tuple(float(v) for v in args.lr.split(",")) if args.lr else (preset_lrs or (settings.get("lr", 1e-3),))
     settings["lr"] = lrs[0]
     if chosen_activations == "all":
         chosen = tuple(activations.names())
@@ -149,7 +152,9 @@ def grid_from_args(args: argparse.Namespace):
         chosen = tuple(chosen_activations)
     for activation in chosen:  # fail on a bad name before anything runs
         activations.factory(activation)
-    grid = Grid(RunConfig(**settings), chosen, _parse_seeds(args.seeds), lrs if len(lrs) > 1 else (),
+    seeds = _parse_seeds(args.seeds if args.seeds is not None else
+                         (str(preset_seeds) if preset_seeds is not None else None))
+    grid = Grid(RunConfig(**settings), chosen, seeds, lrs if len(lrs) > 1 else (),
                 tuple(args.models.split(",")) if args.models else (),
                 tuple(args.datasets.split(",")) if args.datasets else ())
     return grid, name or "run"
@@ -185,7 +190,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     store = Store(out)
     console.print(f"{len(configs)} runs -> {store.path}")
     try:
-        counts = runner.run(configs, store, runner.Runtime(args.data_dir, args.threads, not args.no_progress))
+        runtime = runner.Runtime(args.data_dir, args.threads, not args.no_progress,
+                                 args.workers if args.workers == "auto" else int(args.workers))
+        counts = runner.run(configs, store, runtime)
+        console.print(f"scheduler: {store.meta().get('scheduler')}")
     finally:
         store.close()
     console.print(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']}")
@@ -203,6 +211,74 @@ def cmd_report(args: argparse.Namespace) -> None:
         raise AfbenchError(str(err)) from None
     print_comparison(report)
     console.print(f"wrote {args.out}/summary.md, report.html, summary.csv, runs.csv, epochs.csv, summary.tex")
+
+
+def cmd_study_init(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from afbench import data, studies
+    from afbench.engine.runtime import set_threads
+    from afbench.report import figures
+
+    set_threads(args.threads)
+    prepared = data.prepare(data.load(args.dataset, args.data_dir))
+    acts = tuple(args.activations.split(","))
+    inits = tuple(args.inits.split(","))
+    study = studies.InitStudy(depth=args.depth, width=args.width, train_steps=args.train_steps)
+    result = studies.run_init_study(prepared, acts, inits, study)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result.layers.to_csv(out / "init_layers.csv", index=False)
+    result.training.to_csv(out / "init_training.csv", index=False)
+    (out / "init_summary.md").write_text(studies.summary_markdown(result, prepared.num_classes))
+    figures.save(figures.plot_init_std(result.layers, "act_std"), out / "init_act_std.png")
+    figures.save(figures.plot_init_std(result.layers, "grad_std"), out / "init_grad_std.png")
+    for activation in acts:
+        for kind in ("acts", "grads"):
+            values = [v for init in inits for v in result.samples[(activation, init)][kind]]
+            fig = figures.plot_init_histograms(result.samples, activation, inits, kind,
+                                               studies.histogram_range(values))
+            figures.save(fig, out / f"init_{kind}_{activation}.png")
+    console.print(studies.summary_markdown(result, prepared.num_classes), highlight=False)
+    console.print(f"wrote {out}/init_summary.md, init_layers.csv, init_training.csv and figures")
+
+
+def cmd_study_norm(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from afbench.config import RunConfig
+    from afbench.report import render
+    from afbench.sweep import runner
+    from afbench.sweep.grid import Grid
+    from afbench.sweep.store import Store
+
+    out, rows = Path(args.out), []
+    acts = tuple(args.activations.split(","))
+    for norm in args.norms.split(","):
+        base = RunConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                         target=args.target, norm=norm, train_subset=args.train_subset)
+        cells = runner.resolve(Grid(base, acts, _parse_seeds(args.seeds)).configs(), args.device)
+        folder = out / f"norm-{norm}"
+        store = Store(folder)
+        try:
+            runner.run(cells, store, runner.Runtime(args.data_dir, args.threads, not args.no_progress))
+        finally:
+            store.close()
+        report = render.write(folder)
+        final = report.epochs.sort_values("epoch").groupby("run_key").tail(1)
+        dead = final.groupby("activation")["dead_output_mean"].mean() if "dead_output_mean" in final else {}
+        for _, row in report.aggregate.iterrows():
+            rows.append({"norm": norm, "activation": row["activation"], "runs": row["runs"],
+                         "accuracy": row["accuracy_mean"], "accuracy_sd": row["accuracy_sd"],
+                         "time_to_target_s": row["time_to_target_s_mean"], "reached": row["reached"],
+                         "total_train_s": row["total_train_s_mean"],
+                         "dead_output_final": float(dead.get(row["activation"], float("nan")))})
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "norm_summary.csv", index=False)
+    console.print(table.to_string(index=False))
+    console.print(f"wrote {out}/norm_summary.csv and one report per norm in {out}/norm-*/")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +316,39 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", default="relu", help="activation the others are tested against "
                                                            "(default: %(default)s)")
     report.set_defaults(func=cmd_report)
+
+    study = commands.add_parser("study", help="the lecture's initialisation and normalisation studies")
+    study_what = study.add_subparsers(dest="what", metavar="STUDY", required=True)
+    init = study_what.add_parser("init", help="deep MLP: activations and gradients per layer under each "
+                                              "activation x initialisation, and which combinations learn")
+    init.add_argument("--dataset", default="digits", help="real inputs to push through (default: %(default)s)")
+    init.add_argument("--data-dir", help="folder with local copies of the data")
+    init.add_argument("--activations", default="tanh,sigmoid,relu,leaky_relu", help="(default: %(default)s)")
+    init.add_argument("--inits", default="zeros,normal001,xavier,he", help="(default: %(default)s)")
+    init.add_argument("--depth", type=int, default=10, help="hidden layers (default: %(default)s)")
+    init.add_argument("--width", type=int, default=500, help="units per hidden layer (default: %(default)s)")
+    init.add_argument("--train-steps", type=int, default=150, help="steps of the short training run per cell "
+                                                                   "(default: %(default)s)")
+    init.add_argument("--threads", type=int, help="torch threads (default: every available core)")
+    init.add_argument("--out", default="results/study-init", help="(default: %(default)s)")
+    init.set_defaults(func=cmd_study_init)
+    norm = study_what.add_parser("norm", help="a CNN with none/batch/layer/group/instance normalisation per "
+                                              "activation: accuracy, time to target, dead units")
+    norm.add_argument("--dataset", default="mnist", help="(default: %(default)s)")
+    norm.add_argument("--model", default="lenet", help="lenet or vgg11 (default: %(default)s)")
+    norm.add_argument("--activations", default="relu,tanh,elu,relu_softsign", help="(default: %(default)s)")
+    norm.add_argument("--norms", default="none,batch,layer,group,instance", help="(default: %(default)s)")
+    norm.add_argument("--epochs", type=int, default=3, help="(default: %(default)s)")
+    norm.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
+    norm.add_argument("--target", type=float, default=0.98, help="(default: %(default)s)")
+    norm.add_argument("--seeds", default="1", help="N seeds or a comma list (default: %(default)s)")
+    norm.add_argument("--train-subset", type=int, help="train on only this many images")
+    norm.add_argument("--device", default="auto", help="(default: %(default)s)")
+    norm.add_argument("--threads", type=int, help="torch threads (default: every available core)")
+    norm.add_argument("--data-dir", help="folder with local copies of the data")
+    norm.add_argument("--out", default="results/study-norm", help="(default: %(default)s)")
+    norm.add_argument("--no-progress", action="store_true", help="no progress bars")
+    norm.set_defaults(func=cmd_study_norm)
 
     plot = commands.add_parser("plot", help="draw figures")
     plot_what = plot.add_subparsers(dest="what", metavar="WHAT", required=True)

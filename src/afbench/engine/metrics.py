@@ -51,13 +51,3 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     return {"ms_per_sample": float(ms.mean()), "ms_per_sample_median": float(np.median(ms)),
             "ms_per_sample_sd": float(ms.std(ddof=1)) if len(ms) > 1 else 0.0,
             "ms_per_sample_p90": float(np.percentile(ms, 90))}
-
-
-def dead_fraction(outputs: torch.Tensor) -> float:
-    """Fraction of units whose output is exactly zero for every probe sample.
-
-    ``outputs`` is (N, C) or (N, C, H, W); a unit is a feature of a linear layer or
-    a channel of a convolution (dead when zero at every position for every sample).
-    """
-    alive = outputs.detach().ne(0).transpose(0, 1).reshape(outputs.shape[1], -1).any(dim=1)
-    return float(1.0 - alive.float().mean())

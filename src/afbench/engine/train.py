@@ -21,6 +21,7 @@ from afbench.config import RunConfig
 from afbench.data import Prepared, Split
 from afbench.data.prep import random_crop_flip
 from afbench.engine import metrics
+from afbench.engine.diagnostics import layer_diagnostics
 from afbench.engine.runtime import provenance
 
 EVAL_BATCH = 1000
@@ -117,6 +118,20 @@ class _Trainer:
         return float(loss_sum) / n, float(correct) / n, seconds
 
 
+def time_training_steps(config: RunConfig, data: Prepared, steps: int) -> float:
+    """Seconds for ``steps`` training batches of ``config`` through the engine's own
+    epoch loop, after the usual warm-up (for calibration and benchmarks)."""
+    n = steps * config.batch_size
+    cut = Prepared(data.name, data.classes, Split(data.train.x[:n], data.train.y[:n]), data.test, None,
+                   data.mean, data.std)
+    model = build_model(config, cut).to(cut.train.x.device)
+    if _is_conv(model):
+        model = model.to(memory_format=torch.channels_last)
+    trainer = _Trainer(config, cut, model)
+    trainer.warm_up()
+    return trainer.train_epoch(make_optimizer(config, model))[2]
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split) -> tuple[float, float, torch.Tensor]:
     """(mean loss, accuracy, predictions) in eval mode, in large batches."""
@@ -129,22 +144,6 @@ def evaluate(model: nn.Module, split: Split) -> tuple[float, float, torch.Tensor
         predictions.append(logits.argmax(dim=1))
     predictions = torch.cat(predictions)
     return loss_sum / len(split), float((predictions == split.y).float().mean()), predictions
-
-
-@torch.inference_mode()
-def dead_units(model: nn.Module, probe: torch.Tensor) -> list[float]:
-    """Per hidden activation: the fraction of units that output zero for every
-    probe sample (S4's "necrosis"), measured in eval mode."""
-    outputs: list[torch.Tensor] = []
-    hooks = [module.register_forward_hook(lambda _m, _i, out: outputs.append(out))
-             for _, module in models.hidden_activations(model)]
-    try:
-        model.eval()
-        model(probe)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return [metrics.dead_fraction(out) for out in outputs]
 
 
 @torch.inference_mode()
@@ -184,7 +183,7 @@ def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | 
     trainer.warm_up()
     torch.manual_seed(config.seed)  # dropout and noise draws: paired across activations
     optimizer = make_optimizer(config, model)
-    probe = data.train.x[: config.probe_size]
+    probe_x, probe_y = data.train.x[: config.probe_size], data.train.y[: config.probe_size]
     result = RunResult(config, "done", provenance=provenance(data.train.x.device))
     cumulative = 0.0
     for epoch in range(1, config.epochs + 1):
@@ -202,7 +201,9 @@ def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | 
         record["test_loss"], record["test_acc"], predictions = evaluate(model, data.test)
         if data.valid is not None:
             record["valid_loss"], record["valid_acc"], _ = evaluate(model, data.valid)
-        record["dead_fraction"] = dead_units(model, probe)
+        diagnostics_start = time.perf_counter()
+        record["layers"] = layer_diagnostics(model, probe_x, probe_y)
+        record["diagnostics_s"] = time.perf_counter() - diagnostics_start
         record["wall_s"] = time.perf_counter() - wall_start
         result.epochs.append(record)
         if on_epoch:

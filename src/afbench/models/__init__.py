@@ -33,13 +33,14 @@ def count_parameters(model: nn.Module) -> int:
 
 def build(name: str, activation, input_shape, num_classes: int, *, init: str = "default",
           norm: str | None = None, hidden_bias: float | None = None, match_params: bool = False,
-          width_scale: float = 1.0) -> nn.Sequential:
+          width_scale: float = 1.0, hidden: tuple[int, ...] | None = None) -> nn.Sequential:
     """Build model ``name`` with ``activation`` (a name, formula, import path, module
     class or ``ActivationFactory``) in every hidden place.
 
     ``norm`` defaults to the study's choice (batch for vgg11, none otherwise).
     ``match_params`` shrinks the hidden widths of wider-than-usual models (maxout)
     until the parameter count is within 1% of the same model with ReLU.
+    ``hidden`` sets the MLP's hidden widths (default S2's 128, 64).
     """
     key = lookup("model", name, MODELS)
     act = activations.factory(activation)
@@ -49,7 +50,12 @@ def build(name: str, activation, input_shape, num_classes: int, *, init: str = "
     input_shape = tuple(input_shape)
     if match_params:
         width_scale = _matching_width_scale(key, act, input_shape, num_classes, norm)
-    model = MODELS[key](act, input_shape, num_classes, norm=norm, width_scale=width_scale)
+    extra = {}
+    if hidden is not None:
+        if key != "mlp":
+            raise AfbenchError(f"hidden widths apply to the mlp only, not {key}")
+        extra["hidden"] = tuple(hidden)
+    model = MODELS[key](act, input_shape, num_classes, norm=norm, width_scale=width_scale, **extra)
     init_weights(model, init, hidden_bias)
     return model
 

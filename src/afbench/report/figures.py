@@ -150,3 +150,90 @@ def plot_critical_difference(ranks: dict) -> plt.Figure:
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def plot_layer_heatmaps(epochs: pd.DataFrame, metric: str, title: str) -> plt.Figure:
+    """One panel per activation: ``metric`` per hidden layer (rows) and epoch
+    (columns), averaged over seeds."""
+    layer_columns = sorted((c for c in epochs.columns if c.startswith(f"{metric}_layer")),
+                           key=lambda c: int(c.rsplit("layer", 1)[1]))
+    names = list(dict.fromkeys(epochs["activation"]))
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows + 0.6), squeeze=False)
+    means = epochs.groupby(["activation", "epoch"])[layer_columns].mean()
+    finite = means.to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    image = None
+    for ax, name in zip(axes.flat, names):
+        grid = means.loc[name].to_numpy(dtype=float).T  # (layers, epochs)
+        image = ax.imshow(grid, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, cmap="viridis",
+                          extent=(0.5, grid.shape[1] + 0.5, 0.5, grid.shape[0] + 0.5))
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("layer", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    return fig
+
+
+def plot_init_histograms(samples: dict, activation: str, inits: Sequence[str], kind: str,
+                         value_range: tuple[float, float]) -> plt.Figure:
+    """Lecture S5's figure: rows = initialisations, columns = hidden layers, each a
+    histogram of that layer's activations (kind 'acts') or weight gradients ('grads')."""
+    layers = len(samples[(activation, inits[0])][kind])
+    fig, axes = plt.subplots(len(inits), layers, figsize=(1.6 * layers, 1.5 * len(inits) + 0.6), squeeze=False,
+                             sharex=True)
+    for row, init in zip(axes, inits):
+        for layer, ax in enumerate(row):
+            values = samples[(activation, init)][kind][layer]
+            ax.hist(np.clip(values, *value_range), bins=40, range=value_range, color="C0" if kind == "acts" else "C3")
+            ax.set_yticks([])
+            ax.tick_params(labelsize=6)
+            if layer == 0:
+                ax.set_ylabel(init, fontsize=8)
+            if init == inits[0]:
+                ax.set_title(f"layer {layer + 1}", fontsize=8)
+    what = "activations at initialisation" if kind == "acts" else "weight gradients after one backward pass"
+    fig.suptitle(f"{activation}: {what}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_init_std(layers: pd.DataFrame, column: str = "act_std") -> plt.Figure:
+    """Per-layer standard deviation, one line per initialisation, one panel per activation."""
+    names = list(dict.fromkeys(layers["activation"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        for i, (init, frame) in enumerate(layers[layers["activation"] == name].groupby("init", sort=False)):
+            ax.plot(frame["layer"], frame[column].clip(lower=1e-12), marker="o", ms=3, label=init, color=f"C{i}")
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(column.replace("_", " "))
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_sensitivity(runs: pd.DataFrame, metric: str = "accuracy") -> plt.Figure:
+    """Mean ``metric`` (+- sd over seeds) against the learning rate, per activation."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (name, frame) in enumerate(runs.groupby("activation", sort=False)):
+        stats = frame.groupby("lr")[metric].agg(["mean", "std"]).reset_index()
+        ax.errorbar(stats["lr"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", ms=4, capsize=3,
+                    label=name, color=f"C{i % 10}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{metric.replace('_', ' ')} against learning rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig

@@ -18,6 +18,10 @@ import pandas as pd
 
 from afbench import activations
 from afbench.report import figures, stats, tables
+
+# Per-layer diagnostics recorded by the engine (afbench.engine.diagnostics.METRICS);
+# named here because the report never imports the engine.
+DIAGNOSTICS = ("dead_output", "dead_gradient", "saturation", "act_mean", "act_std", "grad_norm")
 from afbench.sweep.store import Store
 
 
@@ -67,15 +71,23 @@ def _figures(report: Report) -> dict[str, plt.Figure]:
         out[f"accuracy-{tag}"] = figures.plot_curves(frame, "test_acc", f"test accuracy, {model} on {dataset}")
         out[f"loss-{tag}"] = figures.plot_curves(frame, "test_loss", f"test loss, {model} on {dataset}")
         out[f"train-loss-{tag}"] = figures.plot_curves(frame, "train_loss", f"training loss, {model} on {dataset}")
-        if "dead_mean" in frame:
-            out[f"dead-{tag}"] = figures.plot_curves(frame, "dead_mean",
+        if "dead_output_mean" in frame:
+            out[f"dead-{tag}"] = figures.plot_curves(frame, "dead_output_mean",
                                                      f"dead units (mean over layers), {model} on {dataset}")
+        for metric in DIAGNOSTICS:
+            if f"{metric}_layer1" in frame:
+                out[f"{metric}-{tag}"] = figures.plot_layer_heatmaps(frame, metric, f"{metric}, {model} on {dataset}")
     for (dataset, model), frame in report.aggregate.groupby(["dataset", "model"], sort=False):
         if frame["time_to_target_s_mean"].notna().any():
             tag = f"{dataset}-{model}".replace("/", "_").replace(":", "_")
             out[f"time-to-target-{tag}"] = figures.plot_bars(frame.set_index("activation"), "time_to_target_s",
                                                              f"time to target (95% CI), {model} on {dataset}",
                                                              "seconds")
+    if len(report.lr_choices):
+        finished = report.runs[report.runs["status"] == "done"]
+        for (dataset, model), frame in finished.groupby(["dataset", "model"], sort=False):
+            tag = f"{dataset}-{model}".replace("/", "_").replace(":", "_")
+            out[f"lr-sensitivity-{tag}"] = figures.plot_lr_sensitivity(frame, "accuracy")
     registered = [a for a in report.runs["activation"].unique() if _elementwise(a)]
     if registered:
         out["activations"] = figures.plot_activations(registered)

@@ -41,18 +41,23 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
 
 
 def epochs_frame(epochs: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run and epoch, with the run's identity columns; dead fractions
-    become one column per hidden layer (dead_layer1, ...) plus their mean."""
+    """One row per run and epoch, with the run's identity columns. Per-layer
+    diagnostics become one column per layer ({metric}_layer1, ...) and their mean
+    over layers ({metric}_mean)."""
     frame = pd.DataFrame(epochs)
     if frame.empty:
         return frame
-    if "dead_fraction" in frame:
-        dead = frame.pop("dead_fraction")
-        layers = dead.dropna().map(len).max() if dead.notna().any() else 0
-        for i in range(int(layers or 0)):
-            frame[f"dead_layer{i + 1}"] = dead.map(lambda d, i=i: d[i] if isinstance(d, list) and i < len(d)
-                                                   else math.nan)
-        frame["dead_mean"] = dead.map(lambda d: sum(d) / len(d) if isinstance(d, list) and d else math.nan)
+    if "layers" in frame:
+        layers = frame.pop("layers")
+        metrics = sorted({m for value in layers.dropna() for m in value})
+        for metric in metrics:
+            values = layers.map(lambda v, m=metric: v.get(m) if isinstance(v, dict) else None)
+            depth = int(values.dropna().map(len).max() or 0)
+            for i in range(depth):
+                frame[f"{metric}_layer{i + 1}"] = values.map(
+                    lambda v, i=i: v[i] if isinstance(v, list) and i < len(v) else math.nan)
+            frame[f"{metric}_mean"] = values.map(
+                lambda v: float(pd.Series(v, dtype=float).mean()) if isinstance(v, list) and v else math.nan)
     ids = runs[["key", "activation", "model", "dataset", "seed", "lr"]].rename(columns={"key": "run_key"})
     return ids.merge(frame, on="run_key")
 

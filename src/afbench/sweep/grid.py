@@ -13,6 +13,7 @@ from afbench.config import RunConfig
 from afbench.errors import AfbenchError, lookup
 
 S1_ACTIVATIONS = ("relu", "tanh", "selu", "prelu", "elu", "leaky_relu")
+S4_ACTIVATIONS = ("relu", "leaky_relu", "softplus", "softsign", "relu_softplus", "relu_softsign")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,13 @@ PRESETS: dict[str, dict] = {
     # S2: MLP 784-128-64-10, SGD, batch 64, 100 epochs, MNIST re-split 7:2:1.
     "s2-mlp": dict(dataset="mnist", model="mlp", activations=("relu", "leaky_relu", "sigmoid"), epochs=100,
                    batch_size=64, optimizer="sgd", lr=0.01, momentum=0.0, split="s2"),
+    # S4: the combined activations against their parts, LeNet on MNIST, 3 seeds, and a few
+    # learning rates (S4 claims relu-softplus needed small ones): each activation at its best.
+    "s4-relu-softsign": dict(dataset="mnist", model="lenet", activations=S4_ACTIVATIONS, epochs=10, batch_size=128,
+                             optimizer="adam", lr=1e-3, lrs=(3e-4, 1e-3, 3e-3), seeds=3, target=0.98),
+    # S4's harder data: VGG-11 on CIFAR-100 (a GPU job; add --train-subset on a CPU).
+    "s4-cifar100": dict(dataset="cifar100", model="vgg11", activations=S4_ACTIVATIONS, epochs=30, batch_size=128,
+                        optimizer="adam", lr=1e-3, lrs=(3e-4, 1e-3, 3e-3), seeds=3, augment=True, target=0.5),
     # The embedded demo: every hidden activation, an MLP on scikit-learn's digits.
     "quick": dict(dataset="digits", model="mlp", activations="all", epochs=15, batch_size=64, optimizer="adam",
                   lr=3e-3, target=0.95),

@@ -134,18 +134,23 @@ class Store:
                 [(c.key(), c.activation, c.model, c.dataset, c.seed, c.lr, json.dumps(c.to_dict()), now, now)
                  for c in configs])
 
-    def claim(self, config: RunConfig) -> bool:
+    def claim(self, config: RunConfig, retry_failed_before: float | None = None) -> bool:
         """Atomically take a run that is queued, failed, or abandoned by a dead
-        process. False when it is finished or alive in another process."""
+        process. False when it is finished or alive in another process, and for a
+        run that failed at or after ``retry_failed_before`` (the current sweep's
+        start: its workers do not retry each other's failures)."""
         key, now = config.key(), time.time()
         with self.transaction() as db:
-            row = db.execute("SELECT status, owner, heartbeat FROM runs WHERE key = ?", (key,)).fetchone()
+            row = db.execute("SELECT status, owner, heartbeat, updated FROM runs WHERE key = ?", (key,)).fetchone()
             if row is None:
                 db.execute("INSERT INTO runs (key, status, activation, model, dataset, seed, lr, config, created, "
                            "updated) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                            (key, config.activation, config.model, config.dataset, config.seed, config.lr,
                             json.dumps(config.to_dict()), now, now))
             elif row["status"] in FINISHED:
+                return False
+            elif (row["status"] == "failed" and retry_failed_before is not None
+                  and row["updated"] >= retry_failed_before):
                 return False
             elif row["status"] == "running" and owner_alive(row["owner"], row["heartbeat"]):
                 return False

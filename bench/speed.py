@@ -1,0 +1,180 @@
+"""afbench's training loop against two plain PyTorch loops, side by side in one process.
+
+- usual:   pytorch/examples style: a DataLoader over the tensors, shuffle=True, the
+           model as a classic nn.Module, torch's default threads;
+- tuned:   preloaded tensors, randperm index slices, channels_last for convolutions;
+- afbench: the engine's own epoch loop (afbench.engine.train), bookkeeping included.
+
+Each case runs a fixed number of training steps per implementation, alternating
+the implementations and repeating, and takes the median (the machines are shared
+and noisy: compare only numbers from one run). A matrix-multiply measurement
+taken in the same run gives the arithmetic limit: FLOPs per training image
+(3x the forward multiply-adds x 2) / measured FLOP/s.
+
+Usage: python bench/speed.py [--data-dir ../shared/data] [--repeats 3] [--cases lenet,mlp,...]
+Prints one machine-readable line per case and implementation:
+  case=lenet-mnist impl=afbench s_per_epoch=... samples_per_s=... vs_usual=... vs_tuned=... limit_fraction=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from afbench import data, models
+from afbench.config import RunConfig
+from afbench.engine import train as engine
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class UsualLeNet(nn.Module):
+    """The pytorch/examples MNIST net, as people write it."""
+
+    def __init__(self, act=F.relu):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 10, 5), nn.Conv2d(10, 20, 5)
+        self.conv2_drop, self.fc1, self.fc2 = nn.Dropout2d(), nn.Linear(320, 50), nn.Linear(50, 10)
+        self.act = act
+
+    def forward(self, x):
+        x = self.act(F.max_pool2d(self.conv1(x), 2))
+        x = self.act(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = self.act(self.fc1(x.flatten(1)))
+        return self.fc2(F.dropout(x, training=self.training))
+
+
+class UsualMLP(nn.Module):
+    def __init__(self, act=F.relu):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+        self.act = act
+
+    def forward(self, x):
+        return self.fc3(self.act(self.fc2(self.act(self.fc1(x.flatten(1))))))
+
+
+def forward_macs(model: nn.Module, shape) -> int:
+    """Multiply-adds of one forward pass per image (conv and linear layers)."""
+    total = [0]
+
+    def hook(module, inputs, out):
+        if isinstance(module, nn.Conv2d):
+            per_out = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            total[0] += out[0].numel() * per_out
+        elif isinstance(module, nn.Linear):
+            total[0] += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model.eval()(torch.zeros(1, *shape))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def matmul_flops(threads: int, size: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def usual_steps(model, x, y, batch, steps):
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch, shuffle=True)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    start = time.perf_counter()
+    for i, (xb, yb) in enumerate(loader):
+        if i == steps:
+            break
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def tuned_steps(model, x, y, batch, steps, conv):
+    if conv:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    start = time.perf_counter()
+    for i, idx in enumerate(torch.randperm(len(y)).split(batch)):
+        if i == steps:
+            break
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def afbench_steps(config, prepared, steps):
+    return engine.time_training_steps(config, prepared, steps)
+
+
+def run_case(name, prepared, model_name, activation, batch, steps, repeats, flops_per_s):
+    x, y = prepared.train.x, prepared.train.y
+    conv = model_name != "mlp"
+    act = {"relu": F.relu}.get(activation)
+    usual_model = {"lenet": lambda: UsualLeNet(act or models.build("lenet", activation, (1, 28, 28), 10).act1),
+                   "mlp": lambda: UsualMLP(act or models.build("mlp", activation, (1, 28, 28), 10).act1),
+                   "vgg11": lambda: models.build("vgg11", activation, prepared.input_shape, 10)}[model_name]
+    tuned_model = lambda: models.build(model_name, activation, prepared.input_shape, prepared.num_classes)
+    config = RunConfig(model=model_name, activation=activation, batch_size=batch, dataset=prepared.name)
+    impls = {"usual": lambda: usual_steps(usual_model(), x, y, batch, steps),
+             "tuned": lambda: tuned_steps(tuned_model(), x, y, batch, steps, conv),
+             "afbench": lambda: afbench_steps(config, prepared, steps)}
+    for run in impls.values():  # warm-up, untimed
+        run()
+    times = {k: [] for k in impls}
+    for _ in range(repeats):
+        for k, run in impls.items():  # alternate: drift hits every implementation alike
+            times[k].append(run())
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    per_epoch = {k: v * len(y) / (steps * batch) for k, v in medians.items()}
+    flops_per_image = 3 * 2 * forward_macs(tuned_model(), prepared.input_shape)
+    limit = flops_per_image * len(y) / flops_per_s
+    for k in impls:
+        print(f"case={name} impl={k} s_per_epoch={per_epoch[k]:.3f} samples_per_s={len(y) / per_epoch[k]:.0f} "
+              f"vs_usual={per_epoch['usual'] / per_epoch[k]:.2f} vs_tuned={per_epoch['tuned'] / per_epoch[k]:.2f} "
+              f"limit_s_per_epoch={limit:.3f} limit_fraction={limit / per_epoch[k]:.2f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="holds mnist/ and cifar10-jpeg.tar.gz")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="training steps per timing (default: %(default)s)")
+    parser.add_argument("--cases", default="lenet,mlp,relu_softsign,relu_softplus,vgg11")
+    args = parser.parse_args()
+    threads = torch.get_num_threads()  # torch's default: what the usual loop gets too
+    flops = matmul_flops(threads)
+    print(f"# torch {torch.__version__}, {threads} threads, matmul {flops / 1e9:.1f} GFLOP/s (fp32, 1024^2)")
+    cases = args.cases.split(",")
+    if {"lenet", "mlp", "relu_softsign", "relu_softplus"} & set(cases):
+        mnist = data.prepare(data.load("mnist", Path(args.data_dir) / "mnist", download=False))
+        if "lenet" in cases:
+            run_case("lenet-mnist", mnist, "lenet", "relu", 128, args.steps, args.repeats, flops)
+        if "mlp" in cases:
+            run_case("mlp-mnist", mnist, "mlp", "relu", 64, args.steps * 2, args.repeats, flops)
+        for act in ("relu_softsign", "relu_softplus"):
+            if act in cases:
+                run_case(f"lenet-{act}", mnist, "lenet", act, 128, args.steps, args.repeats, flops)
+    if "vgg11" in cases:
+        cifar = data.prepare(data.load(f"imagefolder:{Path(args.data_dir) / 'cifar10-jpeg.tar.gz'}"),
+                             train_subset=128 * 8)
+        run_case("vgg11-cifar10jpeg", cifar, "vgg11", "relu", 128, 4, args.repeats, flops)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""`afbench study init`: lecture S5's demonstration, as a measurement.
+
+A deep MLP (default 10 hidden layers of 500 units) on real inputs, under each
+activation x initialisation: per-layer activation statistics at initialisation,
+weight-gradient statistics after one backward pass, and a short training run per
+cell to show which combinations learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from afbench import models
+from afbench.data import Prepared
+from afbench.engine.train import evaluate
+
+DEFAULT_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
+DEFAULT_INITS = ("zeros", "normal001", "xavier", "he")
+
+
+@dataclass(frozen=True)
+class InitStudy:
+    depth: int = 10
+    width: int = 500
+    batch: int = 1000  # real training images pushed through at initialisation
+    train_steps: int = 150  # the short training run per cell
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+
+
+@dataclass
+class InitResult:
+    layers: pd.DataFrame  # activation, init, layer, act_mean, act_std, grad_std
+    training: pd.DataFrame  # activation, init, test_acc after the short run
+    samples: dict  # (activation, init) -> {"acts": [array per layer], "grads": [...]}
+
+
+def _cell(study: InitStudy, data: Prepared, activation: str, init: str):
+    torch.manual_seed(study.seed)
+    model = models.build("mlp", activation, data.input_shape, data.num_classes, init=init,
+                         hidden=(study.width,) * study.depth)
+    outputs: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach()))
+             for _, m in models.hidden_activations(model)]
+    x, y = data.train.x[: study.batch], data.train.y[: study.batch]
+    model.eval()
+    F.cross_entropy(model(x), y).backward()
+    for hook in hooks:
+        hook.remove()
+    hidden_linears = [m for m in model.modules() if isinstance(m, nn.Linear)][:-1]
+    grads = [layer.weight.grad.detach().flatten() for layer in hidden_linears]
+    return model, outputs, grads
+
+
+def _short_training(study: InitStudy, data: Prepared, model: nn.Module) -> float:
+    model.zero_grad(set_to_none=True)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=study.lr)
+    order = torch.Generator().manual_seed(study.seed)
+    for step in range(study.train_steps):
+        idx = torch.randint(0, len(data.train), (study.batch_size,), generator=order).to(data.train.x.device)
+        loss = F.cross_entropy(model(data.train.x[idx]), data.train.y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return evaluate(model, data.test)[1]
+
+
+def run_init_study(data: Prepared, activations=DEFAULT_ACTIVATIONS, inits=DEFAULT_INITS,
+                   study: InitStudy = InitStudy()) -> InitResult:
+    rows, training, samples = [], [], {}
+    for activation in activations:
+        for init in inits:
+            model, outputs, grads = _cell(study, data, activation, init)
+            for layer, (out, grad) in enumerate(zip(outputs, grads), start=1):
+                rows.append({"activation": activation, "init": init, "layer": layer,
+                             "act_mean": float(out.mean()), "act_std": float(out.std()),
+                             "grad_std": float(grad.std())})
+            samples[(activation, init)] = {"acts": [o.flatten().numpy() for o in outputs],
+                                           "grads": [g.numpy() for g in grads]}
+            training.append({"activation": activation, "init": init,
+                             "test_acc": _short_training(study, data, model)})
+    return InitResult(pd.DataFrame(rows), pd.DataFrame(training), samples)
+
+
+def learns(accuracy: float, num_classes: int) -> bool:
+    """Clearly above chance (twice the chance level)."""
+    return accuracy > 2.0 / num_classes
+
+
+def summary_markdown(result: InitResult, num_classes: int) -> str:
+    table = result.layers.pivot_table(index=["activation", "init"], columns="layer", values="act_std")
+    lines = ["# Initialisation study (lecture S5)\n",
+             "Standard deviation of each hidden layer's activations at initialisation:\n",
+             "| activation | init | " + " | ".join(f"L{c}" for c in table.columns) + " |",
+             "|---|---|" + "---|" * len(table.columns)]
+    for (activation, init), row in table.iterrows():
+        lines.append(f"| {activation} | {init} | " + " | ".join(f"{v:.3g}" for v in row) + " |")
+    lines += ["\nAfter a short training run (test accuracy; chance is "
+              f"{1 / num_classes:.2f}):\n", "| activation | init | test acc | learns |", "|---|---|---|---|"]
+    for _, row in result.training.iterrows():
+        lines.append(f"| {row['activation']} | {row['init']} | {row['test_acc']:.4f} | "
+                     f"{'yes' if learns(row['test_acc'], num_classes) else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def histogram_range(values: list[np.ndarray]) -> tuple[float, float]:
+    joined = np.concatenate([v for v in values if v.size])
+    lo, hi = np.percentile(joined, [0.5, 99.5]) if joined.size else (-1.0, 1.0)
+    return (float(lo), float(hi)) if hi > lo else (float(lo) - 1, float(hi) + 1)
