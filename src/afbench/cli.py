@@ -109,6 +109,16 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: chosen with --workers)")
     parser.add_argument("--workers", default="auto", help="worker processes, or auto: a short calibration picks "
                                                           "workers x threads for the cores (default: %(default)s)")
+    parser.add_argument("--backend", default="local", choices=("local", "ray"),
+                        help="local: processes on this machine; ray: one task per run on a Ray cluster "
+                             "(pip install 'afbench[ray]') (default: %(default)s)")
+    parser.add_argument("--address", help="Ray cluster: auto or ray://host:port (default: start a local Ray)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs (and threads) per run "
+                                                                         "(default: %(default)s)")
+    parser.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs per run, fractions share a GPU "
+                                                                         "(default: %(default)s)")
+    parser.add_argument("--max-retries", type=int, default=2, help="Ray: re-executions of a run whose worker "
+                                                                    "dies (default: %(default)s)")
     parser.add_argument("--data-dir", help="folder with local copies of the data")
     parser.add_argument("--out", help="results folder (default: results/<preset or run>)")
     parser.add_argument("--baseline", default="relu", help="activation the others are tested against "
@@ -185,15 +195,25 @@ def cmd_run(args: argparse.Namespace) -> None:
     from afbench.sweep.store import Store
 
     grid, name = grid_from_args(args)
-    configs = runner.resolve(grid.configs(), args.device)
+    if args.backend == "ray" and args.gpus_per_run > 0 and args.device == "auto":
+        # The runs execute on the cluster's GPUs, whatever this driver machine has.
+        configs = [c.with_(device="cuda") for c in grid.configs()]
+    else:
+        configs = runner.resolve(grid.configs(), args.device)
     out = args.out or f"results/{name}"
     store = Store(out)
     console.print(f"{len(configs)} runs -> {store.path}")
     try:
-        runtime = runner.Runtime(args.data_dir, args.threads, not args.no_progress,
-                                 args.workers if args.workers == "auto" else int(args.workers))
-        counts = runner.run(configs, store, runtime)
-        console.print(f"scheduler: {store.meta().get('scheduler')}")
+        if args.backend == "ray":
+            from afbench.sweep import ray_backend
+
+            options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+            counts = ray_backend.run(configs, store, options, args.data_dir, not args.no_progress)
+        else:
+            runtime = runner.Runtime(args.data_dir, args.threads, not args.no_progress,
+                                     args.workers if args.workers == "auto" else int(args.workers))
+            counts = runner.run(configs, store, runtime)
+            console.print(f"scheduler: {store.meta().get('scheduler')}")
     finally:
         store.close()
     console.print(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']}")

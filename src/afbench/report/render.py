@@ -155,7 +155,7 @@ def markdown(report: Report) -> str:
              f"Per activation: mean ± sd over seeds; best of each column in bold. Error marked * / ** when the "
              f"Holm-corrected paired t-test against {report.baseline} gives p < 0.05 / 0.01. Times exclude "
              "evaluation; time to target is the training time at the end of the first epoch at or above the "
-             "target test accuracy.\n",
+             "target test accuracy.\n\n",
              _markdown(tables.comparison_rows(report.aggregate, report.tests))]
     if len(report.lr_choices):
         parts += ["\n## Learning rate chosen per activation (best mean validation accuracy)\n",

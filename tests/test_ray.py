@@ -1,0 +1,89 @@
+"""The Ray backend: same rows as the local backend, worker deaths survived, two nodes."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from afbench.config import RunConfig  # noqa: E402
+from afbench.sweep import ray_backend, runner  # noqa: E402
+from afbench.sweep.grid import Grid  # noqa: E402
+from afbench.sweep.store import Store  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    marker = tmp_path_factory.mktemp("marker") / "died"
+    env = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+           "AFBENCH_CACHE_DIR": os.environ["AFBENCH_CACHE_DIR"], "AFBENCH_OFFLINE": "1",
+           "AFBENCH_TEST_MARKER": str(marker)}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    yield marker
+    ray.shutdown()
+
+
+def _rows(store):
+    runs = {r["key"]: r for r in store.runs()}
+    epochs = {}
+    for e in store.epochs():
+        epochs.setdefault(e["run_key"], []).append((e["epoch"], e["train_loss"], e["test_loss"], e["test_acc"]))
+    return {k: (r["status"], r["summary"]["accuracy"], r["summary"]["f1"], epochs[k]) for k, r in runs.items()}
+
+
+def test_ray_gives_the_same_rows_as_the_local_backend(local_ray, tmp_path):
+    cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh"), seeds=(0, 1)).configs()
+    local = Store(tmp_path / "local")
+    runner.run(cells, local, runner.Runtime(threads=1, workers=1, progress=False))
+    remote = Store(tmp_path / "ray")
+    counts = ray_backend.run(cells, remote, ray_backend.RayOptions(cpus_per_run=1), progress=False)
+    assert counts == {"ran": 4, "skipped": 0, "failed": 0}
+    assert _rows(remote) == _rows(local)
+    assert ray_backend.run(cells, remote, ray_backend.RayOptions(), progress=False)["skipped"] == 4
+
+
+def test_a_killed_worker_is_retried_and_every_run_completes_once(local_ray, tmp_path):
+    cells = Grid(RunConfig(epochs=2, batch_size=64), ("ray_helpers:DieOnce", "relu"), seeds=(0,)).configs()
+    store = Store(tmp_path)
+    counts = ray_backend.run(cells, store, ray_backend.RayOptions(max_retries=2), progress=False)
+    assert local_ray.exists()  # a worker really was killed
+    assert counts == {"ran": 2, "skipped": 0, "failed": 0}
+    assert all(r["status"] == "done" and r["attempts"] == 1 for r in store.runs())
+    assert len(store.epochs()) == 4
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
+    cells = Grid(RunConfig(epochs=1, batch_size=64), ("ray_helpers:Raises", "relu"), seeds=(0,)).configs()
+    store = Store(tmp_path)
+    assert ray_backend.run(cells, store, ray_backend.RayOptions(), progress=False) == {
+        "ran": 1, "skipped": 0, "failed": 1}
+    failed = [r for r in store.runs() if r["status"] == "failed"]
+    assert len(failed) == 1 and "always fails" in failed[0]["error"]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback(tmp_path):
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
+    port = "6391"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                    "--node-ip-address=127.0.0.1"], check=True, env=env, capture_output=True)
+    try:
+        subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
+                        "--node-ip-address=127.0.0.1"], check=True, env=env, capture_output=True)
+        out = subprocess.run([sys.executable, "-m", "afbench.cli", "run", "--backend", "ray", "--address",
+                              f"127.0.0.1:{port}", "--activations", "relu,tanh,elu,selu", "--epochs", "2",
+                              "--out", str(tmp_path), "--no-progress"], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        hosts = {r["provenance"]["host"] for r in Store(tmp_path).runs()}
+        assert len(Store(tmp_path).runs()) == 4 and all(r["status"] == "done" for r in Store(tmp_path).runs())
+        assert hosts  # both nodes share this host name; the runs ran on the cluster's workers
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True)
