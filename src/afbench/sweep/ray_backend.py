@@ -56,7 +56,8 @@ def _execute(config_dict: dict, raw: datasets.ImageData, threads: int) -> dict:
                                 whitening=config.whitening, train_subset=config.train_subset)
     epochs: list[dict] = []
     result = engine.train(config, prepared, on_epoch=epochs.append)
-    return {"status": result.status, "summary": result.summary, "provenance": result.provenance, "epochs": epochs}
+    provenance = {**result.provenance, "ray_node": _ray().get_runtime_context().get_node_id()}
+    return {"status": result.status, "summary": result.summary, "provenance": provenance, "epochs": epochs}
 
 
 def run(configs: list[RunConfig], store: Store, options: RayOptions = RayOptions(), data_dir=None,
