@@ -93,8 +93,9 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared, pendi
         return {"workers": workers, "threads": runtime.threads, "cores": cores, "how": "from --threads"}
     if sample.device != "cpu" or cores == 1 or pending < 2:
         return {"workers": 1, "threads": cores, "cores": cores, "how": "default"}
-    together = _steps_per_s(sample, prepared, cores)
-    alone = _steps_per_s(sample, prepared, 1)
+    with slots.reserve(cores):  # measure on a quiet machine, not against another sweep
+        together = _steps_per_s(sample, prepared, cores)
+        alone = _steps_per_s(sample, prepared, 1)
     workers = min(cores, pending)
     parallel = workers * alone  # independent processes on separate cores
     choice = {"workers": workers, "threads": 1} if parallel > 1.05 * together else {"workers": 1, "threads": cores}
