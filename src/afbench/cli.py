@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--inits", default="zeros,normal001,xavier,he", help="(default: %(default)s)")
     init.add_argument("--depth", type=int, default=10, help="hidden layers (default: %(default)s)")
     init.add_argument("--width", type=int, default=500, help="units per hidden layer (default: %(default)s)")
-    init.add_argument("--train-steps", type=int, default=150, help="steps of the short training run per cell "
+    init.add_argument("--train-steps", type=int, default=100, help="steps of the short training run per cell "
                                                                    "(default: %(default)s)")
     init.add_argument("--threads", type=int, help="torch threads (default: every available core)")
     init.add_argument("--out", default="results/study-init", help="(default: %(default)s)")
