@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Create .venv and install afbench with its test extras. torch==2.13.0 first: on machines
-# with a local CPU wheel it is taken from there instead of pulling CUDA builds.
+# Create .venv and install afbench with its test and Ray extras. torch==2.13.0 first: on
+# machines with its local CPU wheel it comes from there instead of pulling CUDA builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>/dev/null \
-  || .venv/bin/python -m pip install -q --disable-pip-version-check "torch>=2.2,<3"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+.venv/bin/python -c "import torch" 2>/dev/null || pip_install "torch==2.13.0" || pip_install "torch>=2.2,<3"
+pip_install -e ".[test,ray]"
+.venv/bin/python -c "import afbench, torch, ray" # fail here, not in the tests, if the install did not work

@@ -327,7 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         run_parser = commands.add_parser(
             command, help="train each activation (x seeds x learning rates ...) into a results database, "
                           "resuming what is already done; no arguments: the quick demo on embedded data"
-            if command == "run" else "same as run: a sweep over the grid the flags describe")
+            if command == "run" else "same as run: a sweep over the grid the flags describe",
+            description="Train the grid activations x seeds (x learning rates x models x data sets) into "
+                        "OUT/results.sqlite, skipping runs already done, then write the report. With no flags at "
+                        "all: the quick preset (every activation, MLP, embedded digits). Flags not given take "
+                        "the preset's value, else the default shown.")
         _add_run_arguments(run_parser)
         run_parser.set_defaults(func=cmd_run)
 
