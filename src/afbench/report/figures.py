@@ -160,7 +160,8 @@ def plot_layer_heatmaps(epochs: pd.DataFrame, metric: str, title: str) -> plt.Fi
     names = list(dict.fromkeys(epochs["activation"]))
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.6), squeeze=False,
+                             layout="constrained")
     means = epochs.groupby(["activation", "epoch"])[layer_columns].mean()
     finite = means.to_numpy(dtype=float)
     finite = finite[np.isfinite(finite)]
@@ -173,6 +174,8 @@ def plot_layer_heatmaps(epochs: pd.DataFrame, metric: str, title: str) -> plt.Fi
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("layer", fontsize=8)
+        ax.set_yticks(range(1, grid.shape[0] + 1))
+        ax.set_xticks(range(1, grid.shape[1] + 1, max(1, grid.shape[1] // 6)))
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")

@@ -47,7 +47,8 @@ def build(store: Store, baseline: str = "relu") -> Report:
     epochs = tables.epochs_frame(store.epochs(), runs)
     if len(choices):
         epochs = epochs.merge(kept[["key"]].rename(columns={"key": "run_key"}), on="run_key")
-    aggregate = tables.aggregate(kept) if len(kept) else pd.DataFrame()
+    order = list(dict.fromkeys(runs["activation"])) if len(runs) else []
+    aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
     tests = tables.significance(kept, baseline) if len(kept) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), store.meta(), baseline)
     report.figures = _figures(report)
@@ -168,6 +169,9 @@ def markdown(report: Report) -> str:
                      f"settings: {ranks}. Friedman chi2 = {report.ranks['statistic']:.3f}, "
                      f"p = {report.ranks['p']:.4g}; Nemenyi critical difference (alpha 0.05) = "
                      f"{report.ranks['cd']:.3f}.\n")
+    shared, varying = tables.settings(report.runs)
+    parts.append("\n## Settings shared by every run\n\n" + ", ".join(f"{k}={v}" for k, v in shared.items())
+                 + (f"\n\nVarying: {', '.join(varying)}" if varying else "") + "\n")
     prov = _provenance(report)
     parts.append("\n## Provenance\n\n" + "\n".join(f"- {k}: {v}" for k, v in prov.items()) + "\n")
     return "".join(parts)
@@ -189,6 +193,10 @@ def html_page(report: Report, images: dict[str, bytes]) -> str:
     summary_rows = tables.comparison_rows(report.aggregate, report.tests, bold=("[[", "]]"))
     summary_html = table(summary_rows).replace("[[", "<strong>").replace("]]", "</strong>")
     prov = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in _provenance(report).items())
+    shared, varying = tables.settings(report.runs)
+    setting_text = html.escape(", ".join(f"{k}={v}" for k, v in shared.items()))
+    if varying:
+        setting_text += "<br>Varying: " + html.escape(", ".join(varying))
     figs = "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
                    f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(name)}</figcaption></figure>'
                    for name, png in images.items())
@@ -209,6 +217,7 @@ img{{max-width:560px}}</style></head><body>
 <h2>Paired tests against {html.escape(report.baseline)}</h2>{table(_tests_rows(report))}
 {ranks}
 <h2>Figures</h2>{figs}
+<h2>Settings shared by every run</h2><p>{setting_text}</p>
 <h2>Provenance</h2><ul>{prov}</ul>
 </body></html>
 """

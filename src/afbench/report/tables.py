@@ -74,13 +74,31 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
         raise ValueError("several learning rates but no validation accuracy: sweep with --valid-fraction > 0")
     means = finished.assign(valid_acc=finished["valid_acc"].fillna(0.0)).groupby(group + ["lr"])["valid_acc"].mean()
     best = means.reset_index().sort_values("valid_acc", ascending=False).drop_duplicates(group)
-    kept = finished.merge(best[group + ["lr"]], on=group + ["lr"])
-    return kept, best.rename(columns={"valid_acc": "mean_valid_acc"}).reset_index(drop=True)
+    chosen = set(best[group + ["lr"]].itertuples(index=False, name=None))
+    kept = finished[[row in chosen for row in finished[group + ["lr"]].itertuples(index=False, name=None)]]
+    best = best.rename(columns={"valid_acc": "mean_valid_acc"}).round({"mean_valid_acc": 4})
+    return kept, best.reset_index(drop=True)
 
 
-def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+def settings(runs: pd.DataFrame) -> tuple[dict, list[str]]:
+    """The config values every run shares, and the names of those that vary."""
+    columns = [c for c in runs.columns if c.startswith("config.")]
+    shared, varying = {}, []
+    for column in columns:
+        values = runs[column].map(lambda v: "none" if v is None or (isinstance(v, float) and math.isnan(v))
+                                  else str(v)).unique()
+        (shared.__setitem__(column.split(".", 1)[1], values[0]) if len(values) == 1
+         else varying.append(column.split(".", 1)[1]))
+    return shared, varying
+
+
+def aggregate(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     """Per (data set, model, activation): n, diverged, targets reached, and mean, sd,
-    n and 95% CI of every reported column (error in %)."""
+    n and 95% CI of every reported column (error in %). Activations in ``order``
+    (default: first appearance)."""
+    if order:
+        rank = {name: i for i, name in enumerate(order)}
+        runs = runs.iloc[sorted(range(len(runs)), key=lambda i: rank.get(runs["activation"].iloc[i], len(rank)))]
     rows = []
     for (dataset, model, activation), group in runs.groupby(["dataset", "model", "activation"], sort=False):
         done = group[group["status"] == "done"]
