@@ -47,3 +47,16 @@ def test_s4_preset_sweeps_learning_rates_and_seeds():
     assert len(cells) == 6 * 3 * 3 and {c.lr for c in cells} == {3e-4, 1e-3, 3e-3}
     assert {c.activation for c in cells} >= {"relu_softsign", "relu_softplus"}
     assert all(c.valid_fraction == 0.1 for c in cells)  # learning rates are chosen on validation data
+
+
+def test_study_norm_runs_one_sweep_per_norm(tmp_path, capsys):
+    import pandas as pd
+
+    assert main(["study", "norm", "--dataset", "digits", "--model", "mlp", "--norms", "none,batch,layer",
+                 "--activations", "relu,tanh", "--epochs", "1", "--target", "0.5", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    table = pd.read_csv(tmp_path / "norm_summary.csv")
+    assert len(table) == 6 and set(table["norm"]) == {"none", "batch", "layer"}
+    params = {norm: pd.read_csv(tmp_path / f"norm-{norm}" / "summary.csv")["params"].iloc[0]
+              for norm in ("none", "batch", "layer")}
+    assert params["batch"] == params["none"] + 2 * (128 + 64) == params["layer"]  # scale and shift per unit

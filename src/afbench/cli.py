@@ -234,71 +234,30 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_study_init(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from afbench import data, studies
     from afbench.engine.runtime import set_threads
-    from afbench.report import figures
 
     set_threads(args.threads)
     prepared = data.prepare(data.load(args.dataset, args.data_dir))
-    acts = tuple(args.activations.split(","))
-    inits = tuple(args.inits.split(","))
     study = studies.InitStudy(depth=args.depth, width=args.width, train_steps=args.train_steps)
-    result = studies.run_init_study(prepared, acts, inits, study)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result.layers.to_csv(out / "init_layers.csv", index=False)
-    result.training.to_csv(out / "init_training.csv", index=False)
-    (out / "init_summary.md").write_text(studies.summary_markdown(result, prepared.num_classes))
-    figures.save(figures.plot_init_std(result.layers, "act_std"), out / "init_act_std.png")
-    figures.save(figures.plot_init_std(result.layers, "grad_std"), out / "init_grad_std.png")
-    for activation in acts:
-        for kind in ("acts", "grads"):
-            values = [v for init in inits for v in result.samples[(activation, init)][kind]]
-            fig = figures.plot_init_histograms(result.samples, activation, inits, kind,
-                                               studies.histogram_range(values))
-            figures.save(fig, out / f"init_{kind}_{activation}.png")
+    result = studies.write_init_study(prepared, tuple(args.activations.split(",")), tuple(args.inits.split(",")),
+                                      study, args.out)
     console.print(studies.summary_markdown(result, prepared.num_classes), highlight=False)
-    console.print(f"wrote {out}/init_summary.md, init_layers.csv, init_training.csv and figures")
+    console.print(f"wrote {args.out}/init_summary.md, init_layers.csv, init_training.csv and figures")
 
 
 def cmd_study_norm(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    import pandas as pd
-
+    from afbench import studies
     from afbench.config import RunConfig
-    from afbench.report import render
     from afbench.sweep import runner
-    from afbench.sweep.grid import Grid
-    from afbench.sweep.store import Store
 
-    out, rows = Path(args.out), []
-    acts = tuple(args.activations.split(","))
-    for norm in args.norms.split(","):
-        base = RunConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                         target=args.target, norm=norm, train_subset=args.train_subset)
-        cells = runner.resolve(Grid(base, acts, _parse_seeds(args.seeds)).configs(), args.device)
-        folder = out / f"norm-{norm}"
-        store = Store(folder)
-        try:
-            runner.run(cells, store, runner.Runtime(args.data_dir, args.threads, not args.no_progress))
-        finally:
-            store.close()
-        report = render.write(folder)
-        final = report.epochs.sort_values("epoch").groupby("run_key").tail(1)
-        dead = final.groupby("activation")["dead_output_mean"].mean() if "dead_output_mean" in final else {}
-        for _, row in report.aggregate.iterrows():
-            rows.append({"norm": norm, "activation": row["activation"], "runs": row["runs"],
-                         "accuracy": row["accuracy_mean"], "accuracy_sd": row["accuracy_sd"],
-                         "time_to_target_s": row["time_to_target_s_mean"], "reached": row["reached"],
-                         "total_train_s": row["total_train_s_mean"],
-                         "dead_output_final": float(dead.get(row["activation"], float("nan")))})
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "norm_summary.csv", index=False)
+    base = RunConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                     target=args.target, train_subset=args.train_subset)
+    table = studies.run_norm_study(base, tuple(args.activations.split(",")), tuple(args.norms.split(",")),
+                                   _parse_seeds(args.seeds), args.device, args.out,
+                                   runner.Runtime(args.data_dir, args.threads, not args.no_progress))
     console.print(table.to_string(index=False))
-    console.print(f"wrote {out}/norm_summary.csv and one report per norm in {out}/norm-*/")
+    console.print(f"wrote {args.out}/norm_summary.csv and one report per norm in {args.out}/norm-*/")
 
 
 def build_parser() -> argparse.ArgumentParser:

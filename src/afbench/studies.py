@@ -1,14 +1,18 @@
-"""`afbench study init`: lecture S5's demonstration, as a measurement.
+"""The lecture's studies (S5), as measurements.
 
-A deep MLP (default 10 hidden layers of 500 units) on real inputs, under each
-activation x initialisation: per-layer activation statistics at initialisation,
-weight-gradient statistics after one backward pass, and a short training run per
-cell to show which combinations learn.
+`afbench study init`: a deep MLP (default 10 hidden layers of 500 units) on real
+inputs, under each activation x initialisation: per-layer activation statistics at
+initialisation, weight-gradient statistics after one backward pass, and a short
+training run per cell to show which combinations learn.
+
+`afbench study norm`: one sweep per normalisation layer, and a table of accuracy,
+time to target and dead units across them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -115,3 +119,54 @@ def histogram_range(values: list[np.ndarray]) -> tuple[float, float]:
     joined = np.concatenate([v for v in values if v.size])
     lo, hi = np.percentile(joined, [0.5, 99.5]) if joined.size else (-1.0, 1.0)
     return (float(lo), float(hi)) if hi > lo else (float(lo) - 1, float(hi) + 1)
+
+
+def write_init_study(data: Prepared, activations, inits, study: InitStudy, out: str | Path) -> InitResult:
+    """Run the init study and write its tables, summary and figures to ``out``."""
+    from afbench.report import figures
+
+    result = run_init_study(data, activations, inits, study)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result.layers.to_csv(out / "init_layers.csv", index=False)
+    result.training.to_csv(out / "init_training.csv", index=False)
+    (out / "init_summary.md").write_text(summary_markdown(result, data.num_classes))
+    figures.save(figures.plot_init_std(result.layers, "act_std"), out / "init_act_std.png")
+    figures.save(figures.plot_init_std(result.layers, "grad_std"), out / "init_grad_std.png")
+    for activation in activations:
+        for kind in ("acts", "grads"):
+            values = [v for init in inits for v in result.samples[(activation, init)][kind]]
+            fig = figures.plot_init_histograms(result.samples, activation, inits, kind, histogram_range(values))
+            figures.save(fig, out / f"init_{kind}_{activation}.png")
+    return result
+
+
+def run_norm_study(base, activations, norms, seeds, device: str, out: str | Path, runtime) -> pd.DataFrame:
+    """One sweep (and report) per normalisation in ``out``/norm-NAME, then one row
+    per norm x activation: accuracy, time to target, training time, final dead units."""
+    from afbench.report import render
+    from afbench.sweep import runner
+    from afbench.sweep.grid import Grid
+    from afbench.sweep.store import Store
+
+    out, rows = Path(out), []
+    for norm in norms:
+        cells = runner.resolve(Grid(base.with_(norm=norm), tuple(activations), tuple(seeds)).configs(), device)
+        folder = out / f"norm-{norm}"
+        store = Store(folder)
+        try:
+            runner.run(cells, store, runtime)
+        finally:
+            store.close()
+        report = render.write(folder)
+        final = report.epochs.sort_values("epoch").groupby("run_key").tail(1)
+        dead = final.groupby("activation")["dead_output_mean"].mean() if "dead_output_mean" in final else {}
+        for _, row in report.aggregate.iterrows():
+            rows.append({"norm": norm, "activation": row["activation"], "runs": row["runs"],
+                         "accuracy": row["accuracy_mean"], "accuracy_sd": row["accuracy_sd"],
+                         "time_to_target_s": row["time_to_target_s_mean"], "reached": row["reached"],
+                         "total_train_s": row["total_train_s_mean"],
+                         "dead_output_final": float(dead.get(row["activation"], float("nan")))})
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "norm_summary.csv", index=False)
+    return table
