@@ -24,6 +24,7 @@ from tqdm import tqdm
 from afbench import data as datasets
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
+from afbench.sweep.runner import prepare_for, record_class_counts
 from afbench.sweep.store import Store
 
 
@@ -52,8 +53,7 @@ def _execute(config_dict: dict, raw: datasets.ImageData, threads: int) -> dict:
 
     torch.set_num_threads(max(1, threads))
     config = RunConfig.from_dict(config_dict)
-    prepared = datasets.prepare(raw, device=config.device, split=config.split, valid_fraction=config.valid_fraction,
-                                whitening=config.whitening, train_subset=config.train_subset)
+    prepared = prepare_for(config, raw)
     epochs: list[dict] = []
     result = engine.train(config, prepared, on_epoch=epochs.append)
     provenance = {**result.provenance, "ray_node": _ray().get_runtime_context().get_node_id()}
@@ -79,7 +79,7 @@ def run(configs: list[RunConfig], store: Store, options: RayOptions = RayOptions
         key = (config.dataset, config.image_size, config.coarse)
         if key not in raws:
             raw = datasets.load(config.dataset, data_dir, image_size=config.image_size, coarse=config.coarse)
-            _store_class_counts(store, config, raw)
+            record_class_counts(store, config.dataset, prepare_for(config.with_(device="cpu"), raw))
             raws[key] = ray.put(raw)
         ref = remote.remote(config.to_dict(), raws[key], max(1, int(options.cpus_per_run)))
         pending[ref] = config
@@ -98,14 +98,6 @@ def run(configs: list[RunConfig], store: Store, options: RayOptions = RayOptions
     finally:
         bar.close()
     return counts
-
-
-def _store_class_counts(store: Store, config: RunConfig, raw: datasets.ImageData) -> None:
-    prepared = datasets.prepare(raw, split=config.split, valid_fraction=config.valid_fraction,
-                                train_subset=config.train_subset, standardize=False)
-    counts = store.meta().get("class_counts", {})
-    counts[config.dataset] = {"classes": list(prepared.classes), "counts": datasets.class_counts(prepared)}
-    store.set_meta("class_counts", counts)
 
 
 def _record(ray, ref, config: RunConfig, store: Store, counts: dict) -> None:

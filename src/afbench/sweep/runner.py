@@ -33,6 +33,19 @@ class Runtime:
     workers: int | str = "auto"  # worker processes, or "auto": calibrate (see plan())
 
 
+def prepare_for(config: RunConfig, raw: datasets.ImageData) -> datasets.Prepared:
+    """The tensors a run trains on: every backend prepares data through here."""
+    return datasets.prepare(raw, device=config.device, split=config.split, valid_fraction=config.valid_fraction,
+                            whitening=config.whitening, train_subset=config.train_subset)
+
+
+def record_class_counts(store: Store, dataset: str, prepared: datasets.Prepared) -> None:
+    """Samples per class and split, for the report's histogram."""
+    counts = store.meta().get("class_counts", {})
+    counts[dataset] = {"classes": list(prepared.classes), "counts": datasets.class_counts(prepared)}
+    store.set_meta("class_counts", counts)
+
+
 class _DataCache:
     """Load and prepare each distinct data set once per process."""
 
@@ -45,18 +58,13 @@ class _DataCache:
         if key not in self.prepared:
             raw = datasets.load(config.dataset, self.runtime.data_dir, image_size=config.image_size,
                                 coarse=config.coarse)
-            self.prepared[key] = datasets.prepare(raw, device=config.device, split=config.split,
-                                                  valid_fraction=config.valid_fraction,
-                                                  whitening=config.whitening, train_subset=config.train_subset)
+            self.prepared[key] = prepare_for(config, raw)
         return self.prepared[key]
 
 
 def _load_all(configs: list[RunConfig], cache: _DataCache, store: Store) -> None:
-    counts = store.meta().get("class_counts", {})
-    for config in configs:
-        prepared = cache.get(config)
-        counts[config.dataset] = {"classes": list(prepared.classes), "counts": datasets.class_counts(prepared)}
-    store.set_meta("class_counts", counts)
+    for config in {c.data_key() + (c.device,): c for c in configs}.values():
+        record_class_counts(store, config.dataset, cache.get(config))
 
 
 def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
