@@ -188,13 +188,19 @@ def test_plan_never_oversubscribes(monkeypatch):
 
 
 def test_calibration_picks_the_faster_layout(monkeypatch):
+    from types import SimpleNamespace
+
     monkeypatch.setattr(runner, "available_cores", lambda: 2)
     rates = {2: 10.0, 1: 6.0}  # two 1-thread workers: 12 steps/s > 10 with both cores in one
     monkeypatch.setattr(runner, "_steps_per_s", lambda config, data, threads: rates[threads])
-    assert runner.plan(runner.Runtime(), RunConfig(), None, 8)["workers"] == 2
+    big = SimpleNamespace(train=range(60_000))  # 8 runs x 10 epochs x 469 steps: minutes of work
+    assert runner.plan(runner.Runtime(), RunConfig(), big, 8)["workers"] == 2
     rates[1] = 4.0  # now one 2-thread process wins
-    chosen = runner.plan(runner.Runtime(), RunConfig(), None, 8)
+    chosen = runner.plan(runner.Runtime(), RunConfig(), big, 8)
     assert (chosen["workers"], chosen["threads"], chosen["how"]) == (1, 2, "calibrated")
+    rates[1] = 6.0  # faster in parallel, but 2 runs of 1 epoch on 1,000 images: not worth spawning
+    small = runner.plan(runner.Runtime(), RunConfig(epochs=1), SimpleNamespace(train=range(1000)), 2)
+    assert (small["workers"], small["how"]) == (1, "short sweep")
 
 
 def _hold(count, seconds, folder, log):

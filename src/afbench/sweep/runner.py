@@ -74,6 +74,7 @@ def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
 
 
 CALIBRATION_STEPS = 12
+SPAWN_WORTH_S = 120.0  # estimated training seconds below which one process is faster than spawning workers
 
 
 def _steps_per_s(config: RunConfig, prepared: datasets.Prepared, threads: int) -> float:
@@ -103,6 +104,10 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared, pendi
     with slots.reserve(cores):  # measure on a quiet machine, not against another sweep
         together = _steps_per_s(sample, prepared, cores)
         alone = _steps_per_s(sample, prepared, 1)
+    steps = pending * sample.epochs * -(-len(prepared.train) // sample.batch_size)
+    if steps / together < SPAWN_WORTH_S:  # starting workers (torch import, data) would cost more than it saves
+        return {"workers": 1, "threads": cores, "cores": cores, "how": "short sweep",
+                "estimated_s": round(steps / together, 1)}
     workers = min(cores, pending)
     parallel = workers * alone  # independent processes on separate cores
     choice = {"workers": workers, "threads": 1} if parallel > 1.05 * together else {"workers": 1, "threads": cores}
