@@ -13,6 +13,8 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # headless: afbench never opens a window
+# A report builds all its figures (30 or more) before rendering and closing them.
+matplotlib.rcParams["figure.max_open_warning"] = 0
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -153,35 +155,29 @@ def plot_critical_difference(ranks: dict) -> plt.Figure:
 
 
 def plot_layer_heatmaps(epochs: pd.DataFrame, metric: str, title: str) -> plt.Figure:
-    """One panel per activation: ``metric`` per hidden layer (rows) and epoch
-    (columns), averaged over seeds."""
+    """``metric`` as one heatmap: a row per activation and hidden layer, a column per
+    epoch, averaged over seeds. One axes, so it stays cheap to draw for 24 activations."""
     layer_columns = sorted((c for c in epochs.columns if c.startswith(f"{metric}_layer")),
                            key=lambda c: int(c.rsplit("layer", 1)[1]))
     names = list(dict.fromkeys(epochs["activation"]))
-    cols = min(4, len(names))
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.6), squeeze=False,
-                             layout="constrained")
     means = epochs.groupby(["activation", "epoch"])[layer_columns].mean()
-    finite = means.to_numpy(dtype=float)
-    finite = finite[np.isfinite(finite)]
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    image = None
-    for ax, name in zip(axes.flat, names):
-        grid = means.loc[name].to_numpy(dtype=float).T  # (layers, epochs)
-        image = ax.imshow(grid, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, cmap="viridis",
-                          extent=(0.5, grid.shape[1] + 0.5, 0.5, grid.shape[0] + 0.5))
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.set_ylabel("layer", fontsize=8)
-        ax.set_yticks(range(1, grid.shape[0] + 1))
-        ax.set_xticks(range(1, grid.shape[1] + 1, max(1, grid.shape[1] // 6)))
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=10)
-    if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    blocks = [means.loc[name].to_numpy(dtype=float).T for name in names]  # each (layers, epochs)
+    width = max(block.shape[1] for block in blocks)
+    grid = np.vstack([np.pad(b, ((0, 0), (0, width - b.shape[1])), constant_values=np.nan) for b in blocks])
+    labels = [f"{name} L{layer + 1}" for name, block in zip(names, blocks) for layer in range(block.shape[0])]
+    fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.16 * len(labels)))
+    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis",
+                      extent=(0.5, width + 0.5, len(labels) - 0.5, -0.5))
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.set_xticks(range(1, width + 1, max(1, width // 10)))
+    ax.set_xlabel("epoch")
+    row = -0.5
+    for block in blocks[:-1]:  # separate the activations
+        row += block.shape[0]
+        ax.axhline(row, color="white", lw=1)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
     return fig
 
 

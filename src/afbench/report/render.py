@@ -179,7 +179,7 @@ def markdown(report: Report) -> str:
 
 def _png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 
@@ -242,8 +242,10 @@ def write(folder: str | Path, baseline: str = "relu") -> Report:
     (folder / "summary.md").write_text(markdown(report))
     (folder / "summary.tex").write_text(_latex(tables.comparison_rows(report.aggregate, report.tests)))
     images = {}
+    (folder / "figures").mkdir(exist_ok=True)
     for name, fig in report.figures.items():
-        images[name] = _png(fig)
-        figures.save(fig, folder / "figures" / f"{name}.png")
+        images[name] = _png(fig)  # rendered once: the same bytes go to the file and into report.html
+        (folder / "figures" / f"{name}.png").write_bytes(images[name])
+        plt.close(fig)
     (folder / "report.html").write_text(html_page(report, images))
     return report
