@@ -68,7 +68,7 @@ def _ranks(aggregate: pd.DataFrame) -> dict:
 def _figures(report: Report) -> dict[str, plt.Figure]:
     out = {}
     for (dataset, model), frame in report.epochs.groupby(["dataset", "model"], sort=False):
-        tag = f"{dataset}-{model}".replace("/", "_").replace(":", "_")
+        tag = _file_name(f"{dataset}-{model}")
         out[f"accuracy-{tag}"] = figures.plot_curves(frame, "test_acc", f"test accuracy, {model} on {dataset}")
         out[f"loss-{tag}"] = figures.plot_curves(frame, "test_loss", f"test loss, {model} on {dataset}")
         out[f"train-loss-{tag}"] = figures.plot_curves(frame, "train_loss", f"training loss, {model} on {dataset}")
@@ -80,24 +80,29 @@ def _figures(report: Report) -> dict[str, plt.Figure]:
                 out[f"{metric}-{tag}"] = figures.plot_layer_heatmaps(frame, metric, f"{metric}, {model} on {dataset}")
     for (dataset, model), frame in report.aggregate.groupby(["dataset", "model"], sort=False):
         if frame["time_to_target_s_mean"].notna().any():
-            tag = f"{dataset}-{model}".replace("/", "_").replace(":", "_")
+            tag = _file_name(f"{dataset}-{model}")
             out[f"time-to-target-{tag}"] = figures.plot_bars(frame.set_index("activation"), "time_to_target_s",
                                                              f"time to target (95% CI), {model} on {dataset}",
                                                              "seconds")
     if len(report.lr_choices):
         finished = report.runs[report.runs["status"] == "done"]
         for (dataset, model), frame in finished.groupby(["dataset", "model"], sort=False):
-            tag = f"{dataset}-{model}".replace("/", "_").replace(":", "_")
+            tag = _file_name(f"{dataset}-{model}")
             out[f"lr-sensitivity-{tag}"] = figures.plot_lr_sensitivity(frame, "accuracy")
     registered = [a for a in report.runs["activation"].unique() if _elementwise(a)]
     if registered:
         out["activations"] = figures.plot_activations(registered)
     for dataset, counts in report.meta.get("class_counts", {}).items():
-        out[f"classes-{dataset}".replace("/", "_").replace(":", "_")] = figures.plot_class_histogram(
+        out[_file_name(f"classes-{dataset}")] = figures.plot_class_histogram(
             counts["counts"], counts["classes"])
     if report.ranks:
         out["critical-difference"] = figures.plot_critical_difference(report.ranks)
     return out
+
+
+def _file_name(text: str) -> str:
+    """A figure name usable as a file name (image-folder data sets carry paths)."""
+    return text.replace("/", "_").replace(":", "_")
 
 
 def _elementwise(name: str) -> bool:
