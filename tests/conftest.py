@@ -19,6 +19,14 @@ def _isolated_environment(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded digits, prepared: the small real data set most engine tests train on."""
+    from afbench import data
+
+    return data.prepare(data.load("digits"))
+
+
 @pytest.fixture
 def mnist_dir() -> Path:
     path = SHARED_DATA / "mnist"

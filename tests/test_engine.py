@@ -8,16 +8,10 @@ import torch
 from sklearn.metrics import confusion_matrix as sk_confusion, precision_recall_fscore_support
 from torch import nn
 
-from afbench import data
 from afbench.config import RunConfig
 from afbench.engine import metrics
 from afbench.engine.train import build_model, make_optimizer, train
 from afbench.errors import AfbenchError
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.prepare(data.load("digits"))
 
 
 def test_time_to_target_is_the_first_epoch_at_or_above_it():

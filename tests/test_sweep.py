@@ -113,7 +113,7 @@ def test_runner_resumes_and_records_failures(tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine, "train", flaky)
     store = Store(tmp_path)
-    quiet = runner.Runtime(progress=False, workers=1)  # in-process: the patched engine applies
+    quiet = runner.Runtime(progress=False, workers=1, stack=1)  # in-process: the patched engine applies
     assert runner.run(cells, store, quiet) == {"ran": 5, "skipped": 0, "failed": 1}
     monkeypatch.setattr(engine, "train", real)
     assert runner.run(cells, store, quiet) == {"ran": 1, "skipped": 5, "failed": 0}
@@ -131,16 +131,18 @@ from afbench.sweep.store import Store
 if __name__ == "__main__":  # worker processes are spawned: they re-import this file
     cells = Grid(RunConfig(epochs=int(sys.argv[2]), batch_size=32), ("relu", "tanh", "sigmoid"),
                  seeds=(0, 1)).configs()
-    runner.run(cells, Store(sys.argv[1]), runner.Runtime(threads=1, progress=False, workers=int(sys.argv[3])))
+    runner.run(cells, Store(sys.argv[1]), runner.Runtime(threads=1, progress=False, workers=int(sys.argv[3]),
+                                                         stack=int(sys.argv[4])))
 """
 
 
-def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path):
+@pytest.mark.parametrize("stack", [1, 2])
+def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path, stack):
     script = tmp_path / "sweep.py"
     script.write_text(SWEEP_SCRIPT)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), str(out), "6", "1"], env=env)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "6", "1", str(stack)], env=env)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until some runs are done and one is mid-way
         time.sleep(0.3)
@@ -151,19 +153,19 @@ def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path):
                 store.close()
             except sqlite3.OperationalError:
                 continue
-            if counts.get("done", 0) >= 2 and counts.get("running", 0) == 1:
+            if counts.get("done", 0) >= 2 and counts.get("running", 0) == stack:
                 break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = Store(out)
     before = {r["key"]: r for r in store.runs()}
-    assert sum(r["status"] == "running" for r in before.values()) == 1
+    assert sum(r["status"] == "running" for r in before.values()) == stack  # one run, or one stack of two
     done_before = {k for k, r in before.items() if r["status"] == "done"}
-    subprocess.run([sys.executable, str(script), str(out), "6", "2"], env=env, check=True)  # resume with 2 workers
+    subprocess.run([sys.executable, str(script), str(out), "6", "2", str(stack)], env=env, check=True)  # 2 workers
     after = store.runs()
     assert len(after) == 6 and all(r["status"] == "done" for r in after)
     assert all(r["attempts"] == 1 for r in after if r["key"] in done_before)  # nothing done was redone
-    assert sum(r["attempts"] == 2 for r in after) == 1  # the interrupted run, once more
+    assert sum(r["attempts"] == 2 for r in after) == stack  # the interrupted run(s), once more
     epochs = store.db.execute("SELECT run_key, COUNT(*) FROM epochs GROUP BY run_key").fetchall()
     assert sorted(n for _, n in epochs) == [6] * 6
 

@@ -89,6 +89,19 @@ _RUN_SWITCHES = {"--nesterov": ("nesterov", "SGD with Nesterov momentum"),
                  "--coarse": ("coarse", "CIFAR-100's 20 superclasses")}
 
 
+def _auto_or_count(text: str) -> int | str:
+    """argparse type: 'auto' or a positive whole number."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 1, got '{text}'")
+    return value
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     from afbench.sweep.grid import PRESETS
 
@@ -107,8 +120,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", help="comma-separated data sets, to sweep several")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: chosen with --workers)")
-    parser.add_argument("--workers", default="auto", help="worker processes, or auto: a short calibration picks "
-                                                          "workers x threads for the cores (default: %(default)s)")
+    parser.add_argument("--workers", default="auto", type=_auto_or_count,
+                        help="worker processes, or auto: a short calibration picks workers x threads for the "
+                             "cores (default: %(default)s)")
+    parser.add_argument("--stack", default="auto", type=_auto_or_count,
+                        help="train up to N seeds of one configuration as one stacked model (1: never), or auto: "
+                             "stack when a short calibration finds it faster per run (default: %(default)s)")
     parser.add_argument("--backend", default="local", choices=("local", "ray"),
                         help="local: processes on this machine; ray: one task per run on a Ray cluster "
                              "(pip install 'afbench[ray]') (default: %(default)s)")
@@ -210,8 +227,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
             counts = ray_backend.run(configs, store, options, args.data_dir, not args.no_progress)
         else:
-            runtime = runner.Runtime(args.data_dir, args.threads, not args.no_progress,
-                                     args.workers if args.workers == "auto" else int(args.workers))
+            runtime = runner.Runtime(args.data_dir, args.threads, not args.no_progress, args.workers, args.stack)
             counts = runner.run(configs, store, runtime)
             console.print(f"scheduler: {store.meta().get('scheduler')}")
     finally:

@@ -70,6 +70,10 @@ class RunConfig:
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def stack_key(self) -> str:
+        """Runs with equal stack keys differ only in their seed and may train as one stack."""
+        return self.with_(seed=0).key()
+
     def with_(self, **changes) -> "RunConfig":
         return replace(self, **changes)
 

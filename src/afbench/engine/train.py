@@ -24,6 +24,8 @@ from afbench.data.prep import random_crop_flip
 from afbench.engine import metrics
 from afbench.engine.diagnostics import layer_diagnostics
 from afbench.engine.runtime import provenance
+from afbench.engine.stack import StackedSequential
+from afbench.errors import AfbenchError
 
 EVAL_BATCH = 1000
 WARMUP_STEPS = 3
@@ -69,14 +71,17 @@ def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer
                            nesterov=config.nesterov and config.momentum > 0)
 
 
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA only: on CPU it is slower and changes the numbers (and even
+    a disabled autocast context costs per step)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
 class _Trainer:
     def __init__(self, config: RunConfig, data: Prepared, model: nn.Module) -> None:
         self.config, self.data, self.model = config, data, model
         self.device = data.train.x.device
-        # bf16 autocast on CUDA only: on CPU it is slower and changes the numbers (and even
-        # a disabled autocast context costs per step).
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
-                         else contextlib.nullcontext())
+        self.autocast = _autocast(self.device)
         self.order = torch.Generator().manual_seed(config.seed)  # data order, independent of the model
         self.augment_rng = torch.Generator(device=self.device).manual_seed(config.seed)
 
@@ -92,16 +97,8 @@ class _Trainer:
         return loss.detach(), logits.detach()
 
     def warm_up(self) -> None:
-        """A few steps on a copy: first-call costs (allocator, kernels, threads)
-        happen here, outside the timed epochs, and leave the real run untouched."""
-        model = copy.deepcopy(self.model)
-        optimizer = make_optimizer(self.config, model)
-        x, y = self.data.train.x, self.data.train.y
-        state = torch.random.get_rng_state()
-        for _ in range(WARMUP_STEPS):
-            self.step(model, optimizer, x[: self.config.batch_size], y[: self.config.batch_size])
-        torch.random.set_rng_state(state)  # dropout draws stay as without warm-up
-        _sync(self.device)
+        batch = self.config.batch_size
+        _warm_up(self, self.data.train.x[:batch], self.data.train.y[:batch])
 
     def train_epoch(self, optimizer) -> tuple[float, float, float]:
         """(mean loss, accuracy, seconds) over one pass of the shuffled training split."""
@@ -123,16 +120,82 @@ class _Trainer:
         return float(loss_sum) / n, float(correct) / n, seconds
 
 
-def time_training_steps(config: RunConfig, data: Prepared, steps: int) -> float:
+def _warm_up(trainer, xb: torch.Tensor, yb: torch.Tensor) -> None:
+    """A few steps on a copy: first-call costs (allocator, kernels, threads) happen
+    here, outside the timed epochs, and leave the real run untouched."""
+    model = copy.deepcopy(trainer.model)
+    optimizer = make_optimizer(trainer.config, model)
+    state = torch.random.get_rng_state()
+    for _ in range(WARMUP_STEPS):
+        trainer.step(model, optimizer, xb, yb)
+    torch.random.set_rng_state(state)  # dropout draws stay as without warm-up
+    _sync(trainer.device)
+
+
+class _StackTrainer:
+    """The epoch loop of a stack: member i draws its batches from its own seed's
+    order, exactly as it would alone, and optimises its own mean loss."""
+
+    def __init__(self, configs: list[RunConfig], data: Prepared, model: StackedSequential) -> None:
+        self.config, self.configs, self.data, self.model = configs[0], configs, data, model
+        self.device = data.train.x.device
+        self.autocast = _autocast(self.device)
+        self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
+        self.augment_rng = torch.Generator(device=self.device).manual_seed(self.config.seed)
+
+    def step(self, model, optimizer, xb, yb):
+        """xb (k, B, ...), yb (k, B); returns per-member losses (k,) and logits (k, B, classes)."""
+        if self.config.augment:
+            xb = random_crop_flip(xb.flatten(0, 1), self.augment_rng).view_as(xb)
+        with self.autocast:
+            logits = model(xb)
+            losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # members share no weights: each gets the gradient of its own loss
+        optimizer.step()
+        return losses.detach(), logits.detach()
+
+    def warm_up(self) -> None:
+        batch, k = self.config.batch_size, len(self.configs)
+        x, y = self.data.train.x[:batch], self.data.train.y[:batch]
+        _warm_up(self, x.expand(k, *x.shape), y.expand(k, *y.shape))
+
+    def train_epoch(self, optimizer) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Per-member (mean loss, accuracy) and the stack's seconds for one epoch."""
+        x, y = self.data.train.x, self.data.train.y
+        n, k = len(y), len(self.configs)
+        self.model.train()
+        loss_sum = torch.zeros(k, device=self.device)
+        correct = torch.zeros(k, device=self.device, dtype=torch.long)
+        orders = torch.stack([torch.randperm(n, generator=g) for g in self.orders]).to(self.device)  # (k, n)
+        _sync(self.device)
+        start = time.perf_counter()
+        for idx in orders.split(self.config.batch_size, dim=1):
+            yb = y[idx]
+            losses, logits = self.step(self.model, optimizer, x[idx], yb)
+            loss_sum += losses * idx.shape[1]
+            correct += (logits.argmax(dim=-1) == yb).sum(dim=1)
+        _sync(self.device)
+        seconds = time.perf_counter() - start
+        return (loss_sum / n).cpu(), (correct.double() / n).cpu(), seconds
+
+
+def time_training_steps(config: RunConfig, data: Prepared, steps: int, stack: int = 1) -> float:
     """Seconds for ``steps`` training batches of ``config`` through the engine's own
-    epoch loop, after the usual warm-up (for calibration and benchmarks)."""
+    epoch loop after the usual warm-up, or of ``stack`` seeds of it trained as one
+    stack (for calibration and benchmarks)."""
     n = steps * config.batch_size
     cut = Prepared(data.name, data.classes, Split(data.train.x[:n], data.train.y[:n]), data.test, None,
                    data.mean, data.std)
-    model = build_model(config, cut).to(cut.train.x.device)
-    if _is_conv(model):
-        model = model.to(memory_format=torch.channels_last)
-    trainer = _Trainer(config, cut, model)
+    if stack > 1:
+        configs = [config.with_(seed=config.seed + i) for i in range(stack)]
+        model = StackedSequential([build_model(c, cut).to(cut.train.x.device) for c in configs])
+        trainer = _StackTrainer(configs, cut, model)
+    else:
+        model = build_model(config, cut).to(cut.train.x.device)
+        if _is_conv(model):
+            model = model.to(memory_format=torch.channels_last)
+        trainer = _Trainer(config, cut, model)
     trainer.warm_up()
     return trainer.train_epoch(make_optimizer(config, model))[2]
 
@@ -188,34 +251,89 @@ def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | 
     trainer.warm_up()
     torch.manual_seed(config.seed)  # dropout and noise draws: paired across activations
     optimizer = make_optimizer(config, model)
-    probe_x, probe_y = data.train.x[: config.probe_size], data.train.y[: config.probe_size]
     result = RunResult(config, "done", provenance=provenance(data.train.x.device))
-    cumulative = 0.0
+    cumulative, predictions = 0.0, None
     for epoch in range(1, config.epochs + 1):
         train_loss, train_acc, seconds = trainer.train_epoch(optimizer)
         cumulative += seconds
         record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "epoch_train_s": seconds,
                   "cum_train_s": cumulative}
-        if not torch.isfinite(torch.tensor(train_loss)):
-            result.status = "diverged"
-            record["wall_s"] = time.perf_counter() - wall_start
-            result.epochs.append(record)
-            if on_epoch:
-                on_epoch(record)
+        predictions = _end_epoch(config, data, model, result, record, wall_start, on_epoch)
+        if result.status == "diverged":
             break
+    _finish(config, data, model, result, predictions, wall_start)
+    return result
+
+
+def train_stack(configs: list[RunConfig], data: Prepared,
+                on_epoch: Callable[[int, dict], None] | None = None) -> list[RunResult]:
+    """Train the seeds ``configs`` (equal ``stack_key()``) as one stack; one result each.
+
+    Each member starts from the weights and follows the batch order its seed gives
+    it alone; dropout masks come from one shared stream, so they differ from an
+    unstacked run's draw by draw but not in distribution. Evaluation, diagnostics
+    and latency run on each member's own model. ``epoch_train_s`` is the stack's
+    epoch time divided by its size (the stack's own time is kept as
+    ``stack_epoch_s``); a diverged member stops recording and the others go on.
+    """
+    if len({c.stack_key() for c in configs}) != 1:
+        raise AfbenchError("only runs that differ in their seed alone can train as one stack")
+    wall_start = time.perf_counter()
+    device = data.train.x.device
+    members = [build_model(c, data).to(device) for c in configs]
+    stack = StackedSequential(members).to(device)
+    trainer = _StackTrainer(configs, data, stack)
+    trainer.warm_up()
+    torch.manual_seed(configs[0].seed)
+    optimizer = make_optimizer(configs[0], stack)
+    k = len(configs)
+    results = [RunResult(c, "done", provenance={**provenance(device), "stack_size": k}) for c in configs]
+    predictions: list[torch.Tensor | None] = [None] * k
+    cumulative = 0.0
+    for epoch in range(1, configs[0].epochs + 1):
+        losses, accuracies, seconds = trainer.train_epoch(optimizer)
+        cumulative += seconds / k
+        stack.write_back()
+        for i, (config, model, result) in enumerate(zip(configs, members, results)):
+            if result.status == "diverged":
+                continue
+            record = {"epoch": epoch, "train_loss": float(losses[i]), "train_acc": float(accuracies[i]),
+                      "epoch_train_s": seconds / k, "cum_train_s": cumulative, "stack_epoch_s": seconds}
+            report = (lambda r, i=i: on_epoch(i, r)) if on_epoch else None
+            predictions[i] = _end_epoch(config, data, model, result, record, wall_start, report)
+        if all(r.status == "diverged" for r in results):
+            break
+    for config, model, result, predicted in zip(configs, members, results, predictions):
+        _finish(config, data, model, result, predicted, wall_start)
+    return results
+
+
+def _end_epoch(config: RunConfig, data: Prepared, model: nn.Module, result: RunResult, record: dict,
+               wall_start: float, on_epoch: Callable[[dict], None] | None) -> torch.Tensor | None:
+    """Evaluate and look inside after an epoch, or mark the run diverged; record the
+    epoch. Returns the test predictions (None once diverged)."""
+    predictions = None
+    if not torch.isfinite(torch.tensor(record["train_loss"])):
+        result.status = "diverged"
+    else:
         record["test_loss"], record["test_acc"], predictions = evaluate(model, data.test)
         if data.valid is not None:
             record["valid_loss"], record["valid_acc"], _ = evaluate(model, data.valid)
         diagnostics_start = time.perf_counter()
-        record["layers"] = layer_diagnostics(model, probe_x, probe_y)
+        probe = config.probe_size
+        record["layers"] = layer_diagnostics(model, data.train.x[:probe], data.train.y[:probe])
         record["diagnostics_s"] = time.perf_counter() - diagnostics_start
-        record["wall_s"] = time.perf_counter() - wall_start
-        result.epochs.append(record)
-        if on_epoch:
-            on_epoch(record)
+    record["wall_s"] = time.perf_counter() - wall_start
+    result.epochs.append(record)
+    if on_epoch:
+        on_epoch(record)
+    return predictions
+
+
+def _finish(config: RunConfig, data: Prepared, model: nn.Module, result: RunResult,
+            predictions: torch.Tensor | None, wall_start: float) -> None:
     result.summary = _summarise(config, data, model, result, predictions if result.status == "done" else None)
     result.summary["wall_s"] = time.perf_counter() - wall_start
-    return result
 
 
 def _summarise(config: RunConfig, data: Prepared, model: nn.Module, result: RunResult,
