@@ -46,8 +46,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _is_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+def _on_device(model: nn.Module, data: Prepared) -> nn.Module:
+    """The model on the data's device; convolutions channels-last (faster on CPU and GPU)."""
+    model = model.to(data.train.x.device)
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def build_model(config: RunConfig, data: Prepared) -> nn.Module:
@@ -189,12 +193,10 @@ def time_training_steps(config: RunConfig, data: Prepared, steps: int, stack: in
                    data.mean, data.std)
     if stack > 1:
         configs = [config.with_(seed=config.seed + i) for i in range(stack)]
-        model = StackedSequential([build_model(c, cut).to(cut.train.x.device) for c in configs])
+        model = _on_device(StackedSequential([build_model(c, cut) for c in configs]), cut)
         trainer = _StackTrainer(configs, cut, model)
     else:
-        model = build_model(config, cut).to(cut.train.x.device)
-        if _is_conv(model):
-            model = model.to(memory_format=torch.channels_last)
+        model = _on_device(build_model(config, cut), cut)
         trainer = _Trainer(config, cut, model)
     trainer.warm_up()
     return trainer.train_epoch(make_optimizer(config, model))[2]
@@ -244,9 +246,7 @@ def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | 
     """Train ``config`` on ``data`` and measure it. A loss that turns NaN or inf
     stops the run, recorded as diverged with its epoch: a result, not a crash."""
     wall_start = time.perf_counter()
-    model = build_model(config, data).to(data.train.x.device)
-    if _is_conv(model):
-        model = model.to(memory_format=torch.channels_last)
+    model = _on_device(build_model(config, data), data)
     trainer = _Trainer(config, data, model)
     trainer.warm_up()
     torch.manual_seed(config.seed)  # dropout and noise draws: paired across activations
@@ -280,8 +280,8 @@ def train_stack(configs: list[RunConfig], data: Prepared,
         raise AfbenchError("only runs that differ in their seed alone can train as one stack")
     wall_start = time.perf_counter()
     device = data.train.x.device
-    members = [build_model(c, data).to(device) for c in configs]
-    stack = StackedSequential(members).to(device)
+    members = [build_model(c, data) for c in configs]
+    stack = _on_device(StackedSequential(members), data)
     trainer = _StackTrainer(configs, data, stack)
     trainer.warm_up()
     torch.manual_seed(configs[0].seed)
