@@ -11,9 +11,15 @@ and noisy: compare only numbers from one run). A matrix-multiply measurement
 taken in the same run gives the arithmetic limit: FLOPs per training image
 (3x the forward multiply-adds x 2) / measured FLOP/s.
 
-Usage: python bench/speed.py [--data-dir ../shared/data] [--repeats 3] [--cases lenet,mlp,...]
+The latency cases time batch-1 inference of LeNet and the MLP on 2,000 MNIST test
+images with afbench's measurement (a synchronised timer per image, median)
+against a bare loop of the same model (one timer around the loop, mean): the
+ratio shows how much of afbench's figure is the measurement itself.
+
+Usage: python bench/speed.py [--data-dir ../shared/data] [--repeats 3] [--cases lenet,mlp,...,latency]
 Prints one machine-readable line per case and implementation:
   case=lenet-mnist impl=afbench s_per_epoch=... samples_per_s=... vs_usual=... vs_tuned=... limit_fraction=...
+  case=latency-lenet impl=bare ms_per_sample_mean=... afbench_vs_bare=...
 """
 
 from __future__ import annotations
@@ -150,18 +156,45 @@ def run_case(name, prepared, model_name, activation, batch, steps, repeats, flop
               f"limit_s_per_epoch={limit:.3f} limit_fraction={limit / per_epoch[k]:.2f}", flush=True)
 
 
+def bare_latency_ms(model, split, samples: int) -> float:
+    """Batch-1 inference with nothing around it: one timer over the whole loop."""
+    model.eval()
+    inputs = [split.x[i:i + 1] for i in range(samples)]
+    with torch.inference_mode():
+        for x in inputs[:10]:
+            model(x)
+        start = time.perf_counter()
+        for x in inputs:
+            model(x)
+    return (time.perf_counter() - start) / samples * 1e3
+
+
+def latency_case(name, prepared, model_name, samples, repeats):
+    """afbench's batch-1 latency (a timer per sample, median) against a bare loop."""
+    model = models.build(model_name, "relu", prepared.input_shape, prepared.num_classes)
+    if model_name != "mlp":
+        model = model.to(memory_format=torch.channels_last)
+    afbench_ms, bare_ms = [], []
+    for _ in range(repeats):  # alternate
+        afbench_ms.append(engine.measure_latency(model, prepared.test, samples)["ms_per_sample_median"])
+        bare_ms.append(bare_latency_ms(model, prepared.test, samples))
+    afbench, bare = statistics.median(afbench_ms), statistics.median(bare_ms)
+    print(f"case={name} impl=afbench ms_per_sample_median={afbench:.4f}", flush=True)
+    print(f"case={name} impl=bare ms_per_sample_mean={bare:.4f} afbench_vs_bare={afbench / bare:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="holds mnist/ and cifar10-jpeg.tar.gz")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100, help="training steps per timing (default: %(default)s)")
-    parser.add_argument("--cases", default="lenet,mlp,relu_softsign,relu_softplus,vgg11")
+    parser.add_argument("--cases", default="lenet,mlp,relu_softsign,relu_softplus,vgg11,latency")
     args = parser.parse_args()
     threads = torch.get_num_threads()  # torch's default: what the usual loop gets too
     flops = matmul_flops(threads)
     print(f"# torch {torch.__version__}, {threads} threads, matmul {flops / 1e9:.1f} GFLOP/s (fp32, 1024^2)")
     cases = args.cases.split(",")
-    if {"lenet", "mlp", "relu_softsign", "relu_softplus"} & set(cases):
+    if {"lenet", "mlp", "relu_softsign", "relu_softplus", "latency"} & set(cases):
         mnist = data.prepare(data.load("mnist", Path(args.data_dir) / "mnist", download=False))
         if "lenet" in cases:
             run_case("lenet-mnist", mnist, "lenet", "relu", 128, args.steps, args.repeats, flops)
@@ -170,6 +203,9 @@ def main() -> None:
         for act in ("relu_softsign", "relu_softplus"):
             if act in cases:
                 run_case(f"lenet-{act}", mnist, "lenet", act, 128, args.steps, args.repeats, flops)
+        if "latency" in cases:
+            for model_name in ("lenet", "mlp"):
+                latency_case(f"latency-{model_name}", mnist, model_name, 2000, args.repeats)
     if "vgg11" in cases:
         cifar = data.prepare(data.load(f"imagefolder:{Path(args.data_dir) / 'cifar10-jpeg.tar.gz'}"),
                              train_subset=128 * 8)
