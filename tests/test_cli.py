@@ -44,6 +44,18 @@ def test_run_trains_reports_and_resumes(tmp_path, capsys):
     assert "ran 0, skipped 4" in capsys.readouterr().out
 
 
+def test_stack_trains_seeds_together_and_says_so(tmp_path, capsys):
+    assert main(["run", "--activations", "relu", "--epochs", "2", "--seeds", "3", "--stack", "3", "--out",
+                 str(tmp_path), "--no-progress"]) == 0
+    assert "'stack': 3" in capsys.readouterr().out  # the scheduler line
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 3 and (runs["provenance.stack_size"] == 3).all()
+    assert "stack's time divided by its size" in (tmp_path / "summary.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["run", "--stack", "0"])
+    assert "expected auto or a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
 def test_several_learning_rates_pick_one_per_activation_on_validation(tmp_path, capsys):
     assert main(["run", "--activations", "relu,sigmoid", "--epochs", "2", "--lr", "0.1,0.001", "--out",
                  str(tmp_path), "--no-progress"]) == 0
@@ -58,6 +70,7 @@ def test_several_learning_rates_pick_one_per_activation_on_validation(tmp_path, 
     (["run", "--target", "98"], "target is an accuracy"),
     (["run", "--preset", "s9"], "unknown preset"),
     (["report", "/nonexistent/folder"], "no results.sqlite"),
+    (["run", "--stack", "3", "--backend", "ray"], "--stack applies to the local backend"),
 ])
 def test_bad_input_is_a_clear_error_not_a_traceback(argv, message, capsys, tmp_path):
     assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2

@@ -211,6 +211,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from afbench.sweep import runner
     from afbench.sweep.store import Store
 
+    if args.backend == "ray" and args.stack not in ("auto", 1):
+        raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
     grid, name = grid_from_args(args)
     if args.backend == "ray" and args.gpus_per_run > 0 and args.device == "auto":
         # The runs execute on the cluster's GPUs, whatever this driver machine has.
@@ -223,6 +225,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     try:
         if args.backend == "ray":
             from afbench.sweep import ray_backend
+
 
             options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
             counts = ray_backend.run(configs, store, options, args.data_dir, not args.no_progress)

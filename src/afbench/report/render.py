@@ -156,12 +156,21 @@ def _provenance(report: Report) -> dict[str, str]:
     return {c.split(".", 1)[1]: ", ".join(sorted({str(v) for v in report.runs[c].dropna()})) for c in columns}
 
 
+def _stack_note(report: Report) -> str:
+    """Say when times are shares of a stack's time (see afbench.engine.stack)."""
+    column = "provenance.stack_size"
+    if column not in report.runs or not (report.runs[column].fillna(1) > 1).any():
+        return ""
+    return ("Some runs trained as stacks of seeds (provenance stack_size > 1): their training times are the "
+            "stack's time divided by its size.")
+
+
 def markdown(report: Report) -> str:
     parts = ["# afbench results\n",
              f"Per activation: mean ± sd over seeds; best of each column in bold. Error marked * / ** when the "
              f"Holm-corrected paired t-test against {report.baseline} gives p < 0.05 / 0.01. Times exclude "
              "evaluation; time to target is the training time at the end of the first epoch at or above the "
-             "target test accuracy.\n\n",
+             f"target test accuracy. {_stack_note(report)}\n\n",
              _markdown(tables.comparison_rows(report.aggregate, report.tests))]
     if len(report.lr_choices):
         parts += ["\n## Learning rate chosen per activation (best mean validation accuracy)\n",
@@ -217,7 +226,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px}}th{{background:#eee}}figure{{displ
 img{{max-width:560px}}</style></head><body>
 <h1>afbench report</h1>
 <p>Mean ± sd over seeds; best of each column in bold; * / ** on the error: Holm-corrected paired t-test against
-{html.escape(report.baseline)} p &lt; 0.05 / 0.01.</p>
+{html.escape(report.baseline)} p &lt; 0.05 / 0.01. {html.escape(_stack_note(report))}</p>
 <h2>Comparison</h2>{summary_html}
 <h2>Paired tests against {html.escape(report.baseline)}</h2>{table(_tests_rows(report))}
 {ranks}
