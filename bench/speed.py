@@ -128,6 +128,18 @@ def afbench_steps(config, prepared, steps):
     return engine.time_training_steps(config, prepared, steps)
 
 
+def alternate(impls: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each implementation: one untimed warm-up each, then
+    ``repeats`` rounds alternating them, so drift hits every implementation alike."""
+    for run in impls.values():
+        run()
+    times = {name: [] for name in impls}
+    for _ in range(repeats):
+        for name, run in impls.items():
+            times[name].append(run())
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def run_case(name, prepared, model_name, activation, batch, steps, repeats, flops_per_s):
     x, y = prepared.train.x, prepared.train.y
     conv = model_name != "mlp"
@@ -140,13 +152,7 @@ def run_case(name, prepared, model_name, activation, batch, steps, repeats, flop
     impls = {"usual": lambda: usual_steps(usual_model(), x, y, batch, steps),
              "tuned": lambda: tuned_steps(tuned_model(), x, y, batch, steps, conv),
              "afbench": lambda: afbench_steps(config, prepared, steps)}
-    for run in impls.values():  # warm-up, untimed
-        run()
-    times = {k: [] for k in impls}
-    for _ in range(repeats):
-        for k, run in impls.items():  # alternate: drift hits every implementation alike
-            times[k].append(run())
-    medians = {k: statistics.median(v) for k, v in times.items()}
+    medians = alternate(impls, repeats)
     per_epoch = {k: v * len(y) / (steps * batch) for k, v in medians.items()}
     flops_per_image = 3 * 2 * forward_macs(tuned_model(), prepared.input_shape)
     limit = flops_per_image * len(y) / flops_per_s

@@ -2,8 +2,8 @@
 
 Speed, per case (MLP/MNIST batch 64, LeNet/MNIST batch 128), a fixed number of
 steps each, alternating and repeating, medians:
-- plain:   k tuned plain PyTorch loops, one after the other (preloaded tensors,
-           randperm slices, fused Adam; channels_last for LeNet);
+- plain:   k tuned plain PyTorch loops, one after the other (bench/speed.py's:
+           preloaded tensors, randperm slices; channels_last for LeNet);
 - afbench: the engine's loop, k runs one after the other;
 - stacked: the engine's stack of k seeds (afbench.engine.stack).
 
@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from scipy import stats
+from speed import alternate, tuned_steps  # bench/ is on sys.path when a script in it runs
 
 from afbench import data, models
 from afbench.config import RunConfig
@@ -39,37 +38,16 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASES = {"mlp-mnist": ("mlp", 64), "lenet-mnist": ("lenet", 128)}
 
 
-def plain_steps(model_name: str, prepared, batch: int, steps: int) -> float:
-    """Seconds for ``steps`` batches of a tuned plain loop."""
-    model = models.build(model_name, "relu", prepared.input_shape, prepared.num_classes)
-    x, y = prepared.train.x, prepared.train.y
-    if model_name != "mlp":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    model.train()
-    start = time.perf_counter()
-    for idx in torch.randperm(len(y))[: steps * batch].split(batch):
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
-
-
 def speed(name: str, prepared, k: int, steps: int, repeats: int) -> None:
     model_name, batch = CASES[name]
     config = RunConfig(model=model_name, activation="relu", batch_size=batch, dataset=prepared.name)
-    impls = {"plain": lambda: k * plain_steps(model_name, prepared, batch, steps),
+    model = lambda: models.build(model_name, "relu", prepared.input_shape, prepared.num_classes)
+    x, y = prepared.train.x, prepared.train.y
+    impls = {"plain": lambda: k * tuned_steps(model(), x, y, batch, steps, conv=model_name != "mlp"),
              "afbench": lambda: k * engine.time_training_steps(config, prepared, steps),
              "stacked": lambda: engine.time_training_steps(config, prepared, steps, stack=k)}
-    for run in impls.values():  # warm-up, untimed
-        run()
-    times = {impl: [] for impl in impls}
-    for _ in range(repeats):
-        for impl, run in impls.items():  # alternate: drift hits every implementation alike
-            times[impl].append(run())
     epoch_steps = -(-len(prepared.train) // batch)
-    per_run_epoch = {impl: statistics.median(t) / k * epoch_steps / steps for impl, t in times.items()}
+    per_run_epoch = {impl: t / k * epoch_steps / steps for impl, t in alternate(impls, repeats).items()}
     for impl, seconds in per_run_epoch.items():
         print(f"case={name} impl={impl} k={k} s_per_run_epoch={seconds:.3f} "
               f"vs_plain={per_run_epoch['plain'] / seconds:.2f} vs_afbench={per_run_epoch['afbench'] / seconds:.2f}",
