@@ -67,11 +67,11 @@ class _PerSample(nn.Module):
         self.layer = layer
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.layer(h.reshape(-1, h.shape[-1])).view(h.shape[0], h.shape[1], -1)
+        return self.layer(h.reshape(-1, h.shape[-1])).reshape(h.shape[0], h.shape[1], -1)
 
 
 class _PerMember(nn.Module):
-    """Each member's own module on its own rows: convolutions, normalisation (batch
+    """Each member's own module on its own (B, F) slice: normalisation (batch
     statistics stay per member) and activations with parameters, trained in place."""
 
     def __init__(self, layers: list[nn.Module]) -> None:
