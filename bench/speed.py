@@ -16,6 +16,10 @@ images with afbench's measurement (a synchronised timer per image, median)
 against a bare loop of the same model (one timer around the loop, mean): the
 ratio shows how much of afbench's figure is the measurement itself.
 
+The lenet-variants case (not run by default: compiling takes about a minute) times
+the tuned LeNet step in fp32 eager mode, under torch.compile (compile time printed
+apart) and under bf16 autocast: the alternatives afbench's CPU path leaves out.
+
 Usage: python bench/speed.py [--data-dir ../shared/data] [--repeats 3] [--cases lenet,mlp,...,latency]
 Prints one machine-readable line per case and implementation:
   case=lenet-mnist impl=afbench s_per_epoch=... samples_per_s=... vs_usual=... vs_tuned=... limit_fraction=...
@@ -25,6 +29,7 @@ Prints one machine-readable line per case and implementation:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -108,7 +113,12 @@ def usual_steps(model, x, y, batch, steps):
     return time.perf_counter() - start
 
 
-def tuned_steps(model, x, y, batch, steps, conv):
+def eager_loss(model, xb, yb):
+    return F.cross_entropy(model(xb), yb)
+
+
+def tuned_steps(model, x, y, batch, steps, conv, loss_fn=eager_loss, context=contextlib.nullcontext):
+    """The tuned plain loop; ``loss_fn`` and ``context`` (e.g. autocast) for the variants."""
     if conv:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -117,7 +127,8 @@ def tuned_steps(model, x, y, batch, steps, conv):
     for i, idx in enumerate(torch.randperm(len(y)).split(batch)):
         if i == steps:
             break
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        with context():
+            loss = loss_fn(model, x[idx], y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -162,6 +173,24 @@ def run_case(name, prepared, model_name, activation, batch, steps, repeats, flop
               f"limit_s_per_epoch={limit:.3f} limit_fraction={limit / per_epoch[k]:.2f}", flush=True)
 
 
+def variants_case(prepared, steps, repeats):
+    """LeNet's tuned step in fp32 eager, under torch.compile and under bf16 autocast:
+    the alternatives afbench's CPU path does not take, measured."""
+    x, y = prepared.train.x, prepared.train.y
+    model = models.build("lenet", "relu", prepared.input_shape, prepared.num_classes)
+    compiled = torch.compile(eager_loss)
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    start = time.perf_counter()
+    tuned_steps(model, x, y, 128, 3, True, compiled)
+    print(f"case=lenet-variants impl=compile compile_s={time.perf_counter() - start:.1f}", flush=True)
+    medians = alternate({"eager": lambda: tuned_steps(model, x, y, 128, steps, True),
+                         "compiled": lambda: tuned_steps(model, x, y, 128, steps, True, compiled),
+                         "bf16": lambda: tuned_steps(model, x, y, 128, steps, True, context=bf16)}, repeats)
+    for impl, seconds in medians.items():
+        print(f"case=lenet-variants impl={impl} ms_per_step={seconds / steps * 1e3:.2f} "
+              f"vs_eager={medians['eager'] / seconds:.2f}", flush=True)
+
+
 def bare_latency_ms(model, split, samples: int) -> float:
     """Batch-1 inference with nothing around it: one timer over the whole loop."""
     model.eval()
@@ -200,7 +229,7 @@ def main() -> None:
     flops = matmul_flops(threads)
     print(f"# torch {torch.__version__}, {threads} threads, matmul {flops / 1e9:.1f} GFLOP/s (fp32, 1024^2)")
     cases = args.cases.split(",")
-    if {"lenet", "mlp", "relu_softsign", "relu_softplus", "latency"} & set(cases):
+    if {"lenet", "mlp", "relu_softsign", "relu_softplus", "latency", "lenet-variants"} & set(cases):
         mnist = data.prepare(data.load("mnist", Path(args.data_dir) / "mnist", download=False))
         if "lenet" in cases:
             run_case("lenet-mnist", mnist, "lenet", "relu", 128, args.steps, args.repeats, flops)
@@ -209,6 +238,8 @@ def main() -> None:
         for act in ("relu_softsign", "relu_softplus"):
             if act in cases:
                 run_case(f"lenet-{act}", mnist, "lenet", act, 128, args.steps, args.repeats, flops)
+        if "lenet-variants" in cases:  # not in the default list: compiling takes about a minute
+            variants_case(mnist, args.steps, args.repeats)
         if "latency" in cases:
             for model_name in ("lenet", "mlp"):
                 latency_case(f"latency-{model_name}", mnist, model_name, 2000, args.repeats)

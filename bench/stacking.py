@@ -14,7 +14,10 @@ the order of floating-point sums (which a few thousand steps amplify a little);
 LeNet's dropout masks are drawn differently in a stack, so its members may differ
 from their lone runs, but not in distribution.
 
-Usage: python bench/stacking.py [--data-dir ../shared/data] [--seeds 6] [--stats-epochs 2]
+conv-layout: forward and backward of k LeNets' convolutional parts, as k small
+convolutions per layer (what the stack does) and as one grouped convolution.
+
+Usage: python bench/stacking.py [--data-dir ../shared/data] [--seeds 6] [--stats-epochs 2] [--cases ...]
 Prints one machine-readable line per case and implementation, then one per statistics case:
   case=mlp-mnist impl=stacked k=6 s_per_run_epoch=... vs_plain=... vs_afbench=...
   stats=mlp-mnist epochs=2 alone_err=...+-... stacked_err=...+-... max_member_diff=... welch_p=...
@@ -24,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from scipy import stats
 from speed import alternate, tuned_steps  # bench/ is on sys.path when a script in it runs
 
@@ -54,6 +59,46 @@ def speed(name: str, prepared, k: int, steps: int, repeats: int) -> None:
               flush=True)
 
 
+def grouped_head(heads: list, k: int):
+    """LeNet's convolutional part for k members as grouped convolutions (the
+    alternative afbench.engine.stack rejects): the same weights, channels side by side."""
+    conv1, conv2 = (torch.nn.Conv2d(k, 10 * k, 5, groups=k), torch.nn.Conv2d(10 * k, 20 * k, 5, groups=k))
+    with torch.no_grad():
+        for conv, name in ((conv1, "conv1"), (conv2, "conv2")):
+            conv.weight.copy_(torch.cat([getattr(h, name).weight for h in heads]))
+            conv.bias.copy_(torch.cat([getattr(h, name).bias for h in heads]))
+
+    def forward(x):  # x (k, B, 1, H, W) -> (B, k, H, W): member i is channel i
+        h = F.relu(F.max_pool2d(conv1(x.squeeze(2).transpose(0, 1)), 2))
+        return F.relu(F.max_pool2d(F.dropout2d(conv2(h), 0.5), 2))
+    return forward, [conv1.weight, conv1.bias, conv2.weight, conv2.bias]
+
+
+def conv_layout(prepared, k: int, steps: int, repeats: int) -> None:
+    """Forward and backward of k LeNets' convolutional parts: k small convolutions
+    per layer (what the stack does) against one grouped convolution."""
+    heads = [models.build("lenet", "relu", prepared.input_shape, prepared.num_classes)[:7] for _ in range(k)]  # conv1 .. act2
+    grouped, grouped_params = grouped_head(heads, k)
+    x = prepared.train.x[: k * 128].reshape(k, 128, *prepared.input_shape)
+
+    def timed(forward, params):
+        def run():
+            start = time.perf_counter()
+            for _ in range(steps):
+                out = forward(x)
+                torch.autograd.grad(out.sum(), params)
+            return time.perf_counter() - start
+        return run
+
+    per_member = lambda x: torch.stack([h(part) for h, part in zip(heads, x.unbind(0))])
+    member_params = [p for h in heads for p in h.parameters()]
+    medians = alternate({"per-member": timed(per_member, member_params),
+                         "grouped": timed(grouped, grouped_params)}, repeats)
+    for impl, seconds in medians.items():
+        print(f"case=conv-layout impl={impl} k={k} ms_per_step={seconds / steps * 1e3:.2f} "
+              f"vs_per_member={medians['per-member'] / seconds:.2f}", flush=True)
+
+
 def seed_statistics(name: str, prepared, k: int, epochs: int) -> None:
     model_name, batch = CASES[name]
     configs = [RunConfig(model=model_name, activation="relu", batch_size=batch, epochs=epochs, seed=s,
@@ -75,15 +120,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--stats-epochs", type=int, default=2, help="epochs per run for the statistics; 0 skips "
                                                                     "them (default: %(default)s)")
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=",".join(CASES) + ",conv-layout")
     args = parser.parse_args()
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads")
     mnist = data.prepare(data.load("mnist", Path(args.data_dir) / "mnist", download=False))
     cases = args.cases.split(",")
-    for name in cases:
+    for name in (c for c in cases if c in CASES):
         speed(name, mnist, args.seeds, args.steps, args.repeats)
+    if "conv-layout" in cases:
+        conv_layout(mnist, args.seeds, args.steps, args.repeats)
     if args.stats_epochs:
-        for name in cases:
+        for name in (c for c in cases if c in CASES):
             seed_statistics(name, mnist, args.seeds, args.stats_epochs)
 
 

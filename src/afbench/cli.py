@@ -226,7 +226,6 @@ def cmd_run(args: argparse.Namespace) -> None:
         if args.backend == "ray":
             from afbench.sweep import ray_backend
 
-
             options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
             counts = ray_backend.run(configs, store, options, args.data_dir, not args.no_progress)
         else:

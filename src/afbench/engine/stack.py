@@ -2,9 +2,10 @@
 
 Small models leave the hardware idle: per step, the time goes to launching
 kernels, to Python and to the optimizer's loop over tensors, not to arithmetic.
-A stack of k models of the same shape pays those costs once: linear layers become
-one batched product (``baddbmm``) over stacked weights, element-wise layers run
-once over all members, and the optimizer sees k times fewer, larger tensors.
+A stack of k models of the same shape pays those costs once in its fully connected
+part: linear layers become one batched product (``baddbmm``) over stacked weights,
+element-wise layers run once over all members, and the optimizer sees fewer,
+larger tensors.
 
 Only the seeds of one configuration are stacked: the members share their
 activation, so the amortised time of each member stays comparable with the other
@@ -13,10 +14,9 @@ time and erase what a speed benchmark is for).
 
 Inside the stack, with B the batch and k the members:
 - the layers before the model's ``nn.Flatten`` (the convolutional part) run as
-  each member's own modules on its own batch. Two batched forms were measured
-  slower on a 2-core CPU (oneDNN), for a stack of six LeNets: grouped convolutions
-  (2x slower than one by one) and convolutions per member on a shared batch of
-  k*B samples (the concatenations cost what the batching saved);
+  each member's own modules on its own batch: one grouped convolution for all
+  members is slower on a 2-core CPU (oneDNN) than k small ones
+  (``python bench/stacking.py --cases conv-layout`` measures both);
 - after it, activations are (k, B, F): linear layers run as one ``baddbmm`` over
   stacked weights (k, F_in, F_out), layers without weights that act per sample
   (activations, dropout) run once over all k*B samples, and layers with weights or
@@ -131,14 +131,3 @@ def _stack_layer(name: str, layers: list[nn.Module]) -> nn.Module:
     if isinstance(first, _PER_MEMBER) or name.startswith(ACT_PREFIX):
         return _PerMember(layers)
     raise AfbenchError(f"cannot stack layer '{name}' ({type(first).__name__})")
-
-
-def stackable(model: nn.Module) -> bool:
-    """Whether ``model`` can join a stack (every afbench model can; custom ones may not)."""
-    if not isinstance(model, nn.Sequential):
-        return False
-    try:
-        StackedSequential([model])
-    except AfbenchError:
-        return False
-    return True

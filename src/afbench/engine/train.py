@@ -136,16 +136,14 @@ def _warm_up(trainer, xb: torch.Tensor, yb: torch.Tensor) -> None:
     _sync(trainer.device)
 
 
-class _StackTrainer:
+class _StackTrainer(_Trainer):
     """The epoch loop of a stack: member i draws its batches from its own seed's
     order, exactly as it would alone, and optimises its own mean loss."""
 
     def __init__(self, configs: list[RunConfig], data: Prepared, model: StackedSequential) -> None:
-        self.config, self.configs, self.data, self.model = configs[0], configs, data, model
-        self.device = data.train.x.device
-        self.autocast = _autocast(self.device)
+        super().__init__(configs[0], data, model)
+        self.configs = configs
         self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
-        self.augment_rng = torch.Generator(device=self.device).manual_seed(self.config.seed)
 
     def step(self, model, optimizer, xb, yb):
         """xb (k, B, ...), yb (k, B); returns per-member losses (k,) and logits (k, B, classes)."""
