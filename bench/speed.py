@@ -3,7 +3,12 @@
 - usual:   pytorch/examples style: a DataLoader over the tensors, shuffle=True, the
            model as a classic nn.Module, torch's default threads;
 - tuned:   preloaded tensors, randperm index slices, channels_last for convolutions;
-- afbench: the engine's own epoch loop (afbench.engine.train), bookkeeping included.
+- afbench: the engine's own epoch loop (afbench.engine.train), bookkeeping included;
+- afbench-sweep (LeNet and MLP): the same loop as ``afbench run`` executes a sweep:
+           the workers x threads its scheduler calibrates (runner.plan) train at
+           once, and each run's share of the wall clock is reported. This is a
+           sweep's throughput, not a single run's speed: one run alone gets the
+           afbench line.
 
 Each case runs a fixed number of training steps per implementation, alternating
 the implementations and repeating, and takes the median (the machines are shared
@@ -23,6 +28,7 @@ apart) and under bf16 autocast: the alternatives afbench's CPU path leaves out.
 Usage: python bench/speed.py [--data-dir ../shared/data] [--repeats 3] [--cases lenet,mlp,...,latency]
 Prints one machine-readable line per case and implementation:
   case=lenet-mnist impl=afbench s_per_epoch=... samples_per_s=... vs_usual=... vs_tuned=... limit_fraction=...
+  case=lenet-mnist impl=afbench-sweep workers=2 threads=1 how=calibrated
   case=latency-lenet impl=bare ms_per_sample_mean=... afbench_vs_bare=...
 """
 
@@ -30,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,7 +48,9 @@ from torch import nn
 
 from afbench import data, models
 from afbench.config import RunConfig
+from afbench.data import Split
 from afbench.engine import train as engine
+from afbench.sweep import runner
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -139,6 +149,46 @@ def afbench_steps(config, prepared, steps):
     return engine.time_training_steps(config, prepared, steps)
 
 
+def _sweep_worker(config, cut, steps, threads, barrier, results):
+    """One of the sweep's workers: warm up, wait for the others, then train ``steps`` steps."""
+    torch.set_num_threads(threads)
+    engine.time_training_steps(config, cut, 3)
+    barrier.wait()
+    results.put(engine.time_training_steps(config, cut, steps))
+
+
+def sweep_schedule(config, prepared) -> dict:
+    """The workers x threads afbench's scheduler picks for a sweep of this model
+    (calibrated as ``afbench run`` does, for a sweep of eight 10-epoch runs)."""
+    return runner.plan(runner.Runtime(), config.with_(epochs=10), prepared, pending=8)
+
+
+def afbench_sweep_steps(config, prepared, steps, schedule) -> float:
+    """Seconds per ``steps`` steps of one run while afbench trains runs concurrently
+    as ``schedule`` says: the workers start together and the slowest one's time,
+    divided by the number of workers, is each run's share of the wall clock."""
+    if schedule["workers"] == 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(schedule["threads"])
+        try:
+            return engine.time_training_steps(config, prepared, steps)
+        finally:
+            torch.set_num_threads(threads)
+    n, b = steps * config.batch_size, config.batch_size  # the workers get only what they train on
+    cut = replace(prepared, train=Split(prepared.train.x[:n].clone(), prepared.train.y[:n].clone()),
+                  test=Split(prepared.test.x[:b].clone(), prepared.test.y[:b].clone()), valid=None)
+    ctx = multiprocessing.get_context("spawn")  # no inherited torch thread pools
+    barrier, results = ctx.Barrier(schedule["workers"]), ctx.Queue()
+    workers = [ctx.Process(target=_sweep_worker, args=(config, cut, steps, schedule["threads"], barrier, results))
+               for _ in range(schedule["workers"])]
+    for worker in workers:
+        worker.start()
+    seconds = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return max(seconds) / len(workers)
+
+
 def alternate(impls: dict, repeats: int) -> dict[str, float]:
     """Median seconds of each implementation: one untimed warm-up each, then
     ``repeats`` rounds alternating them, so drift hits every implementation alike."""
@@ -151,7 +201,7 @@ def alternate(impls: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run_case(name, prepared, model_name, activation, batch, steps, repeats, flops_per_s):
+def run_case(name, prepared, model_name, activation, batch, steps, repeats, flops_per_s, sweep=False):
     x, y = prepared.train.x, prepared.train.y
     conv = model_name != "mlp"
     act = {"relu": F.relu}.get(activation)
@@ -163,6 +213,11 @@ def run_case(name, prepared, model_name, activation, batch, steps, repeats, flop
     impls = {"usual": lambda: usual_steps(usual_model(), x, y, batch, steps),
              "tuned": lambda: tuned_steps(tuned_model(), x, y, batch, steps, conv),
              "afbench": lambda: afbench_steps(config, prepared, steps)}
+    if sweep:
+        schedule = sweep_schedule(config, prepared)
+        print(f"case={name} impl=afbench-sweep workers={schedule['workers']} threads={schedule['threads']} "
+              f"how={schedule['how']}", flush=True)
+        impls["afbench-sweep"] = lambda: afbench_sweep_steps(config, prepared, steps, schedule)
     medians = alternate(impls, repeats)
     per_epoch = {k: v * len(y) / (steps * batch) for k, v in medians.items()}
     flops_per_image = 3 * 2 * forward_macs(tuned_model(), prepared.input_shape)
@@ -232,9 +287,9 @@ def main() -> None:
     if {"lenet", "mlp", "relu_softsign", "relu_softplus", "latency", "lenet-variants"} & set(cases):
         mnist = data.prepare(data.load("mnist", Path(args.data_dir) / "mnist", download=False))
         if "lenet" in cases:
-            run_case("lenet-mnist", mnist, "lenet", "relu", 128, args.steps, args.repeats, flops)
+            run_case("lenet-mnist", mnist, "lenet", "relu", 128, args.steps, args.repeats, flops, sweep=True)
         if "mlp" in cases:
-            run_case("mlp-mnist", mnist, "mlp", "relu", 64, args.steps * 2, args.repeats, flops)
+            run_case("mlp-mnist", mnist, "mlp", "relu", 64, args.steps * 2, args.repeats, flops, sweep=True)
         for act in ("relu_softsign", "relu_softplus"):
             if act in cases:
                 run_case(f"lenet-{act}", mnist, "lenet", act, 128, args.steps, args.repeats, flops)
