@@ -163,10 +163,10 @@ def test_a_stacked_sweep_records_every_seed_and_a_failed_stack_is_redone(tmp_pat
     cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh"), seeds=(0, 1, 2)).configs()
     real = engine.train_stack
 
-    def flaky(configs, data, on_epoch=None):
+    def flaky(configs, data, on_epoch=None, **options):
         if configs[0].activation == "tanh":
             raise RuntimeError("simulated crash")
-        return real(configs, data, on_epoch)
+        return real(configs, data, on_epoch, **options)
 
     monkeypatch.setattr(engine, "train_stack", flaky)
     store = Store(tmp_path)

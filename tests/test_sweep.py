@@ -106,10 +106,10 @@ def test_runner_resumes_and_records_failures(tmp_path, monkeypatch):
     from afbench.engine import train as engine
     real = engine.train
 
-    def flaky(config, data, on_epoch=None):
+    def flaky(config, data, on_epoch=None, **options):
         if config.activation == "elu" and config.seed == 1:
             raise RuntimeError("simulated crash")
-        return real(config, data, on_epoch)
+        return real(config, data, on_epoch, **options)
 
     monkeypatch.setattr(engine, "train", flaky)
     store = Store(tmp_path)

@@ -126,6 +126,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", default="auto", type=_auto_or_count,
                         help="train up to N seeds of one configuration as one stacked model (1: never), or auto: "
                              "stack when a short calibration finds it faster per run (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true",
+                        help="train through torch.compile (with CUDA graphs on a GPU, against kernel-launch "
+                             "overhead). Compiling happens in the warm-up, is recorded as provenance compile_s "
+                             "and is never counted as training time. On a CPU it needs a C++ compiler and was "
+                             "slower than eager on the 2-core machine afbench is developed on")
     parser.add_argument("--backend", default="local", choices=("local", "ray"),
                         help="local: processes on this machine; ray: one task per run on a Ray cluster "
                              "(pip install 'afbench[ray]') (default: %(default)s)")
@@ -226,10 +231,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         if args.backend == "ray":
             from afbench.sweep import ray_backend
 
-            options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+            options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries,
+                                             compile=args.compile)
             counts = ray_backend.run(configs, store, options, args.data_dir, not args.no_progress)
         else:
-            runtime = runner.Runtime(args.data_dir, args.threads, not args.no_progress, args.workers, args.stack)
+            runtime = runner.Runtime(args.data_dir, args.threads, not args.no_progress, args.workers, args.stack,
+                                     args.compile)
             counts = runner.run(configs, store, runtime)
             console.print(f"scheduler: {store.meta().get('scheduler')}")
     finally:

@@ -81,11 +81,26 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def _forward(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    return model(xb)
+
+
+def compile_mode(device: torch.device) -> str:
+    """torch.compile's mode: CUDA graphs on a GPU, where tiny models wait on kernel
+    launches; plain inductor on a CPU."""
+    return "reduce-overhead" if device.type == "cuda" else "default"
+
+
 class _Trainer:
-    def __init__(self, config: RunConfig, data: Prepared, model: nn.Module) -> None:
+    def __init__(self, config: RunConfig, data: Prepared, model: nn.Module, compile: bool = False) -> None:
         self.config, self.data, self.model = config, data, model
         self.device = data.train.x.device
         self.autocast = _autocast(self.device)
+        self.compiled = compile
+        # The model is an argument, so the warm-up copy compiles the code the real model then reuses.
+        # Static shapes: each batch size gets its own graph (CUDA graphs need fixed shapes anyway).
+        self.forward = torch.compile(_forward, mode=compile_mode(self.device), dynamic=False) if compile \
+            else _forward
         self.order = torch.Generator().manual_seed(config.seed)  # data order, independent of the model
         self.augment_rng = torch.Generator(device=self.device).manual_seed(config.seed)
 
@@ -93,16 +108,27 @@ class _Trainer:
         if self.config.augment:
             xb = random_crop_flip(xb, self.augment_rng)
         with self.autocast:
-            logits = model(xb)
+            logits = self.forward(model, xb)
             loss = F.cross_entropy(logits, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return loss.detach(), logits.detach()
 
-    def warm_up(self) -> None:
-        batch = self.config.batch_size
-        _warm_up(self, self.data.train.x[:batch], self.data.train.y[:batch])
+    def warm_up(self) -> float:
+        """Run the warm-up (see _warm_up); returns its seconds, compilation included."""
+        start = time.perf_counter()
+        _warm_up(self, [self.warm_up_batch(size) for size in self.warm_up_sizes()])
+        return time.perf_counter() - start
+
+    def warm_up_sizes(self) -> list[int]:
+        """A compiled step also meets the epoch's last, shorter batch here: a new shape
+        compiles anew, and that must not land in a timed epoch."""
+        batch, n = self.config.batch_size, len(self.data.train.y)
+        return [min(batch, n)] + ([n % batch] if self.compiled and n > batch and n % batch else [])
+
+    def warm_up_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.train.x[:size], self.data.train.y[:size]
 
     def train_epoch(self, optimizer) -> tuple[float, float, float]:
         """(mean loss, accuracy, seconds) over one pass of the shuffled training split."""
@@ -124,14 +150,15 @@ class _Trainer:
         return float(loss_sum) / n, float(correct) / n, seconds
 
 
-def _warm_up(trainer, xb: torch.Tensor, yb: torch.Tensor) -> None:
-    """A few steps on a copy: first-call costs (allocator, kernels, threads) happen
-    here, outside the timed epochs, and leave the real run untouched."""
+def _warm_up(trainer, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """A few steps per batch on a copy: first-call costs (allocator, kernels, threads,
+    compilation) happen here, outside the timed epochs, and leave the real run untouched."""
     model = copy.deepcopy(trainer.model)
     optimizer = make_optimizer(trainer.config, model)
     state = torch.random.get_rng_state()
-    for _ in range(WARMUP_STEPS):
-        trainer.step(model, optimizer, xb, yb)
+    for xb, yb in batches:
+        for _ in range(WARMUP_STEPS):
+            trainer.step(model, optimizer, xb, yb)
     torch.random.set_rng_state(state)  # dropout draws stay as without warm-up
     _sync(trainer.device)
 
@@ -140,8 +167,9 @@ class _StackTrainer(_Trainer):
     """The epoch loop of a stack: member i draws its batches from its own seed's
     order, exactly as it would alone, and optimises its own mean loss."""
 
-    def __init__(self, configs: list[RunConfig], data: Prepared, model: StackedSequential) -> None:
-        super().__init__(configs[0], data, model)
+    def __init__(self, configs: list[RunConfig], data: Prepared, model: StackedSequential,
+                 compile: bool = False) -> None:
+        super().__init__(configs[0], data, model, compile)
         self.configs = configs
         self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
 
@@ -150,17 +178,17 @@ class _StackTrainer(_Trainer):
         if self.config.augment:
             xb = random_crop_flip(xb.flatten(0, 1), self.augment_rng).view_as(xb)
         with self.autocast:
-            logits = model(xb)
+            logits = self.forward(model, xb)
             losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # members share no weights: each gets the gradient of its own loss
         optimizer.step()
         return losses.detach(), logits.detach()
 
-    def warm_up(self) -> None:
-        batch, k = self.config.batch_size, len(self.configs)
-        x, y = self.data.train.x[:batch], self.data.train.y[:batch]
-        _warm_up(self, x.expand(k, *x.shape), y.expand(k, *y.shape))
+    def warm_up_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = super().warm_up_batch(size)
+        k = len(self.configs)  # contiguous, as the epoch's gathered batches are: a compiled step guards on strides
+        return x.expand(k, *x.shape).contiguous(), y.expand(k, *y.shape).contiguous()
 
     def train_epoch(self, optimizer) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Per-member (mean loss, accuracy) and the stack's seconds for one epoch."""
@@ -240,16 +268,30 @@ def measure_latency(model: nn.Module, split: Split, samples: int | None) -> dict
     return summary
 
 
-def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+def _prepare(trainer: _Trainer) -> dict:
+    """Warm ``trainer`` up; provenance entries of a compiled run: its mode and the
+    warm-up's seconds, compilation included, which no training time counts."""
+    if not trainer.compiled:
+        trainer.warm_up()
+        return {}
+    torch._dynamo.reset()  # this run's compilation is its own, and earlier runs' graphs use no recompile slot
+    seconds = trainer.warm_up()
+    return {"compile": compile_mode(trainer.device), "compile_s": round(seconds, 3)}
+
+
+def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | None = None, *,
+          compile: bool = False) -> RunResult:
     """Train ``config`` on ``data`` and measure it. A loss that turns NaN or inf
-    stops the run, recorded as diverged with its epoch: a result, not a crash."""
+    stops the run, recorded as diverged with its epoch: a result, not a crash.
+    ``compile`` runs the model's training forward and backward through torch.compile;
+    evaluation, diagnostics and latency use the model as it is."""
     wall_start = time.perf_counter()
     model = _on_device(build_model(config, data), data)
-    trainer = _Trainer(config, data, model)
-    trainer.warm_up()
+    trainer = _Trainer(config, data, model, compile)
+    compiled = _prepare(trainer)
     torch.manual_seed(config.seed)  # dropout and noise draws: paired across activations
     optimizer = make_optimizer(config, model)
-    result = RunResult(config, "done", provenance=provenance(data.train.x.device))
+    result = RunResult(config, "done", provenance={**provenance(data.train.x.device), **compiled})
     cumulative, predictions = 0.0, None
     for epoch in range(1, config.epochs + 1):
         train_loss, train_acc, seconds = trainer.train_epoch(optimizer)
@@ -263,8 +305,8 @@ def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | 
     return result
 
 
-def train_stack(configs: list[RunConfig], data: Prepared,
-                on_epoch: Callable[[int, dict], None] | None = None) -> list[RunResult]:
+def train_stack(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, dict], None] | None = None, *,
+                compile: bool = False) -> list[RunResult]:
     """Train the seeds ``configs`` (equal ``stack_key()``) as one stack; one result each.
 
     Each member starts from the weights and follows the batch order its seed gives
@@ -273,6 +315,7 @@ def train_stack(configs: list[RunConfig], data: Prepared,
     and latency run on each member's own model. ``epoch_train_s`` is the stack's
     epoch time divided by its size (the stack's own time is kept as
     ``stack_epoch_s``); a diverged member stops recording and the others go on.
+    ``compile`` as in train().
     """
     if len({c.stack_key() for c in configs}) != 1:
         raise AfbenchError("only runs that differ in their seed alone can train as one stack")
@@ -280,12 +323,13 @@ def train_stack(configs: list[RunConfig], data: Prepared,
     device = data.train.x.device
     members = [build_model(c, data) for c in configs]
     stack = _on_device(StackedSequential(members), data)
-    trainer = _StackTrainer(configs, data, stack)
-    trainer.warm_up()
+    trainer = _StackTrainer(configs, data, stack, compile)
+    compiled = _prepare(trainer)
     torch.manual_seed(configs[0].seed)
     optimizer = make_optimizer(configs[0], stack)
     k = len(configs)
-    results = [RunResult(c, "done", provenance={**provenance(device), "stack_size": k}) for c in configs]
+    results = [RunResult(c, "done", provenance={**provenance(device), "stack_size": k, **compiled})
+               for c in configs]
     predictions: list[torch.Tensor | None] = [None] * k
     cumulative = 0.0
     for epoch in range(1, configs[0].epochs + 1):

@@ -156,13 +156,19 @@ def _provenance(report: Report) -> dict[str, str]:
     return {c.split(".", 1)[1]: ", ".join(sorted({str(v) for v in report.runs[c].dropna()})) for c in columns}
 
 
-def _stack_note(report: Report) -> str:
-    """Say when times are shares of a stack's time (see afbench.engine.stack)."""
-    column = "provenance.stack_size"
-    if column not in report.runs or not (report.runs[column].fillna(1) > 1).any():
-        return ""
-    return ("Some runs trained as stacks of seeds (provenance stack_size > 1): their training times are the "
-            "stack's time divided by its size.")
+def _timing_notes(report: Report) -> str:
+    """Say when times are shares of a stack's time (see afbench.engine.stack), and
+    how long compiling took where runs were compiled (never in their times)."""
+    notes, runs = [], report.runs
+    if "provenance.stack_size" in runs and (runs["provenance.stack_size"].fillna(1) > 1).any():
+        notes.append("Some runs trained as stacks of seeds (provenance stack_size > 1): their training times are "
+                     "the stack's time divided by its size.")
+    if "provenance.compile_s" in runs and runs["provenance.compile_s"].notna().any():
+        compiled = runs["provenance.compile_s"].dropna()
+        notes.append(f"{len(compiled)} of {len(runs)} runs trained through torch.compile; compiling took "
+                     f"{compiled.min():.1f}-{compiled.max():.1f} s per run, in the warm-up, outside the training "
+                     "times.")
+    return " ".join(notes)
 
 
 def markdown(report: Report) -> str:
@@ -170,7 +176,7 @@ def markdown(report: Report) -> str:
              f"Per activation: mean ± sd over seeds; best of each column in bold. Error marked * / ** when the "
              f"Holm-corrected paired t-test against {report.baseline} gives p < 0.05 / 0.01. Times exclude "
              "evaluation; time to target is the training time at the end of the first epoch at or above the "
-             f"target test accuracy. {_stack_note(report)}\n\n",
+             f"target test accuracy. {_timing_notes(report)}\n\n",
              _markdown(tables.comparison_rows(report.aggregate, report.tests))]
     if len(report.lr_choices):
         parts += ["\n## Learning rate chosen per activation (best mean validation accuracy)\n",
@@ -226,7 +232,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px}}th{{background:#eee}}figure{{displ
 img{{max-width:560px}}</style></head><body>
 <h1>afbench report</h1>
 <p>Mean ± sd over seeds; best of each column in bold; * / ** on the error: Holm-corrected paired t-test against
-{html.escape(report.baseline)} p &lt; 0.05 / 0.01. {html.escape(_stack_note(report))}</p>
+{html.escape(report.baseline)} p &lt; 0.05 / 0.01. {html.escape(_timing_notes(report))}</p>
 <h2>Comparison</h2>{summary_html}
 <h2>Paired tests against {html.escape(report.baseline)}</h2>{table(_tests_rows(report))}
 {ranks}

@@ -35,6 +35,7 @@ class RayOptions:
     gpus_per_run: float = 0.0  # fractions let small models share a GPU
     max_retries: int = 2  # re-executions when a worker process dies
     runtime_env: dict | None = None  # passed to ray.init (e.g. env_vars, working_dir)
+    compile: bool = False  # training steps through torch.compile in each task; see engine.train
 
 
 def _ray():
@@ -45,7 +46,7 @@ def _ray():
     return ray
 
 
-def _execute(config_dict: dict, raw: datasets.ImageData, threads: int) -> dict:
+def _execute(config_dict: dict, raw: datasets.ImageData, threads: int, compile: bool = False) -> dict:
     """Runs inside a Ray worker: prepare the data, train, return every record."""
     import torch
 
@@ -55,7 +56,7 @@ def _execute(config_dict: dict, raw: datasets.ImageData, threads: int) -> dict:
     config = RunConfig.from_dict(config_dict)
     prepared = prepare_for(config, raw)
     epochs: list[dict] = []
-    result = engine.train(config, prepared, on_epoch=epochs.append)
+    result = engine.train(config, prepared, on_epoch=epochs.append, compile=compile)
     provenance = {**result.provenance, "ray_node": _ray().get_runtime_context().get_node_id()}
     return {"status": result.status, "summary": result.summary, "provenance": provenance, "epochs": epochs}
 
@@ -81,7 +82,7 @@ def run(configs: list[RunConfig], store: Store, options: RayOptions = RayOptions
             raw = datasets.load(config.dataset, data_dir, image_size=config.image_size, coarse=config.coarse)
             record_class_counts(store, config.dataset, prepare_for(config.with_(device="cpu"), raw))
             raws[key] = ray.put(raw)
-        ref = remote.remote(config.to_dict(), raws[key], max(1, int(options.cpus_per_run)))
+        ref = remote.remote(config.to_dict(), raws[key], max(1, int(options.cpus_per_run)), options.compile)
         pending[ref] = config
     bar = tqdm(total=len(pending), desc="runs (ray)", unit="run", disable=not progress)
     try:

@@ -32,6 +32,7 @@ class Runtime:
     progress: bool = True
     workers: int | str = "auto"  # worker processes, or "auto": calibrate (see plan())
     stack: int | str = "auto"  # seeds trained as one stack: 1 = never, k = up to k, "auto": calibrate
+    compile: bool = False  # training steps through torch.compile (CUDA graphs on a GPU); see engine.train
 
 
 def prepare_for(config: RunConfig, raw: datasets.ImageData) -> datasets.Prepared:
@@ -160,12 +161,13 @@ def run(configs: list[RunConfig], store: Store, runtime: Runtime = Runtime()) ->
                                    schedule["threads"]))
     store.set_meta("scheduler", schedule)
     if schedule["workers"] == 1:
-        return _work(configs, store, cache, schedule["threads"], runtime.progress, started, schedule.get("stack", 1))
+        return _work(configs, store, cache, schedule["threads"], runtime.progress, started, schedule.get("stack", 1),
+                     compile=runtime.compile)
     return _spawn(configs, store, runtime, schedule, started)
 
 
 def _work(configs: list[RunConfig], store: Store, cache: "_DataCache", threads: int, progress: bool,
-          started: float, stack: int = 1, position: int = 0) -> dict[str, int]:
+          started: float, stack: int = 1, position: int = 0, compile: bool = False) -> dict[str, int]:
     """One worker: claim runs (or stacks of seeds) one by one and train them, holding core slots."""
     set_threads(threads)
     counts = {"ran": 0, "skipped": 0, "failed": 0}
@@ -182,9 +184,9 @@ def _work(configs: list[RunConfig], store: Store, cache: "_DataCache", threads: 
             group = [config] + _claim_seeds(config, configs, store, stack - 1, started)
             claimed_here.update(c.key() for c in group)
             if len(group) == 1:
-                outcomes = [_train_one(config, store, cache, progress, position + 1)]
+                outcomes = [_train_one(config, store, cache, progress, position + 1, compile)]
             else:
-                outcomes = _train_stack(group, store, cache, progress, position + 1)
+                outcomes = _train_stack(group, store, cache, progress, position + 1, compile)
         for outcome in outcomes:
             counts[outcome] += 1
             overall.update()
@@ -206,7 +208,7 @@ def _claim_seeds(config: RunConfig, configs: list[RunConfig], store: Store, want
 
 
 def _train_stack(group: list[RunConfig], store: Store, cache: "_DataCache", progress: bool,
-                 position: int) -> list[str]:
+                 position: int, compile: bool) -> list[str]:
     keys = [c.key() for c in group]
     first = group[0]
     label = f"{first.activation} {first.model}/{first.dataset} seeds {','.join(str(c.seed) for c in group)} stacked"
@@ -218,7 +220,7 @@ def _train_stack(group: list[RunConfig], store: Store, cache: "_DataCache", prog
         bar.update()
 
     try:
-        results = engine.train_stack(group, cache.get(first), on_epoch=on_epoch)
+        results = engine.train_stack(group, cache.get(first), on_epoch=on_epoch, compile=compile)
     except KeyboardInterrupt:
         for key in keys:
             store.release(key)
@@ -235,7 +237,8 @@ def _train_stack(group: list[RunConfig], store: Store, cache: "_DataCache", prog
     return ["ran"] * len(group)
 
 
-def _train_one(config: RunConfig, store: Store, cache: "_DataCache", progress: bool, position: int) -> str:
+def _train_one(config: RunConfig, store: Store, cache: "_DataCache", progress: bool, position: int,
+               compile: bool) -> str:
     key = config.key()
     label = f"{config.activation} {config.model}/{config.dataset} seed {config.seed} lr {config.lr:g}"
     bar = tqdm(total=config.epochs, desc=label, unit="epoch", leave=False, disable=not progress, position=position)
@@ -246,7 +249,7 @@ def _train_one(config: RunConfig, store: Store, cache: "_DataCache", progress: b
         bar.update()
 
     try:
-        result = engine.train(config, cache.get(config), on_epoch=on_epoch)
+        result = engine.train(config, cache.get(config), on_epoch=on_epoch, compile=compile)
     except KeyboardInterrupt:
         store.release(key)
         raise
@@ -275,7 +278,7 @@ def _worker_main(configs: list[RunConfig], folder: str, runtime: Runtime, thread
     store = Store(folder)
     try:
         results.put(_work(configs, store, _DataCache(runtime), threads, progress=False, started=started,
-                          stack=stack))
+                          stack=stack, compile=runtime.compile))
     finally:
         store.close()
 
