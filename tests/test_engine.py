@@ -97,3 +97,24 @@ def test_bad_settings_are_named():
         RunConfig(target=98)
     with pytest.raises(AfbenchError, match="unknown optimizer"):
         RunConfig(optimizer="rmsprop")
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_the_warm_up_leaves_weights_buffers_and_gradients_as_built(digits, stacked):
+    from afbench.engine.stack import StackedSequential
+    from afbench.engine.train import _on_device, _StackTrainer, _Trainer
+
+    configs = [RunConfig(activation="prelu", norm="batch", batch_size=64, seed=s) for s in (0, 1)]
+    if stacked:
+        model = _on_device(StackedSequential([build_model(c, digits) for c in configs]), digits)
+        trainer = _StackTrainer(configs, digits, model)
+    else:
+        model = _on_device(build_model(configs[0], digits), digits)
+        trainer = _Trainer(configs[0], digits, model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tensors = [id(p) for p in model.parameters()]
+    trainer.warm_up()
+    after = model.state_dict()
+    assert any("running_mean" in k for k in after)  # BatchNorm's statistics are among what is checked
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [id(p) for p in model.parameters()] == tensors and all(p.grad is None for p in model.parameters())

@@ -97,7 +97,7 @@ class _Trainer:
         self.device = data.train.x.device
         self.autocast = _autocast(self.device)
         self.compiled = compile
-        # The model is an argument, so the warm-up copy compiles the code the real model then reuses.
+        # The model is an argument, not baked in: a stack and a lone run share the code path.
         # Static shapes: each batch size gets its own graph (CUDA graphs need fixed shapes anyway).
         self.forward = torch.compile(_forward, mode=compile_mode(self.device), dynamic=False) if compile \
             else _forward
@@ -151,15 +151,21 @@ class _Trainer:
 
 
 def _warm_up(trainer, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """A few steps per batch on a copy: first-call costs (allocator, kernels, threads,
-    compilation) happen here, outside the timed epochs, and leave the real run untouched."""
-    model = copy.deepcopy(trainer.model)
+    """A few steps per batch, then the model's weights and buffers are copied back in
+    place: first-call costs (allocator, kernels, threads, compilation) happen here,
+    outside the timed epochs, and leave the run untouched. In place, so that anything
+    bound to the parameters' memory (CUDA graphs) stays valid for the real steps."""
+    model = trainer.model
+    initial = copy.deepcopy(model.state_dict())
     optimizer = make_optimizer(trainer.config, model)
     state = torch.random.get_rng_state()
     for xb, yb in batches:
         for _ in range(WARMUP_STEPS):
             trainer.step(model, optimizer, xb, yb)
     torch.random.set_rng_state(state)  # dropout draws stay as without warm-up
+    model.load_state_dict(initial)
+    for parameter in model.parameters():
+        parameter.grad = None
     _sync(trainer.device)
 
 
