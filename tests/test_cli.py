@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import torch
 
 from afbench import activations
 from afbench.cli import main
@@ -71,6 +72,8 @@ def test_several_learning_rates_pick_one_per_activation_on_validation(tmp_path, 
     (["run", "--preset", "s9"], "unknown preset"),
     (["report", "/nonexistent/folder"], "no results.sqlite"),
     (["run", "--stack", "3", "--backend", "ray"], "--stack applies to the local backend"),
+    pytest.param(["run", "--device", "cuda"], "torch sees no CUDA GPU: use --device cpu or auto",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_bad_input_is_a_clear_error_not_a_traceback(argv, message, capsys, tmp_path):
     assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2

@@ -60,6 +60,14 @@ def test_the_compile_flag_reaches_the_runs_and_the_report(tmp_path, capsys):
     assert "1 of 1 runs trained through torch.compile" in (tmp_path / "summary.md").read_text()
 
 
+def test_compile_without_a_cpp_compiler_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert main(["run", "--device", "cpu", "--compile", "--out", str(tmp_path)]) == 2
+    assert "--compile on a CPU needs a C++ compiler" in capsys.readouterr().out
+    assert not (tmp_path / "results.sqlite").exists()  # refused before anything was queued
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_compiled_run_on_a_gpu_uses_cuda_graphs(digits):
     from afbench import data

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from afbench.config import RunConfig
+from afbench.errors import AfbenchError
 from afbench.sweep import runner
 from afbench.sweep.grid import Grid, preset
 from afbench.sweep.store import MIGRATIONS, Store
@@ -35,7 +36,7 @@ def test_newer_schema_is_refused(tmp_path):
     db = sqlite3.connect(tmp_path / "results.sqlite")
     db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(RuntimeError, match="newer than this afbench"):
+    with pytest.raises(AfbenchError, match="newer than this afbench"):
         Store(tmp_path)
 
 

@@ -212,6 +212,7 @@ def print_comparison(report) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from afbench.engine.runtime import check_compile_toolchain
     from afbench.report import render
     from afbench.sweep import runner
     from afbench.sweep.store import Store
@@ -224,6 +225,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         configs = [c.with_(device="cuda") for c in grid.configs()]
     else:
         configs = runner.resolve(grid.configs(), args.device)
+    if args.compile and args.backend == "local":  # Ray tasks compile on their own nodes
+        check_compile_toolchain(configs[0].device)
     out = args.out or f"results/{name}"
     store = Store(out)
     console.print(f"{len(configs)} runs -> {store.path}")

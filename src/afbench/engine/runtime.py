@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 
 import torch
 
 import afbench
+from afbench.errors import AfbenchError
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -19,8 +21,15 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{device}' asked for, but torch sees no CUDA GPU: use --device cpu or auto")
+        raise AfbenchError(f"device '{device}' asked for, but torch sees no CUDA GPU: use --device cpu or auto")
     return resolved
+
+
+def check_compile_toolchain(device: str) -> None:
+    """torch.compile on a CPU writes C++ and builds it: say so before any run fails on it."""
+    if device == "cpu" and not (os.environ.get("CXX") or any(shutil.which(c) for c in ("g++", "c++", "clang++"))):
+        raise AfbenchError("--compile on a CPU needs a C++ compiler (g++ or clang++, or one named by $CXX), and "
+                           "none was found: install one (Debian: apt-get install g++) or leave out --compile")
 
 
 def available_cores() -> int:

@@ -19,6 +19,7 @@ from afbench import data as datasets
 from afbench.config import RunConfig
 from afbench.engine import train as engine
 from afbench.engine.runtime import available_cores, resolve_device, set_threads
+from afbench.errors import AfbenchError
 from afbench.sweep import slots
 from afbench.sweep.store import Store
 
@@ -317,7 +318,7 @@ def _spawn(configs: list[RunConfig], store: Store, runtime: Runtime, schedule: d
         bar.close()
     if reported < len(workers):
         codes = [w.exitcode for w in workers]
-        raise RuntimeError(f"{len(workers) - reported} of {len(workers)} worker processes died without finishing "
+        raise AfbenchError(f"{len(workers) - reported} of {len(workers)} worker processes died without finishing "
                            f"(exit codes {codes}); rerun the same command to resume")
     # Each run is claimed by exactly one worker, so every worker skipped the others' runs.
     total["skipped"] -= (len(workers) - 1) * len(configs)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from afbench.config import RunConfig
+from afbench.errors import AfbenchError
 
 # Versioned migrations: entry i upgrades user_version i to i + 1. Append, never edit.
 MIGRATIONS = (
@@ -110,7 +111,7 @@ class Store:
         with self.transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
-                raise RuntimeError(f"{self.path} has schema version {version}, newer than this afbench "
+                raise AfbenchError(f"{self.path} has schema version {version}, newer than this afbench "
                                    f"({len(MIGRATIONS)}): upgrade afbench")
             for step in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[step].split(";"):
