@@ -1,8 +1,9 @@
 """One training run: the data is already on the device; this trains, evaluates and
 measures. It never touches the results store: records leave through ``on_epoch``.
 
-Timing follows DAWNBench: training time excludes evaluation; warm-up steps run on
-a throwaway copy of the model, so they neither count nor change the run.
+Timing follows DAWNBench: training time excludes evaluation; warm-up steps are not
+timed, and the model's initial weights are put back after them, so they neither
+count nor change the run.
 """
 
 from __future__ import annotations
@@ -116,9 +117,23 @@ class _Trainer:
         return loss.detach(), logits.detach()
 
     def warm_up(self) -> float:
-        """Run the warm-up (see _warm_up); returns its seconds, compilation included."""
+        """A few steps per warm-up batch, then the model's weights and buffers are copied
+        back in place; returns the seconds, compilation included. First-call costs
+        (allocator, kernels, threads, compilation) happen here, outside the timed epochs,
+        and leave the run untouched. In place, so that anything bound to the parameters'
+        memory (CUDA graphs) stays valid for the real steps."""
         start = time.perf_counter()
-        _warm_up(self, [self.warm_up_batch(size) for size in self.warm_up_sizes()])
+        initial = copy.deepcopy(self.model.state_dict())
+        optimizer = make_optimizer(self.config, self.model)
+        state = torch.random.get_rng_state()
+        for xb, yb in [self.warm_up_batch(size) for size in self.warm_up_sizes()]:
+            for _ in range(WARMUP_STEPS):
+                self.step(self.model, optimizer, xb, yb)
+        torch.random.set_rng_state(state)  # dropout draws stay as without warm-up
+        self.model.load_state_dict(initial)
+        for parameter in self.model.parameters():
+            parameter.grad = None
+        _sync(self.device)
         return time.perf_counter() - start
 
     def warm_up_sizes(self) -> list[int]:
@@ -148,25 +163,6 @@ class _Trainer:
         _sync(self.device)
         seconds = time.perf_counter() - start
         return float(loss_sum) / n, float(correct) / n, seconds
-
-
-def _warm_up(trainer, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """A few steps per batch, then the model's weights and buffers are copied back in
-    place: first-call costs (allocator, kernels, threads, compilation) happen here,
-    outside the timed epochs, and leave the run untouched. In place, so that anything
-    bound to the parameters' memory (CUDA graphs) stays valid for the real steps."""
-    model = trainer.model
-    initial = copy.deepcopy(model.state_dict())
-    optimizer = make_optimizer(trainer.config, model)
-    state = torch.random.get_rng_state()
-    for xb, yb in batches:
-        for _ in range(WARMUP_STEPS):
-            trainer.step(model, optimizer, xb, yb)
-    torch.random.set_rng_state(state)  # dropout draws stay as without warm-up
-    model.load_state_dict(initial)
-    for parameter in model.parameters():
-        parameter.grad = None
-    _sync(trainer.device)
 
 
 class _StackTrainer(_Trainer):
@@ -277,12 +273,10 @@ def measure_latency(model: nn.Module, split: Split, samples: int | None) -> dict
 def _prepare(trainer: _Trainer) -> dict:
     """Warm ``trainer`` up; provenance entries of a compiled run: its mode and the
     warm-up's seconds, compilation included, which no training time counts."""
-    if not trainer.compiled:
-        trainer.warm_up()
-        return {}
-    torch._dynamo.reset()  # this run's compilation is its own, and earlier runs' graphs use no recompile slot
+    if trainer.compiled:
+        torch._dynamo.reset()  # this run's compilation is its own, and earlier runs' graphs use no recompile slot
     seconds = trainer.warm_up()
-    return {"compile": compile_mode(trainer.device), "compile_s": round(seconds, 3)}
+    return {"compile": compile_mode(trainer.device), "compile_s": round(seconds, 3)} if trainer.compiled else {}
 
 
 def train(config: RunConfig, data: Prepared, on_epoch: Callable[[dict], None] | None = None, *,
