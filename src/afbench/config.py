@@ -4,17 +4,23 @@ Scientific parameter: the activation. Nuisance: the learning rate (tuned per
 activation when several are given). Everything else is held fixed across a
 comparison. Settings that change timings but not results (threads, data location)
 are not part of the run's identity.
+
+A run's key hashes only the settings that differ from their defaults, with a key
+schema version: adding a setting with a default leaves every stored key unchanged,
+so old results resume and pair by seed under a newer afbench.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields, replace
+import math
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 
 from afbench.errors import AfbenchError
 
 OPTIMIZERS = ("adam", "sgd")
+KEY_SCHEMA = 2  # bump only when the meaning of a stored setting changes (1 hashed every field: afbench 0.1.0)
 
 
 @dataclass(frozen=True)
@@ -49,25 +55,48 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise AfbenchError(f"unknown optimizer '{self.optimizer}': choose one of {', '.join(OPTIMIZERS)}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "probe_size"):
             if getattr(self, name) < 1:
                 raise AfbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise AfbenchError(f"learning rate must be positive, got {self.lr}")
+        for name in ("train_subset", "image_size", "latency_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise AfbenchError(f"{name} must be at least 1 (or left out), got {value}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise AfbenchError(f"learning rate must be a positive number, got {self.lr} (e.g. --lr 1e-3)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise AfbenchError(f"weight decay must be 0 or more, got {self.weight_decay}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise AfbenchError(f"momentum must be in [0, 1), got {self.momentum} (e.g. 0.9)")
+        if not 0 <= self.valid_fraction < 1:
+            raise AfbenchError(f"valid fraction must be in [0, 1), got {self.valid_fraction} (e.g. 0.1)")
         if self.target is not None and not 0 < self.target <= 1:
             raise AfbenchError(f"target is an accuracy in (0, 1], got {self.target} (e.g. 0.98 for 98%)")
+        if self.hidden_bias is not None and not math.isfinite(self.hidden_bias):
+            raise AfbenchError(f"hidden bias must be a finite number, got {self.hidden_bias}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
+        """The config stored as ``values``. Unknown fields are an error: dropping them
+        would silently turn a stored run into a different one."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise AfbenchError(f"stored run settings have unknown fields {unknown}: written by a newer afbench? "
+                               "Upgrade afbench to read them.")
+        return cls(**values)
+
+    def identity(self) -> dict:
+        """The settings that differ from their defaults: what a run's key hashes."""
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        return {k: v for k, v in self.to_dict().items() if k not in defaults or v != defaults[k]}
 
     def key(self) -> str:
-        """A stable hash of every setting: the run's identity in the results database."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable hash of the non-default settings: the run's identity in the results database."""
+        blob = json.dumps({"key_schema": KEY_SCHEMA, **self.identity()}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def stack_key(self) -> str:

@@ -19,8 +19,25 @@ from typing import Iterator
 
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
+from afbench.results import FINISHED as _FINISHED, EpochRecord, RunRecord, RunSummary, Status
+
+
+
+def _rekey(db: sqlite3.Connection) -> None:
+    """afbench 0.1.0 keyed runs by a hash of every setting; keys now hash only the
+    settings that differ from their defaults (RunConfig.key), so that a new setting
+    with a default changes no stored key. Recompute every key from its stored config."""
+    db.execute("PRAGMA defer_foreign_keys = ON")  # runs and epochs change keys together; checked at commit
+    rows = db.execute("SELECT key, config FROM runs").fetchall()
+    for old, config in rows:
+        new = RunConfig.from_dict(json.loads(config)).key()
+        if new != old:
+            db.execute("UPDATE runs SET key = ? WHERE key = ?", (new, old))
+            db.execute("UPDATE epochs SET run_key = ? WHERE run_key = ?", (new, old))
+
 
 # Versioned migrations: entry i upgrades user_version i to i + 1. Append, never edit.
+# An entry is SQL, or a function of the connection for changes SQL cannot express.
 MIGRATIONS = (
     """
     CREATE TABLE runs (
@@ -45,9 +62,10 @@ MIGRATIONS = (
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE INDEX runs_by_status ON runs(status);
     """,
+    _rekey,
 )
 
-FINISHED = ("done", "diverged")
+FINISHED = tuple(s.value for s in _FINISHED)
 STALE_REMOTE_S = 3600.0  # a run owned by another host is presumed dead after an hour of silence
 
 
@@ -114,9 +132,12 @@ class Store:
                 raise AfbenchError(f"{self.path} has schema version {version}, newer than this afbench "
                                    f"({len(MIGRATIONS)}): upgrade afbench")
             for step in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                if callable(MIGRATIONS[step]):
+                    MIGRATIONS[step](db)
+                else:
+                    for statement in MIGRATIONS[step].split(";"):
+                        if statement.strip():
+                            db.execute(statement)
                 db.execute(f"PRAGMA user_version = {step + 1}")
 
     @property
@@ -201,6 +222,19 @@ class Store:
                 item[column] = json.loads(item[column]) if item[column] else {}
             out.append(item)
         return out
+
+    def records(self) -> list[RunRecord]:
+        """Every run, typed: the report's view of the store. A summary with fields this
+        afbench does not know is an error, not silently dropped."""
+        return [RunRecord(key=r["key"], status=Status(r["status"]), config=r["config"], provenance=r["provenance"],
+                          summary=RunSummary.from_dict(r["summary"]) if r["summary"] else None, error=r["error"],
+                          attempts=r["attempts"]) for r in self.runs()]
+
+    def epoch_records(self) -> list[tuple[str, EpochRecord]]:
+        """(run key, epoch record) for every recorded epoch, runs in insertion order."""
+        rows = self.db.execute("SELECT e.run_key, e.record FROM epochs e JOIN runs r ON r.key = e.run_key "
+                               "ORDER BY r.rowid, e.epoch").fetchall()
+        return [(row["run_key"], EpochRecord.from_dict(json.loads(row["record"]))) for row in rows]
 
     def epochs(self) -> list[dict]:
         rows = self.db.execute("SELECT e.run_key, e.record FROM epochs e JOIN runs r ON r.key = e.run_key "
