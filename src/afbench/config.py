@@ -36,6 +36,7 @@ class RunConfig:
     momentum: float = 0.9  # sgd only
     nesterov: bool = False  # sgd only
     weight_decay: float = 0.0  # never applied to learned activation parameters
+    act_lr: float | None = None  # learning rate of learned activation parameters; None = lr
     target: float | None = None  # test accuracy in [0, 1] for time-to-target
     init: str = "default"  # default | xavier | he | normal001 | zeros
     norm: str | None = None  # None = the model's own (batch for vgg11, none otherwise)
@@ -64,6 +65,8 @@ class RunConfig:
                 raise AfbenchError(f"{name} must be at least 1 (or left out), got {value}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise AfbenchError(f"learning rate must be a positive number, got {self.lr} (e.g. --lr 1e-3)")
+        if self.act_lr is not None and not (math.isfinite(self.act_lr) and self.act_lr > 0):
+            raise AfbenchError(f"activation learning rate must be a positive number, got {self.act_lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise AfbenchError(f"weight decay must be 0 or more, got {self.weight_decay}")
         if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):

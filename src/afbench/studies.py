@@ -141,23 +141,17 @@ def write_init_study(data: Prepared, activations, inits, study: InitStudy, out: 
     return result
 
 
-def run_norm_study(base, activations, norms, seeds, device: str, out: str | Path, runtime) -> pd.DataFrame:
+def run_norm_study(base, activations, norms, seeds, device: str, out: str | Path, backend=None) -> pd.DataFrame:
     """One sweep (and report) per normalisation in ``out``/norm-NAME, then one row
-    per norm x activation: accuracy, time to target, training time, final dead units."""
+    per norm x activation: accuracy, time to target, training time, final dead units.
+    ``backend``: any sweep backend (default: local processes)."""
     from afbench.report import render
-    from afbench.sweep import runner
-    from afbench.sweep.grid import Grid
-    from afbench.sweep.store import Store
+    from afbench.sweep import Grid, execute
 
     out, rows = Path(out), []
     for norm in norms:
-        cells = runner.resolve(Grid(base.with_(norm=norm), tuple(activations), tuple(seeds)).configs(), device)
         folder = out / f"norm-{norm}"
-        store = Store(folder)
-        try:
-            runner.run(cells, store, runtime)
-        finally:
-            store.close()
+        execute(Grid(base.with_(norm=norm), tuple(activations), tuple(seeds)), folder, backend, device=device)
         report = render.write(folder)
         final = report.epochs.sort_values("epoch").groupby("run_key").tail(1)
         dead = final.groupby("activation")["dead_output_mean"].mean() if "dead_output_mean" in final else {}

@@ -16,15 +16,16 @@
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from tqdm import tqdm
 
 from afbench import data as datasets
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
-from afbench.sweep.runner import prepare_for, record_class_counts
+from afbench.sweep.jobs import Counts, Job, no_counts, record_failure, record_results, train_job
+from afbench.sweep.prepared import load_raw, prepare_for, record_class_counts
 from afbench.sweep.store import Store
 
 
@@ -46,71 +47,71 @@ def _ray():
     return ray
 
 
-def _execute(config_dict: dict, raw: datasets.ImageData, threads: int, compile: bool = False) -> dict:
-    """Runs inside a Ray worker: prepare the data, train, return every record."""
+def _execute(job: Job, raw: datasets.ImageData, threads: int):
+    """Runs inside a Ray worker: prepare the data, train, return the results (epochs included)."""
     import torch
 
-    from afbench.engine import train as engine
-
     torch.set_num_threads(max(1, threads))
-    config = RunConfig.from_dict(config_dict)
-    prepared = prepare_for(config, raw)
-    epochs: list[dict] = []
-    result = engine.train(config, prepared, on_epoch=epochs.append, compile=compile)
-    provenance = {**result.provenance, "ray_node": _ray().get_runtime_context().get_node_id()}
-    return {"status": result.status, "summary": result.summary, "provenance": provenance, "epochs": epochs}
+    results = train_job(job, prepare_for(job.configs[0], raw))
+    node = _ray().get_runtime_context().get_node_id()
+    for result in results:
+        result.provenance.update(ray_node=node, threads=max(1, threads))
+    return results
 
 
-def run(configs: list[RunConfig], store: Store, options: RayOptions = RayOptions(), data_dir=None,
-        progress: bool = True) -> dict[str, int]:
-    """Execute every unfinished config on Ray; returns {"ran", "skipped", "failed"}."""
-    ray = _ray()
-    if not ray.is_initialized():
-        ray.init(address=options.address, runtime_env=options.runtime_env, log_to_driver=False,
-                 include_dashboard=False)
-    store.enqueue(configs)
-    raws: dict[tuple, object] = {}  # data key -> object ref of the uint8 arrays
-    remote = ray.remote(_execute).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
-                                          max_retries=options.max_retries, retry_exceptions=False)
-    pending, counts = {}, {"ran": 0, "skipped": 0, "failed": 0}
-    for config in configs:
-        if not store.claim(config):
-            counts["skipped"] += 1
-            continue
-        key = (config.dataset, config.image_size, config.coarse)
-        if key not in raws:
-            raw = datasets.load(config.dataset, data_dir, image_size=config.image_size, coarse=config.coarse)
-            record_class_counts(store, config.dataset, prepare_for(config.with_(device="cpu"), raw))
-            raws[key] = ray.put(raw)
-        ref = remote.remote(config.to_dict(), raws[key], max(1, int(options.cpus_per_run)), options.compile)
-        pending[ref] = config
-    bar = tqdm(total=len(pending), desc="runs (ray)", unit="run", disable=not progress)
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            config = pending.pop(done[0])
-            _record(ray, done[0], config, store, counts)
-            bar.update()
-    except KeyboardInterrupt:
-        for ref, config in pending.items():
-            ray.cancel(ref, force=True)
-            store.release(config.key())
-        raise
-    finally:
-        bar.close()
-    return counts
+class RayBackend:
+    def __init__(self, options: RayOptions = RayOptions(), data_dir: str | Path | None = None,
+                 progress: bool = True) -> None:
+        self.options, self.data_dir, self.progress = options, data_dir, progress
 
+    def execute(self, configs: list[RunConfig], store: Store) -> Counts:
+        """Execute every unfinished config on Ray, one task per run."""
+        ray = _ray()
+        options = self.options
+        if not ray.is_initialized():
+            ray.init(address=options.address, runtime_env=options.runtime_env, log_to_driver=False,
+                     include_dashboard=False)
+        store.enqueue(configs)
+        raws: dict[tuple, object] = {}  # data key -> object ref of the uint8 arrays
+        remote = ray.remote(_execute).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
+                                              max_retries=options.max_retries, retry_exceptions=False)
+        pending, counts = {}, no_counts()
+        for config in configs:
+            if not store.claim(config):
+                counts["skipped"] += 1
+                continue
+            key = (config.dataset, config.image_size, config.coarse)
+            if key not in raws:
+                raw = load_raw(config, self.data_dir)
+                record_class_counts(store, config.dataset, prepare_for(config.with_(device="cpu"), raw))
+                raws[key] = ray.put(raw)
+            job = Job((config,), options.compile)
+            pending[remote.remote(job, raws[key], max(1, int(options.cpus_per_run)))] = job
+        bar = tqdm(total=len(pending), desc="runs (ray)", unit="run", disable=not self.progress)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                job = pending.pop(done[0])
+                for outcome in self._record(ray, done[0], job, store):
+                    counts[outcome] += 1
+                bar.update()
+        except KeyboardInterrupt:
+            for ref, job in pending.items():
+                ray.cancel(ref, force=True)
+                for key in job.keys:
+                    store.release(key)
+            raise
+        finally:
+            bar.close()
+        return counts
 
-def _record(ray, ref, config: RunConfig, store: Store, counts: dict) -> None:
-    key = config.key()
-    try:
-        out = ray.get(ref)
-    except Exception as err:  # the task raised, or its worker died more often than max_retries
-        store.fail(key, f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
-        counts["failed"] += 1
-        tqdm.write(f"run failed: {config.activation} seed {config.seed}: {type(err).__name__}")
-        return
-    for record in out["epochs"]:
-        store.record_epoch(key, record)
-    store.finish(key, out["status"], out["summary"], out["provenance"])
-    counts["ran"] += 1
+    @staticmethod
+    def _record(ray, ref, job: Job, store: Store) -> list[str]:
+        try:
+            results = ray.get(ref)
+        except Exception as err:  # the task raised, or its worker died more often than max_retries
+            return record_failure(store, job, err)
+        for key, result in zip(job.keys, results):
+            for record in result.epochs:
+                store.record_epoch(key, record)
+        return record_results(store, job, results, {"concurrent_runs": None})

@@ -66,6 +66,8 @@ MIGRATIONS = (
 )
 
 FINISHED = tuple(s.value for s in _FINISHED)
+LOCK_WAIT_S = 600.0  # how long a writer waits, with backoff, for another process's write lock
+_AFBENCH_TABLES = {"runs", "epochs", "meta"}
 STALE_REMOTE_S = 3600.0  # a run owned by another host is presumed dead after an hour of silence
 
 
@@ -106,24 +108,59 @@ class Store:
         self.path = self.folder / "results.sqlite"
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)  # explicit transactions
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self._check_foreign()
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise AfbenchError(f"{self.path} is not an afbench results database ({err}): move it away or choose "
+                               "another --out") from None
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=60000")
         self.owner = current_owner()
         self._migrate()
+
+    def _check_foreign(self) -> None:
+        """Refuse an SQLite file that holds other tables and no afbench schema: adding
+        afbench's tables to someone else's database would be vandalism."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and tables:
+            self.db.close()
+            raise AfbenchError(f"{self.path} is an SQLite database of another program (tables: "
+                               f"{', '.join(sorted(tables))}), not afbench results: choose another --out")
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")  # take the write lock now: no lost updates between processes
+        self._begin()
         try:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def _begin(self) -> None:
+        """Take the write lock now (no lost updates between processes). Another client
+        may hold it for long (a backup, a viewer): wait with backoff, then say so."""
+        start, pause = time.monotonic(), 0.5
+        while True:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise
+                waited = time.monotonic() - start
+                if waited >= LOCK_WAIT_S:
+                    raise AfbenchError(f"{self.path} stayed locked by another process for {waited:.0f} s. Close "
+                                       "whatever holds it (a database viewer, another afbench) and rerun the same "
+                                       "command: finished runs are kept") from None
+                time.sleep(min(pause, max(0.0, LOCK_WAIT_S - waited)))
+                pause = min(pause * 2, 30.0)
 
     def _migrate(self) -> None:
         with self.transaction() as db:
@@ -181,18 +218,19 @@ class Store:
                        "attempts = attempts + 1 WHERE key = ?", (self.owner, now, now, key))
             return True
 
-    def record_epoch(self, key: str, record: dict) -> None:
+    def record_epoch(self, key: str, record: EpochRecord) -> None:
         """Write one epoch as soon as it ends: a crash loses at most the epoch in progress."""
         now = time.time()
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO epochs (run_key, epoch, record) VALUES (?, ?, ?)",
-                       (key, record["epoch"], json.dumps(record)))
+                       (key, record.epoch, json.dumps(record.to_dict())))
             db.execute("UPDATE runs SET heartbeat = ?, updated = ? WHERE key = ?", (now, now, key))
 
-    def finish(self, key: str, status: str, summary: dict, provenance: dict) -> None:
+    def finish(self, key: str, status: Status, summary: RunSummary, provenance: dict) -> None:
         with self.transaction() as db:
             db.execute("UPDATE runs SET status = ?, summary = ?, provenance = ?, updated = ?, owner = NULL "
-                       "WHERE key = ?", (status, json.dumps(summary), json.dumps(provenance), time.time(), key))
+                       "WHERE key = ?", (Status(status).value, json.dumps(summary.to_dict()), json.dumps(provenance),
+                                         time.time(), key))
 
     def fail(self, key: str, error: str) -> None:
         with self.transaction() as db:

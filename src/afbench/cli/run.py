@@ -1,0 +1,231 @@
+"""`afbench run` / `afbench sweep`: flags -> a Grid -> afbench.sweep.execute -> report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from afbench import activations
+from afbench.cli import args as types
+from afbench.errors import AfbenchError
+
+console = Console()
+
+_RUN_FLAGS = {  # flag: (RunConfig field, type, help)
+    "--dataset": ("dataset", str, "digits, mnist, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"),
+    "--model": ("model", str, "mlp, lenet or vgg11"),
+    "--epochs": ("epochs", types.positive_int, "training epochs (default 10)"),
+    "--batch-size": ("batch_size", types.positive_int, "training batch size (default 128)"),
+    "--optimizer": ("optimizer", str, "adam or sgd (default adam)"),
+    "--momentum": ("momentum", types.unit_interval, "SGD momentum in [0, 1) (default 0.9)"),
+    "--weight-decay": ("weight_decay", types.non_negative,
+                       "weight decay; never on learned activation parameters (default 0)"),
+    "--act-lr": ("act_lr", types.positive, "learning rate of learned activation parameters (PReLU slopes, ...) "
+                                           "(default: the run's --lr)"),
+    "--target": ("target", types.accuracy, "test accuracy for time-to-target, e.g. 0.98"),
+    "--init": ("init", str, "default, xavier, he, normal001 or zeros (default: default)"),
+    "--norm": ("norm", str, "none, batch, layer, group or instance (default: the model's own)"),
+    "--hidden-bias": ("hidden_bias", float, "initial bias of hidden layers, e.g. 0.01 for ReLU units"),
+    "--split": ("split", str, "official, or s2 (all images re-split train/test/valid 7:2:1)"),
+    "--valid-fraction": ("valid_fraction", types.unit_interval,
+                         "fraction of train held out for validation (default 0; 0.1 when several learning rates "
+                         "are given)"),
+    "--whitening": ("whitening", str, "pca or zca (default none)"),
+    "--train-subset": ("train_subset", types.positive_int, "train on only this many images"),
+    "--image-size": ("image_size", types.positive_int, "resize image folders to this square size"),
+    "--latency-samples": ("latency_samples", types.positive_int, "test images timed one at a time (default: all)"),
+}
+_RUN_SWITCHES = {"--nesterov": ("nesterov", "SGD with Nesterov momentum"),
+                 "--match-params": ("match_params", "scale hidden widths so that models whose activation widens "
+                                                    "the layer before (maxout) match the ReLU model's parameters"),
+                 "--augment": ("augment", "random crop (pad 4) and horizontal flip"),
+                 "--coarse": ("coarse", "CIFAR-100's 20 superclasses")}
+_GRID_FLAGS = ("activations", "lr", "seeds", "models", "datasets")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    from afbench.sweep.grid import PRESETS
+
+    parser.add_argument("--preset", help=f"fill the settings from a study: {', '.join(PRESETS)} "
+                                         "(explicit flags override it)")
+    parser.add_argument("--activations", type=types.activation_list,
+                        help="comma-separated activations (formulas may contain commas inside parentheses), or "
+                             "'all' (every hidden one)")
+    for flag, (_, kind, text) in _RUN_FLAGS.items():
+        parser.add_argument(flag, type=kind, help=text)
+    for flag, (_, text) in _RUN_SWITCHES.items():
+        parser.add_argument(flag, action="store_true", default=None, help=text)
+    parser.add_argument("--lr", type=types.learning_rates,
+                        help="learning rate, or several comma-separated: then each activation gets the one with "
+                             "the best validation accuracy (default 1e-3)")
+    parser.add_argument("--seeds", type=types.seeds, default=None,
+                        help="N seeds (0..N-1), a comma list such as 3,7 or 42, , or auto: start with 3 paired "
+                             "seeds and add seeds only where the comparison with --baseline is undecided "
+                             "(default 1)")
+    parser.add_argument("--max-seeds", type=types.positive_int, default=20,
+                        help="--seeds auto: at most this many seeds per activation (default: %(default)s)")
+    parser.add_argument("--equivalence", type=types.positive, default=0.1,
+                        help="--seeds auto: differences in test error within ± this many percentage points are "
+                             "practically equivalent (default: %(default)s)")
+    parser.add_argument("--models", type=types.name_list, help="comma-separated models, to sweep several")
+    parser.add_argument("--datasets", type=types.name_list, help="comma-separated data sets, to sweep several")
+    parser.add_argument("--device", type=types.device, default="auto",
+                        help="auto, cpu or cuda (default: %(default)s)")
+    parser.add_argument("--threads", type=types.positive_int,
+                        help="torch threads per worker (default: chosen with --workers); workers x threads never "
+                             "exceeds the cores")
+    parser.add_argument("--workers", default="auto", type=types.auto_or_count,
+                        help="worker processes, or auto: a short calibration picks workers x threads for the "
+                             "cores (default: %(default)s)")
+    parser.add_argument("--stack", default="auto", type=types.auto_or_count,
+                        help="train up to N seeds of one configuration as one stacked model (1: never), or auto: "
+                             "stack when a short calibration finds it faster per run (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true",
+                        help="train through torch.compile (with CUDA graphs on a GPU, against kernel-launch "
+                             "overhead). Compiling happens in the warm-up, is recorded as provenance compile_s "
+                             "and is never counted as training time. On a CPU it needs a C++ compiler and was "
+                             "slower than eager on the 2-core machine afbench is developed on")
+    parser.add_argument("--backend", default="local", choices=("local", "ray"),
+                        help="local: processes on this machine; ray: one task per run on a Ray cluster "
+                             "(pip install 'afbench[ray]') (default: %(default)s)")
+    parser.add_argument("--address", help="Ray cluster: auto or ray://host:port (default: start a local Ray)")
+    parser.add_argument("--cpus-per-run", type=types.positive, default=1.0,
+                        help="Ray: CPUs (and threads) per run (default: %(default)s)")
+    parser.add_argument("--gpus-per-run", type=types.non_negative, default=0.0,
+                        help="Ray: GPUs per run, fractions share a GPU (default: %(default)s)")
+    parser.add_argument("--max-retries", type=int, default=2, help="Ray: re-executions of a run whose worker "
+                                                                    "dies (default: %(default)s)")
+    parser.add_argument("--data-dir", help="folder with local copies of the data")
+    parser.add_argument("--out", help="results folder (default: results/<preset or run>)")
+    parser.add_argument("--baseline", default="relu", help="activation the others are tested against "
+                                                           "(default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def grid_from_args(args: argparse.Namespace):
+    """Preset values, then explicit flags on top; no flags at all means `quick`.
+    Returns (grid, name, notes): notes say what was folded (aliases, duplicates)."""
+    from afbench.config import RunConfig
+    from afbench.sweep.execute import canonical_activations
+    from afbench.sweep.grid import Grid, preset
+
+    explicit = {flag: getattr(args, flag.lstrip("-").replace("-", "_")) for flag in list(_RUN_FLAGS) + list(
+        _RUN_SWITCHES)}
+    given = any(v is not None for v in explicit.values()) or any(getattr(args, a) is not None for a in _GRID_FLAGS)
+    name = args.preset or (None if given else "quick")
+    settings = preset(name) if name else {}
+    chosen = args.activations or settings.pop("activations", None) or ("relu",)
+    settings.pop("activations", None)
+    preset_lrs, preset_seeds = settings.pop("lrs", None), settings.pop("seeds", None)
+    for flag, value in explicit.items():
+        if value is not None:
+            settings[(_RUN_FLAGS.get(flag) or _RUN_SWITCHES.get(flag))[0]] = value
+    lrs = args.lr or tuple(preset_lrs or (settings.get("lr", 1e-3),))
+    settings["lr"] = lrs[0]
+    chosen = tuple(activations.names()) if chosen == "all" else \
+        tuple(types.split_top_level(chosen)) if isinstance(chosen, str) else tuple(chosen)
+    names, notes = canonical_activations(chosen)  # fail on a bad name before anything runs
+    _check_models(args.models or (settings.get("model", "mlp"),))
+    seeds = args.seeds if args.seeds is not None else \
+        types.seeds(str(preset_seeds)) if preset_seeds is not None else (0,)
+    grid = Grid(RunConfig(**settings), names, (0,) if seeds == "auto" else seeds, lrs if len(lrs) > 1 else (),
+                args.models or (), args.datasets or ())
+    return grid, name or "run", notes, seeds == "auto"
+
+
+def _check_models(names: tuple[str, ...]) -> None:
+    """Unknown built-in model names fail now, not as one failed run per config."""
+    from afbench import models
+    from afbench.errors import lookup
+
+    for name in names:
+        if ":" not in name:
+            lookup("model", name, models.names(), hint=" Or your own: --model PATH.py:NAME")
+
+
+def _backend(args: argparse.Namespace):
+    if args.backend == "ray":
+        from afbench.sweep import ray_backend
+
+        options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries,
+                                         compile=args.compile)
+        return ray_backend.RayBackend(options, args.data_dir, not args.no_progress)
+    from afbench.sweep import LocalBackend, Runtime
+
+    return LocalBackend(Runtime(args.data_dir, args.threads, not args.no_progress, args.workers, args.stack,
+                                args.compile))
+
+
+def _out_folder(args: argparse.Namespace, name: str) -> Path:
+    out = Path(args.out or f"results/{name}")
+    if out.exists() and not out.is_dir():
+        raise AfbenchError(f"--out {out} is a file, not a folder: name a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".afbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise AfbenchError(f"cannot write to --out {out}: {err.strerror or err}. Choose a writable folder") from None
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from afbench.engine.runtime import check_compile_toolchain
+    from afbench.report import render
+    from afbench.sweep import execute, execute_until_decided
+    from afbench.sweep.execute import canonical_activation, resolve
+
+    if args.backend == "ray" and args.stack not in ("auto", 1):
+        raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
+    grid, name, notes, auto_seeds = grid_from_args(args)
+    baseline = canonical_activation(args.baseline)
+    device = "cuda" if args.backend == "ray" and args.gpus_per_run > 0 and args.device == "auto" else args.device
+    configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
+    if args.compile and args.backend == "local":  # Ray tasks compile on their own nodes
+        check_compile_toolchain(configs[0].device)
+    out = _out_folder(args, name)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
+    backend = _backend(args)
+    if auto_seeds:
+        console.print(f"--seeds auto: {len(grid.activations)} activations, 3 paired seeds first, at most "
+                      f"{args.max_seeds}, against {baseline} -> {out}/results.sqlite")
+        outcome = execute_until_decided(grid, out, backend, baseline=baseline, max_seeds=args.max_seeds,
+                                        equivalence=args.equivalence / 100, device=device)
+        for activation, why in outcome.stopped.items():
+            console.print(f"  {activation}: {why}", highlight=False)
+    else:
+        console.print(f"{len(configs)} runs -> {out}/results.sqlite")
+        outcome = execute(configs, out, backend, device="as given")
+    counts = outcome.counts
+    console.print(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']}")
+    report = render.write(out, baseline)
+    print_comparison(report)
+    console.print(f"report: {out}/summary.md, {out}/report.html, {out}/summary.csv, {out}/epochs.csv, {out}/figures/")
+    if counts["failed"]:
+        console.print(f"[red]{counts['failed']} runs failed[/red]: their errors are in {out}/runs.csv (column "
+                      "error); rerun the same command to retry them", highlight=False)
+        return 1
+    return 0
+
+
+def print_comparison(report) -> None:
+    from afbench.report import tables
+
+    rows = tables.comparison_rows(report.aggregate, report.tests, bold=("[bold green]", "[/bold green]"))
+    if not rows:
+        console.print("no finished runs")
+        return
+    constant = [c for c in ("dataset", "model") if len({r[c] for r in rows}) == 1]
+    setting = " ".join(f"{c} {rows[0][c]}" for c in constant)
+    table = Table(title=f"{setting}: mean ± sd over seeds; compared with {report.baseline}")
+    columns = [c for c in rows[0] if c not in constant]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    console.print(table)

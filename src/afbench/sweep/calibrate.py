@@ -1,0 +1,102 @@
+"""How to spread a sweep over this machine: workers x threads, and how many seeds
+to train as one stack. Explicit settings win; "auto" measures a few steps."""
+
+from __future__ import annotations
+
+import torch
+
+from afbench import data as datasets
+from afbench.config import RunConfig
+from afbench.engine import train as engine
+from afbench.engine.runtime import available_cores
+from afbench.engine.stack import StackedSequential
+from afbench.errors import AfbenchError
+from afbench.sweep import slots
+from afbench.sweep.options import Runtime
+
+CALIBRATION_STEPS = 12
+SPAWN_WORTH_S = 120.0  # estimated training seconds below which one process is faster than spawning workers
+MAX_STACK = 8
+STACK_GAIN = 1.1  # stack only when it trains at least this much faster per run
+
+
+def largest_seed_group(configs: list[RunConfig]) -> int:
+    """How many runs share one stack key (differ only in their seed), at most."""
+    sizes: dict[str, int] = {}
+    for config in configs:
+        sizes[config.stack_key()] = sizes.get(config.stack_key(), 0) + 1
+    return max(sizes.values(), default=0)
+
+
+def unstackable(sample: RunConfig, prepared: datasets.Prepared) -> str | None:
+    """Why seeds of this model cannot train as one stack, or None if they can."""
+    try:
+        members = [engine.build_model(sample.with_(seed=s), prepared) for s in (0, 1)]
+        StackedSequential(members)
+    except AfbenchError as err:
+        return str(err)
+    return None
+
+
+def plan_stack(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None, group: int,
+               threads: int) -> dict:
+    """How many seeds to train as one stack. "auto" times a few steps of one run and
+    of a stack of ``group`` seeds (at most MAX_STACK) and stacks when that trains
+    STACK_GAIN faster per run (measured here: 6 MLPs stacked train 2x faster per run
+    on a 2-core CPU; stacked LeNets train slower, since grouped convolutions are).
+    Models that cannot stack (not one nn.Sequential with a Flatten) train one by one."""
+    size = min(group, MAX_STACK) if runtime.stack == "auto" else max(1, min(int(runtime.stack), group or 1))
+    if size < 2:
+        return {"stack": 1, "stack_how": "given" if runtime.stack != "auto" else "no seeds to stack"}
+    why = unstackable(sample, prepared) if prepared is not None else None
+    if why:
+        return {"stack": 1, "stack_how": f"cannot stack: {why}"}
+    if runtime.stack != "auto":
+        return {"stack": size, "stack_how": "given"}
+    torch.set_num_threads(threads)
+    with slots.reserve(threads):
+        alone = engine.time_training_steps(sample, prepared, CALIBRATION_STEPS)
+        stacked = engine.time_training_steps(sample, prepared, CALIBRATION_STEPS, stack=size)
+    gain = size * alone / stacked
+    return {"stack": size if gain >= STACK_GAIN else 1, "stack_how": "calibrated", "stack_gain": round(gain, 2)}
+
+
+def _steps_per_s(config: RunConfig, prepared: datasets.Prepared, threads: int) -> float:
+    """Training steps per second of ``config``'s model with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    return CALIBRATION_STEPS / engine.time_training_steps(config, prepared, CALIBRATION_STEPS)
+
+
+def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None, pending: int) -> dict:
+    """Workers x threads for this machine, never more threads than cores.
+
+    Explicit settings win, but never oversubscribe: workers x threads is capped at
+    the cores (two 2-thread processes on 2 cores ran 20x slower here). "auto" on a CPU
+    with several cores and runs times a few steps of the first run with all cores in
+    one process and with one thread, and picks one 1-thread worker per core when that
+    trains faster in total (measured here: two 1-thread LeNet processes beat one
+    2-thread process slightly).
+    """
+    cores = available_cores()
+    if runtime.workers != "auto":
+        workers = max(1, min(int(runtime.workers), cores, max(pending, 1)))
+        threads = min(runtime.threads or max(1, cores // workers), max(1, cores // workers))
+        return {"workers": workers, "threads": threads, "cores": cores, "how": "given"}
+    if runtime.threads:  # threads given: as many workers as fit on the cores
+        threads = min(runtime.threads, cores)
+        workers = max(1, min(cores // threads, max(pending, 1)))
+        return {"workers": workers, "threads": threads, "cores": cores, "how": "from --threads"}
+    if sample.device != "cpu" or cores == 1 or pending < 2:
+        return {"workers": 1, "threads": cores, "cores": cores, "how": "default"}
+    with slots.reserve(cores):  # measure on a quiet machine, not against another sweep
+        together = _steps_per_s(sample, prepared, cores)
+        alone = _steps_per_s(sample, prepared, 1)
+    steps = pending * sample.epochs * -(-len(prepared.train) // sample.batch_size)
+    if steps / together < SPAWN_WORTH_S:  # starting workers (torch import, data) would cost more than it saves
+        return {"workers": 1, "threads": cores, "cores": cores, "how": "short sweep",
+                "estimated_s": round(steps / together, 1)}
+    workers = min(cores, pending)
+    parallel = workers * alone  # independent processes on separate cores
+    choice = {"workers": workers, "threads": 1} if parallel > 1.05 * together else {"workers": 1, "threads": cores}
+    return {**choice, "cores": cores, "how": "calibrated", "steps_per_s_all_cores": round(together, 2),
+            "steps_per_s_one_thread": round(alone, 2)}

@@ -1,0 +1,170 @@
+"""One way to run a sweep: `afbench run`, the studies and the Python API all call
+``execute``. It resolves the configs once (device, canonical activation names),
+opens the results database and hands the unfinished runs to a backend.
+
+``execute_until_decided`` is ``--seeds auto``: paired seeds are added in rounds,
+only for the activations whose comparison with the baseline is still undecided.
+
+>>> from afbench.sweep import execute, Grid
+>>> from afbench.config import RunConfig
+>>> outcome = execute(Grid(RunConfig(epochs=3), ("relu", "tanh"), seeds=(0, 1, 2)), "results/demo")
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from afbench import activations
+from afbench.config import RunConfig
+from afbench.engine.runtime import resolve_device
+from afbench.errors import AfbenchError, UnknownNameError
+from afbench.results import Status
+from afbench.sweep.grid import Grid
+from afbench.sweep.jobs import Backend, Counts, no_counts
+from afbench.sweep.local import LocalBackend
+from afbench.sweep.store import Store
+
+FIRST_SEEDS = 3  # paired seeds every activation starts with under --seeds auto
+EQUIVALENCE = 0.001  # default practical-equivalence margin: 0.1 percentage points of test error
+
+
+@dataclass
+class Outcome:
+    """What one call did, and what the caller should tell the user."""
+
+    counts: Counts = field(default_factory=no_counts)
+    configs: list[RunConfig] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stopped: dict[str, str] = field(default_factory=dict)  # --seeds auto: activation -> why it stopped
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"]
+
+
+def canonical_activation(name: str) -> str:
+    """The registry's name for a registered activation (case and aliases folded);
+    formulas and import paths as given."""
+    try:
+        return activations.info(name).name
+    except UnknownNameError:
+        activations.factory(name)  # a formula or module:Name: validate it, or fail with the reason
+        return name
+
+
+def canonical_activations(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """Canonical names with duplicates removed, and a note for each one folded away."""
+    out, notes = [], []
+    for name in names:
+        resolved = canonical_activation(name)
+        if resolved in out:
+            notes.append(f"activation '{name}' is '{resolved}', already in the sweep: trained once")
+            continue
+        if resolved != name:
+            notes.append(f"activation '{name}' is registered as '{resolved}'")
+        out.append(resolved)
+    return tuple(out), notes
+
+
+def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
+    """Fix the device type into each config (results on CPU and GPU are different
+    runs) and use canonical activation names, so 'ReLU' and 'relu' are one run."""
+    resolved = resolve_device(device).type
+    out = [c.with_(device=resolved, activation=canonical_activation(c.activation)) for c in configs]
+    return list({c.key(): c for c in out}.values())  # duplicates after folding run once
+
+
+def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | None = None, *,
+            device: str = "auto") -> Outcome:
+    """Train every run of ``grid`` that ``out``/results.sqlite does not hold finished;
+    resumable: call it again after a crash and only the rest runs."""
+    configs = grid.configs() if isinstance(grid, Grid) else list(grid)
+    if not configs:
+        raise AfbenchError("nothing to run: the grid is empty (give at least one activation and one seed)")
+    configs = resolve(configs, device) if device != "as given" else configs
+    store = Store(out)
+    try:
+        counts = (backend or LocalBackend()).execute(configs, store)
+    finally:
+        store.close()
+    return Outcome(counts, configs)
+
+
+def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None = None, *, baseline: str = "relu",
+                          max_seeds: int = 20, equivalence: float = EQUIVALENCE, device: str = "auto") -> Outcome:
+    """``--seeds auto``: start every activation with FIRST_SEEDS paired seeds, then add
+    seeds in rounds only where the comparison with ``baseline`` is undecided (the
+    baseline always gets the seeds the others need, to pair with), until each is
+    decided (Holm-corrected permutation test significant, or practically equivalent:
+    the 95% CI of the error difference within ±``equivalence``) or has ``max_seeds``.
+    Resumes like any sweep: finished seeds are read back, never retrained."""
+    from afbench.report import stats  # the decision rule is the report's, so sweep and report agree
+
+    baseline = canonical_activation(baseline)
+    if len(grid.lrs) > 1:
+        raise AfbenchError("--seeds auto with several learning rates is not supported: give one --lr")
+    if max_seeds < FIRST_SEEDS:
+        raise AfbenchError(f"--max-seeds must be at least {FIRST_SEEDS}, got {max_seeds}")
+    names, _ = canonical_activations(grid.activations)
+    if baseline not in names:
+        raise AfbenchError(f"--seeds auto compares against the baseline '{baseline}', which is not among the "
+                           f"activations ({', '.join(names)}): add it or choose --baseline")
+    seeds = {name: FIRST_SEEDS for name in names}
+    outcome = Outcome()
+    while True:
+        configs = [c for c in Grid(grid.base, names, tuple(range(max(seeds.values()))), grid.lrs, grid.models,
+                                   grid.datasets).configs() if c.seed < seeds[canonical_activation(c.activation)]]
+        step = execute(configs, out, backend, device=device)
+        for k in outcome.counts:
+            outcome.counts[k] += step.counts[k]
+        outcome.configs = step.configs
+        decided = _verdicts(stats, out, baseline, equivalence)
+        undecided = [a for a in names if a != baseline and decided.get(a, "undecided") == "undecided"
+                     and seeds[a] < max_seeds]
+        for name in names:
+            if name != baseline:
+                verdict = decided.get(name, "undecided")
+                outcome.stopped[name] = verdict if verdict != "undecided" else \
+                    f"undecided at {seeds[name]} seeds" + (" (max seeds)" if seeds[name] >= max_seeds else "")
+        if not undecided or step.failed:
+            break
+        grow = min(max_seeds, max(seeds[undecided[0]] + 3, math.ceil(1.5 * seeds[undecided[0]])))
+        for name in undecided + [baseline]:
+            seeds[name] = max(seeds[name], grow)
+    _record_stops(out, outcome.stopped, seeds)
+    return outcome
+
+
+def _verdicts(stats, out: str | Path, baseline: str, equivalence: float) -> dict[str, str]:
+    """activation -> verdict against the baseline, over every setting (the least
+    decided one counts when an activation appears in several)."""
+    store = Store(out)
+    try:
+        rows = [{"dataset": r.config["dataset"], "model": r.config["model"], "activation": r.config["activation"],
+                 "seed": r.config["seed"], "status": r.status.value,
+                 "error_rate": r.summary.error_rate if r.summary else None}
+                for r in store.records() if r.status == Status.DONE]
+    finally:
+        store.close()
+    if not rows:
+        return {}
+    table = stats.verdicts(pd.DataFrame(rows), metric="error_rate", baseline=baseline, equivalence=equivalence)
+    out: dict[str, str] = {}
+    for activation, group in table.groupby("activation"):
+        verdicts = set(group["verdict"])
+        out[activation] = "undecided" if "undecided" in verdicts else verdicts.pop() if len(verdicts) == 1 \
+            else "mixed"
+    return out
+
+
+def _record_stops(out: str | Path, stopped: dict[str, str], seeds: dict[str, int]) -> None:
+    store = Store(out)
+    try:
+        store.set_meta("seeds_auto", {name: {"stopped": stopped.get(name, "baseline"), "seeds": seeds[name]}
+                                      for name in seeds})
+    finally:
+        store.close()

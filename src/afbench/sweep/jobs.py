@@ -1,0 +1,74 @@
+"""What a backend executes: a job is one run, or the seeds of one configuration
+trained as a stack. Training a job and recording its outcome happen here, once,
+for every backend: the only place a run is marked finished or failed."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from tqdm import tqdm
+
+from afbench import data as datasets
+from afbench.config import RunConfig
+from afbench.engine import train as engine
+from afbench.results import EpochRecord
+from afbench.sweep.store import Store
+
+Counts = dict[str, int]  # {"ran": ..., "skipped": ..., "failed": ...}
+
+
+def no_counts() -> Counts:
+    return {"ran": 0, "skipped": 0, "failed": 0}
+
+
+@dataclass(frozen=True)
+class Job:
+    configs: tuple[RunConfig, ...]  # one run, or seeds of one configuration (equal stack keys)
+    compile: bool = False
+
+    @property
+    def keys(self) -> list[str]:
+        return [c.key() for c in self.configs]
+
+    @property
+    def label(self) -> str:
+        first = self.configs[0]
+        seeds = ",".join(str(c.seed) for c in self.configs)
+        stacked = " stacked" if len(self.configs) > 1 else f" lr {first.lr:g}"
+        return f"{first.activation} {first.model}/{first.dataset} seed{'s' if len(self.configs) > 1 else ''} " \
+               f"{seeds}{stacked}"
+
+
+class Backend(Protocol):
+    """Executes every unfinished config into the store; returns what it did."""
+
+    def execute(self, configs: list[RunConfig], store: Store) -> Counts: ...
+
+
+def train_job(job: Job, prepared: datasets.Prepared,
+              on_epoch: Callable[[int, EpochRecord], None] | None = None) -> list[engine.RunResult]:
+    """Train a job; ``on_epoch(member, record)`` as each member's epoch ends."""
+    if len(job.configs) == 1:
+        report = (lambda record: on_epoch(0, record)) if on_epoch else None
+        return [engine.train(job.configs[0], prepared, on_epoch=report, compile=job.compile)]
+    return engine.train_stack(list(job.configs), prepared, on_epoch=on_epoch, compile=job.compile)
+
+
+def record_results(store: Store, job: Job, results: list[engine.RunResult], extra: dict | None = None) -> list[str]:
+    """Mark every run of a finished job done or diverged, with its summary and provenance."""
+    for key, result in zip(job.keys, results):
+        store.finish(key, result.status, result.summary, {**result.provenance, **(extra or {})})
+    return ["ran"] * len(job.configs)
+
+
+def record_failure(store: Store, job: Job, error: BaseException) -> list[str]:
+    """Mark every run of a job that raised as failed, with the error and its traceback;
+    the sweep goes on, and the next sweep retries them."""
+    text = f"{type(error).__name__}: {error}"
+    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    for key in job.keys:
+        store.fail(key, f"{text}\n{trace}")
+    tqdm.write(f"run failed: {job.label}: {text}")
+    return ["failed"] * len(job.configs)

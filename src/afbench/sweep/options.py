@@ -1,0 +1,17 @@
+"""How a sweep executes, as opposed to what it trains: nothing here changes a run's
+identity (the results of a run do not depend on it), only its speed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Runtime:
+    data_dir: str | Path | None = None
+    threads: int | None = None  # torch threads per worker; None = decided by the plan
+    progress: bool = True
+    workers: int | str = "auto"  # worker processes, or "auto": calibrate (see calibrate.plan)
+    stack: int | str = "auto"  # seeds trained as one stack: 1 = never, k = up to k, "auto": calibrate
+    compile: bool = False  # training steps through torch.compile (CUDA graphs on a GPU); see engine.train
