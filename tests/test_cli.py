@@ -68,7 +68,6 @@ def test_several_learning_rates_pick_one_per_activation_on_validation(tmp_path, 
 @pytest.mark.parametrize("argv,message", [
     (["run", "--activations", "relux"], "Did you mean 'relu'"),
     (["run", "--dataset", "minst"], "Did you mean 'mnist'"),
-    (["run", "--target", "98"], "target is an accuracy"),
     (["run", "--preset", "s9"], "unknown preset"),
     (["report", "/nonexistent/folder"], "no results.sqlite"),
     (["run", "--stack", "3", "--backend", "ray"], "--stack applies to the local backend"),
@@ -84,18 +83,20 @@ def test_bad_input_is_a_clear_error_not_a_traceback(argv, message, capsys, tmp_p
                                                        ("s1-cifar10", 6, "vgg11", "cifar10"),
                                                        ("s2-mlp", 3, "mlp", "mnist"), ("quick", 24, "mlp", "digits")])
 def test_presets_expand_to_the_studies_grids(preset, count, model, dataset):
-    from afbench.cli import build_parser, grid_from_args
+    from afbench.cli import build_parser
+    from afbench.cli.run import grid_from_args
 
-    grid, name = grid_from_args(build_parser().parse_args(["run", "--preset", preset]))
+    grid, name, _, _ = grid_from_args(build_parser().parse_args(["run", "--preset", preset]))
     cells = grid.configs()
     assert name == preset and len(cells) == count
     assert {(c.model, c.dataset) for c in cells} == {(model, dataset)}
 
 
 def test_explicit_flags_override_the_preset():
-    from afbench.cli import build_parser, grid_from_args
+    from afbench.cli import build_parser
+    from afbench.cli.run import grid_from_args
 
-    grid, _ = grid_from_args(build_parser().parse_args(["run", "--preset", "s1-mnist", "--epochs", "2",
+    grid, *_ = grid_from_args(build_parser().parse_args(["run", "--preset", "s1-mnist", "--epochs", "2",
                                                         "--activations", "relu,elu", "--seeds", "3"]))
     cells = grid.configs()
     assert len(cells) == 6 and {c.epochs for c in cells} == {2} and {c.target for c in cells} == {0.98}

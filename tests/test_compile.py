@@ -7,19 +7,20 @@ import torch
 from afbench.cli import main
 from afbench.config import RunConfig
 from afbench.engine import train as engine
+from afbench.engine import trainer as engine_trainer
 
 
 @pytest.fixture
 def recompiles_fail_after_warm_up(monkeypatch):
     """A compilation after the warm-up would land in a timed epoch: make it an error."""
-    warm_up = engine._Trainer.warm_up
+    warm_up = engine_trainer.Trainer.warm_up
 
     def strict_warm_up(self):
         seconds = warm_up(self)
         torch._dynamo.config.error_on_recompile = True
         return seconds
 
-    monkeypatch.setattr(engine._Trainer, "warm_up", strict_warm_up)
+    monkeypatch.setattr(engine_trainer.Trainer, "warm_up", strict_warm_up)
     with torch._dynamo.config.patch(error_on_recompile=False):  # restored afterwards (monkeypatch would delete it)
         yield
 
@@ -30,9 +31,9 @@ def test_a_compiled_run_trains_as_the_eager_one(digits, recompiles_fail_after_wa
     compiled = engine.train(config, digits, compile=True)
     torch._dynamo.config.error_on_recompile = False
     eager = engine.train(config, digits)
-    assert [e["train_loss"] for e in compiled.epochs] == pytest.approx([e["train_loss"] for e in eager.epochs],
+    assert [e.train_loss for e in compiled.epochs] == pytest.approx([e.train_loss for e in eager.epochs],
                                                                        rel=1e-5)
-    assert [e["test_acc"] for e in compiled.epochs] == [e["test_acc"] for e in eager.epochs]
+    assert [e.test_acc for e in compiled.epochs] == [e.test_acc for e in eager.epochs]
     assert compiled.provenance["compile"] == "default" and compiled.provenance["compile_s"] > 0
     assert "compile_s" not in eager.provenance
 
@@ -43,7 +44,7 @@ def test_a_compiled_stack_trains_as_the_eager_one(digits, recompiles_fail_after_
     torch._dynamo.config.error_on_recompile = False
     eager = engine.train_stack(configs, digits)
     for c, e in zip(compiled, eager):
-        assert [r["train_loss"] for r in c.epochs] == pytest.approx([r["train_loss"] for r in e.epochs], rel=1e-5)
+        assert [r.train_loss for r in c.epochs] == pytest.approx([r.train_loss for r in e.epochs], rel=1e-5)
         assert c.provenance["stack_size"] == 2 and c.provenance["compile_s"] > 0
 
 
@@ -76,4 +77,4 @@ def test_a_compiled_run_on_a_gpu_uses_cuda_graphs(digits):
     result = engine.train(RunConfig(activation="relu", epochs=2, batch_size=64, device="cuda"), on_gpu,
                           compile=True)
     assert result.status == "done" and result.provenance["compile"] == "reduce-overhead"
-    assert result.epochs[-1]["test_acc"] > 0.8
+    assert result.epochs[-1].test_acc > 0.8

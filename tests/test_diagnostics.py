@@ -78,7 +78,7 @@ def test_every_diagnostic_is_recorded_per_epoch_and_is_cheap():
 
     result = train(RunConfig(model="mlp", activation="relu", epochs=2, batch_size=32), data.prepare(data.load("digits")))
     for record in result.epochs:
-        assert set(record["layers"]) == {"dead_output", "dead_gradient", "saturation", "act_mean", "act_std",
+        assert set(record.layers) == {"dead_output", "dead_gradient", "saturation", "act_mean", "act_std",
                                          "grad_norm"}
-        assert all(len(v) == 2 for v in record["layers"].values())
-        assert record["diagnostics_s"] < record["epoch_train_s"]
+        assert all(len(v) == 2 for v in record.layers.values())
+        assert record.diagnostics_s < record.epoch_train_s

@@ -51,28 +51,28 @@ def test_training_is_reproducible_with_a_seed(digits):
     config = RunConfig(activation="relu", epochs=2, batch_size=64, seed=3)
     a, b = train(config, digits), train(config, digits)
     for key in ("train_loss", "test_loss", "test_acc"):
-        assert [e[key] for e in a.epochs] == [e[key] for e in b.epochs]
+        assert [getattr(e, key) for e in a.epochs] == [getattr(e, key) for e in b.epochs]
     c = train(config.with_(seed=4), digits)
-    assert [e["train_loss"] for e in c.epochs] != [e["train_loss"] for e in a.epochs]
+    assert [e.train_loss for e in c.epochs] != [e.train_loss for e in a.epochs]
 
 
 def test_a_run_records_every_epoch_and_its_provenance(digits):
     seen = []
     result = train(RunConfig(activation="tanh", epochs=3, batch_size=64, target=0.5), digits, on_epoch=seen.append)
-    assert [e["epoch"] for e in seen] == [1, 2, 3] and result.status == "done"
-    assert result.summary["total_train_s"] == pytest.approx(sum(e["epoch_train_s"] for e in seen))
-    assert all(seen[i]["cum_train_s"] < seen[i + 1]["cum_train_s"] for i in range(2))
-    assert result.summary["epoch_to_target"] == 1 and result.summary["time_to_target_s"] == seen[0]["cum_train_s"]
+    assert [e.epoch for e in seen] == [1, 2, 3] and result.status == "done"
+    assert result.summary.total_train_s == pytest.approx(sum(e.epoch_train_s for e in seen))
+    assert all(seen[i].cum_train_s < seen[i + 1].cum_train_s for i in range(2))
+    assert result.summary.epoch_to_target == 1 and result.summary.time_to_target_s == seen[0].cum_train_s
     for key in ("afbench", "torch", "device_name", "threads", "git_revision"):
         assert key in result.provenance
-    assert result.summary["ms_per_sample"] > 0 and result.summary["throughput_per_s"] > 0
-    assert np.array(result.summary["confusion"]).sum() == len(digits.test)
+    assert result.summary.ms_per_sample > 0 and result.summary.throughput_per_s > 0
+    assert np.array(result.summary.confusion).sum() == len(digits.test)
 
 
 def test_divergence_is_a_result_not_a_crash(digits):
     result = train(RunConfig(activation="relu", epochs=3, optimizer="sgd", lr=1e12, batch_size=64), digits)
-    assert result.status == "diverged" and result.summary["diverged_epoch"] == 1
-    assert math.isnan(result.epochs[0]["train_loss"]) or math.isinf(result.epochs[0]["train_loss"])
+    assert result.status == "diverged" and result.summary.diverged_epoch == 1
+    assert math.isnan(result.epochs[0].train_loss) or math.isinf(result.epochs[0].train_loss)
 
 
 def test_same_seed_gives_the_same_initial_weights_across_activations(digits):
@@ -102,15 +102,15 @@ def test_bad_settings_are_named():
 @pytest.mark.parametrize("stacked", [False, True])
 def test_the_warm_up_leaves_weights_buffers_and_gradients_as_built(digits, stacked):
     from afbench.engine.stack import StackedSequential
-    from afbench.engine.train import _on_device, _StackTrainer, _Trainer
+    from afbench.engine.trainer import StackTrainer, Trainer, on_device
 
     configs = [RunConfig(activation="prelu", norm="batch", batch_size=64, seed=s) for s in (0, 1)]
     if stacked:
-        model = _on_device(StackedSequential([build_model(c, digits) for c in configs]), digits)
-        trainer = _StackTrainer(configs, digits, model)
+        model = on_device(StackedSequential([build_model(c, digits) for c in configs]), digits)
+        trainer = StackTrainer(configs, digits, model)
     else:
-        model = _on_device(build_model(configs[0], digits), digits)
-        trainer = _Trainer(configs[0], digits, model)
+        model = on_device(build_model(configs[0], digits), digits)
+        trainer = Trainer(configs[0], digits, model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     tensors = [id(p) for p in model.parameters()]
     trainer.warm_up()

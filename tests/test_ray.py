@@ -12,7 +12,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from afbench.config import RunConfig  # noqa: E402
-from afbench.sweep import ray_backend, runner  # noqa: E402
+from afbench.sweep import LocalBackend, Runtime, ray_backend  # noqa: E402
 from afbench.sweep.grid import Grid  # noqa: E402
 from afbench.sweep.store import Store  # noqa: E402
 
@@ -42,18 +42,18 @@ def test_ray_gives_the_same_rows_as_the_local_backend(local_ray, tmp_path):
     cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh"), seeds=(0, 1)).configs()
     local = Store(tmp_path / "local")
     # one run at a time, as Ray runs them: a stack would sum the same losses in another order
-    runner.run(cells, local, runner.Runtime(threads=1, workers=1, stack=1, progress=False))
+    LocalBackend(Runtime(threads=1, workers=1, stack=1, progress=False)).execute(cells, local)
     remote = Store(tmp_path / "ray")
-    counts = ray_backend.run(cells, remote, ray_backend.RayOptions(cpus_per_run=1), progress=False)
+    counts = ray_backend.RayBackend(ray_backend.RayOptions(cpus_per_run=1), progress=False).execute(cells, remote)
     assert counts == {"ran": 4, "skipped": 0, "failed": 0}
     assert _rows(remote) == _rows(local)
-    assert ray_backend.run(cells, remote, ray_backend.RayOptions(), progress=False)["skipped"] == 4
+    assert ray_backend.RayBackend(ray_backend.RayOptions(), progress=False).execute(cells, remote)["skipped"] == 4
 
 
 def test_a_killed_worker_is_retried_and_every_run_completes_once(local_ray, tmp_path):
     cells = Grid(RunConfig(epochs=2, batch_size=64), ("ray_helpers:DieOnce", "relu"), seeds=(0,)).configs()
     store = Store(tmp_path)
-    counts = ray_backend.run(cells, store, ray_backend.RayOptions(max_retries=2), progress=False)
+    counts = ray_backend.RayBackend(ray_backend.RayOptions(max_retries=2), progress=False).execute(cells, store)
     assert local_ray.exists()  # a worker really was killed
     assert counts == {"ran": 2, "skipped": 0, "failed": 0}
     assert all(r["status"] == "done" and r["attempts"] == 1 for r in store.runs())
@@ -63,7 +63,7 @@ def test_a_killed_worker_is_retried_and_every_run_completes_once(local_ray, tmp_
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
     cells = Grid(RunConfig(epochs=1, batch_size=64), ("ray_helpers:Raises", "relu"), seeds=(0,)).configs()
     store = Store(tmp_path)
-    assert ray_backend.run(cells, store, ray_backend.RayOptions(), progress=False) == {
+    assert ray_backend.RayBackend(ray_backend.RayOptions(), progress=False).execute(cells, store) == {
         "ran": 1, "skipped": 0, "failed": 1}
     failed = [r for r in store.runs() if r["status"] == "failed"]
     assert len(failed) == 1 and "always fails" in failed[0]["error"]

@@ -10,7 +10,7 @@ from afbench.config import RunConfig
 from afbench.engine import train as engine
 from afbench.engine.stack import StackedSequential
 from afbench.errors import AfbenchError
-from afbench.sweep import runner
+from afbench.sweep import LocalBackend, Runtime, calibrate
 from afbench.sweep.grid import Grid
 from afbench.sweep.store import Store
 
@@ -115,13 +115,13 @@ def test_a_stack_of_seeds_trains_each_seed_as_it_would_alone(digits):
     stacked = engine.train_stack(configs, digits)
     for config, result in zip(configs, stacked):
         alone = engine.train(config, digits)
-        assert [e["test_acc"] for e in result.epochs] == pytest.approx([e["test_acc"] for e in alone.epochs],
+        assert [e.test_acc for e in result.epochs] == pytest.approx([e.test_acc for e in alone.epochs],
                                                                          abs=2 / len(digits.test))
-        assert result.summary["params"] == alone.summary["params"]
+        assert result.summary.params == alone.summary.params
         assert result.provenance["stack_size"] == 3
         first = result.epochs[0]
-        assert first["epoch_train_s"] == pytest.approx(first["stack_epoch_s"] / 3)
-        assert len(first["layers"]["dead_output"]) == 2  # diagnostics on the member's own model
+        assert first.epoch_train_s == pytest.approx(first.stack_epoch_s / 3)
+        assert len(first.layers["dead_output"]) == 2  # diagnostics on the member's own model
 
 
 def test_a_diverged_member_stops_and_the_others_go_on(digits, monkeypatch):
@@ -138,8 +138,8 @@ def test_a_diverged_member_stops_and_the_others_go_on(digits, monkeypatch):
     configs = [RunConfig(seed=s, epochs=3, batch_size=64) for s in range(3)]
     results = engine.train_stack(configs, digits)
     assert [r.status for r in results] == ["done", "diverged", "done"]
-    assert results[1].summary["diverged_epoch"] == 1 and len(results[1].epochs) == 1
-    assert len(results[0].epochs) == 3 and results[2].epochs[-1]["test_acc"] > 0.8
+    assert results[1].summary.diverged_epoch == 1 and len(results[1].epochs) == 1
+    assert len(results[0].epochs) == 3 and results[2].epochs[-1].test_acc > 0.8
 
 
 def test_only_seeds_of_one_configuration_stack(digits):
@@ -150,13 +150,13 @@ def test_only_seeds_of_one_configuration_stack(digits):
 def test_plan_stacks_only_when_it_measures_faster(monkeypatch):
     times = {1: 1.0, 3: 2.0}  # a stack of 3 takes 2x one run: 1.5x faster per run
     monkeypatch.setattr(engine, "time_training_steps", lambda config, data, steps, stack=1: times[stack])
-    auto = runner.Runtime()
-    assert runner.plan_stack(auto, RunConfig(), None, 3, 2) == {"stack": 3, "stack_how": "calibrated",
+    auto = Runtime()
+    assert calibrate.plan_stack(auto, RunConfig(), None, 3, 2) == {"stack": 3, "stack_how": "calibrated",
                                                                   "stack_gain": 1.5}
     times[3] = 3.0  # no faster per run: train one by one
-    assert runner.plan_stack(auto, RunConfig(), None, 3, 2)["stack"] == 1
-    assert runner.plan_stack(auto, RunConfig(), None, 1, 2) == {"stack": 1, "stack_how": "no seeds to stack"}
-    assert runner.plan_stack(runner.Runtime(stack=5), RunConfig(), None, 3, 2)["stack"] == 3  # no more than seeds
+    assert calibrate.plan_stack(auto, RunConfig(), None, 3, 2)["stack"] == 1
+    assert calibrate.plan_stack(auto, RunConfig(), None, 1, 2) == {"stack": 1, "stack_how": "no seeds to stack"}
+    assert calibrate.plan_stack(Runtime(stack=5), RunConfig(), None, 3, 2)["stack"] == 3  # no more than seeds
 
 
 def test_a_stacked_sweep_records_every_seed_and_a_failed_stack_is_redone(tmp_path, monkeypatch):
@@ -170,11 +170,11 @@ def test_a_stacked_sweep_records_every_seed_and_a_failed_stack_is_redone(tmp_pat
 
     monkeypatch.setattr(engine, "train_stack", flaky)
     store = Store(tmp_path)
-    stacked = runner.Runtime(progress=False, workers=1, stack=3)
-    assert runner.run(cells, store, stacked) == {"ran": 3, "skipped": 0, "failed": 3}
+    stacked = Runtime(progress=False, workers=1, stack=3)
+    assert LocalBackend(stacked).execute(cells, store) == {"ran": 3, "skipped": 0, "failed": 3}
     assert store.meta()["scheduler"]["stack"] == 3
     monkeypatch.setattr(engine, "train_stack", real)
-    assert runner.run(cells, store, stacked) == {"ran": 3, "skipped": 3, "failed": 0}
+    assert LocalBackend(stacked).execute(cells, store) == {"ran": 3, "skipped": 3, "failed": 0}
     runs = store.runs()
     assert all(r["status"] == "done" and r["provenance"]["stack_size"] == 3 for r in runs)
     assert len(store.epochs()) == 12

@@ -3,7 +3,8 @@
 import pytest
 
 from afbench import data, studies
-from afbench.cli import build_parser, grid_from_args, main
+from afbench.cli import build_parser, main
+from afbench.cli.run import grid_from_args
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_study_init_command_writes_its_figures(tmp_path, capsys):
 
 
 def test_s4_preset_sweeps_learning_rates_and_seeds():
-    grid, _ = grid_from_args(build_parser().parse_args(["run", "--preset", "s4-relu-softsign"]))
+    grid, *_ = grid_from_args(build_parser().parse_args(["run", "--preset", "s4-relu-softsign"]))
     cells = grid.configs()
     assert len(cells) == 6 * 3 * 3 and {c.lr for c in cells} == {3e-4, 1e-3, 3e-3}
     assert {c.activation for c in cells} >= {"relu_softsign", "relu_softplus"}

@@ -1,4 +1,4 @@
-"""Results database, resume after kill -9, concurrent sweeps, and the runner."""
+"""Results database, resume after kill -9, concurrent sweeps, and the local backend."""
 
 import multiprocessing
 import os
@@ -14,7 +14,8 @@ import pytest
 
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
-from afbench.sweep import runner
+from afbench.results import EpochRecord, RunSummary, Status
+from afbench.sweep import LocalBackend, Runtime, calibrate
 from afbench.sweep.grid import Grid, preset
 from afbench.sweep.store import MIGRATIONS, Store
 
@@ -44,12 +45,12 @@ def test_claim_skips_finished_runs_and_reclaims_dead_ones(tmp_path):
     store = Store(tmp_path)
     done, abandoned, alive = configs(3)
     assert store.claim(done)
-    store.record_epoch(done.key(), {"epoch": 1, "train_loss": 1.0})
-    store.finish(done.key(), "done", {"accuracy": 0.9}, {})
+    store.record_epoch(done.key(), EpochRecord(1, train_loss=1.0, train_acc=0.5, epoch_train_s=1.0, cum_train_s=1.0))
+    store.finish(done.key(), Status.DONE, RunSummary(params=10, epochs_run=1, total_train_s=1.0, accuracy=0.9), {})
     assert not store.claim(done)
     # A run left 'running' by a process that no longer exists is redone, from scratch.
     assert store.claim(abandoned)
-    store.record_epoch(abandoned.key(), {"epoch": 1})
+    store.record_epoch(abandoned.key(), EpochRecord(1, 1.0, 0.5, 1.0, 1.0))
     dead_owner = f"{socket.gethostname()}:999999999:1"  # this host, a pid that does not exist
     store.db.execute("UPDATE runs SET owner = ? WHERE key = ?", (dead_owner, abandoned.key()))
     assert store.claim(abandoned)
@@ -114,10 +115,10 @@ def test_runner_resumes_and_records_failures(tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine, "train", flaky)
     store = Store(tmp_path)
-    quiet = runner.Runtime(progress=False, workers=1, stack=1)  # in-process: the patched engine applies
-    assert runner.run(cells, store, quiet) == {"ran": 5, "skipped": 0, "failed": 1}
+    quiet = Runtime(progress=False, workers=1, stack=1)  # in-process: the patched engine applies
+    assert LocalBackend(quiet).execute(cells, store) == {"ran": 5, "skipped": 0, "failed": 1}
     monkeypatch.setattr(engine, "train", real)
-    assert runner.run(cells, store, quiet) == {"ran": 1, "skipped": 5, "failed": 0}
+    assert LocalBackend(quiet).execute(cells, store) == {"ran": 1, "skipped": 5, "failed": 0}
     statuses = pd.DataFrame(store.runs())["status"].value_counts().to_dict()
     assert statuses == {"done": 6}
     assert len(store.epochs()) == 12
@@ -126,14 +127,14 @@ def test_runner_resumes_and_records_failures(tmp_path, monkeypatch):
 SWEEP_SCRIPT = """
 import sys
 from afbench.config import RunConfig
-from afbench.sweep import runner
+from afbench.sweep import LocalBackend, Runtime, calibrate
 from afbench.sweep.grid import Grid
 from afbench.sweep.store import Store
 if __name__ == "__main__":  # worker processes are spawned: they re-import this file
     cells = Grid(RunConfig(epochs=int(sys.argv[2]), batch_size=32), ("relu", "tanh", "sigmoid"),
                  seeds=(0, 1)).configs()
-    runner.run(cells, Store(sys.argv[1]), runner.Runtime(threads=1, progress=False, workers=int(sys.argv[3]),
-                                                         stack=int(sys.argv[4])))
+    LocalBackend(Runtime(threads=1, progress=False, workers=int(sys.argv[3]),
+                         stack=int(sys.argv[4]))).execute(cells, Store(sys.argv[1]))
 """
 
 
@@ -174,7 +175,7 @@ def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path, stack):
 def test_worker_processes_run_every_cell_exactly_once(tmp_path):
     cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh", "elu"), seeds=(0, 1)).configs()
     store = Store(tmp_path)
-    counts = runner.run(cells, store, runner.Runtime(progress=False, workers=2, threads=1))
+    counts = LocalBackend(Runtime(progress=False, workers=2, threads=1)).execute(cells, store)
     assert counts == {"ran": 6, "skipped": 0, "failed": 0}
     runs = store.runs()
     assert len(runs) == 6 and all(r["status"] == "done" and r["attempts"] == 1 for r in runs)
@@ -183,26 +184,26 @@ def test_worker_processes_run_every_cell_exactly_once(tmp_path):
 
 
 def test_plan_never_oversubscribes(monkeypatch):
-    monkeypatch.setattr(runner, "available_cores", lambda: 2)
-    assert runner.plan(runner.Runtime(threads=2), RunConfig(), None, 10)["workers"] == 1
-    assert runner.plan(runner.Runtime(workers=5), RunConfig(), None, 10) == {
+    monkeypatch.setattr(calibrate, "available_cores", lambda: 2)
+    assert calibrate.plan(Runtime(threads=2), RunConfig(), None, 10)["workers"] == 1
+    assert calibrate.plan(Runtime(workers=5), RunConfig(), None, 10) == {
         "workers": 2, "threads": 1, "cores": 2, "how": "given"}
-    assert runner.plan(runner.Runtime(), RunConfig(), None, 1)["workers"] == 1  # one run: all cores to it
+    assert calibrate.plan(Runtime(), RunConfig(), None, 1)["workers"] == 1  # one run: all cores to it
 
 
 def test_calibration_picks_the_faster_layout(monkeypatch):
     from types import SimpleNamespace
 
-    monkeypatch.setattr(runner, "available_cores", lambda: 2)
+    monkeypatch.setattr(calibrate, "available_cores", lambda: 2)
     rates = {2: 10.0, 1: 6.0}  # two 1-thread workers: 12 steps/s > 10 with both cores in one
-    monkeypatch.setattr(runner, "_steps_per_s", lambda config, data, threads: rates[threads])
+    monkeypatch.setattr(calibrate, "_steps_per_s", lambda config, data, threads: rates[threads])
     big = SimpleNamespace(train=range(60_000))  # 8 runs x 10 epochs x 469 steps: minutes of work
-    assert runner.plan(runner.Runtime(), RunConfig(), big, 8)["workers"] == 2
+    assert calibrate.plan(Runtime(), RunConfig(), big, 8)["workers"] == 2
     rates[1] = 4.0  # now one 2-thread process wins
-    chosen = runner.plan(runner.Runtime(), RunConfig(), big, 8)
+    chosen = calibrate.plan(Runtime(), RunConfig(), big, 8)
     assert (chosen["workers"], chosen["threads"], chosen["how"]) == (1, 2, "calibrated")
     rates[1] = 6.0  # faster in parallel, but 2 runs of 1 epoch on 1,000 images: not worth spawning
-    small = runner.plan(runner.Runtime(), RunConfig(epochs=1), SimpleNamespace(train=range(1000)), 2)
+    small = calibrate.plan(Runtime(), RunConfig(epochs=1), SimpleNamespace(train=range(1000)), 2)
     assert (small["workers"], small["how"]) == (1, "short sweep")
 
 

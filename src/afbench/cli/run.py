@@ -202,6 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"{len(configs)} runs -> {out}/results.sqlite")
         outcome = execute(configs, out, backend, device="as given")
     counts = outcome.counts
+    if getattr(backend, "schedule_used", None):
+        console.print(f"scheduler: {backend.schedule_used}", highlight=False)
     console.print(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']}")
     report = render.write(out, baseline)
     print_comparison(report)

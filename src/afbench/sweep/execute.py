@@ -52,8 +52,14 @@ def canonical_activation(name: str) -> str:
     try:
         return activations.info(name).name
     except UnknownNameError:
+        pass
+    try:
         activations.factory(name)  # a formula or module:Name: validate it, or fail with the reason
-        return name
+    except AfbenchError:
+        raise
+    except (Exception, RecursionError) as err:  # the user's module raised on import or construction
+        raise AfbenchError(f"cannot use activation '{name}': {type(err).__name__}: {err}") from None
+    return name
 
 
 def canonical_activations(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:

@@ -26,6 +26,7 @@ from afbench.sweep.store import Store
 class LocalBackend:
     def __init__(self, runtime: Runtime = Runtime()) -> None:
         self.runtime = runtime
+        self.schedule_used: dict | None = None  # the last plan, for the caller to show
 
     def execute(self, configs: list[RunConfig], store: Store) -> Counts:
         """Train every config not finished in ``store``, with the calibrated plan."""
@@ -37,6 +38,7 @@ class LocalBackend:
         pending = [c for c in configs if c.key() not in finished]
         schedule = self.schedule(pending, cache)
         store.set_meta("scheduler", schedule)
+        self.schedule_used = schedule
         if schedule["workers"] == 1:
             return _work(configs, store, cache, schedule, self.runtime, started)
         return _spawn(configs, store, self.runtime, schedule, started)
