@@ -194,3 +194,73 @@ def test_workers_times_threads_never_exceeds_the_cores(monkeypatch):
     for runtime in (Runtime(workers=8, threads=2), Runtime(workers=1, threads=16), Runtime(threads=16)):
         plan = calibrate.plan(runtime, RunConfig(), None, 10)
         assert plan["workers"] * plan["threads"] <= 2, (runtime, plan)
+
+
+# ---- image folders and archives ---------------------------------------------------------
+
+def _png(path, value):
+    from PIL import Image
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(path)
+
+
+def test_a_one_class_image_folder_is_refused(tmp_path):
+    from afbench.data.imagefolder import load_imagefolder
+    from afbench.data import DataError
+
+    for i in range(4):
+        _png(tmp_path / "only" / f"{i}.png", i)
+    with pytest.raises(DataError, match="needs at least 2 class folders"):
+        load_imagefolder(tmp_path)
+
+
+def test_symlinked_class_folders_are_followed(tmp_path):
+    from afbench.data.imagefolder import load_imagefolder
+
+    for cls in ("a", "b"):
+        for i in range(3):
+            _png(tmp_path / "elsewhere" / cls / f"{i}.png", 10 * i)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a").symlink_to(tmp_path / "elsewhere" / "a")
+    (folder / "b").symlink_to(tmp_path / "elsewhere" / "b")
+    (folder / "b" / "loop").symlink_to(folder)  # a link back up the tree is not walked twice
+    loaded = load_imagefolder(folder)
+    assert loaded.classes == ("a", "b") and len(loaded.train_y) + len(loaded.test_y) == 6
+
+
+def test_archive_members_are_filtered_by_name_before_decompressing(tmp_path, monkeypatch):
+    import zipfile
+
+    from afbench.data import DataError, formats
+    from afbench.data.imagefolder import load_imagefolder
+
+    for cls in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / "src" / cls / f"{i}.png", 50 * i)
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for png in (tmp_path / "src").rglob("*.png"):
+            z.write(png, png.relative_to(tmp_path / "src").as_posix())
+        z.writestr("notes/huge.bin", b"\0" * (3 * 2**20))  # 3 MB of zeros, a few KB compressed
+    monkeypatch.setattr(formats, "MAX_MEMBER_BYTES", 2**20)  # the huge member would break a 1 MB cap...
+    assert load_imagefolder(archive).classes == ("a", "b")  # ...but it is never decompressed
+    with zipfile.ZipFile(archive, "a") as z:
+        z.writestr("a/bomb.png", b"\0" * (3 * 2**20))  # an image-named member over the cap
+    with pytest.raises(DataError, match="over afbench's limit"):
+        load_imagefolder(archive)
+
+
+def test_an_image_bomb_is_a_data_error(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from afbench.data import DataError
+    from afbench.data.imagefolder import load_imagefolder
+
+    for cls in ("a", "b"):
+        _png(tmp_path / cls / "0.png", 1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 8x8 = 64 pixels > 2 x 10: a "bomb"
+    with pytest.raises(DataError, match="too many pixels"):
+        load_imagefolder(tmp_path)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import struct
 import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -153,25 +154,67 @@ def label_names(raw: bytes, where: str, key: str) -> tuple[str, ...]:
 
 # ---- archives and folders ----------------------------------------------------------
 
-def iter_files(source: Path) -> Iterator[tuple[str, bytes]]:
-    """(relative posix path, content) for every regular file in a directory or a
-    .tar/.tar.gz/.tgz/.zip archive. Archive members are read, never extracted, so
-    paths such as '../x' cannot write anywhere."""
+MAX_MEMBER_BYTES = 512 * 2**20  # one file of a data set, decompressed (a CIFAR batch is 31 MB)
+
+
+def _read_capped(stream, size: int, where: str) -> bytes:
+    """At most MAX_MEMBER_BYTES, whatever the archive declares: a small archive can
+    decompress to gigabytes."""
+    if size > MAX_MEMBER_BYTES:
+        raise DataError(f"{where}: {size / 2**20:.0f} MB decompressed, over afbench's limit of "
+                        f"{MAX_MEMBER_BYTES // 2**20} MB per file: is this the right archive?")
+    raw = stream.read(MAX_MEMBER_BYTES + 1)
+    if len(raw) > MAX_MEMBER_BYTES:
+        raise DataError(f"{where}: decompresses past afbench's limit of {MAX_MEMBER_BYTES // 2**20} MB per file")
+    return raw
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Every file below ``folder``, following symbolic links to files and folders
+    (a class folder that links to images elsewhere is a class), each real folder once."""
+    seen: set[Path] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = Path(root).resolve()
+        if real in seen:  # a link back up the tree: do not loop
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root) / name
+            if path.is_file():
+                yield path
+
+
+def iter_files(source: Path, wanted: Callable[[str], bool] = lambda path: True) -> Iterator[tuple[str, bytes]]:
+    """(relative posix path, content) for every regular file whose path ``wanted``
+    accepts, in a directory or a .tar/.tar.gz/.tgz/.zip archive. Names are filtered
+    before anything is decompressed, and each file is capped at MAX_MEMBER_BYTES.
+    Archive members are read, never extracted, so paths such as '../x' cannot write
+    anywhere. Symbolic links are followed: in folders, and inside tar archives to
+    their target member."""
     if source.is_dir():
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            yield path.relative_to(source).as_posix(), path.read_bytes()
+        for path in _walk(source):
+            relative = path.relative_to(source).as_posix()
+            if wanted(relative):
+                with open(path, "rb") as handle:
+                    yield relative, _read_capped(handle, path.stat().st_size, str(path))
     elif zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
             for info in sorted(archive.infolist(), key=lambda i: i.filename):
-                if not info.is_dir():
-                    yield info.filename, archive.read(info)
+                if not info.is_dir() and wanted(info.filename):
+                    with archive.open(info) as handle:
+                        yield info.filename, _read_capped(handle, info.file_size, f"{source}:{info.filename}")
     elif tarfile.is_tarfile(source):
         try:
             with tarfile.open(source) as archive:
                 for member in archive:
-                    if member.isfile():
-                        yield member.name, archive.extractfile(member).read()
-        except (tarfile.TarError, EOFError, OSError) as err:
+                    if (member.isfile() or member.issym()) and wanted(member.name):
+                        handle = archive.extractfile(member)  # a symlink resolves to its target member
+                        if handle is None:
+                            raise DataError(f"{source}:{member.name}: a link to nothing in the archive")
+                        yield member.name, _read_capped(handle, member.size, f"{source}:{member.name}")
+        except (tarfile.TarError, EOFError, OSError, KeyError) as err:
             raise DataError(f"{source}: corrupt or truncated archive ({err})") from None
     else:
         raise DataError(f"{source}: neither a directory nor a .tar, .tar.gz or .zip archive")

@@ -50,6 +50,8 @@ def _decode(raw: bytes, where: str, size: int | None) -> np.ndarray:
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{where}: refused, too many pixels for an image of a data set ({err})") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise DataError(f"{where}: cannot decode image ({err}); remove or replace it") from None
 
@@ -61,7 +63,7 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
     class (seeded by ``split_seed``) becomes the test split."""
     if not source.exists():
         raise DataError(f"image folder {source} does not exist")
-    files = [(path, raw) for path, raw in iter_files(source) if _is_image(path)]
+    files = list(iter_files(source, wanted=_is_image))  # other members are never decompressed
     if not files:
         raise DataError(f"{source}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     paths = _strip_common_root([PurePosixPath(p).parts for p, _ in files])
@@ -75,6 +77,9 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
     colour = any(img.ndim == 3 for img in images)
     stacked = np.stack([_channels_first(img, colour) for img in images])  # (N, C, H, W)
     classes = tuple(sorted({cls for _, cls in layout}))
+    if len(classes) < 2:
+        raise DataError(f"{source}: one class ({', '.join(classes)}) found; a classification data set needs at "
+                        "least 2 class folders, e.g. cats/ and dogs/")
     index = {cls: i for i, cls in enumerate(classes)}
     labels = np.array([index[cls] for _, cls in layout], dtype=np.int64)
     splits = np.array([split or "" for split, _ in layout])

@@ -202,7 +202,7 @@ def _cifar_members(source: Path, spec: CifarSpec) -> dict[str, bytes]:
     if source.is_dir():
         found = {name: (source / name).read_bytes() for name in wanted if (source / name).is_file()}
     else:
-        found = {Path(path).name: raw for path, raw in iter_files(source) if Path(path).name in wanted}
+        found = {Path(path).name: raw for path, raw in iter_files(source, wanted=lambda p: Path(p).name in wanted)}
     missing = sorted(wanted - set(found))
     if missing:
         raise DataError(f"{source}: incomplete {spec.name}, missing {', '.join(missing)}")
