@@ -81,6 +81,7 @@ class RunSummary:
     epochs_run: int
     total_train_s: float  # the run's own wall-clock training time (a stack's time / its size)
     train_steps: int = 0  # optimizer steps run
+    wall_train_s: float | None = None  # = total_train_s: raw wall clock, which measures neighbours and threads too
     wall_s: float = math.nan  # the whole run, evaluation and latency included
     diverged_epoch: int | None = None
     epoch_to_target: int | None = None  # first epoch at or above the target test accuracy

@@ -117,7 +117,7 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
     optimizer = make_optimizer(configs[0], trainer.model)
     k = len(configs)
     steps_per_epoch = math.ceil(len(data.train) / configs[0].batch_size)
-    base = {**provenance(data.train.x.device), "stack_size": k, **compiled}
+    base = {**provenance(data.train.x.device), "stack_size": k, "compiled": compile, **compiled}
     results = [RunResult(c, Status.DONE, provenance=dict(base)) for c in configs]
     predictions: list[torch.Tensor | None] = [None] * k
     cumulative = 0.0
@@ -170,8 +170,9 @@ def _summarise(config: RunConfig, data: Prepared, model: nn.Module, result: RunR
                predictions: torch.Tensor | None) -> RunSummary:
     epochs = result.epochs
     last = epochs[-1] if epochs else None
-    summary = RunSummary(params=models.count_parameters(model), epochs_run=len(epochs),
-                         total_train_s=last.cum_train_s if last else 0.0, train_steps=last.train_steps if last else 0)
+    seconds = last.cum_train_s if last else 0.0
+    summary = RunSummary(params=models.count_parameters(model), epochs_run=len(epochs), total_train_s=seconds,
+                         wall_train_s=seconds, train_steps=last.train_steps if last else 0)
     if result.status == Status.DIVERGED or predictions is None:
         summary.diverged_epoch = last.epoch if last else None
         return summary
