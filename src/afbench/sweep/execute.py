@@ -30,6 +30,21 @@ from afbench.sweep.store import Store
 
 FIRST_SEEDS = 3  # paired seeds every activation starts with under --seeds auto
 EQUIVALENCE = 0.001  # default practical-equivalence margin: 0.1 percentage points of test error
+ALPHA = 0.05  # familywise error over every look at the data (see seed_rounds)
+
+
+def seed_rounds(max_seeds: int) -> list[int]:
+    """The seed counts at which --seeds auto looks at the data: 3, then about 1.5x
+    (at least 3 more) per round, up to ``max_seeds``: 3, 6, 9, 14, 20 for 20.
+
+    Looking after every round and stopping at the first significant result (optional
+    stopping) would make false "better"/"worse" verdicts likelier than alpha. Each look
+    therefore tests at ALPHA / len(rounds) (Bonferroni over looks), which keeps the
+    chance of any false verdict across all rounds at most ALPHA."""
+    rounds = [min(FIRST_SEEDS, max_seeds)]
+    while rounds[-1] < max_seeds:
+        rounds.append(min(max_seeds, max(rounds[-1] + 3, math.ceil(1.5 * rounds[-1]))))
+    return rounds
 
 
 @dataclass
@@ -103,11 +118,13 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
 def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None = None, *, baseline: str = "relu",
                           max_seeds: int = 20, equivalence: float = EQUIVALENCE, device: str = "auto") -> Outcome:
     """``--seeds auto``: start every activation with FIRST_SEEDS paired seeds, then add
-    seeds in rounds only where the comparison with ``baseline`` is undecided (the
-    baseline always gets the seeds the others need, to pair with), until each is
-    decided (Holm-corrected permutation test significant, or practically equivalent:
-    the 95% CI of the error difference within ±``equivalence``) or has ``max_seeds``.
-    Resumes like any sweep: finished seeds are read back, never retrained."""
+    seeds in rounds (``seed_rounds``) only where the comparison with ``baseline`` is
+    undecided (the baseline always gets the seeds the others need, to pair with),
+    until each is decided (Holm-corrected permutation test significant at ALPHA split
+    over the rounds, or practically equivalent: the CI of the error difference within
+    ±``equivalence``) or has ``max_seeds``. Resumes like any sweep: finished seeds are
+    read back, never retrained. Why each activation stopped is stored in the database
+    (meta ``seeds_auto``)."""
     from afbench.report import stats  # the decision rule is the report's, so sweep and report agree
 
     baseline = canonical_activation(baseline)
@@ -119,7 +136,9 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     if baseline not in names:
         raise AfbenchError(f"--seeds auto compares against the baseline '{baseline}', which is not among the "
                            f"activations ({', '.join(names)}): add it or choose --baseline")
-    seeds = {name: FIRST_SEEDS for name in names}
+    rounds = seed_rounds(max_seeds)
+    alpha = ALPHA / len(rounds)
+    seeds = {name: rounds[0] for name in names}
     outcome = Outcome()
     while True:
         configs = [c for c in Grid(grid.base, names, tuple(range(max(seeds.values()))), grid.lrs, grid.models,
@@ -128,7 +147,7 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
         for k in outcome.counts:
             outcome.counts[k] += step.counts[k]
         outcome.configs = step.configs
-        decided = _verdicts(stats, out, baseline, equivalence)
+        decided = _verdicts(stats, out, baseline, equivalence, alpha)
         undecided = [a for a in names if a != baseline and decided.get(a, "undecided") == "undecided"
                      and seeds[a] < max_seeds]
         for name in names:
@@ -138,14 +157,14 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
                     f"undecided at {seeds[name]} seeds" + (" (max seeds)" if seeds[name] >= max_seeds else "")
         if not undecided or step.failed:
             break
-        grow = min(max_seeds, max(seeds[undecided[0]] + 3, math.ceil(1.5 * seeds[undecided[0]])))
+        grow = next(n for n in rounds if n > seeds[undecided[0]])
         for name in undecided + [baseline]:
             seeds[name] = max(seeds[name], grow)
     _record_stops(out, outcome.stopped, seeds)
     return outcome
 
 
-def _verdicts(stats, out: str | Path, baseline: str, equivalence: float) -> dict[str, str]:
+def _verdicts(stats, out: str | Path, baseline: str, equivalence: float, alpha: float) -> dict[str, str]:
     """activation -> verdict against the baseline, over every setting (the least
     decided one counts when an activation appears in several)."""
     store = Store(out)
@@ -158,7 +177,8 @@ def _verdicts(stats, out: str | Path, baseline: str, equivalence: float) -> dict
         store.close()
     if not rows:
         return {}
-    table = stats.verdicts(pd.DataFrame(rows), metric="error_rate", baseline=baseline, equivalence=equivalence)
+    table = stats.verdicts(pd.DataFrame(rows), metric="error_rate", baseline=baseline, equivalence=equivalence,
+                           alpha=alpha)
     out: dict[str, str] = {}
     for activation, group in table.groupby("activation"):
         verdicts = set(group["verdict"])
