@@ -12,7 +12,7 @@ from scipy import stats as sps
 
 from afbench.config import RunConfig
 from afbench.report import render, stats
-from afbench.sweep import runner
+from afbench.sweep import LocalBackend, Runtime
 from afbench.sweep.grid import Grid
 from afbench.sweep.store import Store
 
@@ -39,16 +39,6 @@ def test_nemenyi_critical_difference_matches_demsar_table(k, q):
     assert stats.nemenyi_cd(k, 10) == pytest.approx(q * math.sqrt(k * (k + 1) / 60), rel=2e-3)
 
 
-def test_paired_tests_pair_by_seed_and_note_small_n():
-    frame = pd.DataFrame({"seed": [0, 1, 2, 0, 1, 2], "activation": ["relu"] * 3 + ["tanh"] * 3,
-                          "error_rate": [0.10, 0.12, 0.11, 0.13, 0.16, 0.14]})
-    out = stats.paired_tests(frame, "error_rate", "relu").iloc[0]
-    diffs = np.array([0.03, 0.04, 0.03])
-    t = diffs.mean() / (diffs.std(ddof=1) / math.sqrt(3))
-    assert out["t_p"] == pytest.approx(2 * sps.t.sf(t, 2)) and out["n"] == 3
-    assert "cannot reach p < 0.05" in out["note"]
-
-
 def test_friedman_ranks_and_test():
     scores = pd.DataFrame({"a": [0.9, 0.8, 0.7, 0.85], "b": [0.8, 0.7, 0.6, 0.75], "c": [0.7, 0.75, 0.5, 0.7]})
     out = stats.friedman(scores)
@@ -62,7 +52,7 @@ def sweep_folder(tmp_path_factory):
     cells = Grid(RunConfig(epochs=3, batch_size=64, target=0.8), ("relu", "tanh", "relu_softsign"),
                  seeds=(0, 1, 2)).configs()
     store = Store(folder)
-    runner.run(cells, store, runner.Runtime(progress=False))
+    LocalBackend(Runtime(progress=False)).execute(cells, store)
     store.close()
     render.write(folder)
     return folder

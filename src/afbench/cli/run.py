@@ -216,18 +216,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_comparison(report) -> None:
-    from afbench.report import tables
-
-    rows = tables.comparison_rows(report.aggregate, report.tests, bold=("[bold green]", "[/bold green]"))
+    rows = report.comparison(bold=("[bold]", "[/bold]"))
     if not rows:
         console.print("no finished runs")
         return
     constant = [c for c in ("dataset", "model") if len({r[c] for r in rows}) == 1]
     setting = " ".join(f"{c} {rows[0][c]}" for c in constant)
-    table = Table(title=f"{setting}: mean ± sd over seeds; compared with {report.baseline}")
+    table = Table(title=f"{setting}: mean ± sd over seeds. ▲ / ▼ error significantly worse / better than "
+                        f"{report.baseline}; bold: top group (paired permutation test, Holm, p < 0.05)")
     columns = [c for c in rows[0] if c not in constant]
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(row[c] for c in columns))
     console.print(table)
+    from afbench.report.render import verdict_text
+
+    for line in verdict_text(report):
+        console.print(f"  {line}", highlight=False, markup=False)

@@ -30,17 +30,21 @@ def confusion_matrix(targets: torch.Tensor, predictions: torch.Tensor, num_class
 def classification_report(confusion: np.ndarray) -> dict[str, float]:
     """Accuracy and macro-averaged precision, recall and F1 (S2's test metrics).
 
-    A class never predicted has precision 0, a class absent from the targets recall
-    0 (scikit-learn's zero_division=0 convention); F1 is averaged per class.
+    Averaged over the classes present in the targets or the predictions, as
+    scikit-learn does: a class absent from both has no precision or recall to
+    average. A class never predicted has precision 0, a class absent from the
+    targets recall 0 (scikit-learn's zero_division=0); F1 is averaged per class.
     """
     confusion = confusion.astype(np.float64)
+    present = (confusion.sum(axis=0) > 0) | (confusion.sum(axis=1) > 0)
+    accuracy = np.trace(confusion) / max(confusion.sum(), 1)
+    confusion = confusion[present][:, present]
     true_positive = np.diag(confusion)
     predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
     precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
     recall = np.divide(true_positive, actual, out=np.zeros_like(true_positive), where=actual > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
-    accuracy = true_positive.sum() / max(confusion.sum(), 1)
     return {"accuracy": float(accuracy), "error_rate": float(1 - accuracy), "precision": float(precision.mean()),
             "recall": float(recall.mean()), "f1": float(f1.mean())}
 

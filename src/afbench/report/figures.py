@@ -236,3 +236,18 @@ def plot_lr_sensitivity(runs: pd.DataFrame, metric: str = "accuracy") -> plt.Fig
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def plot_performance_profile(profile: pd.DataFrame) -> plt.Figure:
+    """Dolan-Moré performance profiles: for each activation, the fraction of settings
+    (y) where its error is within a factor tau (x) of the best activation's."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name in profile.columns:
+        ax.step(profile.index, profile[name], where="post", label=name)
+    ax.set_xlabel("tau (error / best error in the setting)")
+    ax.set_ylabel("fraction of settings")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("performance profiles (Dolan and Moré 2002)", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig

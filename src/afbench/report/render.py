@@ -8,8 +8,10 @@ figures/*.png and report.html (self-contained: figures embedded as base64).
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +19,21 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from afbench import activations
+from afbench.errors import AfbenchError
 from afbench.report import figures, stats, tables
-
-# Per-layer diagnostics recorded by the engine (afbench.engine.diagnostics.METRICS);
-# named here because the report never imports the engine.
-DIAGNOSTICS = ("dead_output", "dead_gradient", "saturation", "act_mean", "act_std", "grad_norm")
+from afbench.report.verdict import verdict_lines
+from afbench.results import DIAGNOSTICS
 from afbench.sweep.store import Store
+
+EQUIVALENCE = 0.001  # practical-equivalence margin of the verdicts: 0.1 percentage points of error
+TAUS = [1 + i / 20 for i in range(41)]  # performance-profile factors 1.0 .. 3.0
+MARKS = (f"{tables.WORSE} / {tables.BETTER} on the error: significantly worse / better than the baseline "
+         "(exact paired sign-flip permutation test on the per-seed differences, Holm-corrected across "
+         "activations, p < 0.05); bold: the top group, not significantly worse than the best error. Means over "
+         "the runs that reached a target stand beside their count and are never marked; one seed marks nothing.")
+SATURATION_NOTE = ("Diagnostics: saturation is the fraction of pre-activations where |f'(x)| < 0.01. For ReLU "
+                   "and its relatives f' is 0 on the whole negative side, so there it counts inactive inputs, not "
+                   "a flattening tail as for sigmoid or tanh. Dead units: zero output for every probe sample.")
 
 
 @dataclass
@@ -38,31 +49,58 @@ class Report:
     ranks: dict
     meta: dict
     baseline: str
+    top: dict = field(default_factory=dict)  # (data set, model) -> the top group by error
     figures: dict[str, plt.Figure] = field(default_factory=dict)
 
+    def comparison(self, bold=("**", "**")) -> list[dict[str, str]]:
+        """The comparison table as strings, ``bold`` around the top group."""
+        return tables.comparison_rows(self.aggregate, self.tests, bold, self.top, self.baseline)
 
-def build(store: Store, baseline: str = "relu") -> Report:
-    runs = tables.runs_frame(store.runs())
+
+def build(store: Store, baseline: str = "relu", equivalence: float = EQUIVALENCE) -> Report:
+    runs = tables.runs_frame(store.records())
+    baseline = _baseline(baseline, runs)
     kept, choices = tables.select_learning_rates(runs)
-    epochs = tables.epochs_frame(store.epochs(), runs)
+    epochs = tables.epochs_frame(store.epoch_records(), runs)
     if len(choices):
         epochs = epochs.merge(kept[["key"]].rename(columns={"key": "run_key"}), on="run_key")
     order = list(dict.fromkeys(runs["activation"])) if len(runs) else []
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
-    tests = tables.significance(kept, baseline) if len(kept) else pd.DataFrame()
-    report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), store.meta(), baseline)
+    tests = tables.significance(kept, baseline, equivalence) if len(kept) else pd.DataFrame()
+    report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), store.meta(), baseline,
+                    tables.top_groups(kept) if len(kept) else {})
     report.figures = _figures(report)
     return report
 
 
+def _baseline(name: str, runs: pd.DataFrame) -> str:
+    """The stored spelling of ``name`` (registry aliases and case folded); an
+    activation the database does not hold is an error that lists the ones it does."""
+    present = list(dict.fromkeys(runs["activation"])) if len(runs) else []
+    if not present:
+        return name
+    try:
+        name = activations.info(name).name
+    except KeyError:
+        pass
+    for candidate in present:
+        if candidate.lower() == name.lower():
+            return candidate
+    raise AfbenchError(f"baseline '{name}' is not among the activations in this database "
+                       f"({', '.join(present)}): choose one of them with --baseline")
+
+
 def _ranks(aggregate: pd.DataFrame) -> dict:
-    """Friedman over settings (data set x model), when there are several."""
+    """Friedman over settings (data set x model), when there are several, and the
+    performance profiles."""
     if aggregate.empty:
         return {}
     scores = aggregate.pivot_table(index=["dataset", "model"], columns="activation", values="error_rate_mean")
     if len(scores) < 2 or scores.shape[1] < 3:
         return {}
-    return stats.friedman(scores, higher_is_better=False)
+    result = stats.friedman(scores, higher_is_better=False)
+    result["profile"] = stats.performance_profile(scores, TAUS)
+    return result
 
 
 def _figures(report: Report) -> dict[str, plt.Figure]:
@@ -78,7 +116,8 @@ def _figures(report: Report) -> dict[str, plt.Figure]:
         for metric in DIAGNOSTICS:
             if f"{metric}_layer1" in frame:
                 out[f"{metric}-{tag}"] = figures.plot_layer_heatmaps(frame, metric, f"{metric}, {model} on {dataset}")
-    for (dataset, model), frame in report.aggregate.groupby(["dataset", "model"], sort=False):
+    settings = report.aggregate.groupby(["dataset", "model"], sort=False) if len(report.aggregate) else []
+    for (dataset, model), frame in settings:
         if frame["time_to_target_s_mean"].notna().any():
             tag = _file_name(f"{dataset}-{model}")
             out[f"time-to-target-{tag}"] = figures.plot_bars(frame.set_index("activation"), "time_to_target_s",
@@ -95,14 +134,21 @@ def _figures(report: Report) -> dict[str, plt.Figure]:
     for dataset, counts in report.meta.get("class_counts", {}).items():
         out[_file_name(f"classes-{dataset}")] = figures.plot_class_histogram(
             counts["counts"], counts["classes"])
-    if report.ranks:
+    if report.ranks and report.ranks["p"] < 0.05:  # a CD diagram only when Friedman rejects equal ranks
         out["critical-difference"] = figures.plot_critical_difference(report.ranks)
+    if report.ranks:
+        out["performance-profiles"] = figures.plot_performance_profile(report.ranks["profile"])
     return out
 
 
 def _file_name(text: str) -> str:
-    """A figure name usable as a file name (image-folder data sets carry paths)."""
-    return text.replace("/", "_").replace(":", "_")
+    """A figure name usable as a file name. Image-folder data sets carry paths: any
+    text that had to change, or is long, gets a short hash of the original, so
+    'a/b_c' and 'a/b/c' never share a file and no name overflows."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    if safe == text and len(text) <= 80:
+        return text
+    return f"{safe[:60]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 def _elementwise(name: str) -> bool:
@@ -116,38 +162,48 @@ def _markdown(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "_no finished runs yet_\n"
     columns = columns or list(rows[0])
+    cell = lambda value: str(value).replace("|", "\\|")  # noqa: E731 (a pipe would split the cell)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def _latex(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    columns = list(rows[0])
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                   "±": r"$\pm$", tables.WORSE: r"$\blacktriangle$", tables.BETTER: r"$\blacktriangledown$",
+                   "≈": r"$\approx$"}
+_BOLD_OPEN, _BOLD_CLOSE = "\x00", "\x01"  # placeholders that no text contains
 
-    def esc(text: str) -> str:
-        text = str(text).replace("\\", "\\textbackslash{}")
-        for ch in "&%$#_{}":
-            text = text.replace(ch, "\\" + ch)
-        text = text.replace("±", "$\\pm$")
-        while "**" in text:  # **best** -> \textbf{best}
-            text = text.replace("**", "\\textbf{", 1).replace("**", "}", 1)
-        return text
 
-    body = [" & ".join(esc(r[c]) for c in columns) + r" \\" for r in rows]
-    return "\n".join([r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
-                      " & ".join(esc(c) for c in columns) + r" \\", r"\midrule", *body, r"\bottomrule",
-                      r"\end{tabular}"]) + "\n"
+def latex_escape(text: str) -> str:
+    """Text for a LaTeX table cell: every special character escaped."""
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def _latex(rows: list[dict], caption: str) -> str:
+    """A complete document (pdflatex summary.tex), booktabs table and its legend."""
+    body = []
+    if rows:
+        columns = list(rows[0])
+        cell = lambda v: latex_escape(v).replace(_BOLD_OPEN, r"\textbf{").replace(_BOLD_CLOSE, "}")  # noqa: E731
+        body = [r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
+                " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule",
+                *(" & ".join(cell(r[c]) for c in columns) + r" \\" for r in rows), r"\bottomrule",
+                r"\end{tabular}"]
+    return "\n".join([r"\documentclass{article}", r"\usepackage[T1]{fontenc}", r"\usepackage{booktabs,amssymb}",
+                      r"\usepackage[landscape,margin=1cm]{geometry}", r"\begin{document}", r"\scriptsize",
+                      *body, "", latex_escape(caption), r"\end{document}"]) + "\n"
 
 
 def _tests_rows(report: Report) -> list[dict]:
     rows = []
     for _, t in report.tests.iterrows():
-        rows.append({"setting": f"{t['model']}/{t['dataset']}", "activation": t["activation"],
-                     "vs": t["baseline"], "n pairs": t["n"], "mean diff (error)": f"{100 * t['mean_diff']:+.3f} pp",
-                     "t-test p (Holm)": f"{t['t_p']:.4g} ({t['t_p_holm']:.4g})",
-                     "Wilcoxon p (Holm)": f"{t['wilcoxon_p']:.4g} ({t['wilcoxon_p_holm']:.4g})", "note": t["note"]})
+        rows.append({"setting": f"{t['model']}/{t['dataset']}", "activation": t["activation"], "vs": t["baseline"],
+                     "n pairs": t["n"], "mean diff (error)": f"{100 * t['mean_diff']:+.3f} pp",
+                     f"{100 * t['confidence']:.0f}% CI": f"{100 * t['ci_low']:+.3f} to {100 * t['ci_high']:+.3f} pp",
+                     "permutation p (Holm)": f"{t['p_permutation']:.4g} ({t['p_holm']:.4g})",
+                     "effect d_z": f"{t['effect_size']:.2f}", "t-test p": f"{t['p_ttest']:.4g}",
+                     "Wilcoxon p": f"{t['p_wilcoxon']:.4g}", "verdict": t["verdict"], "note": t["note"]})
     return rows
 
 
@@ -171,27 +227,25 @@ def _timing_notes(report: Report) -> str:
     return " ".join(notes)
 
 
+def verdict_text(report: Report) -> list[str]:
+    return verdict_lines(report.aggregate, report.tests, report.top, report.ranks, report.baseline,
+                         report.meta.get("equivalence", EQUIVALENCE))
+
+
 def markdown(report: Report) -> str:
-    parts = ["# afbench results\n",
-             f"Per activation: mean ± sd over seeds; best of each column in bold. Error marked * / ** when the "
-             f"Holm-corrected paired t-test against {report.baseline} gives p < 0.05 / 0.01. Times exclude "
-             "evaluation; time to target is the training time at the end of the first epoch at or above the "
-             f"target test accuracy. {_timing_notes(report)}\n\n",
-             _markdown(tables.comparison_rows(report.aggregate, report.tests))]
+    parts = ["# afbench results\n", "\n## Verdict\n\n" + "\n".join(f"- {line}" for line in verdict_text(report)) + "\n",
+             f"\n## Comparison with {report.baseline}\n\nPer activation: mean ± sd over seeds. {MARKS} Times "
+             "exclude evaluation; time to target is the training time at the end of the first epoch at or above the "
+             f"target test accuracy. {_timing_notes(report)}\n\n", _markdown(report.comparison())]
     if len(report.lr_choices):
         parts += ["\n## Learning rate chosen per activation (best mean validation accuracy)\n",
                   _markdown(report.lr_choices.to_dict("records"))]
     parts += [f"\n## Paired tests against {report.baseline} (test error, runs paired by seed)\n",
               _markdown(_tests_rows(report)) if len(report.tests) else "_needs at least 2 seeds per activation_\n"]
-    if report.ranks:
-        ranks = ", ".join(f"{a} {r:.2f}" for a, r in report.ranks["average_ranks"].items())
-        parts.append(f"\n## Across settings\n\nAverage rank by error (1 = best) over {report.ranks['blocks']} "
-                     f"settings: {ranks}. Friedman chi2 = {report.ranks['statistic']:.3f}, "
-                     f"p = {report.ranks['p']:.4g}; Nemenyi critical difference (alpha 0.05) = "
-                     f"{report.ranks['cd']:.3f}.\n")
     shared, varying = tables.settings(report.runs)
     parts.append("\n## Settings shared by every run\n\n" + ", ".join(f"{k}={v}" for k, v in shared.items())
                  + (f"\n\nVarying: {', '.join(varying)}" if varying else "") + "\n")
+    parts.append(f"\n## Notes\n\n{SATURATION_NOTE}\n")
     prov = _provenance(report)
     parts.append("\n## Provenance\n\n" + "\n".join(f"- {k}: {v}" for k, v in prov.items()) + "\n")
     return "".join(parts)
@@ -207,11 +261,10 @@ def html_page(report: Report, images: dict[str, bytes]) -> str:
     def table(rows):
         if not rows:
             return "<p><em>nothing yet</em></p>"
-        frame = pd.DataFrame(rows)
-        return frame.to_html(index=False, escape=True).replace("**", "")  # bold is shown by CSS below
+        page = pd.DataFrame(rows).to_html(index=False, escape=True)
+        return page.replace(html.escape(_BOLD_OPEN), "<strong>").replace(html.escape(_BOLD_CLOSE), "</strong>") \
+            .replace(_BOLD_OPEN, "<strong>").replace(_BOLD_CLOSE, "</strong>")
 
-    summary_rows = tables.comparison_rows(report.aggregate, report.tests, bold=("[[", "]]"))
-    summary_html = table(summary_rows).replace("[[", "<strong>").replace("]]", "</strong>")
     prov = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in _provenance(report).items())
     shared, varying = tables.settings(report.runs)
     setting_text = html.escape(", ".join(f"{k}={v}" for k, v in shared.items()))
@@ -220,47 +273,55 @@ def html_page(report: Report, images: dict[str, bytes]) -> str:
     figs = "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
                    f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(name)}</figcaption></figure>'
                    for name, png in images.items())
-    ranks = ""
-    if report.ranks:
-        ranks = "<h2>Across settings</h2><p>" + html.escape(
-            ", ".join(f"{a}: {r:.2f}" for a, r in report.ranks["average_ranks"].items())) + \
-            f"; Friedman p = {report.ranks['p']:.4g}, critical difference {report.ranks['cd']:.3f}</p>"
+    verdict = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_text(report))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>afbench report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px}}th{{background:#eee}}figure{{display:inline-block;margin:8px}}
 img{{max-width:560px}}</style></head><body>
 <h1>afbench report</h1>
-<p>Mean ± sd over seeds; best of each column in bold; * / ** on the error: Holm-corrected paired t-test against
-{html.escape(report.baseline)} p &lt; 0.05 / 0.01. {html.escape(_timing_notes(report))}</p>
-<h2>Comparison</h2>{summary_html}
+<h2>Verdict</h2><ul class="verdict">{verdict}</ul>
+<h2>Comparison with {html.escape(report.baseline)}</h2>
+<p>Mean ± sd over seeds. {html.escape(MARKS)} {html.escape(_timing_notes(report))}</p>
+{table(report.comparison(bold=(_BOLD_OPEN, _BOLD_CLOSE)))}
 <h2>Paired tests against {html.escape(report.baseline)}</h2>{table(_tests_rows(report))}
-{ranks}
 <h2>Figures</h2>{figs}
 <h2>Settings shared by every run</h2><p>{setting_text}</p>
+<h2>Notes</h2><p>{html.escape(SATURATION_NOTE)}</p>
 <h2>Provenance</h2><ul>{prov}</ul>
 </body></html>
 """
 
 
 def write(folder: str | Path, baseline: str = "relu") -> Report:
-    """Compute the report from ``folder``/results.sqlite and write every file."""
+    """Compute the report from ``folder``/results.sqlite and write every file, for
+    any state of the database (empty, all failed, all diverged, one run)."""
     folder = Path(folder)
     if not (folder / "results.sqlite").exists():
         raise FileNotFoundError(f"{folder} holds no results.sqlite: run `afbench run --out {folder}` first")
+    (folder / "tests.csv").unlink(missing_ok=True)  # never left stale from an earlier baseline
     store = Store(folder)
     try:
         report = build(store, baseline)
     finally:
         store.close()
-    report.runs[tables.RUN_COLUMNS].to_csv(folder / "summary.csv", index=False)
+    report.runs[[c for c in tables.RUN_COLUMNS if c in report.runs]].to_csv(folder / "summary.csv", index=False)
     report.runs.to_csv(folder / "runs.csv", index=False)
     report.epochs.to_csv(folder / "epochs.csv", index=False)
-    report.aggregate.to_csv(folder / "summary_stats.csv", index=False)
+    stats_table = report.aggregate
+    if len(stats_table) and len(report.tests):
+        verdicts = report.tests.set_index(["dataset", "model", "activation"])
+        stats_table = stats_table.assign(verdict=[
+            "baseline" if r["activation"] == report.baseline else
+            (f"{verdicts.loc[key, 'verdict']} (n={verdicts.loc[key, 'n']})" if key in verdicts.index else "-")
+            for key, (_, r) in zip(stats_table[["dataset", "model", "activation"]].itertuples(index=False,
+                                                                                            name=None),
+                                   stats_table.iterrows())])
+    stats_table.to_csv(folder / "summary_stats.csv", index=False)
     if len(report.tests):
         report.tests.to_csv(folder / "tests.csv", index=False)
     (folder / "summary.md").write_text(markdown(report))
-    (folder / "summary.tex").write_text(_latex(tables.comparison_rows(report.aggregate, report.tests)))
+    (folder / "summary.tex").write_text(_latex(report.comparison(bold=(_BOLD_OPEN, _BOLD_CLOSE)), MARKS))
     images = {}
     (folder / "figures").mkdir(exist_ok=True)
     for name, fig in report.figures.items():

@@ -1,21 +1,31 @@
-"""Statistics over seeds and settings: spread, paired tests, ranks.
+"""Statistics over seeds and settings: spread, paired comparisons, verdicts, ranks.
 
-References: Holm (1979) step-down correction; Demsar (2006), "Statistical
-Comparisons of Classifiers over Multiple Data Sets" (Friedman test, Nemenyi
-critical difference).
+The primary test is the exact sign-flip permutation test on the mean of paired
+differences: valid at any n, with no normality assumption, and honest at small n
+(with 2 seeds no difference can reach p < 0.5). The t-test and Wilcoxon are shown
+beside it, never used to mark anything.
+
+References: Holm (1979) step-down correction; Fisher (1935) / Pitman (1937)
+permutation tests; Demsar (2006), "Statistical Comparisons of Classifiers over
+Multiple Data Sets" (Friedman test, Nemenyi critical difference); Dolan and Moré
+(2002), performance profiles.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-WILCOXON_MIN_N = 6  # below this, the exact two-sided Wilcoxon p-value cannot reach 0.05
+WILCOXON_MIN_N = 6  # below this many non-zero differences, two-sided Wilcoxon cannot reach p < 0.05
+EXACT_MAX_N = 16  # sign-flip test: every one of the 2^n patterns up to here, Monte Carlo beyond
+MONTE_CARLO_DRAWS = 100_000
+ALPHA = 0.05
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:
@@ -42,38 +52,161 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def paired_tests(frame: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
-    """Each activation against ``baseline``, runs paired by seed.
+@dataclass(frozen=True)
+class PairedComparison:
+    """``other`` against ``baseline``, paired by seed. Differences are other - baseline."""
 
-    Returns one row per other activation: n pairs, mean difference, paired t-test and
-    Wilcoxon signed-rank p-values, both Holm-corrected across activations, and a note
-    when n is too small for Wilcoxon to reach p < 0.05.
-    """
-    pivot = frame.pivot_table(index="seed", columns="activation", values=metric, aggfunc="mean")
+    n: int  # pairs
+    n_nonzero: int  # pairs whose difference is not zero (what Wilcoxon uses)
+    mean_diff: float
+    ci_low: float  # t interval of the mean difference at ``confidence``
+    ci_high: float
+    confidence: float
+    p_permutation: float  # exact two-sided sign-flip test (Monte Carlo beyond EXACT_MAX_N pairs)
+    permutation_draws: int  # 0: exact over all 2^n sign patterns
+    p_ttest: float  # scipy's ttest_rel; NaN when every difference is equal (zero variance)
+    p_wilcoxon: float  # scipy's wilcoxon signed-rank; 1 when every difference is zero
+    effect_size: float  # d_z = mean / sd of the differences (Cohen's paired d); +-inf if sd = 0 and mean != 0
+    note: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sign_flip_p(diff: np.ndarray, draws: int = MONTE_CARLO_DRAWS, seed: int = 0) -> tuple[float, int]:
+    """Two-sided p of the mean of paired differences under random sign flips (the null:
+    each pair's two results are exchangeable). Exact over all 2^n patterns for
+    n <= EXACT_MAX_N; beyond, ``draws`` random patterns with p = (1 + hits) / (1 + draws),
+    which is never below its exact value in expectation. Returns (p, draws; 0 = exact)."""
+    diff = np.asarray(diff, dtype=np.float64)
+    n = len(diff)
+    if n == 0:
+        return math.nan, 0
+    observed = abs(diff.mean())
+    tolerance = 1e-12 * max(1.0, float(np.abs(diff).max()))  # equal sums in another order are equal
+    if n <= EXACT_MAX_N:
+        patterns = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2 - 1  # (2^n, n) of +-1
+        flipped = np.abs(patterns @ np.abs(diff)) / n
+        return float(np.mean(flipped >= observed - tolerance)), 0
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, draws, 10_000):
+        signs = rng.choice((-1.0, 1.0), size=(min(10_000, draws - start), n))
+        hits += int(np.sum(np.abs(signs @ np.abs(diff)) / n >= observed - tolerance))
+    return (1 + hits) / (1 + draws), draws
+
+
+def paired_comparison(baseline: Sequence[float], other: Sequence[float], *, confidence: float = 0.95,
+                      draws: int = MONTE_CARLO_DRAWS) -> PairedComparison:
+    """Compare ``other`` with ``baseline`` (sequences paired by seed, same length)."""
+    a, b = np.asarray(baseline, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
+    diff = b - a
+    n = len(diff)
+    nonzero = int(np.count_nonzero(diff))
+    mean = float(diff.mean()) if n else math.nan
+    sd = float(diff.std(ddof=1)) if n > 1 else math.nan
+    if n > 1 and sd <= 1e-9 * float(np.abs(diff).max()):
+        sd = 0.0  # equal differences summed in another order: floating-point noise, not variance
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    p_perm, used = sign_flip_p(diff, draws)
+    p_t = p_w = math.nan
+    if n > 1 and sd > 0:
+        p_t = float(stats.ttest_rel(b, a).pvalue)
+    if n > 0 and nonzero == 0:
+        p_w = 1.0
+    elif nonzero > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p_w = float(stats.wilcoxon(diff).pvalue)
+    effect = (mean / sd if sd > 0 else 0.0 if mean == 0 else math.copysign(math.inf, mean)) if n > 1 else math.nan
+    notes = []
+    if n < 2:
+        notes.append("one pair tests nothing")
+    if nonzero < WILCOXON_MIN_N:
+        notes.append(f"{nonzero} non-zero differences < {WILCOXON_MIN_N}: Wilcoxon cannot reach p < 0.05")
+    if n > 1 and sd == 0:
+        notes.append("every difference is equal: t-test undefined")
+    return PairedComparison(n, nonzero, mean, mean - half, mean + half, confidence, p_perm, used, p_t, p_w, effect,
+                            "; ".join(notes))
+
+
+def _seed_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """seed x activation table of ``metric`` over finished runs (one value per cell)."""
+    done = frame[frame["status"] == "done"]
+    return done.pivot_table(index="seed", columns="activation", values=metric, aggfunc="mean")
+
+
+def compare_with(frame: pd.DataFrame, metric: str, reference: str, alpha: float = ALPHA,
+                 confidence: float | None = None) -> pd.DataFrame:
+    """Every other activation of one setting against ``reference``, paired by seed,
+    Holm-corrected (permutation p) across them. One row per activation."""
+    table = _seed_table(frame, metric)
     rows = []
-    if baseline not in pivot.columns:
+    if reference not in table.columns:
         return pd.DataFrame(rows)
-    for activation in [a for a in pivot.columns if a != baseline]:
-        pair = pivot[[activation, baseline]].dropna()
-        diff = (pair[activation] - pair[baseline]).to_numpy()
-        n = len(diff)
-        t_p = w_p = math.nan
-        if n >= 2 and np.any(diff != 0):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                t_p = float(stats.ttest_rel(pair[activation], pair[baseline]).pvalue)
-                w_p = float(stats.wilcoxon(diff).pvalue)
-        elif n >= 2:
-            t_p = w_p = 1.0  # identical results: no evidence of a difference
-        rows.append({"activation": activation, "n": n, "mean_diff": float(diff.mean()) if n else math.nan,
-                     "t_p": t_p, "wilcoxon_p": w_p,
-                     "note": f"n={n} < {WILCOXON_MIN_N}: Wilcoxon cannot reach p < 0.05" if n < WILCOXON_MIN_N
-                     else ""})
-    result = pd.DataFrame(rows)
-    if len(result):
-        result["t_p_holm"] = holm(result["t_p"])
-        result["wilcoxon_p_holm"] = holm(result["wilcoxon_p"])
-    return result
+    for activation in [a for a in table.columns if a != reference]:
+        pair = table[[reference, activation]].dropna()
+        result = paired_comparison(pair[reference], pair[activation], confidence=confidence or 1 - alpha)
+        rows.append({"activation": activation, **result.to_dict()})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["p_holm"] = holm(out["p_permutation"])
+    return out
+
+
+def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "relu", equivalence: float = 0.001,
+             alpha: float = ALPHA, lower_is_better: bool = True) -> pd.DataFrame:
+    """Per setting (data set, model) and activation: is it better or worse than
+    ``baseline`` (Holm-corrected permutation p < ``alpha``, direction from the mean
+    difference), practically equivalent (the (1 - alpha) CI of the mean difference
+    lies within +-``equivalence``, in the metric's units: 0.001 = 0.1 percentage
+    points of error), or undecided? ``frame``: one row per run with dataset, model,
+    activation, seed, status and ``metric``."""
+    parts = []
+    for (dataset, model), group in frame.groupby(["dataset", "model"], sort=False):
+        tests = compare_with(group, metric, baseline, alpha)
+        if tests.empty:
+            continue
+        tests.insert(0, "model", model)
+        tests.insert(0, "dataset", dataset)
+        tests["verdict"] = [_verdict(row, alpha, equivalence, lower_is_better) for _, row in tests.iterrows()]
+        parts.append(tests)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["dataset", "model", "activation", "n", "verdict"])
+
+
+def _verdict(row, alpha: float, equivalence: float, lower_is_better: bool) -> str:
+    if row["n"] >= 2 and row["p_holm"] < alpha and row["mean_diff"] != 0:
+        return "better" if (row["mean_diff"] < 0) == lower_is_better else "worse"
+    if row["n"] >= 2 and -equivalence <= row["ci_low"] and row["ci_high"] <= equivalence:
+        return "equivalent"
+    return "undecided"
+
+
+def top_group(frame: pd.DataFrame, metric: str, lower_is_better: bool = True, alpha: float = ALPHA) -> list[str]:
+    """The activations not significantly worse than the best one (by mean), Holm-
+    corrected permutation tests against it. Empty when no activation has 2 seeds."""
+    table = _seed_table(frame, metric)
+    if table.empty or table.count().max() < 2:
+        return []
+    means = table.mean()
+    best = means.idxmin() if lower_is_better else means.idxmax()
+    tests = compare_with(frame, metric, best, alpha)
+    worse = set()
+    for _, row in tests.iterrows():
+        if row["n"] >= 2 and row["p_holm"] < alpha and (row["mean_diff"] > 0) == lower_is_better:
+            worse.add(row["activation"])
+    return [a for a in table.columns if a not in worse and table[a].count() >= 2]
+
+
+def performance_profile(scores: pd.DataFrame, taus: Sequence[float]) -> pd.DataFrame:
+    """Dolan-Moré: for each activation (column), the fraction of settings (rows) where
+    its score (lower is better, positive) is within a factor tau of the best one."""
+    scores = scores.dropna()
+    ratios = scores.div(scores.min(axis=1), axis=0)
+    return pd.DataFrame({a: [(ratios[a] <= tau).mean() for tau in taus] for a in scores.columns}, index=list(taus))
 
 
 def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:

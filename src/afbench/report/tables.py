@@ -1,5 +1,7 @@
 """Tables from the results store: one row per run, one per run-epoch, and the
-S1-style comparison (mean +- sd over seeds, best marked, significance vs baseline)."""
+S1-style comparison (mean ± sd over seeds, marked only where the paired tests say
+so). Columns come from the typed records (afbench.results): a metric the report
+names but the records lack is an error, not an empty column."""
 
 from __future__ import annotations
 
@@ -8,69 +10,74 @@ import math
 import pandas as pd
 
 from afbench.report import stats
+from afbench.results import SUMMARY_METRICS, EpochRecord, RunRecord, Status, check_metric
 
 # The columns S1's tables report, plus F1 (S2), with how to read them.
 COLUMNS = {  # column: (heading, lower is better, format)
-    "total_train_s": ("total train (s)", True, "{:.1f}"),
+    "total_train_s": ("total train (s)", True, "{:.3g}"),
     "ms_per_sample": ("ms/sample", True, "{:.4f}"),
     "epoch_to_target": ("epoch to target", True, "{:.1f}"),
-    "time_to_target_s": ("time to target (s)", True, "{:.1f}"),
+    "time_to_target_s": ("time to target (s)", True, "{:.3g}"),
     "error_rate": ("error (%)", True, "{:.2f}"),
     "f1": ("F1", False, "{:.4f}"),
 }
-RUN_COLUMNS = ["activation", "model", "dataset", "seed", "lr", "status", "total_train_s", "wall_s",
-               "time_to_target_s", "epoch_to_target", "ms_per_sample", "accuracy", "error_rate", "precision",
-               "recall", "f1", "params"]
+TESTED = "error_rate"  # the metric the paired tests, marks and verdicts are about
+IDENTITY = ["activation", "model", "dataset", "seed", "lr", "status"]
+RUN_COLUMNS = IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target", "ms_per_sample",
+                          "accuracy", "error_rate", "precision", "recall", "f1", "params"]
+WORSE, BETTER = "▲", "▼"  # marks on the error: significantly worse / better than the baseline
+for _metric in list(COLUMNS) + RUN_COLUMNS[len(IDENTITY):]:
+    check_metric(_metric)  # fail at import, not with an empty column, if a metric is renamed
 
 
-def runs_frame(runs: list[dict]) -> pd.DataFrame:
-    """One row per run: identity, status, config, summary metrics, provenance."""
+def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per run: identity, status, summary metrics (every one, empty until the
+    run finishes), config.* and provenance.* columns."""
     rows = []
-    for run in runs:
-        summary = {k: v for k, v in run["summary"].items() if k != "confusion"}
-        config = {f"config.{k}": v for k, v in run["config"].items()}
-        prov = {f"provenance.{k}": v for k, v in run["provenance"].items()}
-        rows.append({"key": run["key"], **{c: run[c] for c in ("activation", "model", "dataset", "seed", "lr",
-                                                                 "status")},
-                     **summary, "error": run.get("error"), "attempts": run.get("attempts"), **config, **prov})
-    frame = pd.DataFrame(rows)
-    for column in RUN_COLUMNS:
-        if column not in frame:
-            frame[column] = math.nan
+    for record in records:
+        summary = record.summary.to_dict() if record.summary else {}
+        summary.pop("confusion", None)
+        rows.append({"key": record.key, "activation": record.config["activation"], "model": record.config["model"],
+                     "dataset": record.config["dataset"], "seed": record.config["seed"], "lr": record.config["lr"],
+                     "status": record.status.value, **{m: summary.get(m) for m in SUMMARY_METRICS},
+                     "error": record.error, "attempts": record.attempts,
+                     **{f"config.{k}": v for k, v in record.config.items()},
+                     **{f"provenance.{k}": v for k, v in record.provenance.items()}})
+    frame = pd.DataFrame(rows, columns=None if rows else ["key", *IDENTITY, *SUMMARY_METRICS, "error", "attempts"])
+    for metric in SUMMARY_METRICS:
+        frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
     return frame
 
 
-def epochs_frame(epochs: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
+def epochs_frame(epochs: list[tuple[str, EpochRecord]], runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run and epoch, with the run's identity columns. Per-layer
     diagnostics become one column per layer ({metric}_layer1, ...) and their mean
     over layers ({metric}_mean)."""
-    frame = pd.DataFrame(epochs)
-    if frame.empty:
-        return frame
-    if "layers" in frame:
-        layers = frame.pop("layers")
-        metrics = sorted({m for value in layers.dropna() for m in value})
-        for metric in metrics:
-            values = layers.map(lambda v, m=metric: v.get(m) if isinstance(v, dict) else None)
-            depth = int(values.dropna().map(len).max() or 0)
-            for i in range(depth):
-                frame[f"{metric}_layer{i + 1}"] = values.map(
-                    lambda v, i=i: v[i] if isinstance(v, list) and i < len(v) else math.nan)
-            frame[f"{metric}_mean"] = values.map(
-                lambda v: float(pd.Series(v, dtype=float).mean()) if isinstance(v, list) and v else math.nan)
+    rows = []
+    for key, record in epochs:
+        row = {"run_key": key, **record.to_dict()}
+        layers = row.pop("layers", None) or {}
+        for metric, values in layers.items():
+            for i, value in enumerate(values):
+                row[f"{metric}_layer{i + 1}"] = value
+            finite = [v for v in values if v is not None and not math.isnan(v)]
+            row[f"{metric}_mean"] = sum(finite) / len(finite) if finite else math.nan
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["run_key", "activation", "model", "dataset", "seed", "lr", "epoch"])
     ids = runs[["key", "activation", "model", "dataset", "seed", "lr"]].rename(columns={"key": "run_key"})
-    return ids.merge(frame, on="run_key")
+    return ids.merge(pd.DataFrame(rows), on="run_key")
 
 
 def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep, per (data set, model, activation), the learning rate with the best mean
     final validation accuracy over seeds (the nuisance parameter is tuned per
     activation, never on test). Returns (kept runs, the choices)."""
-    finished = runs[runs["status"].isin(["done", "diverged"])]
+    finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])]
     group = ["dataset", "model", "activation"]
     if finished.empty or finished.groupby(group)["lr"].nunique().max() <= 1:
         return finished, pd.DataFrame()
-    if "valid_acc" not in finished:
+    if finished["valid_acc"].isna().all():
         raise ValueError("several learning rates but no validation accuracy: sweep with --valid-fraction > 0")
     means = finished.assign(valid_acc=finished["valid_acc"].fillna(0.0)).groupby(group + ["lr"])["valid_acc"].mean()
     best = means.reset_index().sort_values("valid_acc", ascending=False).drop_duplicates(group)
@@ -93,18 +100,20 @@ def settings(runs: pd.DataFrame) -> tuple[dict, list[str]]:
 
 
 def aggregate(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
-    """Per (data set, model, activation): n, diverged, targets reached, and mean, sd,
-    n and 95% CI of every reported column (error in %). Activations in ``order``
-    (default: first appearance)."""
+    """Per (data set, model, activation): runs, diverged, targets reached, parameters,
+    and mean, sd, n and 95% CI of every reported column (error in %). Activations in
+    ``order`` (default: first appearance)."""
     if order:
         rank = {name: i for i, name in enumerate(order)}
         runs = runs.iloc[sorted(range(len(runs)), key=lambda i: rank.get(runs["activation"].iloc[i], len(rank)))]
     rows = []
     for (dataset, model, activation), group in runs.groupby(["dataset", "model", "activation"], sort=False):
-        done = group[group["status"] == "done"]
+        done = group[group["status"] == Status.DONE.value]
         row = {"dataset": dataset, "model": model, "activation": activation, "runs": len(group),
-               "diverged": int((group["status"] == "diverged").sum()),
-               "reached": int(done["epoch_to_target"].notna().sum())}
+               "done": len(done), "diverged": int((group["status"] == Status.DIVERGED.value).sum()),
+               "reached": int(done["epoch_to_target"].notna().sum()),
+               "params": int(group["params"].dropna().iloc[0]) if group["params"].notna().any() else None,
+               "match_params": bool(group.get("config.match_params", pd.Series([False])).fillna(False).any())}
         for column in list(COLUMNS) + ["accuracy", "precision", "recall"]:
             values = done[column] * (100 if column == "error_rate" else 1)
             for stat, value in stats.describe(values.tolist()).items():
@@ -113,49 +122,80 @@ def aggregate(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def significance(runs: pd.DataFrame, baseline: str, metric: str = "error_rate") -> pd.DataFrame:
-    """Paired tests of ``metric`` against the baseline, per (data set, model)."""
-    parts = []
-    for (dataset, model), group in runs[runs["status"] == "done"].groupby(["dataset", "model"], sort=False):
-        tests = stats.paired_tests(group, metric, baseline)
-        tests = tests[tests["n"] >= 2] if len(tests) else tests  # one pair tests nothing
-        if len(tests):
-            parts.append(tests.assign(dataset=dataset, model=model, metric=metric, baseline=baseline))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+def significance(runs: pd.DataFrame, baseline: str, equivalence: float = 0.001) -> pd.DataFrame:
+    """Paired tests of the error against the baseline per (data set, model), with a
+    verdict per activation (see stats.verdicts)."""
+    tests = stats.verdicts(runs, TESTED, baseline, equivalence)
+    if tests.empty:
+        return tests
+    return tests.assign(metric=TESTED, baseline=baseline)
 
 
-def _marker(p: float) -> str:
-    return "" if p is None or pd.isna(p) else "**" if p < 0.01 else "*" if p < 0.05 else ""
+def top_groups(runs: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """(data set, model) -> the activations not significantly worse than the best error."""
+    return {(dataset, model): stats.top_group(group, TESTED)
+            for (dataset, model), group in runs.groupby(["dataset", "model"], sort=False)}
 
 
-def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**")) -> list[dict[str, str]]:
-    """The S1-style table as strings: mean +- sd, best of each column in bold, and
-    '*' / '**' on the error when Holm-corrected paired t-test p < 0.05 / 0.01."""
+def width_note(activation: str, match_params: bool) -> str:
+    """A note for activations that widen the layer before them (maxout, gated ones)."""
+    from afbench import activations  # the registry knows which activations widen their layer
+
+    try:
+        multiplier = activations.info(activation).width_multiplier
+    except KeyError:
+        return ""
+    if multiplier > 1 and not match_params:
+        return f"{multiplier}x the width before each activation: more parameters (use --match-params)"
+    return ""
+
+
+def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"), top: dict | None = None,
+                    baseline: str | None = None) -> list[dict[str, str]]:
+    """The S1-style table as strings: mean ± sd per column; on the error, ▲ / ▼ when
+    the Holm-corrected permutation test finds it worse / better than the baseline,
+    and ``bold`` around the top group (not significantly worse than the best). Means
+    over the runs that reached a target stand beside their count and are never
+    marked; with one seed nothing is marked."""
     rows = []
+    top = top or {}
+    if table.empty:
+        return rows
     for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
-        best = {}
-        for column, (_, lower, _) in COLUMNS.items():
-            means = group[f"{column}_mean"].dropna()
-            if len(means):
-                best[column] = means.min() if lower else means.max()
+        rankable = group["done"].max() >= 2
         for _, row in group.iterrows():
             cells = {"dataset": dataset, "model": model, "activation": row["activation"],
-                     "n": f"{row['runs']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")}
+                     "n": f"{row['done']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+                     + (f" ({row['runs'] - row['done'] - row['diverged']} failed)"
+                        if row["runs"] - row["done"] - row["diverged"] else ""),
+                     "params": "-" if row["params"] is None or pd.isna(row["params"]) else f"{int(row['params']):,}"}
             for column, (heading, _, fmt) in COLUMNS.items():
-                mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
-                if pd.isna(mean):
-                    text = "not reached" if "target" in column else "-"
-                else:
-                    text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
-                    if column in best and math.isclose(mean, best[column]):
-                        text = f"{bold[0]}{text}{bold[1]}"
-                if "target" in column and row["reached"] < row["runs"] - row["diverged"] and not pd.isna(mean):
-                    text += f" ({row['reached']}/{row['runs'] - row['diverged']} reached)"
-                cells[heading] = text
-            if len(tests):
-                match = tests[(tests["dataset"] == dataset) & (tests["model"] == model)
-                              & (tests["activation"] == row["activation"])]
-                if len(match):
-                    cells[COLUMNS["error_rate"][0]] += _marker(match["t_p_holm"].iloc[0])
+                cells[heading] = _cell(row, column, fmt)
+            verdict = "baseline" if row["activation"] == baseline else \
+                _verdict_of(tests, dataset, model, row["activation"])
+            error = COLUMNS[TESTED][0]
+            if rankable and verdict in ("worse", "better"):
+                cells[error] += " " + (WORSE if verdict == "worse" else BETTER)
+            if rankable and row["activation"] in top.get((dataset, model), []) and cells[error] != "-":
+                cells[error] = f"{bold[0]}{cells[error]}{bold[1]}"
+            cells["vs baseline"] = verdict if rankable else "one seed cannot rank"
+            cells["note"] = width_note(row["activation"], row["match_params"])
             rows.append(cells)
     return rows
+
+
+def _cell(row, column: str, fmt: str) -> str:
+    mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
+    if pd.isna(mean):
+        return "not reached" if "target" in column else "-"
+    text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
+    if "target" in column and row["reached"] < row["done"]:
+        text += f" ({row['reached']}/{row['done']} reached)"
+    return text
+
+
+def _verdict_of(tests: pd.DataFrame, dataset: str, model: str, activation: str) -> str:
+    if tests.empty:
+        return "-"
+    match = tests[(tests["dataset"] == dataset) & (tests["model"] == model) & (tests["activation"] == activation)]
+    return str(match["verdict"].iloc[0]) if len(match) else "-"
