@@ -283,3 +283,18 @@ def test_macro_scores_skip_classes_absent_from_targets_and_predictions():
     report = metrics.classification_report(metrics.confusion_matrix(y, p, 10))  # classes 5..9 absent from both
     precision, recall, f1, _ = precision_recall_fscore_support(y, p, average="macro", zero_division=0)
     assert (report["precision"], report["recall"], report["f1"]) == pytest.approx((precision, recall, f1))
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_html_shows_the_marks_in_headless_chromium(tmp_path):
+    base = [0.10, 0.12, 0.11, 0.13, 0.10, 0.12, 0.11, 0.14]
+    folder = fake_sweep(tmp_path, {"relu": base, "tanh": [b + 0.03 for b in base], "elu": [b - 0.02 for b in base]})
+    render.write(folder, "relu")
+    out = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (folder / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    dom = out.stdout
+    assert "tanh is worse than relu" in dom and "elu is better than relu" in dom
+    assert re.search(r"<td>[0-9.]+ ± [0-9.]+ ▲</td>", dom)  # tanh, marked worse
+    assert re.search(r"<td><strong>[0-9.]+ ± [0-9.]+ ▼</strong></td>", dom)  # elu, better and the top group

@@ -144,9 +144,10 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
         configs = [c for c in Grid(grid.base, names, tuple(range(max(seeds.values()))), grid.lrs, grid.models,
                                    grid.datasets).configs() if c.seed < seeds[canonical_activation(c.activation)]]
         step = execute(configs, out, backend, device=device)
-        for k in outcome.counts:
+        for k in ("ran", "failed"):
             outcome.counts[k] += step.counts[k]
-        outcome.configs = step.configs
+        outcome.configs = step.configs  # every round's configs include the earlier rounds'
+        outcome.counts["skipped"] = len(step.configs) - outcome.counts["ran"] - outcome.counts["failed"]
         decided = _verdicts(stats, out, baseline, equivalence, alpha)
         undecided = [a for a in names if a != baseline and decided.get(a, "undecided") == "undecided"
                      and seeds[a] < max_seeds]
