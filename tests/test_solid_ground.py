@@ -234,7 +234,7 @@ def test_symlinked_class_folders_are_followed(tmp_path):
 def test_archive_members_are_filtered_by_name_before_decompressing(tmp_path, monkeypatch):
     import zipfile
 
-    from afbench.data import DataError, formats
+    from afbench.data import DataError, imagefolder
     from afbench.data.imagefolder import load_imagefolder
 
     for cls in ("a", "b"):
@@ -245,7 +245,7 @@ def test_archive_members_are_filtered_by_name_before_decompressing(tmp_path, mon
         for png in (tmp_path / "src").rglob("*.png"):
             z.write(png, png.relative_to(tmp_path / "src").as_posix())
         z.writestr("notes/huge.bin", b"\0" * (3 * 2**20))  # 3 MB of zeros, a few KB compressed
-    monkeypatch.setattr(formats, "MAX_MEMBER_BYTES", 2**20)  # the huge member would break a 1 MB cap...
+    monkeypatch.setattr(imagefolder, "MAX_IMAGE_BYTES", 2**20)  # the huge member would break a 1 MB cap...
     assert load_imagefolder(archive).classes == ("a", "b")  # ...but it is never decompressed
     with zipfile.ZipFile(archive, "a") as z:
         z.writestr("a/bomb.png", b"\0" * (3 * 2**20))  # an image-named member over the cap
@@ -264,3 +264,31 @@ def test_an_image_bomb_is_a_data_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 8x8 = 64 pixels > 2 x 10: a "bomb"
     with pytest.raises(DataError, match="too many pixels"):
         load_imagefolder(tmp_path)
+
+
+def test_a_foreign_database_is_not_even_switched_to_wal(tmp_path):
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    db.execute("CREATE TABLE invoices (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(AfbenchError):
+        Store(tmp_path)
+    mode = sqlite3.connect(tmp_path / "results.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "delete"
+
+
+def test_every_run_diverged_still_gives_a_report(tmp_path, capsys):
+    code = main(["run", "--activations", "relu,tanh", "--lr", "1e3", "--optimizer", "sgd", "--epochs", "1",
+                 "--seeds", "2", "--latency-samples", "5", "--out", str(tmp_path), "--no-progress", "--workers", "1"])
+    assert code == 0  # diverging is a result, not a failure
+    assert (tmp_path / "report.html").exists() and "diverged" in (tmp_path / "summary.md").read_text()
+
+
+def test_bad_data_leaves_no_database_behind(tmp_path, capsys):
+    assert main(["run", "--dataset", f"imagefolder:{tmp_path / 'missing'}", "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out" / "results.sqlite").exists()
+
+
+def test_a_capped_plan_says_so(monkeypatch):
+    monkeypatch.setattr(calibrate, "available_cores", lambda: 2)
+    assert "capped to the 2 cores" in calibrate.plan(Runtime(workers=8, threads=2), RunConfig(), None, 10)["how"]

@@ -3,4 +3,4 @@
 Data flows one way: config -> data + model -> engine -> results store -> report.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

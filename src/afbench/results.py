@@ -114,6 +114,13 @@ SUMMARY_METRICS = tuple(f.name for f in fields(RunSummary) if f.name != "confusi
 EPOCH_METRICS = tuple(f.name for f in fields(EpochRecord) if f.name != "layers")
 
 
+def check_epoch_metric(name: str) -> str:
+    """``name`` if it is a per-epoch metric, else an error."""
+    if name not in EPOCH_METRICS:
+        raise RecordError(f"'{name}' is not an epoch metric. Metrics: {', '.join(EPOCH_METRICS)}")
+    return name
+
+
 def check_metric(name: str) -> str:
     """``name`` if it is a summary metric; a missing metric is an error, never a NaN column."""
     if name not in SUMMARY_METRICS:

@@ -95,8 +95,8 @@ def seeds(text: str) -> tuple[int, ...] | str:
             return tuple(range(int(text)))
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"expected N >= 1 (seeds 0..N-1), a comma list of seeds >= 0 such as 3,7 or "
-                                     f"42, , or auto; got '{text}'")
+    raise argparse.ArgumentTypeError(f"expected N >= 1 (seeds 0..N-1), a comma list of seeds >= 0 such as 3,7 "
+                                     f"(one seed: 42,), or auto; got '{text}'")
 
 
 def device(text: str) -> str:

@@ -62,7 +62,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learning rate, or several comma-separated: then each activation gets the one with "
                              "the best validation accuracy (default 1e-3)")
     parser.add_argument("--seeds", type=types.seeds, default=None,
-                        help="N seeds (0..N-1), a comma list such as 3,7 or 42, , or auto: start with 3 paired "
+                        help="N seeds (0..N-1), a comma list such as 3,7 (one seed: 42,), or auto: start with 3 paired "
                              "seeds and add seeds only where the comparison with --baseline is undecided "
                              "(default 1)")
     parser.add_argument("--max-seeds", type=types.positive_int, default=20,
@@ -137,13 +137,16 @@ def grid_from_args(args: argparse.Namespace):
 
 
 def _check_models(names: tuple[str, ...]) -> None:
-    """Unknown built-in model names fail now, not as one failed run per config."""
+    """Unknown model names fail now, not as one failed run per config."""
     from afbench import models
     from afbench.errors import lookup
 
+    own = hasattr(models, "identity")  # this afbench can load a user's model file
     for name in names:
-        if ":" not in name:
-            lookup("model", name, models.names(), hint=" Or your own: --model PATH.py:NAME")
+        if ":" in name and own:
+            models.identity(name)  # the file or module exists and holds NAME
+        else:
+            lookup("model", name, models.names(), hint=" Or your own: --model PATH.py:NAME" if own else "")
 
 
 def _backend(args: argparse.Namespace):

@@ -157,15 +157,16 @@ def label_names(raw: bytes, where: str, key: str) -> tuple[str, ...]:
 MAX_MEMBER_BYTES = 512 * 2**20  # one file of a data set, decompressed (a CIFAR batch is 31 MB)
 
 
-def _read_capped(stream, size: int, where: str) -> bytes:
-    """At most MAX_MEMBER_BYTES, whatever the archive declares: a small archive can
-    decompress to gigabytes."""
-    if size > MAX_MEMBER_BYTES:
+def _read_capped(stream, size: int, where: str, cap: int | None = None) -> bytes:
+    """At most ``cap`` bytes (default MAX_MEMBER_BYTES), whatever the archive declares:
+    a small archive can decompress to gigabytes."""
+    cap = cap or MAX_MEMBER_BYTES
+    if size > cap:
         raise DataError(f"{where}: {size / 2**20:.0f} MB decompressed, over afbench's limit of "
-                        f"{MAX_MEMBER_BYTES // 2**20} MB per file: is this the right archive?")
-    raw = stream.read(MAX_MEMBER_BYTES + 1)
-    if len(raw) > MAX_MEMBER_BYTES:
-        raise DataError(f"{where}: decompresses past afbench's limit of {MAX_MEMBER_BYTES // 2**20} MB per file")
+                        f"{cap // 2**20} MB per file: is this the right archive?")
+    raw = stream.read(cap + 1)
+    if len(raw) > cap:
+        raise DataError(f"{where}: decompresses past afbench's limit of {cap // 2**20} MB per file")
     return raw
 
 
@@ -186,7 +187,8 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield path
 
 
-def iter_files(source: Path, wanted: Callable[[str], bool] = lambda path: True) -> Iterator[tuple[str, bytes]]:
+def iter_files(source: Path, wanted: Callable[[str], bool] = lambda path: True,
+               max_bytes: int | None = None) -> Iterator[tuple[str, bytes]]:
     """(relative posix path, content) for every regular file whose path ``wanted``
     accepts, in a directory or a .tar/.tar.gz/.tgz/.zip archive. Names are filtered
     before anything is decompressed, and each file is capped at MAX_MEMBER_BYTES.
@@ -198,13 +200,14 @@ def iter_files(source: Path, wanted: Callable[[str], bool] = lambda path: True) 
             relative = path.relative_to(source).as_posix()
             if wanted(relative):
                 with open(path, "rb") as handle:
-                    yield relative, _read_capped(handle, path.stat().st_size, str(path))
+                    yield relative, _read_capped(handle, path.stat().st_size, str(path), max_bytes)
     elif zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
             for info in sorted(archive.infolist(), key=lambda i: i.filename):
                 if not info.is_dir() and wanted(info.filename):
                     with archive.open(info) as handle:
-                        yield info.filename, _read_capped(handle, info.file_size, f"{source}:{info.filename}")
+                        yield info.filename, _read_capped(handle, info.file_size, f"{source}:{info.filename}",
+                                                          max_bytes)
     elif tarfile.is_tarfile(source):
         try:
             with tarfile.open(source) as archive:
@@ -213,7 +216,7 @@ def iter_files(source: Path, wanted: Callable[[str], bool] = lambda path: True) 
                         handle = archive.extractfile(member)  # a symlink resolves to its target member
                         if handle is None:
                             raise DataError(f"{source}:{member.name}: a link to nothing in the archive")
-                        yield member.name, _read_capped(handle, member.size, f"{source}:{member.name}")
+                        yield member.name, _read_capped(handle, member.size, f"{source}:{member.name}", max_bytes)
         except (tarfile.TarError, EOFError, OSError, KeyError) as err:
             raise DataError(f"{source}: corrupt or truncated archive ({err})") from None
     else:

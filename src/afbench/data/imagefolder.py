@@ -15,6 +15,7 @@ from afbench.data.formats import DataError, ImageData, iter_files
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 SPLITS = {"train": "train", "test": "test", "val": "valid", "valid": "valid", "validation": "valid"}
 _GREY_MODES = {"1", "L", "I", "I;16", "F"}
+MAX_IMAGE_BYTES = 64 * 2**20  # one encoded image file
 
 
 def _is_image(path: str) -> bool:
@@ -53,7 +54,8 @@ def _decode(raw: bytes, where: str, size: int | None) -> np.ndarray:
     except Image.DecompressionBombError as err:
         raise DataError(f"{where}: refused, too many pixels for an image of a data set ({err})") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise DataError(f"{where}: cannot decode image ({err}); remove or replace it") from None
+        reason = str(err).split(" <_io.")[0]  # PIL names the in-memory buffer, which tells the user nothing
+        raise DataError(f"{where}: cannot decode image ({reason}); remove or replace it") from None
 
 
 def load_imagefolder(source: Path, image_size: int | None = None, test_fraction: float = 0.2,
@@ -63,7 +65,8 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
     class (seeded by ``split_seed``) becomes the test split."""
     if not source.exists():
         raise DataError(f"image folder {source} does not exist")
-    files = list(iter_files(source, wanted=_is_image))  # other members are never decompressed
+    # Other members are never decompressed; an image over MAX_IMAGE_BYTES is no data-set image.
+    files = list(iter_files(source, wanted=_is_image, max_bytes=MAX_IMAGE_BYTES))
     if not files:
         raise DataError(f"{source}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     paths = _strip_common_root([PurePosixPath(p).parts for p, _ in files])

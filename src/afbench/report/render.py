@@ -22,7 +22,7 @@ from afbench import activations
 from afbench.errors import AfbenchError
 from afbench.report import figures, stats, tables
 from afbench.report.verdict import verdict_lines
-from afbench.results import DIAGNOSTICS
+from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
 from afbench.sweep.store import Store
 
 EQUIVALENCE = 0.001  # practical-equivalence margin of the verdicts: 0.1 percentage points of error
@@ -107,9 +107,11 @@ def _figures(report: Report) -> dict[str, plt.Figure]:
     out = {}
     for (dataset, model), frame in report.epochs.groupby(["dataset", "model"], sort=False):
         tag = _file_name(f"{dataset}-{model}")
-        out[f"accuracy-{tag}"] = figures.plot_curves(frame, "test_acc", f"test accuracy, {model} on {dataset}")
-        out[f"loss-{tag}"] = figures.plot_curves(frame, "test_loss", f"test loss, {model} on {dataset}")
-        out[f"train-loss-{tag}"] = figures.plot_curves(frame, "train_loss", f"training loss, {model} on {dataset}")
+        for name, metric, title in (("accuracy", "test_acc", "test accuracy"), ("loss", "test_loss", "test loss"),
+                                    ("train-loss", "train_loss", "training loss")):
+            if frame[check_epoch_metric(metric)].notna().any():  # diverged runs have no test scores
+                out[f"{name}-{tag}"] = figures.plot_curves(frame.dropna(subset=[metric]), metric,
+                                                           f"{title}, {model} on {dataset}")
         if "dead_output_mean" in frame:
             out[f"dead-{tag}"] = figures.plot_curves(frame, "dead_output_mean",
                                                      f"dead units (mean over layers), {model} on {dataset}")
@@ -127,7 +129,7 @@ def _figures(report: Report) -> dict[str, plt.Figure]:
         finished = report.runs[report.runs["status"] == "done"]
         for (dataset, model), frame in finished.groupby(["dataset", "model"], sort=False):
             tag = _file_name(f"{dataset}-{model}")
-            out[f"lr-sensitivity-{tag}"] = figures.plot_lr_sensitivity(frame, "accuracy")
+            out[f"lr-sensitivity-{tag}"] = figures.plot_lr_sensitivity(frame, check_metric("accuracy"))
     registered = [a for a in report.runs["activation"].unique() if _elementwise(a)]
     if registered:
         out["activations"] = figures.plot_activations(registered)

@@ -10,7 +10,7 @@ import math
 import pandas as pd
 
 from afbench.report import stats
-from afbench.results import SUMMARY_METRICS, EpochRecord, RunRecord, Status, check_metric
+from afbench.results import EPOCH_METRICS, SUMMARY_METRICS, EpochRecord, RunRecord, Status, check_metric
 
 # The columns S1's tables report, plus F1 (S2), with how to read them.
 COLUMNS = {  # column: (heading, lower is better, format)
@@ -55,8 +55,8 @@ def epochs_frame(epochs: list[tuple[str, EpochRecord]], runs: pd.DataFrame) -> p
     over layers ({metric}_mean)."""
     rows = []
     for key, record in epochs:
-        row = {"run_key": key, **record.to_dict()}
-        layers = row.pop("layers", None) or {}
+        row = {"run_key": key, **{m: getattr(record, m) for m in EPOCH_METRICS}}  # every column, even if empty
+        layers = record.layers or {}
         for metric, values in layers.items():
             for i, value in enumerate(values):
                 row[f"{metric}_layer{i + 1}"] = value
@@ -66,7 +66,10 @@ def epochs_frame(epochs: list[tuple[str, EpochRecord]], runs: pd.DataFrame) -> p
     if not rows:
         return pd.DataFrame(columns=["run_key", "activation", "model", "dataset", "seed", "lr", "epoch"])
     ids = runs[["key", "activation", "model", "dataset", "seed", "lr"]].rename(columns={"key": "run_key"})
-    return ids.merge(pd.DataFrame(rows), on="run_key")
+    frame = ids.merge(pd.DataFrame(rows), on="run_key")
+    for metric in EPOCH_METRICS:
+        frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
+    return frame
 
 
 def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -81,11 +81,14 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None
     if runtime.workers != "auto":
         workers = max(1, min(int(runtime.workers), cores, max(pending, 1)))
         threads = min(runtime.threads or max(1, cores // workers), max(1, cores // workers))
-        return {"workers": workers, "threads": threads, "cores": cores, "how": "given"}
+        capped = workers < int(runtime.workers) and workers < pending or (runtime.threads or threads) > threads
+        return {"workers": workers, "threads": threads, "cores": cores,
+                "how": f"given, capped to the {cores} cores" if capped else "given"}
     if runtime.threads:  # threads given: as many workers as fit on the cores
         threads = min(runtime.threads, cores)
         workers = max(1, min(cores // threads, max(pending, 1)))
-        return {"workers": workers, "threads": threads, "cores": cores, "how": "from --threads"}
+        return {"workers": workers, "threads": threads, "cores": cores,
+                "how": f"from --threads, capped to the {cores} cores" if threads < runtime.threads else "from --threads"}
     if sample.device != "cpu" or cores == 1 or pending < 2:
         return {"workers": 1, "threads": cores, "cores": cores, "how": "default"}
     with slots.reserve(cores):  # measure on a quiet machine, not against another sweep

@@ -13,6 +13,7 @@ only for the activations whose comparison with the baseline is still undecided.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def canonical_activation(name: str) -> str:
         return activations.info(name).name
     except UnknownNameError:
         pass
+    if re.fullmatch(r"[^:]+\.py:\w+", name.strip()):
+        raise AfbenchError(f"activation '{name}': give an importable module, not a file path: put its folder on "
+                           "PYTHONPATH and write module:Name (e.g. PYTHONPATH=. afbench run --activations "
+                           "my_acts:Swish2)")
     try:
         activations.factory(name)  # a formula or module:Name: validate it, or fail with the reason
     except AfbenchError:
@@ -107,9 +112,12 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
     if not configs:
         raise AfbenchError("nothing to run: the grid is empty (give at least one activation and one seed)")
     configs = resolve(configs, device) if device != "as given" else configs
+    backend = backend or LocalBackend()
+    if hasattr(backend, "check"):
+        backend.check(configs)  # bad data fails before a results database is made
     store = Store(out)
     try:
-        counts = (backend or LocalBackend()).execute(configs, store)
+        counts = backend.execute(configs, store)
     finally:
         store.close()
     return Outcome(counts, configs)

@@ -27,11 +27,17 @@ class LocalBackend:
     def __init__(self, runtime: Runtime = Runtime()) -> None:
         self.runtime = runtime
         self.schedule_used: dict | None = None  # the last plan, for the caller to show
+        self.cache = DataCache(runtime.data_dir)
+
+    def check(self, configs: list[RunConfig]) -> None:
+        """Load every data set now: bad data fails before a results database is made."""
+        for config in {c.data_key() + (c.device,): c for c in configs}.values():
+            self.cache.get(config)
 
     def execute(self, configs: list[RunConfig], store: Store) -> Counts:
         """Train every config not finished in ``store``, with the calibrated plan."""
         started = time.time()
-        cache = DataCache(self.runtime.data_dir)
+        cache = self.cache
         cache.load_all(configs, store)  # bad data fails now, before any run is claimed
         store.enqueue(configs)
         finished = {r.key for r in store.records() if r.status in FINISHED}

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,8 +110,8 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)  # explicit transactions
         self.db.row_factory = sqlite3.Row
         try:
+            self._check_foreign()  # before anything writes, even the journal mode
             self.db.execute("PRAGMA journal_mode=WAL")
-            self._check_foreign()
         except sqlite3.DatabaseError as err:
             self.db.close()
             raise AfbenchError(f"{self.path} is not an afbench results database ({err}): move it away or choose "
@@ -159,6 +160,9 @@ class Store:
                     raise AfbenchError(f"{self.path} stayed locked by another process for {waited:.0f} s. Close "
                                        "whatever holds it (a database viewer, another afbench) and rerun the same "
                                        "command: finished runs are kept") from None
+                if pause == 4.0:  # said once, after a few seconds of waiting
+                    print(f"waiting for {self.path}: another process holds its write lock (up to "
+                          f"{LOCK_WAIT_S:.0f} s)", file=sys.stderr, flush=True)
                 time.sleep(min(pause, max(0.0, LOCK_WAIT_S - waited)))
                 pause = min(pause * 2, 30.0)
 
