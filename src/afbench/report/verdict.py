@@ -11,6 +11,12 @@ def _pp(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
+def _span(t, with_p: bool = False) -> str:
+    """'tanh +0.21 pp, CI +0.05 to +0.37' for one comparison row."""
+    text = f"{t['activation']} {_pp(t['mean_diff'])} pp, CI {_pp(t['ci_low'])} to {_pp(t['ci_high'])}"
+    return text + (f", p = {t['p_holm']:.3g}" if with_p else "")
+
+
 def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -34,15 +40,13 @@ def setting_lines(dataset: str, model: str, group: pd.DataFrame, tests: pd.DataF
                          f"p = {t['p_holm']:.3g} (paired permutation test, Holm-corrected, n = {t['n']}).")
     equivalent = tests[tests["verdict"] == "equivalent"]
     if len(equivalent):
-        spans = "; ".join(f"{t['activation']} {_pp(t['mean_diff'])} pp, CI {_pp(t['ci_low'])} to "
-                          f"{_pp(t['ci_high'])}" for _, t in equivalent.iterrows())
+        spans = "; ".join(_span(t) for _, t in equivalent.iterrows())
         lines.append(f"{_names(list(equivalent['activation']))} "
                      f"{'is' if len(equivalent) == 1 else 'are'} practically equivalent to {baseline} "
                      f"(every CI within ±{100 * equivalence:.2g} pp: {spans}).")
     undecided = tests[tests["verdict"] == "undecided"]
     if len(undecided):
-        spans = "; ".join(f"{t['activation']} {_pp(t['mean_diff'])} pp, CI {_pp(t['ci_low'])} to "
-                          f"{_pp(t['ci_high'])}, p = {t['p_holm']:.3g}" for _, t in undecided.iterrows())
+        spans = "; ".join(_span(t, with_p=True) for _, t in undecided.iterrows())
         smallest = min(1.0, len(tests) * 2.0 / 2 ** seeds)  # all differences of one sign, Holm's first step
         limit = (f" With {seeds} seeds no comparison can reach p < 0.05: the smallest possible permutation p is "
                  f"2/2^{seeds}, {smallest:.3g} after Holm over {len(tests)}.") if smallest >= 0.05 else ""
