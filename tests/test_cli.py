@@ -51,7 +51,7 @@ def test_stack_trains_seeds_together_and_says_so(tmp_path, capsys):
     assert "'stack': 3" in capsys.readouterr().out  # the scheduler line
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert len(runs) == 3 and (runs["provenance.stack_size"] == 3).all()
-    assert "stack's time divided by its size" in (tmp_path / "summary.md").read_text()
+    assert "stacked runs share one clock" in (tmp_path / "summary.md").read_text()
     with pytest.raises(SystemExit):
         main(["run", "--stack", "0"])
     assert "expected auto or a whole number >= 1, got '0'" in capsys.readouterr().err
@@ -81,7 +81,7 @@ def test_bad_input_is_a_clear_error_not_a_traceback(argv, message, capsys, tmp_p
 
 @pytest.mark.parametrize("preset,count,model,dataset", [("s1-mnist", 6, "lenet", "mnist"),
                                                        ("s1-cifar10", 6, "vgg11", "cifar10"),
-                                                       ("s2-mlp", 3, "mlp", "mnist"), ("quick", 24, "mlp", "digits")])
+                                                       ("s2-mlp", 3, "mlp", "mnist"), ("quick", 80, "mlp", "digits")])
 def test_presets_expand_to_the_studies_grids(preset, count, model, dataset):
     from afbench.cli import build_parser
     from afbench.cli.run import grid_from_args

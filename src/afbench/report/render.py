@@ -20,7 +20,7 @@ import pandas as pd
 
 from afbench import activations
 from afbench.errors import AfbenchError
-from afbench.report import figures, stats, tables
+from afbench.report import figures, stats, tables, timing
 from afbench.report.verdict import verdict_lines
 from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
 from afbench.sweep.store import Store
@@ -50,6 +50,7 @@ class Report:
     meta: dict
     baseline: str
     top: dict = field(default_factory=dict)  # (data set, model) -> the top group by error
+    cost: pd.DataFrame = field(default_factory=pd.DataFrame)  # the cost profile, if one was measured
     figures: dict[str, plt.Figure] = field(default_factory=dict)
 
     def comparison(self, bold=("**", "**")) -> list[dict[str, str]]:
@@ -66,9 +67,11 @@ def build(store: Store, baseline: str = "relu", equivalence: float = EQUIVALENCE
         epochs = epochs.merge(kept[["key"]].rename(columns={"key": "run_key"}), on="run_key")
     order = list(dict.fromkeys(runs["activation"])) if len(runs) else []
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
+    cost = timing.load_cost(store.db)
+    aggregate = timing.cost_times(aggregate, kept, cost)
     tests = tables.significance(kept, baseline, equivalence) if len(kept) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), store.meta(), baseline,
-                    tables.top_groups(kept) if len(kept) else {})
+                    tables.top_groups(kept) if len(kept) else {}, cost)
     report.figures = _figures(report)
     return report
 
@@ -215,12 +218,17 @@ def _provenance(report: Report) -> dict[str, str]:
 
 
 def _timing_notes(report: Report) -> str:
-    """Say when times are shares of a stack's time (see afbench.engine.stack), and
-    how long compiling took where runs were compiled (never in their times)."""
+    """Where the table's times come from, and whether raw wall clocks compare."""
     notes, runs = [], report.runs
-    if "provenance.stack_size" in runs and (runs["provenance.stack_size"].fillna(1) > 1).any():
-        notes.append("Some runs trained as stacks of seeds (provenance stack_size > 1): their training times are "
-                     "the stack's time divided by its size.")
+    measured = "cost_train_s_mean" in report.aggregate and report.aggregate["cost_train_s_mean"].notna().any()
+    caveat = timing.wall_clock_caveat(runs) if len(runs) else None
+    if measured:
+        notes.append("Times are optimizer steps x each activation's step time measured apart from training "
+                     "(interleaved rounds, see the cost profile), with the 95% CI of its ratio to the baseline's "
+                     "step; each run's raw wall clock is in runs.csv (wall_train_s).")
+    elif caveat:
+        notes.append(f"Times are the runs' own wall clocks, which measure more than the activation here ({caveat}): "
+                     "do not rank activations by them. Run `afbench cost` for step times measured apart.")
     if "provenance.compile_s" in runs and runs["provenance.compile_s"].notna().any():
         compiled = runs["provenance.compile_s"].dropna()
         notes.append(f"{len(compiled)} of {len(runs)} runs trained through torch.compile; compiling took "

@@ -153,6 +153,17 @@ def width_note(activation: str, match_params: bool) -> str:
     return ""
 
 
+def time_columns(table: pd.DataFrame) -> dict:
+    """The table's columns: times from the cost profile where one was measured
+    (steps x step time, with its CI), else the runs' own wall clocks."""
+    from afbench.report.timing import COST_TIMES
+
+    if "cost_train_s_mean" in table and table["cost_train_s_mean"].notna().any():
+        columns = {k: v for k, v in COLUMNS.items() if k not in ("total_train_s", "time_to_target_s")}
+        return {**COST_TIMES, **columns}
+    return COLUMNS
+
+
 def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"), top: dict | None = None,
                     baseline: str | None = None) -> list[dict[str, str]]:
     """The S1-style table as strings: mean ± sd per column; on the error, ▲ / ▼ when
@@ -164,6 +175,7 @@ def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"),
     top = top or {}
     if table.empty:
         return rows
+    columns = time_columns(table)
     for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
         rankable = group["done"].max() >= 2
         for _, row in group.iterrows():
@@ -172,7 +184,7 @@ def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"),
                      + (f" ({row['runs'] - row['done'] - row['diverged']} failed)"
                         if row["runs"] - row["done"] - row["diverged"] else ""),
                      "params": "-" if row["params"] is None or pd.isna(row["params"]) else f"{int(row['params']):,}"}
-            for column, (heading, _, fmt) in COLUMNS.items():
+            for column, (heading, _, fmt) in columns.items():
                 cells[heading] = _cell(row, column, fmt)
             verdict = "baseline" if row["activation"] == baseline else \
                 _verdict_of(tests, dataset, model, row["activation"])
@@ -191,7 +203,10 @@ def _cell(row, column: str, fmt: str) -> str:
     mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
     if pd.isna(mean):
         return "not reached" if "target" in column else "-"
-    text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
+    if f"{column}_low" in row and not pd.isna(row[f"{column}_low"]):  # a measured step time: its CI
+        text = f"{fmt.format(mean)} [{fmt.format(row[f'{column}_low'])}, {fmt.format(row[f'{column}_high'])}]"
+    else:
+        text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
     if "target" in column and row["reached"] < row["done"]:
         text += f" ({row['reached']}/{row['done']} reached)"
     return text

@@ -1,0 +1,101 @@
+"""Time columns a reader can trust.
+
+A run's own wall clock measures the schedule and the neighbours as much as the
+activation: threads, stacking, other processes and the machine's day all move it.
+When the results database holds a cost profile (``afbench cost``, or the one a
+sweep measures at its start: interleaved rounds on this machine), the tables take
+their times from it instead: optimizer steps x the measured step time of that
+activation, with the 95% CI of its ratio to the baseline's step time. Raw wall
+clock stays in runs.csv (``wall_train_s``) and is compared only between runs that
+trained alike (same threads, stack size, compile flag, one run at a time).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+
+from afbench.report import stats
+
+COST_COLUMNS = ["model", "activation", "device", "threads", "step_ms", "step_ratio", "step_ratio_low",
+                "step_ratio_high"]
+# Times from the cost profile: (heading, lower is better, format)
+COST_TIMES = {
+    "cost_epoch_s": ("epoch (s, steps x step time)", True, "{:.3g}"),
+    "cost_train_s": ("train (s, steps x step time)", True, "{:.3g}"),
+    "cost_target_s": ("to target (s, steps x step time)", True, "{:.3g}"),
+}
+
+
+def load_cost(db: sqlite3.Connection) -> pd.DataFrame:
+    """The cost table of a results database, or an empty frame when it has none."""
+    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cost'").fetchone()
+    if not exists:
+        return pd.DataFrame(columns=COST_COLUMNS)
+    frame = pd.read_sql_query("SELECT * FROM cost", db)
+    missing = [c for c in COST_COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"the cost table lacks the columns {missing}")
+    return frame
+
+
+def wall_clock_caveat(runs: pd.DataFrame) -> str | None:
+    """None when every finished run trained alike, so raw wall clocks compare; else why not."""
+    done = runs[runs["status"] == "done"]
+    reasons = []
+    for column, what in (("provenance.threads", "threads"), ("provenance.stack_size", "stack sizes"),
+                         ("provenance.compiled", "compile settings")):
+        if column in done and done[column].nunique(dropna=False) > 1:
+            reasons.append(f"runs used different {what}")
+    if "provenance.concurrent_runs" in done and (done["provenance.concurrent_runs"].fillna(1) > 1).any():
+        reasons.append("runs trained beside other runs")
+    if "provenance.stack_size" in done and (done["provenance.stack_size"].fillna(1) > 1).any():
+        reasons.append("stacked runs share one clock")
+    return "; ".join(reasons) or None
+
+
+def _match(cost: pd.DataFrame, model: str, activation: str, device: str, threads) -> pd.Series | None:
+    rows = cost[(cost["model"] == model) & (cost["activation"] == activation) & (cost["device"] == device)]
+    if threads is not None and len(rows):
+        same = rows[rows["threads"] == threads]
+        rows = same if len(same) else rows.iloc[0:0]
+    return rows.iloc[-1] if len(rows) else None
+
+
+def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
+    """``aggregate`` with cost-based times: per activation, epoch, training and time-to-
+    target seconds as optimizer steps x its measured step time, each with the 95% CI
+    that the step-time ratio's CI gives. Activations without a profile measured under
+    the runs' device and threads keep NaN there."""
+    if aggregate.empty or cost.empty:
+        return aggregate
+    out = aggregate.copy()
+    for column in COST_TIMES:
+        for stat in ("mean", "low", "high", "sd"):
+            out[f"{column}_{stat}"] = float("nan")
+    done = runs[runs["status"] == "done"]
+    for index, row in aggregate.iterrows():
+        group = done[(done["dataset"] == row["dataset"]) & (done["model"] == row["model"])
+                     & (done["activation"] == row["activation"])]
+        if group.empty:
+            continue
+        device = str(group["config.device"].iloc[0]) if "config.device" in group else "cpu"
+        threads = group["provenance.threads"].mode().iloc[0] if "provenance.threads" in group else None
+        profile = _match(cost, row["model"], row["activation"], device, threads)
+        if profile is None:
+            continue
+        step_s = profile["step_ms"] / 1000
+        baseline_s = step_s / profile["step_ratio"]  # the CI is the ratio's: relative to the baseline's step
+        low, high = baseline_s * profile["step_ratio_low"], baseline_s * profile["step_ratio_high"]
+        steps = {"cost_epoch_s": group["train_steps"] / group["epochs_run"], "cost_train_s": group["train_steps"],
+                 "cost_target_s": group["steps_to_target"].dropna()}
+        for column, values in steps.items():
+            if values.empty:
+                continue
+            described = stats.describe((values * step_s).tolist())
+            out.loc[index, f"{column}_mean"] = described["mean"]
+            out.loc[index, f"{column}_sd"] = described["sd"]
+            out.loc[index, f"{column}_low"] = values.mean() * low
+            out.loc[index, f"{column}_high"] = values.mean() * high
+    return out
