@@ -9,8 +9,11 @@ reported in one line, never an exception.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -35,10 +38,25 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
 
 
+@contextlib.contextmanager
+def _silent_stdout():
+    """Send file descriptor 1 to /dev/null: on failure the TorchScript exporter prints
+    the whole IR graph from C++, past Python's sys.stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def export_bytes(model: nn.Module, example: torch.Tensor, opset: int = OPSET) -> bytes:
     """The ONNX model as bytes, with a dynamic batch dimension."""
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _silent_stdout():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset, input_names=["x"],
                           output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
