@@ -207,3 +207,54 @@ def test_profile_on_digits_measures_every_activation_in_paired_rounds(digits, tm
     assert set(first) == {("mlp", "relu"), ("mlp", "tanh")}
     assert again[("mlp", "tanh")]["profile_id"] == first[("mlp", "tanh")]["profile_id"]  # reused, not remeasured
     store.close()
+
+
+def _cost_args(*extra):
+    from afbench.cli import build_parser
+    from afbench.cost.cli import add_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "cost" not in commands.choices:
+        add_parser(commands)
+    return parser.parse_args(["cost", *extra])
+
+
+def test_cost_command_writes_csv_figure_and_database_rows(tmp_path, capsys):
+    import csv
+    import sqlite3
+
+    args = _cost_args("--dataset", "digits", "--model", "mlp", "--activations", "tanh,mish", "--budget", "0.3",
+                      "--price-per-hour", "2", "--out", str(tmp_path))
+    args.func(args)
+    rows = list(csv.DictReader((tmp_path / "cost.csv").open()))
+    assert [r["activation"] for r in rows] == ["relu", "tanh", "mish"]
+    assert all(r["onnx"] == "True" and r["onnx_opset"] == "17" for r in rows)
+    assert (tmp_path / "cost.png").stat().st_size > 0
+    stored = sqlite3.connect(tmp_path / "results.sqlite").execute("SELECT activation FROM cost").fetchall()
+    assert sorted(a for (a,) in stored) == ["mish", "relu", "tanh"]
+    assert "rounds in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [(("--activations", "relu,nosuch"), "nosuch"),
+                                            (("--activations", "relu", "--batch-size", "0"), "batch-size")])
+def test_bad_cost_input_is_an_afbench_error(tmp_path, flags, message):
+    from afbench.errors import AfbenchError
+
+    args = _cost_args("--dataset", "digits", "--model", "mlp", "--out", str(tmp_path), *flags)
+    with pytest.raises(AfbenchError, match=message):
+        args.func(args)
+
+
+@pytest.mark.slow
+def test_lenet_mnist_cost_profile_of_the_issue(mnist_dir, tmp_path):
+    """The issue's command, on a short budget: every activation exports, LeNet's sizes are right."""
+    from afbench.cost import run_cost
+
+    names = ["relu", "tanh", "selu", "prelu", "elu", "leaky_relu", "mish", "relu_softsign"]
+    result = run_cost(tmp_path, "mnist", "lenet", names, data_dir=mnist_dir, budget_s=10)
+    rows = {r["activation"]: r for r in result.rows}
+    assert all(r["onnx"] for r in rows.values()) and result.rounds.count >= 2
+    assert rows["relu"]["params"] == 21840  # as afbench.models' docstring states
+    # forward FLOPs by hand: conv1 10x24x24 outputs x 25 MACs, conv2 20x8x8 x 250, fc 320x50 + 50x10; 2 per MAC
+    assert rows["relu"]["flops"] == 2 * (10 * 24 * 24 * 25 + 20 * 8 * 8 * 250 + 320 * 50 + 50 * 10)
