@@ -189,8 +189,10 @@ def test_profile_on_digits_measures_every_activation_in_paired_rounds(digits, tm
     from afbench.config import RunConfig
     from afbench.sweep.store import Store
 
+    threads_before = torch.get_num_threads()
     result = profile("mlp", digits, ["tanh", "prelu"], budget_s=0.5, price_per_hour=3.6, epochs=1,
-                     check_onnx=False)
+                     check_onnx=False, threads=1)
+    assert torch.get_num_threads() == threads_before and result.rows[0]["threads"] == 1
     rows = {r["activation"]: r for r in result.rows}
     assert list(rows) == ["relu", "tanh", "prelu"]  # the baseline is added first
     assert rows["relu"]["step_ratio"] == 1.0 and result.rounds.count == rows["tanh"]["rounds"] >= 2

@@ -51,7 +51,7 @@ def profile_for_sweep(configs, prepared, threads: int, store, *, baseline: str =
     """Cost rows for every (model, activation) of ``configs`` (``RunConfig``s sharing
     ``prepared`` data), keyed by (model, activation name).
 
-    Per (model, batch size): when the store holds one profile (one ``profile_id``, so
+    Per (model, batch size, optimizer, norm, match_params): when the store holds one profile (one ``profile_id``, so
     its ratios are paired) covering all the sweep's activations under the same
     conditions, it is reused; otherwise all of them (and ``baseline``) are measured
     now, in one interleaved profile, and stored. Numerics and ONNX are skipped here
@@ -61,13 +61,19 @@ def profile_for_sweep(configs, prepared, threads: int, store, *, baseline: str =
 
     device = prepared.train.x.device.type
     torch.set_num_threads(threads)
-    groups: dict[tuple[str, int], set[str]] = {}
+    groups: dict[tuple, set[str]] = {}
+    firsts: dict[tuple, object] = {}
     for config in configs:
-        groups.setdefault((config.model, config.batch_size), set()).add(activations.factory(config.activation).name)
+        # Step time depends on the optimizer and the model's norm and widths too.
+        group = (config.model, config.batch_size, config.optimizer, config.norm, config.match_params)
+        groups.setdefault(group, set()).add(activations.factory(config.activation).name)
+        firsts.setdefault(group, config)
     found: dict[tuple[str, str], dict] = {}
-    for (model, batch_size), names in groups.items():
+    for group, names in groups.items():
+        model, batch_size, optimizer, norm, match_params = group
         wanted = sorted(names | {activations.factory(baseline).name})
-        rows = load_cost(store, model, prepared.input_shape, wanted, device, threads, batch_size)
+        rows = [r for r in load_cost(store, model, prepared.input_shape, wanted, device, threads, batch_size)
+                if (r.get("optimizer"), r.get("norm"), r.get("match_params")) == (optimizer, norm, match_params)]
         by_profile: dict[str, dict] = {}
         for row in rows:
             by_profile.setdefault(row["profile_id"], {})[row["activation"]] = row
@@ -76,7 +82,7 @@ def profile_for_sweep(configs, prepared, threads: int, store, *, baseline: str =
             chosen = complete[-1]
         else:
             measured = profile(model, prepared, wanted, baseline=baseline, batch_size=batch_size, threads=threads,
-                               budget_s=budget_s, check_onnx=False, check_numerics=False)
+                               budget_s=budget_s, check_onnx=False, check_numerics=False, config=firsts[group])
             save_cost(store, measured.rows)
             chosen = {row["activation"]: row for row in measured.rows}
         found.update({(model, name): chosen[name] for name in names})

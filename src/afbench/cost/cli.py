@@ -46,7 +46,6 @@ def _fmt(value, digits: int = 3) -> str:
 
 def cmd_cost(args: argparse.Namespace) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from afbench.cost.api import run_cost
 

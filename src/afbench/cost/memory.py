@@ -45,15 +45,18 @@ def saved_bytes_per_sample(model: nn.Module, x: torch.Tensor, y: torch.Tensor | 
 
 
 def peak_bytes(step: Callable[[], None], device: torch.device) -> int | None:
-    """Peak allocated bytes during one call of ``step`` on CUDA; None on other devices,
-    whose allocators report no peak (the CPU allocator keeps no statistics)."""
+    """On CUDA: the peak bytes allocated during one call of ``step`` above what was
+    allocated before it (so the model, its optimizer state and the data on the device
+    are not counted). None on other devices, whose allocators report no peak (the CPU
+    allocator keeps no statistics)."""
     if device.type != "cuda":
         return None
     torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
     step()
     torch.cuda.synchronize(device)
-    return int(torch.cuda.max_memory_allocated(device))
+    return int(torch.cuda.max_memory_allocated(device) - before)
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:

@@ -69,12 +69,13 @@ class Rounds:
         return float(np.median([t[phase] for t in self.times[name]]))
 
     def converged(self, half_width: float = TARGET_HALF_WIDTH) -> bool:
-        return all(within(*_reorder(self.ratio_ci(n)), half_width) for n in self.names if n != self.baseline)
-
-
-def _reorder(ci: tuple[float, float, float]) -> tuple[float, float, float]:
-    centre, low, high = ci
-    return low, centre, high
+        """Every ratio's 95% CI within its ratio x (1 +- half_width)."""
+        for name in self.names:
+            if name != self.baseline:
+                centre, low, high = self.ratio_ci(name)
+                if not within(low, centre, high, half_width):
+                    return False
+        return True
 
 
 def run_rounds(names: list[str], measure: Callable[[str], dict], baseline: str, budget_s: float, *,
