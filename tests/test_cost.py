@@ -74,6 +74,9 @@ def test_fp16_softplus_overflow_is_flagged_where_exp_passes_65504():
     # bf16 shares float32's exponent range: exp overflows only past ln(3.39e38) = 88.7
     wide = numerics.numerics(lambda x: torch.log1p(torch.exp(x)), torch.sigmoid, "bf16")
     assert float(wide.flags[0].split("first x=")[1]) > 88.7
+    # the same softplus given as a formula (not registered: forward only) is flagged too
+    formula = numerics.activation_numerics("log(1 + exp(x))")["fp16"]
+    assert formula.derivative_error is None and any("forward overflow" in f for f in formula.flags)
     # torch's own Softplus returns x above its threshold of 20: no overflow in fp16
     assert numerics.activation_numerics("softplus")["fp16"].flags == ()
 

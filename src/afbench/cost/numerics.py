@@ -91,11 +91,17 @@ def numerics(fn: Callable, derivative: Callable | None, fmt: str) -> Numerics:
 
 
 def activation_numerics(name: str) -> dict[str, Numerics]:
-    """bf16 and fp16 numerics of a registered activation; for activations that are not
-    elementwise (maxout) every entry carries the reason and no numbers."""
+    """bf16 and fp16 numerics of an activation by name. Registered ones are checked with
+    their closed-form derivative; a formula or import path without one, forward only.
+    Not elementwise (maxout): every entry carries the reason and no numbers."""
     from afbench import activations
+    from afbench.errors import UnknownNameError
 
-    spec = activations.info(name)
+    try:
+        spec = activations.info(name)
+    except UnknownNameError:  # a formula in x or a module path: no registered derivative
+        module = activations.factory(name)(1)
+        return {fmt: numerics(module, None, fmt) for fmt in FORMATS}
     if not spec.elementwise:
         why = f"{spec.name} is not elementwise: no scalar function to evaluate on a grid"
         return {fmt: Numerics(fmt, math.nan, None, (), why) for fmt in FORMATS}

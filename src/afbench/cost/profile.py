@@ -115,15 +115,10 @@ def _static_row(subject: Subject, prepared, batch_size: int, device, check_onnx:
         row.update(onnx=result.ok, onnx_opset=result.opset, onnx_max_abs_error=result.max_abs_error,
                    onnx_error=result.reason)
     if check_numerics:
-        try:
-            found = numerics.activation_numerics(subject.name)
-        except (KeyError, AfbenchError):  # not a registered name: a formula or import path
-            found = {}
-        for fmt in numerics.FORMATS:
-            got = found.get(fmt)
-            row[f"{fmt}_error"] = got.error if got and not got.reason else math.nan
-            row[f"{fmt}_flags"] = "; ".join(got.flags) if got else ""
-            row[f"{fmt}_reason"] = got.reason if got else "not a registered activation"
+        for fmt, got in numerics.activation_numerics(subject.name).items():
+            row[f"{fmt}_error"] = math.nan if got.reason else got.error
+            row[f"{fmt}_flags"] = "; ".join(got.flags)
+            row[f"{fmt}_reason"] = got.reason
     return row
 
 
