@@ -9,6 +9,7 @@ the other run's 95% CI, or within 5% of it. Also reports each run's wall time
 Usage: python bench/cost.py [--data-dir ../shared/data/mnist] [--threads 2] [--budget SECONDS] [--out DIR]
 Prints both tables, then one line per activation and a verdict:
   act=tanh idle=1.083 [1.071, 1.095] busy=1.090 [1.070, 1.111] agree=yes
+  idle: widest ratio CI +-2.9% (stop=converged, rounds=41)
   verdict: all ratios agree (inside the other CI or within 5%)
 """
 
@@ -69,6 +70,12 @@ def main() -> int:
         print(f"act={name} idle={a['step_ratio']:.3f} [{a['step_ratio_low']:.3f}, {a['step_ratio_high']:.3f}] "
               f"busy={b['step_ratio']:.3f} [{b['step_ratio_low']:.3f}, {b['step_ratio_high']:.3f}] "
               f"agree={'yes' if same else 'no'}")
+    for label, rows in (("idle", idle), ("busy", busy)):
+        widest = max(max(r["step_ratio_high"] / r["step_ratio"] - 1, 1 - r["step_ratio_low"] / r["step_ratio"])
+                     for r in rows.values())
+        # wide CIs make "inside the other CI" easy: the claim means something only when they are narrow
+        print(f"{label}: widest ratio CI +-{100 * widest:.1f}% (stop={rows['relu']['stop']}, "
+              f"rounds={rows['relu']['rounds']})")
     print("verdict: " + ("all ratios agree (inside the other CI or within 5%)" if ok else "some ratios disagree"))
     return 0 if ok else 1
 
