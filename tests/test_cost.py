@@ -1,0 +1,265 @@
+"""afbench cost: saved bytes by hand count, ONNX failures as results, fp16 overflow,
+interleaved rounds, ratio CIs against scipy, the cost table's round trip."""
+
+import argparse
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from afbench.cost import memory, numerics, timing
+from afbench.cost.store import COLUMNS, load_cost, save_cost
+
+
+def _mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def test_saved_bytes_match_a_hand_count_with_the_relu_output_counted_once():
+    # Hand count, float32 = 4 bytes, batch B = 5. The first Linear saves its input x
+    # (B x 4) for the weight gradient; x needs no gradient, so its weight is not saved.
+    # ReLU saves its output (B x 8); the second Linear saves the same tensor as its
+    # input: one storage. Weights are parameters and left out.
+    batch = 5
+    x = torch.randn(batch, 4)
+    assert memory.saved_bytes(_mlp(), x) == batch * 4 * 4 + batch * 8 * 4  # 240, not 400
+    # cross-entropy adds log_softmax's output (B x 3 float32), the int64 targets (B x 8 bytes)
+    # and nll_loss's total weight (one float32).
+    y = torch.randint(0, 3, (batch,))
+    assert memory.saved_bytes(_mlp(), x, y) == 240 + batch * 3 * 4 + batch * 8 + 4
+
+
+def test_saved_bytes_count_a_storage_once_even_when_saved_through_views():
+    class Twice(nn.Module):
+        def forward(self, x):
+            h = torch.tanh(x)           # saves its output h
+            return (h[:, :2] * h[:, 2:]).sum(1)  # saves two views of h: same storage
+
+    x = torch.randn(6, 4, requires_grad=True)
+    assert memory.saved_bytes(Twice(), x) == 6 * 4 * 4
+
+
+def test_forward_flops_of_a_linear_layer():
+    # torch counts 2 FLOPs per multiply-add: 2 x B x in x out
+    assert memory.forward_flops(nn.Linear(10, 7), torch.randn(3, 10)) == 2 * 3 * 10 * 7
+
+
+class _Bessel(nn.Module):
+    """An activation built on an op with no ONNX mapping (aten::i0)."""
+
+    def forward(self, x):
+        return torch.special.i0(x) - 1
+
+
+def test_an_activation_onnx_cannot_export_is_reported_not_raised():
+    pytest.importorskip("onnxruntime")
+    from afbench import models
+    from afbench.cost import deploy
+
+    bad = deploy.check_onnx(models.build("mlp", _Bessel, (1, 8, 8), 10), torch.randn(16, 1, 8, 8))
+    assert not bad.ok and bad.reason.startswith("export failed") and "i0" in bad.reason
+    assert "\n" not in bad.reason and bad.opset == deploy.OPSET
+    good = deploy.check_onnx(models.build("mlp", "mish", (1, 8, 8), 10), torch.randn(16, 1, 8, 8))
+    assert good.ok and good.reason == "" and good.max_abs_error < 1e-4
+
+
+def test_fp16_softplus_overflow_is_flagged_where_exp_passes_65504():
+    naive = numerics.numerics(lambda x: torch.log1p(torch.exp(x)), torch.sigmoid, "fp16")
+    assert any("forward overflow" in f for f in naive.flags)
+    first = float(naive.flags[0].split("first x=")[1])
+    assert math.log(65504) <= first < math.log(65504) + 0.02  # ln(65504) = 11.09
+    # bf16 shares float32's exponent range: exp overflows only past ln(3.39e38) = 88.7
+    wide = numerics.numerics(lambda x: torch.log1p(torch.exp(x)), torch.sigmoid, "bf16")
+    assert float(wide.flags[0].split("first x=")[1]) > 88.7
+    # the same softplus given as a formula (not registered: forward only) is flagged too
+    formula = numerics.activation_numerics("log(1 + exp(x))")["fp16"]
+    assert formula.derivative_error is None and any("forward overflow" in f for f in formula.flags)
+    # torch's own Softplus returns x above its threshold of 20: no overflow in fp16
+    assert numerics.activation_numerics("softplus")["fp16"].flags == ()
+
+
+def test_numerics_error_is_in_units_of_epsilon_and_empty_for_maxout():
+    relu = numerics.activation_numerics("relu")
+    assert relu["fp16"].forward_error == 0.0  # exact in every format
+    # float16 rounds tanh's output once more than float64: at most ~half an ulp, scored in eps
+    assert 0.0 < numerics.activation_numerics("tanh")["fp16"].forward_error <= 1.0
+    maxout = numerics.activation_numerics("maxout")
+    assert all(math.isnan(v.forward_error) and "not elementwise" in v.reason for v in maxout.values())
+
+
+def test_rounds_are_shuffled_and_every_activation_gets_the_same_count():
+    names = ["relu", "tanh", "elu", "mish", "selu"]
+    calls = []
+    rng = np.random.default_rng(1)
+
+    def measure(name):
+        calls.append(name)
+        return {"step_ms": (1 + names.index(name) / 10) * rng.lognormal(0, 0.2)}
+
+    rounds = timing.run_rounds(names, measure, "relu", budget_s=1e9, max_rounds=12, seed=3)
+    assert rounds.count == 12 and rounds.stop == "max_rounds"  # noise 20%: no convergence in 12
+    assert all(len(rounds.times[n]) == 12 for n in names)
+    assert all(sorted(order) == sorted(names) for order in rounds.orders)
+    assert len({tuple(o) for o in rounds.orders}) > 1  # shuffled, not one fixed order
+    assert calls == [n for order in rounds.orders for n in order]
+    again = timing.run_rounds(names, lambda n: {"step_ms": 1.0}, "relu", 1e9, max_rounds=12, min_rounds=12, seed=3)
+    assert again.orders == rounds.orders  # the seed fixes the orders
+
+
+def test_rounds_stop_when_converged_or_when_the_budget_is_spent():
+    steady = timing.run_rounds(["a", "b"], lambda n: {"step_ms": 2.0 if n == "b" else 1.0}, "a", 1e9)
+    assert steady.stop == "converged" and steady.count == timing.MIN_ROUNDS
+    assert steady.ratio_ci("b") == pytest.approx((2.0, 2.0, 2.0))
+    ticks = iter(range(1000))
+    rng = np.random.default_rng(0)
+    noisy = timing.run_rounds(["a", "b"], lambda n: {"step_ms": rng.lognormal(0, 1)}, "a", budget_s=7,
+                              clock=lambda: float(next(ticks)))
+    assert noisy.stop == "budget" and noisy.count == 7  # one tick per round
+
+
+def test_ratio_ci_matches_scipy_t_interval_on_log_ratios():
+    rng = np.random.default_rng(7)
+    base = rng.lognormal(0, 0.1, 30)
+    act = 1.3 * base * rng.lognormal(0, 0.05, 30)
+    centre, low, high = timing.ratio_ci(act / base)
+    interval = stats.ttest_1samp(np.log(act / base), 0).confidence_interval(0.95)
+    assert (low, high) == pytest.approx((math.exp(interval.low), math.exp(interval.high)), rel=1e-12)
+    assert centre == pytest.approx(stats.gmean(act / base), rel=1e-12)
+    assert timing.within(low, centre, high, 0.03) == (high / centre - 1 <= 0.03 and 1 - low / centre <= 0.03)
+
+
+def _row(activation, threads=2, **extra):
+    row = {k: None for k in COLUMNS}
+    row.update(activation=activation, model="lenet", dataset="mnist", input_shape="1x28x28", device="cpu",
+               threads=threads, batch_size=128, afbench_version="0.1.0", profile_id="p1", measured_at=1.0,
+               step_ms=12.5, step_ratio=1.25, step_ratio_low=1.2, step_ratio_high=1.3, bf16_error=float("nan"),
+               onnx=True, onnx_error="")
+    row.update(extra)
+    return row
+
+
+def test_cost_table_round_trips_and_filters_by_conditions(tmp_path, monkeypatch):
+    import afbench
+    from afbench.sweep.store import Store
+
+    monkeypatch.setattr(afbench, "__version__", "0.1.0")
+    store = Store(tmp_path)
+    save_cost(store, [_row("relu"), _row("mish", step_ms=15.0), _row("mish", threads=1)])
+    got = load_cost(store, "lenet", (1, 28, 28), ["mish"], "cpu", 2)
+    assert len(got) == 1 and got[0]["step_ms"] == 15.0 and got[0]["onnx"] is True
+    assert got[0]["bf16_error"] is None  # NaN is stored as null
+    assert {r["activation"] for r in load_cost(store, "lenet", "1x28x28", None, "cpu", 2)} == {"relu", "mish"}
+    assert load_cost(store, "lenet", (1, 28, 28), ["relu"], "cpu", 4) == []
+    assert load_cost(store, "lenet", (3, 32, 32), ["relu"], "cpu", 2) == []
+    assert load_cost(store, "lenet", (1, 28, 28), ["relu"], "cpu", 2, version="9.9") == []
+    save_cost(store, [_row("relu", step_ms=11.0)])  # same conditions: replaced, not duplicated
+    assert [r["step_ms"] for r in load_cost(store, "lenet", (1, 28, 28), ["relu"], "cpu", 2)] == [11.0]
+    store.close()
+
+
+def test_cost_csv_has_the_issue_columns(tmp_path):
+    import csv
+
+    from afbench.cost.store import write_csv
+
+    path = write_csv([_row("relu", extra_column=3)], tmp_path / "cost.csv")
+    header = next(csv.reader(path.open()))
+    required = ("activation, model, dataset, device, threads, batch_size, params, flops, step_ms, step_ratio, "
+                "step_ratio_low, step_ratio_high, forward_ms, backward_ms, optimizer_ms, latency_ms, "
+                "latency_batch_ms, saved_bytes_per_sample, peak_bytes, onnx, bf16_error, fp16_error, rounds")
+    assert set(required.split(", ")) <= set(header) and header[-1] == "extra_column"
+
+
+def test_cost_command_parses_with_the_issue_flags():
+    from afbench.cli import build_parser
+    from afbench.cost.cli import add_parser, cmd_cost
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "cost" not in commands.choices:
+        add_parser(commands)
+    args = parser.parse_args(["cost", "--dataset", "mnist", "--model", "lenet", "--activations", "relu,mish",
+                              "--threads", "2", "--budget", "30", "--price-per-hour", "1.5", "--out", "o"])
+    assert (args.func, args.baseline, args.batch_size, args.threads, args.budget, args.price_per_hour) == (
+        cmd_cost, "relu", 128, 2, 30.0, 1.5)
+
+
+def test_profile_on_digits_measures_every_activation_in_paired_rounds(digits, tmp_path):
+    from afbench.cost import profile, profile_for_sweep
+    from afbench.config import RunConfig
+    from afbench.sweep.store import Store
+
+    threads_before = torch.get_num_threads()
+    result = profile("mlp", digits, ["tanh", "prelu"], budget_s=0.5, price_per_hour=3.6, epochs=1,
+                     check_onnx=False, threads=1)
+    assert torch.get_num_threads() == threads_before and result.rows[0]["threads"] == 1
+    rows = {r["activation"]: r for r in result.rows}
+    assert list(rows) == ["relu", "tanh", "prelu"]  # the baseline is added first
+    assert rows["relu"]["step_ratio"] == 1.0 and result.rounds.count == rows["tanh"]["rounds"] >= 2
+    r = rows["prelu"]
+    assert r["step_ratio_low"] <= r["step_ratio"] <= r["step_ratio_high"]
+    assert r["params"] == rows["relu"]["params"] + 128 + 64  # one PReLU slope per hidden unit
+    # price 3.6 per hour = 1e-3 per second: 1,000 inferences of latency_ms cost latency_ms * 1e-3
+    assert r["cost_per_1000_inferences"] == pytest.approx(r["latency_ms"] * 1e-3)
+    assert r["train_steps"] == math.ceil(len(digits.train) / 128)
+    store = Store(tmp_path)
+    configs = [RunConfig(model="mlp", activation=a) for a in ("relu", "tanh")]
+    first = profile_for_sweep(configs, digits, torch.get_num_threads(), store, budget_s=0.3)
+    again = profile_for_sweep(configs, digits, torch.get_num_threads(), store, budget_s=0.3)
+    assert set(first) == {("mlp", "relu"), ("mlp", "tanh")}
+    assert again[("mlp", "tanh")]["profile_id"] == first[("mlp", "tanh")]["profile_id"]  # reused, not remeasured
+    store.close()
+
+
+def _cost_args(*extra):
+    from afbench.cli import build_parser
+    from afbench.cost.cli import add_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "cost" not in commands.choices:
+        add_parser(commands)
+    return parser.parse_args(["cost", *extra])
+
+
+def test_cost_command_writes_csv_figure_and_database_rows(tmp_path, capsys):
+    import csv
+    import sqlite3
+
+    args = _cost_args("--dataset", "digits", "--model", "mlp", "--activations", "tanh,mish", "--budget", "0.3",
+                      "--price-per-hour", "2", "--out", str(tmp_path))
+    args.func(args)
+    rows = list(csv.DictReader((tmp_path / "cost.csv").open()))
+    assert [r["activation"] for r in rows] == ["relu", "tanh", "mish"]
+    assert all(r["onnx"] == "True" and r["onnx_opset"] == "17" for r in rows)
+    assert (tmp_path / "cost.png").stat().st_size > 0
+    stored = sqlite3.connect(tmp_path / "results.sqlite").execute("SELECT activation FROM cost").fetchall()
+    assert sorted(a for (a,) in stored) == ["mish", "relu", "tanh"]
+    assert "rounds in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [(("--activations", "relu,nosuch"), "nosuch"),
+                                            (("--activations", "relu", "--batch-size", "0"), "batch-size")])
+def test_bad_cost_input_is_an_afbench_error(tmp_path, flags, message):
+    from afbench.errors import AfbenchError
+
+    args = _cost_args("--dataset", "digits", "--model", "mlp", "--out", str(tmp_path), *flags)
+    with pytest.raises(AfbenchError, match=message):
+        args.func(args)
+
+
+@pytest.mark.slow
+def test_lenet_mnist_cost_profile_of_the_issue(mnist_dir, tmp_path):
+    """The issue's command, on a short budget: every activation exports, LeNet's sizes are right."""
+    from afbench.cost import run_cost
+
+    names = ["relu", "tanh", "selu", "prelu", "elu", "leaky_relu", "mish", "relu_softsign"]
+    result = run_cost(tmp_path, "mnist", "lenet", names, data_dir=mnist_dir, budget_s=10)
+    rows = {r["activation"]: r for r in result.rows}
+    assert all(r["onnx"] for r in rows.values()) and result.rounds.count >= 2
+    assert rows["relu"]["params"] == 21840  # as afbench.models' docstring states
+    # forward FLOPs by hand: conv1 10x24x24 outputs x 25 MACs, conv2 20x8x8 x 250, fc 320x50 + 50x10; 2 per MAC
+    assert rows["relu"]["flops"] == 2 * (10 * 24 * 24 * 25 + 20 * 8 * 8 * 250 + 320 * 50 + 50 * 10)
