@@ -17,8 +17,11 @@ Tensor = torch.Tensor
 # Safe PAU (5, 4) coefficients fitted to leaky ReLU (slope 0.01) by least squares on
 # [-3, 3] (6001 points; max error 0.030, RMS 0.005), as Molina et al. (2020) initialise it.
 # Numerator a0..a5, denominator b1..b4 of P(x) / (1 + sum_k |b_k| |x|^k).
-PAU_LEAKY_RELU_NUMERATOR = (0.02979727, 0.61837598, 2.32295373, 3.05098761, 1.48472427, 0.25086733)
-PAU_LEAKY_RELU_DENOMINATOR = (1.14180367, 4.39175145, 0.87109137, 0.34697325)
+# Rounded to float32 so that a float32 module and its float64 copy hold the same function.
+PAU_LEAKY_RELU_NUMERATOR = tuple(torch.tensor(
+    [0.02979727, 0.61837598, 2.32295373, 3.05098761, 1.48472427, 0.25086733], dtype=torch.float32).tolist())
+PAU_LEAKY_RELU_DENOMINATOR = tuple(torch.tensor(
+    [1.14180367, 4.39175145, 0.87109137, 0.34697325], dtype=torch.float32).tolist())
 
 
 def _on_channels(p: Tensor, x: Tensor) -> Tensor:
