@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from afbench.activations.learnable_fn import AconCFn, SafePadeFn, StarReLUFn
 from afbench.activations.modules import LearnableActivation
 
 Tensor = torch.Tensor
@@ -48,9 +49,7 @@ class AconC(LearnableActivation):
         self.beta = nn.Parameter(torch.ones(count))
 
     def forward(self, x: Tensor) -> Tensor:
-        p1, p2, beta = (_on_channels(p, x) for p in (self.p1, self.p2, self.beta))
-        dx = (p1 - p2) * x
-        return dx * torch.sigmoid(beta * dx) + p2 * x
+        return AconCFn.apply(x, *(_on_channels(p, x) for p in (self.p1, self.p2, self.beta)))
 
     def extra_repr(self) -> str:
         return f"channels={self.p1.numel()}"
@@ -71,8 +70,7 @@ class StarReLU(LearnableActivation):
         self.bias = nn.Parameter(torch.tensor([float(bias)]))
 
     def forward(self, x: Tensor) -> Tensor:
-        r = torch.relu(x)
-        return self.scale * (r * r) + self.bias
+        return StarReLUFn.apply(x, self.scale, self.bias)
 
 
 class PAU(LearnableActivation):
@@ -97,21 +95,14 @@ class PAU(LearnableActivation):
 
     def _coefficients(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         if self.numerator.shape[0] == 1:  # shared: 0-dim coefficients broadcast anywhere
-            return list(self.numerator[0]), list(self.denominator[0].abs())
+            return list(self.numerator[0]), list(self.denominator[0])
         shape = (1, -1, *([1] * (x.dim() - 2)))
         return ([a.view(shape) for a in self.numerator.unbind(1)],
-                [b.abs().view(shape) for b in self.denominator.unbind(1)])
+                [b.view(shape) for b in self.denominator.unbind(1)])
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = self._coefficients(x)
-        p = a[5] * x + a[4]  # Horner: ((((a5 x + a4) x + a3) x + a2) x + a1) x + a0
-        for coefficient in reversed(a[:4]):
-            p = p * x + coefficient
-        ax = x.abs()
-        q = b[3] * ax + b[2]  # (((|b4| |x| + |b3|) |x| + |b2|) |x| + |b1|) |x| + 1
-        for coefficient in reversed(b[:2]):
-            q = q * ax + coefficient
-        return p / (q * ax + 1)
+        return SafePadeFn.apply(x, *a, *b)
 
     def extra_repr(self) -> str:
         return f"degrees=(5, 4), channels={self.numerator.shape[0]}"
