@@ -110,17 +110,3 @@ class SafePadeFn(torch.autograd.Function):
             grads_b.append(_reduce(v, signed_b[k]).neg_().mul_(torch.sign(signed_b[k])))
         return (gx, *grads_a, *grads_b)
 
-
-class RandomSlopeFn(torch.autograd.Function):
-    """x * a with a = 1 where x > 0 and the given random slope elsewhere; d/dx = a."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, slope: Tensor) -> Tensor:
-        factor = slope.masked_fill_(x > 0, 1.0)  # slope is this call's own fresh draw
-        ctx.save_for_backward(factor)
-        return x * factor
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        (factor,) = ctx.saved_tensors
-        return grad * factor, None

@@ -15,8 +15,6 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from afbench.activations.learnable_fn import RandomSlopeFn
-
 LN2 = math.log(2.0)
 
 
@@ -190,33 +188,6 @@ class _NoisyReluFn(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (out,) = ctx.saved_tensors
         return torch.ops.aten.threshold_backward(grad, out, 0), None
-
-
-class RandomizedReLU(nn.Module):
-    """Randomized leaky ReLU (Xu et al. 2015), as torch.nn.RReLU: in training each
-    element's negative slope is drawn from U(lower, upper) at every call; in eval it is
-    the mean (lower + upper) / 2 (11/48 for the defaults 1/8, 1/3).
-
-    Same distribution as nn.RReLU, with a vectorised draw (``uniform_``) and one
-    saved factor instead of torch's rrelu_with_noise kernel.
-    """
-
-    def __init__(self, lower: float = 1 / 8, upper: float = 1 / 3) -> None:
-        super().__init__()
-        if not 0 <= lower <= upper:
-            raise ValueError(f"rrelu needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
-        self.lower, self.upper = float(lower), float(upper)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return F.leaky_relu(x, (self.lower + self.upper) / 2)
-        slope = torch.empty_like(x).uniform_(self.lower, self.upper)
-        if torch.is_grad_enabled() and x.requires_grad:
-            return RandomSlopeFn.apply(x, slope)
-        return x * slope.masked_fill_(x > 0, 1.0)
-
-    def extra_repr(self) -> str:
-        return f"lower={self.lower:.4g}, upper={self.upper:.4g}"
 
 
 class Maxout(nn.Module):

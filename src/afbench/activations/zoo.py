@@ -13,7 +13,6 @@ from afbench.activations import elementwise as e
 from afbench.activations import fast
 from afbench.activations.gated import Gated
 from afbench.activations.learnable import PAU, AconC, StarReLU, pau_reference_derivative
-from afbench.activations.modules import RandomizedReLU
 from afbench.activations.spec import ActivationSpec
 
 Tensor = torch.Tensor
@@ -40,7 +39,8 @@ def _d_rrelu_eval(x: Tensor) -> Tensor:
 
 
 def _rrelu(num_features=None, lower: float = RRELU_LOWER, upper: float = RRELU_UPPER) -> nn.Module:
-    return RandomizedReLU(lower, upper)
+    # torch's kernel draws per element; a vectorised uniform_ draw measured no faster.
+    return nn.RReLU(lower, upper)
 
 
 def _gated(gate: str, reference: str, formula: str) -> ActivationSpec:
@@ -110,7 +110,7 @@ _FIXED: tuple[ActivationSpec, ...] = (
                    "(-inf, inf)", False, True, False, "none",
                    "Xu et al. 2015, arXiv:1505.00853 (Empirical evaluation of rectified activations)",
                    aliases=("randomized_relu",), defaults={"lower": RRELU_LOWER, "upper": RRELU_UPPER},
-                   note="same distribution as torch.nn.RReLU; derivative shown in eval mode (slope 11/48)"),
+                   note="torch.nn.RReLU; derivative shown in eval mode (slope 11/48)"),
 )
 
 _LEARNABLE: tuple[ActivationSpec, ...] = (
