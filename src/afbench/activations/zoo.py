@@ -43,6 +43,9 @@ def _rrelu(num_features=None, lower: float = RRELU_LOWER, upper: float = RRELU_U
     return nn.RReLU(lower, upper)
 
 
+_HALVES = "; a, b = first and second half of the input on dim 1"
+
+
 def _gated(gate: str, reference: str, formula: str) -> ActivationSpec:
     return ActivationSpec(gate, lambda n=None: Gated(gate), None, formula, "(-inf, inf)", False, False,
                           gate != "reglu", "none", reference, width_multiplier=2,
@@ -137,10 +140,10 @@ _LEARNABLE: tuple[ActivationSpec, ...] = (
 )
 
 _GATED: tuple[ActivationSpec, ...] = (
-    _gated("glu", "Dauphin et al. 2017; Shazeer 2020, arXiv:2002.05202", "sigmoid(a) * b, [a | b] = input"),
-    _gated("reglu", "Shazeer 2020, arXiv:2002.05202", "relu(a) * b, [a | b] = input"),
-    _gated("geglu", "Shazeer 2020, arXiv:2002.05202", "gelu(a) * b, [a | b] = input"),
-    _gated("swiglu", "Shazeer 2020, arXiv:2002.05202", "swish(a) * b, [a | b] = input"),
+    _gated("glu", "Dauphin et al. 2017; Shazeer 2020, arXiv:2002.05202", f"sigmoid(a) * b{_HALVES}"),
+    _gated("reglu", "Shazeer 2020, arXiv:2002.05202", f"relu(a) * b{_HALVES}"),
+    _gated("geglu", "Shazeer 2020, arXiv:2002.05202", f"gelu(a) * b{_HALVES}"),
+    _gated("swiglu", "Shazeer 2020, arXiv:2002.05202", f"swish(a) * b{_HALVES}"),
 )
 
 ZOO: tuple[ActivationSpec, ...] = _FIXED + _LEARNABLE + _GATED
