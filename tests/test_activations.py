@@ -22,6 +22,16 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
+def _safe_pau(x):
+    # Molina et al. 2020, eq. 3, with the coefficients afbench publishes for its leaky-ReLU fit.
+    from afbench.activations.learnable import PAU_LEAKY_RELU_DENOMINATOR as B, PAU_LEAKY_RELU_NUMERATOR as A_
+    return np.polyval(A_[::-1], x) / (1 + sum(abs(b) * np.abs(x) ** (k + 1) for k, b in enumerate(B)))
+
+
+def _elish_like(x, gate):
+    return np.where(x >= 0, x, np.expm1(np.minimum(x, 0))) * gate
+
+
 REFERENCE = {
     "identity": lambda x: x,
     "binary_step": lambda x: (x > 0).astype(x.dtype),
@@ -46,10 +56,35 @@ REFERENCE = {
     "noisy_relu": lambda x: np.maximum(x, 0),  # eval mode
     "relu_softplus": lambda x: np.where(x > 0, x, _softplus(np.minimum(x, 0)) - math.log(2)),
     "relu_softsign": lambda x: np.where(x > 0, x, x / (1 + np.abs(x))),
+    # issue 17, written from the papers' formulas
+    "hardtanh": lambda x: np.clip(x, -1, 1),
+    "tanhshrink": lambda x: x - np.tanh(x),
+    "softshrink": lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0.0)),
+    "hardshrink": lambda x: np.where(np.abs(x) > 0.5, x, 0.0),
+    "logsigmoid": lambda x: -np.logaddexp(0.0, -x),
+    "elish": lambda x: _elish_like(x, expit(x)),
+    "hard_elish": lambda x: _elish_like(x, np.clip((x + 1) / 2, 0, 1)),
+    "sqnl": lambda x: np.select([x > 2, x >= 0, x >= -2], [np.ones_like(x), x - x**2 / 4, x + x**2 / 4], -1.0),
+    "isru": lambda x: x / np.sqrt(1 + x**2),
+    "isrlu": lambda x: np.where(x >= 0, x, x / np.sqrt(1 + np.minimum(x, 0) ** 2)),
+    "bent_identity": lambda x: (np.sqrt(x**2 + 1) - 1) / 2 + x,
+    "gaussian": lambda x: np.exp(-(x**2)),
+    "arctan": np.arctan,
+    "lisht": lambda x: x * np.tanh(x),
+    "tanhexp": lambda x: x * np.tanh(np.exp(np.minimum(x, 50))),
+    "smish": lambda x: x * np.tanh(np.log(1 + expit(x))),
+    "serf": lambda x: x * erf(_softplus(x)),
+    "logish": lambda x: x * np.log(1 + expit(x)),
+    "squared_relu": lambda x: np.maximum(x, 0) ** 2,
+    "shifted_softplus": lambda x: _softplus(x) - math.log(2),
+    "rrelu": lambda x: np.where(x >= 0, x, 11 / 48 * x),  # eval mode: the mean slope
+    "acon_c": lambda x: x * expit(x),  # p1 = 1, p2 = 0, beta = 1: Swish
+    "star_relu": lambda x: 0.8944 * np.maximum(x, 0) ** 2 - 0.4472,
+    "pau": _safe_pau,
 }
 ELEMENTWISE = [name for name in A.names() if A.info(name).elementwise]
 # Points where a piecewise activation has a kink: autograd may pick either side there.
-KINKS = [0.0, 3.0, -3.0, 6.0]
+KINKS = [0.0, 3.0, -3.0, 6.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0]
 GRID = np.concatenate([[0.0, 1e-30, -1e-30, 1e-8, -1e-8, 1e4, -1e4, 50.0, -50.0, 20.5, -20.5],
                        np.linspace(-8, 8, 801)])
 
@@ -64,7 +99,8 @@ def _apply(name, x):
 
 def test_every_hidden_activation_has_a_reference():
     assert set(ELEMENTWISE) == set(REFERENCE), "add a NumPy reference for each new elementwise activation"
-    assert set(A.names()) - set(ELEMENTWISE) == {"maxout"}
+    assert set(A.names()) - set(ELEMENTWISE) == {"maxout", "glu", "reglu", "geglu", "swiglu"}
+    assert len(A.names()) >= 45
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)

@@ -17,16 +17,14 @@ from typing import Callable, Iterator
 from torch import nn
 
 from afbench.activations.custom import compile_formula, import_activation, looks_like_formula
-from afbench.activations.modules import Lambda, SwishBeta
+from afbench.activations.curves import LearnedCurve, learnable_parameters, learned_curves, is_learnable
+from afbench.activations.modules import Lambda, LearnableActivation
 from afbench.activations.registry import REGISTRY, ActivationSpec, canonical
 from afbench.errors import AfbenchError
 
 __all__ = ["ActivationFactory", "ActivationSpec", "create", "factory", "info", "names", "output_names",
-           "no_decay_parameters"]
-
-# Activations whose parameters are learned shape parameters, not weights: weight decay
-# would pull PReLU's slope towards 0 (a ReLU) and Swish's beta towards 0 (a line).
-_NO_DECAY_TYPES = (nn.PReLU, SwishBeta)
+           "no_decay_parameters", "learnable_parameters", "learned_curves", "LearnedCurve", "LearnableActivation",
+           "is_learnable"]
 
 
 def names() -> list[str]:
@@ -97,14 +95,14 @@ def factory(activation: "str | ActivationFactory | Callable", **params) -> Activ
     if spec.kind != "hidden":
         raise AfbenchError(f"'{spec.name}' is an output-layer activation and cannot go in hidden layers; "
                            f"choose one of: {', '.join(names())}")
-    k = int(params.get("k", spec.defaults.get("k", 1))) if spec.width_multiplier > 1 else 1
+    # maxout's k is a parameter; the gated units always take twice the width.
+    k = int(params.get("k", spec.defaults.get("k", spec.width_multiplier))) if spec.width_multiplier > 1 else 1
     create(spec.name, None, **params)  # validate the parameters now, not at model build time
     return ActivationFactory(spec.name, lambda n=None: create(spec.name, n, **params), width_multiplier=k)
 
 
 def no_decay_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
-    """The learned activation parameters of ``model`` that weight decay must skip."""
-    for module in model.modules():
-        if isinstance(module, _NO_DECAY_TYPES):
-            yield from module.parameters(recurse=False)
+    """The learned activation parameters of ``model`` that weight decay must skip
+    (nn.PReLU and every ``LearnableActivation``: swish_beta, acon_c, star_relu, pau)."""
+    yield from learnable_parameters(model)
 

@@ -114,8 +114,21 @@ class BinaryStep(nn.Module):
         return _BinaryStepFn.apply(x)
 
 
-class SwishBeta(nn.Module):
+class LearnableActivation(nn.Module):
+    """Marker base class: an activation whose parameters are learned shape parameters.
+
+    ``activations.no_decay_parameters`` and ``learnable_parameters`` find every
+    subclass, so a new learnable activation needs no list updated elsewhere.
+    ``registry_name`` is its name in the registry (for learned-curve plots).
+    """
+
+    registry_name = ""
+
+
+class SwishBeta(LearnableActivation):
     """x * sigmoid(beta * x) with a learned beta (Ramachandran et al. 2017)."""
+
+    registry_name = "swish_beta"
 
     def __init__(self, beta: float = 1.0) -> None:
         super().__init__()

@@ -8,14 +8,14 @@ sits in; only per-channel learnable activations use it) and keyword parameters.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from afbench.activations import modules as m
+from afbench.activations.spec import ActivationSpec
+from afbench.activations.zoo import ZOO
 from afbench.errors import lookup
 
 Tensor = torch.Tensor
@@ -24,33 +24,6 @@ Tensor = torch.Tensor
 SELU_LAMBDA = 1.0507009873554805
 SELU_ALPHA = 1.6732632423543772
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
-@dataclass(frozen=True)
-class ActivationSpec:
-    """One registered activation and what is known about it."""
-
-    name: str
-    factory: Callable[..., nn.Module]  # (num_features, **params) -> module
-    derivative: Callable[[Tensor], Tensor] | None  # closed form f'(x); None if not elementwise
-    formula: str
-    output_range: str
-    zero_centred: bool
-    monotonic: bool
-    smooth: bool  # differentiable everywhere (C1)
-    saturates: str  # where |f'(x)| -> 0: "none", "left", "right" or "both"
-    reference: str
-    aliases: tuple[str, ...] = ()
-    learnable: tuple[str, ...] = ()  # names of learned parameters
-    defaults: dict = field(default_factory=dict)  # the fixed parameters and their values
-    trainable: bool = True  # False when no useful gradient flows through it
-    width_multiplier: int = 1  # maxout: the layer before must be k times wider
-    kind: str = "hidden"  # "hidden" or "output"
-    note: str = ""
-
-    @property
-    def elementwise(self) -> bool:
-        return self.derivative is not None
 
 
 def _prelu(num_features: int | None = None, init: float = 0.25, per_channel: bool = True) -> nn.Module:
@@ -185,7 +158,7 @@ _OUTPUT: tuple[ActivationSpec, ...] = (
           note="output-only: afbench's models emit logits and the loss applies log-softmax"),
 )
 
-REGISTRY: dict[str, ActivationSpec] = {spec.name: spec for spec in _HIDDEN + _OUTPUT}
+REGISTRY: dict[str, ActivationSpec] = {spec.name: spec for spec in _HIDDEN + ZOO + _OUTPUT}
 _ALIASES: dict[str, str] = {alias: spec.name for spec in REGISTRY.values() for alias in spec.aliases}
 
 

@@ -1,0 +1,239 @@
+"""Fused forward/backward pairs for the zoo's elementwise activations (speed).
+
+Each pair is ``fwd(x) -> (y, saved)`` and ``bwd(grad, *saved) -> dx``: the forward
+pass keeps the intermediates the derivative needs (a sigmoid, a tanh) so the backward
+pass does not recompute transcendental functions, and both work in place on tensors
+they allocated themselves. On CPU every pass over a 1M-element tensor costs about as
+much as a whole ReLU kernel, so the number of passes is what these minimise.
+
+The registry's closed-form derivatives (elementwise.py) are a second, plain
+implementation: tests compare the two, and both against finite differences.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Tensor = torch.Tensor
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+LN2 = math.log(2.0)
+
+
+class Pair(NamedTuple):
+    fwd: Callable[..., tuple]
+    bwd: Callable[..., Tensor]
+
+
+class _FusedFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, pair: Pair) -> Tensor:
+        y, saved = pair.fwd(x)
+        ctx.save_for_backward(*saved)
+        ctx.pair = pair
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return ctx.pair.bwd(grad, *ctx.saved_tensors), None
+
+
+class Fused(nn.Module):
+    """An elementwise activation run through its fused pair."""
+
+    def __init__(self, name: str, pair: Pair) -> None:
+        super().__init__()
+        self.name, self.pair = name, pair
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _FusedFn.apply(x, self.pair)
+        return self.pair.fwd(x)[0]
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+def _a(x: Tensor) -> Tensor:
+    """x for x >= 0, e^x - 1 for x < 0: expm1(m) + x - m with m = min(x, 0)."""
+    m = x.clamp(max=0)
+    return torch.expm1(m).add_(x).sub_(m)
+
+
+def _elish_fwd(x):
+    s, a = torch.sigmoid(x), _a(x)
+    y = a * s
+    return y, (s, a, y)
+
+
+def _elish_bwd(grad, s, a, y):
+    # f' = a' s + a s (1 - s) = s (min(a, 0) + 1) + y - y s, since a' = e^min(x,0) = min(a, 0) + 1
+    d = a.clamp(max=0).add_(1).mul_(s).add_(y)
+    return d.sub_(y * s).mul_(grad)
+
+
+def _hard_elish_fwd(x):
+    h, a = x.add(1).mul_(0.5).clamp_(0, 1), _a(x)
+    return a * h, (h, a)
+
+
+def _hard_elish_bwd(grad, h, a):
+    inside = ((h > 0) & (h < 1)).to(h.dtype).mul_(0.5)  # h' = 1/2 on (-1, 1)
+    return a.clamp(max=0).add_(1).mul_(h).addcmul_(a, inside).mul_(grad)
+
+
+def _sqnl_fwd(x):
+    c = x.clamp(-2, 2)
+    ac = c.abs()
+    return torch.addcmul(c, c, ac, value=-0.25), (ac,)
+
+
+def _sqnl_bwd(grad, ac):
+    return ac.mul(-0.5).add_(1).mul_(grad)
+
+
+def _isru_fwd(x):
+    r = (x * x).add_(1).rsqrt_()
+    return x * r, (r,)
+
+
+def _isrlu_fwd(x):
+    n = x.clamp(max=0)
+    r = n.mul_(n).add_(1).rsqrt_()
+    return x * r, (r,)
+
+
+def _isru_bwd(grad, r):
+    return (r * r).mul_(r).mul_(grad)
+
+
+def _bent_fwd(x):
+    r = (x * x).add_(1).sqrt_()
+    return torch.add(x, r, alpha=0.5).sub_(0.5), (x, r)
+
+
+def _bent_bwd(grad, x, r):
+    return (x / r).mul_(0.5).add_(1).mul_(grad)
+
+
+def _gaussian_fwd(x):
+    e = (x * x).neg_().exp_()
+    return e, (x, e)
+
+
+def _gaussian_bwd(grad, x, e):
+    return (x * e).mul_(-2).mul_(grad)
+
+
+def _arctan_fwd(x):
+    return torch.atan(x), (x,)
+
+
+def _arctan_bwd(grad, x):
+    return grad / (x * x).add_(1)
+
+
+def _lisht_fwd(x):
+    t = torch.tanh(x)
+    y = x * t
+    return y, (x, t, y)
+
+
+def _lisht_bwd(grad, x, t, y):
+    return (x + t).sub_(y * t).mul_(grad)  # t + x (1 - t^2)
+
+
+def _tanhexp_fwd(x):
+    e = x.clamp(max=20).exp_()  # tanh(e^x) = 1 exactly well before x = 20: no overflow
+    t = torch.tanh(e)
+    return x * t, (x, e, t)
+
+
+def _tanhexp_bwd(grad, x, e, t):
+    w = (t * t).neg_().add_(1).mul_(e).mul_(x)  # x e^x (1 - tanh^2(e^x))
+    return w.add_(t).mul_(grad)
+
+
+def _smish_fwd(x):
+    # tanh(ln(1 + s)) = u / (u + 2) with u = (1 + s)^2 - 1 = s (s + 2): no log, no tanh.
+    s = torch.sigmoid(x)
+    u = (s + 2).mul_(s)  # not v - 2: in bf16 that cancels for small s
+    v = u + 2
+    t = u.div_(v)
+    return x * t, (x, s, v, t)
+
+
+def _smish_bwd(grad, x, s, v, t):
+    # dt/dx = 4 (1 + s) s (1 - s) / (u + 2)^2
+    w = (1 - s).mul_(s).mul_(s + 1).mul_(4).div_(v).div_(v)
+    return w.mul_(x).add_(t).mul_(grad)
+
+
+def _serf_fwd(x):
+    sp = F.softplus(x)
+    er = torch.erf(sp)
+    return x * er, (x, sp, er)
+
+
+def _serf_bwd(grad, x, sp, er):
+    w = (sp * sp).neg_().exp_().mul_(torch.sigmoid(x)).mul_(x)
+    return w.mul_(_TWO_OVER_SQRT_PI).add_(er).mul_(grad)
+
+
+def _logish_fwd(x):
+    s = torch.sigmoid(x)
+    ln = torch.log1p(s)
+    return x * ln, (x, s, ln)
+
+
+def _logish_bwd(grad, x, s, ln):
+    return (1 - s).mul_(s).div_(s + 1).mul_(x).add_(ln).mul_(grad)
+
+
+def _squared_relu_fwd(x):
+    r = x.clamp(min=0)
+    return r * r, (r,)
+
+
+def _squared_relu_bwd(grad, r):
+    return r.mul(2).mul_(grad)
+
+
+def _shifted_softplus_fwd(x):
+    return F.softplus(x).sub_(LN2), (x,)
+
+
+def _shifted_softplus_bwd(grad, x):
+    return torch.ops.aten.softplus_backward(grad, x, 1.0, 20.0)
+
+
+def _tanhshrink_fwd(x):
+    t = torch.tanh(x)
+    return x - t, (t,)
+
+
+def _tanhshrink_bwd(grad, t):
+    return (t * t).mul_(grad)
+
+
+PAIRS: dict[str, Pair] = {
+    "elish": Pair(_elish_fwd, _elish_bwd), "hard_elish": Pair(_hard_elish_fwd, _hard_elish_bwd),
+    "sqnl": Pair(_sqnl_fwd, _sqnl_bwd), "isru": Pair(_isru_fwd, _isru_bwd), "isrlu": Pair(_isrlu_fwd, _isru_bwd),
+    "bent_identity": Pair(_bent_fwd, _bent_bwd), "gaussian": Pair(_gaussian_fwd, _gaussian_bwd),
+    "arctan": Pair(_arctan_fwd, _arctan_bwd), "lisht": Pair(_lisht_fwd, _lisht_bwd),
+    "tanhexp": Pair(_tanhexp_fwd, _tanhexp_bwd), "smish": Pair(_smish_fwd, _smish_bwd),
+    "serf": Pair(_serf_fwd, _serf_bwd), "logish": Pair(_logish_fwd, _logish_bwd),
+    "squared_relu": Pair(_squared_relu_fwd, _squared_relu_bwd),
+    "shifted_softplus": Pair(_shifted_softplus_fwd, _shifted_softplus_bwd),
+    "tanhshrink": Pair(_tanhshrink_fwd, _tanhshrink_bwd),
+}
+
+
+def module(name: str) -> Callable[..., nn.Module]:
+    """A registry factory (num_features ignored) for the fused activation ``name``."""
+    pair = PAIRS[name]
+    return lambda num_features=None: Fused(name, pair)
