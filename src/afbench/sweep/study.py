@@ -360,3 +360,18 @@ def apply_study(args: argparse.Namespace, study: dict, parser: argparse.Argument
     args.study_settings = settings
     args.study_name = study.get("name")
     return notes
+
+
+def save_study(out: str | Path, resolved: dict) -> Path:
+    """Store the resolved study with the results (meta key ``study``) and write it
+    as ``out``/study.toml, so `afbench run --study OUT/study.toml` runs the sweep again."""
+    from afbench.sweep.store import Store
+
+    store = Store(out)
+    try:
+        store.set_meta("study", resolved)
+    finally:
+        store.close()
+    path = Path(out) / "study.toml"
+    path.write_text(dump_study(resolved))
+    return path
