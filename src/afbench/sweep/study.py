@@ -326,11 +326,23 @@ def preset_settings(study: dict) -> dict:
     return out
 
 
-def apply_study(args: argparse.Namespace, study: dict, parser: argparse.ArgumentParser) -> list[str]:
-    """Fill an `afbench run` namespace from a study: an option still at its parser
-    default takes the study's value; one given on the command line wins and yields a
-    note. Sets ``args.study_settings`` (the preset-shaped dict, for grid_from_args) and
+# `afbench run`'s defaults for the options a study may set (None: flags without a default).
+RUN_DEFAULTS = {"workers": "auto", "stack": "auto", "device": "auto", "backend": "local", "baseline": "relu",
+                "compile": False}
+
+
+def apply_study(args: argparse.Namespace, study: dict,
+                defaults: argparse.ArgumentParser | dict | None = None) -> list[str]:
+    """Fill an `afbench run` namespace from a study: an option still at its default
+    (from ``defaults``, a parser or a dict; by default RUN_DEFAULTS, else None) takes the
+    study's value; one given on the command line wins and yields a note. Sets
+    ``args.study_settings`` (the preset-shaped dict, for grid_from_args) and
     ``args.study_name``. Returns the notes."""
+    def default(dest: str):
+        if isinstance(defaults, argparse.ArgumentParser):
+            return defaults.get_default(dest)
+        return (defaults if defaults is not None else RUN_DEFAULTS).get(dest)
+
     notes = []
     grid, execution = study["grid"], study["execution"]
     wanted = {"activations": "all" if grid["activations"] == "all" else ",".join(grid["activations"]),
@@ -344,7 +356,7 @@ def apply_study(args: argparse.Namespace, study: dict, parser: argparse.Argument
         if value is None or not hasattr(args, dest):
             continue
         current = getattr(args, dest)
-        if current == parser.get_default(dest):
+        if current == default(dest):
             setattr(args, dest, value)
         elif current != value:
             notes.append(f"--{dest.replace('_', '-')} {current} overrides the study's {dest} = {value}")
