@@ -75,3 +75,13 @@ def test_missing_library_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # import now raises ImportError
     with pytest.raises(AfbenchError, match=r"pip install 'afbench\[export\]'"):
         mlflow.export(sweeps()["merged"], tmp_path.as_uri())
+
+
+def test_mlflow_experiment_named_after_the_stored_study(tmp_path):
+    from afbench.export.mlflow import experiment_name
+    from afbench.sweep import study
+
+    study.save_study(tmp_path / "out", {**study.parse_study(""), "name": "my-study"})
+    assert experiment_name(tmp_path / "out") == "my-study"
+    assert experiment_name(tmp_path / "out", "given") == "given"
+    assert experiment_name(tmp_path / "elsewhere") == "elsewhere"

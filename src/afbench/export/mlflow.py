@@ -11,7 +11,9 @@ skipped, so exporting twice adds nothing.
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -25,14 +27,14 @@ def experiment_name(out: str | Path, given: str | None = None) -> str:
     """The given name, else the stored study's name, else the out folder's name."""
     if given:
         return given
-    from afbench.sweep.store import Store
-
-    if (Path(out) / "results.sqlite").exists():
-        store = Store(out)
+    path = Path(out) / "results.sqlite"
+    if path.exists():
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # an export never changes the results
         try:
-            study = store.meta().get("study") or {}
+            row = db.execute("SELECT value FROM meta WHERE key = 'study'").fetchone()
         finally:
-            store.close()
+            db.close()
+        study = json.loads(row[0]) if row else {}
         if isinstance(study, dict) and study.get("name"):
             return study["name"]
     return Path(out).resolve().name
