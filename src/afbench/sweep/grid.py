@@ -1,4 +1,4 @@
-"""Experiment grids and the studies' presets.
+"""Experiment grids and the studies' presets (study files in afbench/presets/).
 
 A sweep is activations x models x data sets x seeds (x learning rates). Seeds are
 the outer loop, so a sweep stopped half-way holds complete, paired seeds.
@@ -7,7 +7,10 @@ the outer loop, so a sweep stopped half-way holds complete, paired seeds.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError, lookup
@@ -40,32 +43,43 @@ class Grid:
         return out
 
 
-PRESETS: dict[str, dict] = {
-    # S1 Table 3: LeNet on MNIST, Adam 1e-3, batch 128, 10 epochs, target 98%.
-    "s1-mnist": dict(dataset="mnist", model="lenet", activations=S1_ACTIVATIONS, epochs=10, batch_size=128,
-                     optimizer="adam", lr=1e-3, target=0.98),
-    # S1 Table 4: VGG-11 (BatchNorm) on CIFAR-10, 50 epochs, target 87%.
-    "s1-cifar10": dict(dataset="cifar10", model="vgg11", activations=S1_ACTIVATIONS, epochs=50, batch_size=128,
-                       optimizer="adam", lr=1e-3, target=0.87),
-    # S2: MLP 784-128-64-10, SGD, batch 64, 100 epochs, MNIST re-split 7:2:1.
-    "s2-mlp": dict(dataset="mnist", model="mlp", activations=("relu", "leaky_relu", "sigmoid"), epochs=100,
-                   batch_size=64, optimizer="sgd", lr=0.01, momentum=0.0, split="s2"),
-    # S4: the combined activations against their parts, LeNet on MNIST, 3 seeds, and a few
-    # learning rates (S4 claims relu-softplus needed small ones): each activation at its best.
-    "s4-relu-softsign": dict(dataset="mnist", model="lenet", activations=S4_ACTIVATIONS, epochs=10, batch_size=128,
-                             optimizer="adam", lr=1e-3, lrs=(3e-4, 1e-3, 3e-3), seeds=3, target=0.98),
-    # S4's harder data: VGG-11 on CIFAR-100 (a GPU job; add --train-subset on a CPU).
-    "s4-cifar100": dict(dataset="cifar100", model="vgg11", activations=S4_ACTIVATIONS, epochs=30, batch_size=128,
-                        optimizer="adam", lr=1e-3, lrs=(3e-4, 1e-3, 3e-3), seeds=3, augment=True, target=0.5),
-    # The embedded demo: what a fair comparison looks like. Eight common activations, 10 paired seeds each
-    # (stacked, so a seed costs little), an MLP on scikit-learn's digits: the verdict shows which differences
-    # the seeds support and which they do not. Every activation: --activations all.
-    "quick": dict(dataset="digits", model="mlp", activations=("relu", "leaky_relu", "elu", "gelu", "silu", "mish",
-                                                              "tanh", "sigmoid"),
-                  epochs=15, batch_size=64, optimizer="adam", lr=3e-3, target=0.95, seeds=10),
-}
+class _Presets(Mapping):
+    """Preset name -> settings dict, read from the study files in afbench/presets/ when
+    asked (importing this module reads nothing)."""
+
+    def __getitem__(self, name: str) -> dict:
+        from afbench.sweep import study
+
+        return study.preset_settings(study.parse_study(show_preset(name), f"preset {name}"))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list_presets())
+
+    def __len__(self) -> int:
+        return len(list_presets())
+
+
+PRESETS: Mapping[str, dict] = _Presets()
+
+
+def _preset_files() -> dict[str, Traversable]:
+    folder = resources.files("afbench.presets")
+    return {entry.name[:-len(".toml")]: entry for entry in folder.iterdir() if entry.name.endswith(".toml")}
+
+
+def list_presets() -> list[str]:
+    """The names of the presets shipped with afbench, in the studies' order."""
+    names = _preset_files()
+    return sorted(names, key=lambda n: (n == "quick", n))
+
+
+def show_preset(name: str) -> str:
+    """The study file of preset ``name``, as text: a starting point for your own."""
+    files = _preset_files()
+    return files[lookup("preset", name, files)].read_text()
 
 
 def preset(name: str) -> dict:
-    """The settings of preset ``name`` (a copy, safe to modify)."""
-    return dict(PRESETS[lookup("preset", name, PRESETS)])
+    """The settings of preset ``name`` (a copy, safe to modify): RunConfig fields plus
+    ``activations`` and, when the study sweeps them, ``lrs`` and ``seeds``."""
+    return PRESETS[name]

@@ -1,0 +1,81 @@
+"""Exports of an out folder to experiment trackers: TensorBoard and MLflow.
+
+Both read the results database read-only (through afbench.frames.load) and import
+their library only when called: `pip install 'afbench[export]'` installs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from afbench.errors import AfbenchError
+
+IDENTITY = ("run_key", "key", "activation", "model", "dataset", "seed", "lr", "epoch")
+
+
+def require(module: str, tool: str):
+    """Import ``module`` or fail with the pip extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise AfbenchError(f"exporting to {tool} needs {module.split('.')[0]}: pip install 'afbench[export]'") \
+            from None
+
+
+def frames(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, epochs) of the finished runs in ``out``."""
+    from afbench.frames import load
+
+    runs = load(out)
+    if runs.empty:
+        raise AfbenchError(f"{out} holds no runs to export")
+    runs = runs[runs["status"].isin(["done", "diverged"])]
+    epochs = load(out, epochs=True)
+    if len(epochs):
+        epochs = epochs[epochs["run_key"].isin(runs["key"])]
+    return runs.reset_index(drop=True), epochs
+
+
+def run_name(run: pd.Series, varying: list[str]) -> str:
+    """'activation/seed<k>', prefixed by dataset, model and lr when they vary."""
+    parts = [f"{c}{run[c]:g}" if c == "lr" else str(run[c]) for c in ("dataset", "model", "lr") if c in varying]
+    return "/".join(parts + [str(run["activation"]), f"seed{run['seed']}"])
+
+
+def varying(runs: pd.DataFrame) -> list[str]:
+    return [c for c in ("dataset", "model", "lr") if runs[c].nunique() > 1]
+
+
+def number(value) -> float | None:
+    """A finite-or-not float for a metric, None for what is not a number."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return float(value)
+    return None
+
+
+def summary_metrics(run: pd.Series) -> dict[str, float]:
+    """The run's final metrics: the numeric summary columns (not settings, provenance or identity)."""
+    skip = set(IDENTITY) | {"attempts", "status", "error"}
+    return {c: v for c in run.index if c not in skip and not c.startswith(("config.", "provenance."))
+            and (v := number(run[c])) is not None}
+
+
+def settings(run: pd.Series) -> dict[str, object]:
+    """The run's settings (RunConfig fields), None as 'none'."""
+    return {c.split(".", 1)[1]: ("none" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+            for c, v in run.items() if c.startswith("config.")}
+
+
+def epoch_metrics(epochs: pd.DataFrame, key: str) -> list[tuple[int, dict[str, float]]]:
+    """[(epoch, {metric: value})] of one run, numeric columns only."""
+    out = []
+    for _, row in epochs[epochs["run_key"] == key].iterrows():
+        values = {c: v for c in row.index if c not in IDENTITY and (v := number(row[c])) is not None}
+        out.append((int(row["epoch"]), values))
+    return out

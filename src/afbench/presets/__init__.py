@@ -1,0 +1,1 @@
+"""The studies' presets, shipped as study files (see afbench.sweep.study): one TOML file per preset."""

@@ -1,0 +1,94 @@
+"""Sub-commands for the workflow around afbench: export, merge, list presets, show preset.
+
+cli.build_parser registers them with ``add_parsers(commands, listing_what)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from afbench.errors import AfbenchError
+
+
+def _print(text: str) -> None:
+    from rich.console import Console
+
+    Console().print(text, highlight=False, soft_wrap=True)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    if not (Path(args.out) / "results.sqlite").exists():
+        raise AfbenchError(f"{args.out} holds no results.sqlite: give an out folder written by `afbench run`")
+    if args.to == "tensorboard":
+        from afbench.export import tensorboard
+
+        names = tensorboard.export(args.out, args.dest)
+        _print(f"wrote {len(names)} TensorBoard runs to {args.dest} ({', '.join(names[:6])}"
+               f"{', ...' if len(names) > 6 else ''}): tensorboard --logdir {args.dest}")
+    else:
+        from afbench.export import mlflow
+
+        name = mlflow.experiment_name(args.out, args.experiment)
+        ids = mlflow.export(args.out, args.dest, args.experiment)
+        _print(f"logged {len(ids)} runs to MLflow experiment '{name}' at {args.dest}"
+               + ("" if ids else " (every run was already there)"))
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from afbench import merge
+
+    summary = merge.merge([Path(p) for p in args.inputs], Path(args.out), args.baseline)
+    _print(merge.describe(summary))
+    _print(f"report: {args.out}/summary.md, {args.out}/report.html")
+
+
+def cmd_list_presets(args: argparse.Namespace) -> None:
+    from afbench.sweep import grid, study
+
+    for name in grid.list_presets():
+        description = study.parse_study(grid.show_preset(name), name).get("description", "")
+        _print(f"{name:<18} {description}")
+    _print("`afbench show preset NAME > my.toml` writes one to start from; `afbench run --study my.toml` runs it")
+
+
+def cmd_show_preset(args: argparse.Namespace) -> None:
+    from afbench.sweep import grid
+
+    print(grid.show_preset(args.name), end="")  # plain print: the output is a file to redirect
+
+
+def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._SubParsersAction) -> None:
+    """Add `export`, `merge` and `show` to ``commands`` and `presets` to `afbench list`."""
+    export = commands.add_parser("export", help="export an out folder to TensorBoard or MLflow")
+    export.add_argument("out", help="a results folder written by `afbench run`")
+    export.add_argument("--to", required=True, nargs=2, metavar=("TOOL", "DEST"),
+                        help="tensorboard LOGDIR, or mlflow TRACKING_URI (e.g. file:///abs/mlruns); "
+                             "needs pip install 'afbench[export]'")
+    export.add_argument("--experiment", help="MLflow experiment name (default: the study's name, else OUT's "
+                                             "folder name)")
+    export.set_defaults(func=_export_entry)
+
+    merge = commands.add_parser("merge", help="combine results folders from several machines into one, "
+                                              "each run once; inputs are never changed")
+    merge.add_argument("inputs", nargs="+", metavar="OUT", help="results folders (or results.sqlite files)")
+    merge.add_argument("--out", required=True, help="the merged results folder (created, or merged into)")
+    merge.add_argument("--baseline", default="relu", help="activation the others are tested against in the "
+                                                          "report (default: %(default)s)")
+    merge.set_defaults(func=cmd_merge)
+
+    listing_what.add_parser("presets", help="the study files shipped with afbench").set_defaults(
+        func=cmd_list_presets)
+    show = commands.add_parser("show", help="print a preset's study file")
+    show_what = show.add_subparsers(dest="what", metavar="WHAT", required=True)
+    show_preset = show_what.add_parser("preset", help="print a preset as a study file, to start your own")
+    show_preset.add_argument("name", help="a preset: `afbench list presets`")
+    show_preset.set_defaults(func=cmd_show_preset)
+
+
+def _export_entry(args: argparse.Namespace) -> None:
+    tool, args.dest = args.to
+    if tool not in ("tensorboard", "mlflow"):
+        raise AfbenchError(f"unknown export target '{tool}': use --to tensorboard DIR or --to mlflow URI")
+    args.to = tool
+    cmd_export(args)

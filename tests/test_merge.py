@@ -1,0 +1,95 @@
+"""afbench.merge on two real tiny sweeps: each run once, conflicts kept aside,
+idempotent, inputs untouched, extra tables copied."""
+
+import hashlib
+import json
+import shutil
+import sqlite3
+
+import pytest
+from workflow_sweeps import ACTIVATIONS, SEEDS, sweeps
+
+from afbench.errors import AfbenchError
+from afbench.merge import merge
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _dump(folder) -> dict:
+    """Every row of every table but the merge time stamps, for comparing databases."""
+    db = sqlite3.connect(folder / "results.sqlite")
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    out = {t: sorted(map(repr, db.execute(f"SELECT * FROM {t}"))) for t in tables if t != "merge_conflicts"}
+    out["merge_conflicts"] = sorted(db.execute("SELECT key, digest, source FROM merge_conflicts"))
+    db.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def built():
+    return sweeps()
+
+
+def test_three_activations_each_tanh_run_once(built):
+    db = sqlite3.connect(built["merged"] / "results.sqlite")
+    rows = db.execute("SELECT activation, seed, status FROM runs").fetchall()
+    expected = {(a, s) for names in ACTIVATIONS.values() for a in names for s in SEEDS}  # 3 activations x seeds
+    assert sorted((a, s) for a, s, _ in rows) == sorted(expected)
+    assert {a for a, _, _ in rows} == {"relu", "tanh", "elu"}
+    assert {status for _, _, status in rows} == {"done"}
+    epochs = db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+    assert epochs == 3 * len(SEEDS)  # one epoch per run, the tanh runs' epochs not doubled
+    # tanh was trained in both sweeps: same key, different timings -> the second attempt kept aside
+    conflicts = db.execute("SELECT r.activation FROM merge_conflicts c JOIN runs r ON r.key = c.key").fetchall()
+    assert sorted(conflicts) == [("tanh",)] * len(SEEDS)
+    summary = built["summary"]
+    assert summary["added"] == 3 * len(SEEDS) and sum(summary["conflicts"].values()) == len(SEEDS)
+    assert summary["conflicts"]["results"] == 0  # same seed, same settings: only the timings differ
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    assert "digits" in meta["class_counts"]
+
+
+def test_idempotent_and_inputs_unchanged(built, tmp_path):
+    before = {name: _digest(built[name] / "results.sqlite") for name in ("a", "b")}
+    merged = _dump(built["merged"])
+    again = merge([built["a"], built["b"]], built["merged"], report=False)
+    assert again["added"] == 0 and again["conflicts"] == {"timings": 0, "results": 0}
+    assert _dump(built["merged"]) == merged
+    with_input = merge([built["merged"], built["a"]], tmp_path / "m2", report=False)  # the output with an input
+    assert with_input["added"] == 3 * len(SEEDS) and _dump(tmp_path / "m2")["runs"] == merged["runs"]
+    assert {name: _digest(built[name] / "results.sqlite") for name in ("a", "b")} == before
+
+
+def test_extra_tables_unfinished_runs_and_meta(built, tmp_path):
+    third = tmp_path / "c"
+    third.mkdir()
+    shutil.copy(built["b"] / "results.sqlite", third / "results.sqlite")
+    db = sqlite3.connect(third / "results.sqlite")
+    db.execute("CREATE TABLE cost (activation TEXT, device TEXT, threads INTEGER, ms REAL)")
+    db.executemany("INSERT INTO cost VALUES (?, ?, ?, ?)", [("elu", "cpu", 1, 0.5), ("elu", "cuda", 0, 0.01)])
+    db.execute("UPDATE runs SET status = 'failed' WHERE activation = 'elu' AND seed = 0")
+    db.execute("""UPDATE meta SET value = '{"mnist": {"classes": [], "counts": {}}}' WHERE key = 'class_counts'""")
+    db.commit()
+    db.close()
+    summary = merge([built["a"], third], tmp_path / "out", report=False)
+    assert summary["skipped"] == {"failed": 1} and summary["added"] == 3 * len(SEEDS) - 1
+    assert summary["tables"]["cost"] == 2
+    out = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    assert sorted(out.execute("SELECT device, threads FROM cost")) == [("cpu", 1), ("cuda", 0)]
+    counts = json.loads(out.execute("SELECT value FROM meta WHERE key = 'class_counts'").fetchone()[0])
+    assert set(counts) == {"digits", "mnist"}  # unioned across the inputs
+    assert merge([third], tmp_path / "out", report=False)["tables"]["cost"] == 0  # no duplicate rows
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    with pytest.raises(AfbenchError, match="no results.sqlite"):
+        merge([tmp_path / "nothing"], tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_merge_writes_the_report(built, tmp_path):
+    merge([built["a"], built["b"]], tmp_path / "out")
+    assert "elu" in (tmp_path / "out" / "summary.md").read_text()
+    assert (tmp_path / "out" / "report.html").stat().st_size > 1000
