@@ -4,3 +4,11 @@ Data flows one way: config -> data + model -> engine -> results store -> report.
 """
 
 __version__ = "0.2.0"
+
+
+def load(out, epochs: bool = False):
+    """The results in folder ``out`` as a pandas DataFrame: one row per run (settings,
+    status, summary metrics), or with ``epochs=True`` one row per run and epoch."""
+    from afbench.frames import load as load_frames  # pandas only when asked
+
+    return load_frames(out, epochs=epochs)

@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument("--no-progress", action="store_true", help="no progress bars")
     norm.set_defaults(func=cmd_study_norm)
 
+    from afbench import workflow_cli
+    from afbench.cost.cli import add_parser as add_cost_parser
+
+    add_cost_parser(commands)
+    workflow_cli.add_parsers(commands, listing_what)
+
     plot = commands.add_parser("plot", help="draw figures")
     plot_what = plot.add_subparsers(dest="what", metavar="WHAT", required=True)
     plot_act = plot_what.add_parser("activations", help="each activation and its derivative on [-3, 3]")

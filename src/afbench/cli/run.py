@@ -50,7 +50,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     from afbench.sweep.grid import PRESETS
 
     parser.add_argument("--preset", help=f"fill the settings from a study: {', '.join(PRESETS)} "
-                                         "(explicit flags override it)")
+                                         "(explicit flags override it; `afbench show preset NAME` prints one)")
+    parser.add_argument("--study", help="a study file (TOML: [grid], [settings], [execution]); flags given beside it "
+                                        "override it, with a note. Every run writes OUT/study.toml, which reproduces it")
     parser.add_argument("--activations", type=types.activation_list,
                         help="comma-separated activations (formulas may contain commas inside parentheses), or "
                              "'all' (every hidden one)")
@@ -115,8 +117,11 @@ def grid_from_args(args: argparse.Namespace):
     explicit = {flag: getattr(args, flag.lstrip("-").replace("-", "_")) for flag in list(_RUN_FLAGS) + list(
         _RUN_SWITCHES)}
     given = any(v is not None for v in explicit.values()) or any(getattr(args, a) is not None for a in _GRID_FLAGS)
-    name = args.preset or (None if given else "quick")
-    settings = preset(name) if name else {}
+    if getattr(args, "study_settings", None) is not None:
+        name, settings = args.study_name or "study", dict(args.study_settings)
+    else:
+        name = args.preset or (None if given else "quick")
+        settings = preset(name) if name else {}
     chosen = args.activations or settings.pop("activations", None) or ("relu",)
     settings.pop("activations", None)
     preset_lrs, preset_seeds = settings.pop("lrs", None), settings.pop("seeds", None)
@@ -128,11 +133,14 @@ def grid_from_args(args: argparse.Namespace):
     chosen = tuple(activations.names()) if chosen == "all" else \
         tuple(types.split_top_level(chosen)) if isinstance(chosen, str) else tuple(chosen)
     names, notes = canonical_activations(chosen)  # fail on a bad name before anything runs
-    _check_models(args.models or (settings.get("model", "mlp"),))
+    _check_models(tuple(args.models.split(",")) if isinstance(args.models, str) else
+                  args.models or (settings.get("model", "mlp"),))
     seeds = args.seeds if args.seeds is not None else \
         types.seeds(str(preset_seeds)) if preset_seeds is not None else (0,)
+    models, datasets = (tuple(v.split(",")) if isinstance(v, str) else tuple(v or ())
+                        for v in (args.models, args.datasets))  # a study sets them as text
     grid = Grid(RunConfig(**settings), names, (0,) if seeds == "auto" else seeds, lrs if len(lrs) > 1 else (),
-                args.models or (), args.datasets or ())
+                models, datasets)
     return grid, name or "run", notes, seeds == "auto"
 
 
@@ -147,6 +155,28 @@ def _check_models(names: tuple[str, ...]) -> None:
             models.identity(name)  # the file or module exists and holds NAME
         else:
             lookup("model", name, models.names(), hint=" Or your own: --model PATH.py:NAME" if own else "")
+
+
+def _apply_study(args: argparse.Namespace) -> list[str]:
+    """--study FILE: fill what the flags left at their defaults; returns the notes."""
+    if not args.study:
+        return []
+    if args.preset:
+        raise AfbenchError("give --study or --preset, not both")
+    from afbench.sweep import study as study_files
+
+    return study_files.apply_study(args, study_files.load_study(args.study))
+
+
+def _save_study(args: argparse.Namespace, grid, name: str, out: Path, auto_seeds: bool) -> None:
+    """OUT/study.toml: the resolved sweep, so `afbench run --study OUT/study.toml` repeats it."""
+    from afbench.sweep import study as study_files
+
+    execution = {"workers": args.workers, "threads": args.threads, "stack": args.stack, "compile": args.compile,
+                 "device": args.device, "backend": args.backend, "out": str(out), "baseline": args.baseline}
+    if auto_seeds:
+        execution.update(seeds="auto", max_seeds=args.max_seeds, equivalence=args.equivalence)
+    study_files.save_study(out, study_files.grid_to_study(grid, execution, name=name))
 
 
 def _backend(args: argparse.Namespace):
@@ -182,9 +212,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from afbench.sweep import execute, execute_until_decided
     from afbench.sweep.execute import canonical_activation, resolve
 
+    study_notes = _apply_study(args)
     if args.backend == "ray" and args.stack not in ("auto", 1):
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
     grid, name, notes, auto_seeds = grid_from_args(args)
+    notes = study_notes + notes
     baseline = canonical_activation(args.baseline)
     device = "cuda" if args.backend == "ray" and args.gpus_per_run > 0 and args.device == "auto" else args.device
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
@@ -193,6 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = _out_folder(args, name)
     for note in notes:
         console.print(f"note: {note}", highlight=False)
+    _save_study(args, grid, name, out, auto_seeds)
     backend = _backend(args)
     if auto_seeds:
         console.print(f"--seeds auto: {len(grid.activations)} activations, 3 paired seeds first, at most "
