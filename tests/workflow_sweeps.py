@@ -22,7 +22,7 @@ def sweeps() -> dict[str, Path]:
     """Out folders 'a' and 'b', swept once per test session, and 'merged' (a + b)."""
     if not _BUILT:
         from afbench.merge import merge
-        from afbench.sweep import runner
+        from afbench.sweep import LocalBackend, Runtime
         from afbench.sweep.store import Store
 
         root = Path(tempfile.mkdtemp(prefix="afbench-workflow-"))
@@ -30,7 +30,7 @@ def sweeps() -> dict[str, Path]:
             configs = [base_config().with_(activation=a, seed=s) for s in SEEDS for a in names]
             store = Store(root / name)
             try:
-                runner.run(configs, store, runner.Runtime(workers=1, stack=1, progress=False))
+                LocalBackend(Runtime(workers=1, stack=1, progress=False)).execute(configs, store)
             finally:
                 store.close()
             _BUILT[name] = root / name

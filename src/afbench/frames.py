@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from afbench.errors import AfbenchError
+from afbench.results import EpochRecord, run_record
 
 
 def load(out: str | Path, epochs: bool = False) -> pd.DataFrame:
@@ -27,15 +28,14 @@ def load(out: str | Path, epochs: bool = False) -> pd.DataFrame:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     try:
-        runs = _runs(db)
-        frame = tables.runs_frame(runs)
+        frame = tables.runs_frame([run_record(r) for r in _runs(db)])
         if not epochs:
             return frame
         rows = db.execute("SELECT e.run_key, e.record FROM epochs e JOIN runs r ON r.key = e.run_key "
                           "ORDER BY r.rowid, e.epoch").fetchall()
     finally:
         db.close()
-    return tables.epochs_frame([{"run_key": r["run_key"], **json.loads(r["record"])} for r in rows], frame)
+    return tables.epochs_frame([(r["run_key"], EpochRecord.from_dict(json.loads(r["record"]))) for r in rows], frame)
 
 
 def _runs(db) -> list[dict]:

@@ -143,3 +143,10 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+
+def run_record(row: dict[str, Any]) -> RunRecord:
+    """A RunRecord from a runs-table row with its JSON columns decoded."""
+    return RunRecord(key=row["key"], status=Status(row["status"]), config=row["config"], provenance=row["provenance"],
+                     summary=RunSummary.from_dict(row["summary"]) if row["summary"] else None, error=row["error"],
+                     attempts=row["attempts"])

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
-from afbench.results import FINISHED as _FINISHED, EpochRecord, RunRecord, RunSummary, Status
+from afbench.results import FINISHED as _FINISHED, EpochRecord, RunRecord, RunSummary, Status, run_record
 
 
 
@@ -268,9 +268,7 @@ class Store:
     def records(self) -> list[RunRecord]:
         """Every run, typed: the report's view of the store. A summary with fields this
         afbench does not know is an error, not silently dropped."""
-        return [RunRecord(key=r["key"], status=Status(r["status"]), config=r["config"], provenance=r["provenance"],
-                          summary=RunSummary.from_dict(r["summary"]) if r["summary"] else None, error=r["error"],
-                          attempts=r["attempts"]) for r in self.runs()]
+        return [run_record(r) for r in self.runs()]
 
     def epoch_records(self) -> list[tuple[str, EpochRecord]]:
         """(run key, epoch record) for every recorded epoch, runs in insertion order."""
