@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
+import torch
 from torch import nn
 
 from afbench import activations
@@ -81,16 +83,18 @@ def build(name: str, activation, input_shape, num_classes: int, *, init: str = "
         make = lambda a, scale, check=True: MODELS[key](a, input_shape, num_classes, norm=norm, width_scale=scale,
                                                         **extra)
         if match_params:
-            width_scale = _matching_width_scale(make, act)
+            width_scale = _matching_width_scale(make, act, meta=True)
     model = make(act, width_scale)
     init_weights(model, init, hidden_bias)
     return model
 
 
-def _matching_width_scale(make: Callable[..., nn.Module], act) -> float:
-    """The width scale whose parameter count is closest to the ReLU model's."""
+def _matching_width_scale(make: Callable[..., nn.Module], act, meta: bool = False) -> float:
+    """The width scale whose parameter count is closest to the ReLU model's. ``meta``
+    builds the candidates on the meta device: shapes without memory or initialisation."""
     def params(a, scale):
-        return count_parameters(make(a, scale, check=False))
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            return count_parameters(make(a, scale, check=False))
 
     target = params(activations.factory("relu"), 1.0)
     low, high = 0.05, 1.5  # parameter count grows with the scale: bisect
