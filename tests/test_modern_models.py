@@ -90,3 +90,21 @@ def test_bad_inputs_are_clear_errors():
         models.build("vit", "relu", CIFAR, 10, norm="batch")
     with pytest.raises(AfbenchError, match="at least 4x4"):
         models.build("resnet20", "relu", (1, 2, 2), 10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name,activation,optimizer,lr", [("resnet20", "relu", "sgd", 0.1),
+                                                                ("vit", "gelu", "adam", 1e-3)])
+def test_one_epoch_on_cifar10_jpeg(cifar10_jpeg, model_name, activation, optimizer, lr):
+    from afbench import data
+    from afbench.config import RunConfig
+    from afbench.engine.train import train
+
+    prepared = data.prepare(data.load(f"imagefolder:{cifar10_jpeg}"), train_subset=4096)
+    config = RunConfig(dataset=f"imagefolder:{cifar10_jpeg}", model=model_name, activation=activation, epochs=1,
+                       batch_size=128, optimizer=optimizer, lr=lr, momentum=0.9, weight_decay=1e-4,
+                       train_subset=4096, latency_samples=20, probe_size=128)
+    result = train(config, prepared)
+    assert result.status == "done" and result.summary["params"] == {"resnet20": 269_722, "vit": 811_146}[model_name]
+    assert result.epochs[0]["test_acc"] > 0.15  # ten classes: chance is 0.10
+    assert len(result.epochs[0]["layers"]["dead_output"]) == {"resnet20": 19, "vit": 6}[model_name]

@@ -182,3 +182,24 @@ def test_missing_files_and_modules_are_clear_errors():
         models.build("no/such/file.py:make", "relu", (1, 8, 8), 10)
     with pytest.raises(AfbenchError, match="cannot find module"):
         models.build("no_such_package_xyz.nets:make", "relu", (1, 8, 8), 10)
+
+
+def test_a_swapped_model_swaps_again_even_from_identity():
+    model = Mixed()
+    models.swap(model, "identity", (3, 8, 8))
+    assert [s.old for s in models.swap(model, "tanh", (3, 8, 8))] == [nn.Identity] * 5
+    assert all(isinstance(m, nn.Tanh) for _, m in models.hidden_activations(model))
+
+
+def test_a_module_called_twice_stays_one_module():
+    class Shared(nn.Module):  # torchvision's ResNet blocks call one self.relu twice
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.relu, self.out = nn.Linear(4, 4), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(self.relu(self.fc2(self.relu(self.fc1(x)))))
+
+    model = Shared()
+    assert [s.path for s in models.swap(model, "elu", (4,))] == ["relu"]
+    assert isinstance(model.relu, nn.ELU) and models.leftover(model) == []

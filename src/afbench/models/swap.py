@@ -68,7 +68,10 @@ def _afbench_activation_types() -> tuple[type, ...]:
     for name in activations.names():
         spec = activations.info(name)
         if spec.width_multiplier == 1:
-            module = activations.create(name)
+            try:
+                module = activations.create(name)
+            except Exception:  # an entry that cannot be built without arguments is not swapped out
+                continue
             if not isinstance(module, nn.Identity):
                 found.add(type(module))
     return tuple(found)
@@ -161,7 +164,8 @@ def swap(model: nn.Module, activation, example=None, *, allow_partial: bool = Fa
             "argument and build the layer before each activation with act_layer.width_multiplier times the width "
             "(afbench passes it), or use the built-in models")
     extra = tuple(extra_types) + _afbench_activation_types()
-    found = [(name, m) for name, m in model.named_modules() if name and is_activation(m, extra)]
+    earlier = set(sites(model) or ())  # a model swapped before: its sites, even identity ones
+    found = [(name, m) for name, m in model.named_modules() if name and (name in earlier or is_activation(m, extra))]
     shapes = {}
     if example is not None and found:
         shapes = _probe(model, example, [m for _, m in found])

@@ -32,7 +32,7 @@ from afbench.errors import AfbenchError
 from afbench.models.swap import check_complete, forward_order, mark_sites, swap
 
 KNOWN_ARGS = ("act_layer", "num_classes", "in_chans", "input_shape", "width_scale")
-_PATTERN = re.compile(r"^(?P<target>.+?):(?P<attr>[A-Za-z_]\w*)(?:@(?P<hash>[0-9a-f]{12}))?$")
+_PATTERN = re.compile(r"^(?P<target>.+):(?P<attr>[A-Za-z_]\w*)(?:@(?P<hash>[0-9a-f]{12}))?$")
 _LOADED: dict[tuple[str, str], object] = {}  # (source file, hash) -> module: each file runs once per process
 
 
