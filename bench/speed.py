@@ -25,6 +25,10 @@ The lenet-variants case (not run by default: compiling takes about a minute) tim
 the tuned LeNet step in fp32 eager mode, under torch.compile (compile time printed
 apart) and under bf16 autocast: the alternatives afbench's CPU path leaves out.
 
+The resnet20 and vit cases (CIFAR-10 JPEG copy, 1,024 training images, batch 128)
+report s_per_epoch for a full 50,000-image epoch, extrapolated from the timed steps;
+their "usual" line is the same model in a DataLoader loop.
+
 Usage: python bench/speed.py [--data-dir ../shared/data] [--repeats 3] [--cases lenet,mlp,...,latency]
 Prints one machine-readable line per case and implementation:
   case=lenet-mnist impl=afbench s_per_epoch=... samples_per_s=... vs_usual=... vs_tuned=... limit_fraction=...
@@ -82,15 +86,16 @@ class UsualMLP(nn.Module):
 
 
 def forward_macs(model: nn.Module, shape) -> int:
-    """Multiply-adds of one forward pass per image (conv and linear layers)."""
+    """Multiply-adds of one forward pass per image (conv and linear layers; the ViT's
+    attention products, about 11% of its multiply-adds, are left out)."""
     total = [0]
 
     def hook(module, inputs, out):
         if isinstance(module, nn.Conv2d):
             per_out = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
             total[0] += out[0].numel() * per_out
-        elif isinstance(module, nn.Linear):
-            total[0] += module.in_features * module.out_features
+        elif isinstance(module, nn.Linear):  # once per position: per token in the ViT
+            total[0] += module.in_features * out[0].numel()
 
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     model.eval()(torch.zeros(1, *shape))
@@ -201,13 +206,18 @@ def alternate(impls: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run_case(name, prepared, model_name, activation, batch, steps, repeats, flops_per_s, sweep=False):
+def run_case(name, prepared, model_name, activation, batch, steps, repeats, flops_per_s, sweep=False,
+             epoch_size=None):
+    """``epoch_size``: the images one epoch counts (default: the prepared training split)."""
     x, y = prepared.train.x, prepared.train.y
+    epoch = epoch_size or len(y)
     conv = model_name != "mlp"
     act = {"relu": F.relu}.get(activation)
     usual_model = {"lenet": lambda: UsualLeNet(act or models.build("lenet", activation, (1, 28, 28), 10).act1),
                    "mlp": lambda: UsualMLP(act or models.build("mlp", activation, (1, 28, 28), 10).act1),
-                   "vgg11": lambda: models.build("vgg11", activation, prepared.input_shape, 10)}[model_name]
+                   "vgg11": lambda: models.build("vgg11", activation, prepared.input_shape, 10),
+                   "resnet20": lambda: models.build("resnet20", activation, prepared.input_shape, 10),
+                   "vit": lambda: models.build("vit", activation, prepared.input_shape, 10)}[model_name]
     tuned_model = lambda: models.build(model_name, activation, prepared.input_shape, prepared.num_classes)
     config = RunConfig(model=model_name, activation=activation, batch_size=batch, dataset=prepared.name)
     impls = {"usual": lambda: usual_steps(usual_model(), x, y, batch, steps),
@@ -219,11 +229,12 @@ def run_case(name, prepared, model_name, activation, batch, steps, repeats, flop
               f"how={schedule['how']}", flush=True)
         impls["afbench-sweep"] = lambda: afbench_sweep_steps(config, prepared, steps, schedule)
     medians = alternate(impls, repeats)
-    per_epoch = {k: v * len(y) / (steps * batch) for k, v in medians.items()}
+    per_epoch = {k: v * epoch / (steps * batch) for k, v in medians.items()}
     flops_per_image = 3 * 2 * forward_macs(tuned_model(), prepared.input_shape)
-    limit = flops_per_image * len(y) / flops_per_s
+    limit = flops_per_image * epoch / flops_per_s
     for k in impls:
-        print(f"case={name} impl={k} s_per_epoch={per_epoch[k]:.3f} samples_per_s={len(y) / per_epoch[k]:.0f} "
+        print(f"case={name} impl={k} epoch_images={epoch} s_per_epoch={per_epoch[k]:.3f} "
+              f"samples_per_s={epoch / per_epoch[k]:.0f} "
               f"vs_usual={per_epoch['usual'] / per_epoch[k]:.2f} vs_tuned={per_epoch['tuned'] / per_epoch[k]:.2f} "
               f"limit_s_per_epoch={limit:.3f} limit_fraction={limit / per_epoch[k]:.2f}", flush=True)
 
@@ -278,7 +289,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="holds mnist/ and cifar10-jpeg.tar.gz")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100, help="training steps per timing (default: %(default)s)")
-    parser.add_argument("--cases", default="lenet,mlp,relu_softsign,relu_softplus,vgg11,latency")
+    parser.add_argument("--cases", default="lenet,mlp,relu_softsign,relu_softplus,vgg11,resnet20,vit,latency")
+    parser.add_argument("--cifar-subset", type=int, default=1024, help="CIFAR-10 JPEG training images loaded for "
+                        "the vgg11, resnet20 and vit cases (default: %(default)s)")
     args = parser.parse_args()
     threads = torch.get_num_threads()  # torch's default: what the usual loop gets too
     flops = matmul_flops(threads)
@@ -298,10 +311,18 @@ def main() -> None:
         if "latency" in cases:
             for model_name in ("lenet", "mlp"):
                 latency_case(f"latency-{model_name}", mnist, model_name, 2000, args.repeats)
-    if "vgg11" in cases:
+    if {"vgg11", "resnet20", "vit"} & set(cases):
         cifar = data.prepare(data.load(f"imagefolder:{Path(args.data_dir) / 'cifar10-jpeg.tar.gz'}"),
-                             train_subset=128 * 8)
-        run_case("vgg11-cifar10jpeg", cifar, "vgg11", "relu", 128, 4, args.repeats, flops)
+                             train_subset=args.cifar_subset)
+        steps = max(1, min(4, args.cifar_subset // 128))
+        if "vgg11" in cases:
+            run_case("vgg11-cifar10jpeg", cifar, "vgg11", "relu", 128, steps, args.repeats, flops)
+        # s_per_epoch of these two: a full CIFAR-10 epoch (50,000 images), from the timed steps
+        if "resnet20" in cases:  # He et al. 2016: batch 128, ReLU
+            run_case("resnet20-cifar10jpeg", cifar, "resnet20", "relu", 128, steps, args.repeats, flops,
+                     epoch_size=50_000)
+        if "vit" in cases:  # its native GELU
+            run_case("vit-cifar10jpeg", cifar, "vit", "gelu", 128, steps, args.repeats, flops, epoch_size=50_000)
 
 
 if __name__ == "__main__":

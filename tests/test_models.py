@@ -10,11 +10,12 @@ from torch.overrides import TorchFunctionMode
 from afbench import activations, models
 from afbench.errors import AfbenchError, UnknownNameError
 
-SHAPES = {"mlp": (1, 28, 28), "lenet": (1, 28, 28), "vgg11": (3, 32, 32)}
-HIDDEN_PLACES = {"mlp": 2, "lenet": 3, "vgg11": 8}
+SHAPES = {"mlp": (1, 28, 28), "lenet": (1, 28, 28), "vgg11": (3, 32, 32), "resnet20": (3, 32, 32),
+          "vit": (3, 32, 32)}
+HIDDEN_PLACES = {"mlp": 2, "lenet": 3, "vgg11": 8, "resnet20": 19, "vit": 6}
 # Structural layers a model may hold besides its activations.
 STRUCTURE = (nn.Sequential, nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
-             nn.Dropout2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+             nn.Dropout2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, models.resnet.ShortcutA)
 
 
 @pytest.mark.parametrize("name,expected", [("mlp", 109_386), ("lenet", 21_840), ("vgg11", 9_231_114)])
@@ -84,18 +85,27 @@ def test_no_hidden_nonlinearity_is_hard_coded_in_forward(model_name):
 @pytest.mark.parametrize("model_name", models.names())
 def test_prelu_learns_one_slope_per_channel(model_name):
     model = models.build(model_name, "prelu", SHAPES[model_name], 10)
-    widths = {"mlp": [128, 64], "lenet": [10, 20, 50], "vgg11": [64, 128, 256, 256, 512, 512, 512, 512]}
+    widths = {"mlp": [128, 64], "lenet": [10, 20, 50], "vgg11": [64, 128, 256, 256, 512, 512, 512, 512],
+              "resnet20": [16] * 7 + [32] * 6 + [64] * 6, "vit": [256] * 6}
     assert [m.weight.numel() for _, m in models.hidden_activations(model)] == widths[model_name]
 
 
+WIDE = [name for name in activations.names() if activations.info(name).width_multiplier > 1]
+# The ViT widens its feed-forward input only: 6 blocks x (128 x 256 + 256) more for k = 2.
+WIDENING = {"mlp": 1.8, "lenet": 1.8, "vgg11": 1.8, "resnet20": 1.8, "vit": 1 + 6 * (128 * 256 + 256) / 811_146 - 1e-6}
+
+
 @pytest.mark.parametrize("model_name", models.names())
-def test_maxout_widens_the_layer_before_and_match_params_stays_within_one_percent(model_name):
+@pytest.mark.parametrize("activation", WIDE)
+def test_width_multipliers_widen_the_layer_before_and_match_params_stays_within_one_percent(model_name, activation):
+    # maxout today; the gated units (glu, reglu, geglu, swiglu) the moment they are registered
     relu = models.count_parameters(models.build(model_name, "relu", SHAPES[model_name], 10))
-    wide = models.build(model_name, "maxout", SHAPES[model_name], 10)
+    wide = models.build(model_name, activation, SHAPES[model_name], 10)
     assert wide(torch.zeros(2, *SHAPES[model_name])).shape == (2, 10)
-    assert models.count_parameters(wide) > 1.8 * relu
-    matched = models.count_parameters(models.build(model_name, "maxout", SHAPES[model_name], 10, match_params=True))
-    assert abs(matched - relu) / relu < 0.01
+    assert models.count_parameters(wide) >= WIDENING[model_name] * relu
+    matched = models.build(model_name, activation, SHAPES[model_name], 10, match_params=True)
+    assert abs(models.count_parameters(matched) - relu) / relu < 0.01
+    assert matched(torch.zeros(2, *SHAPES[model_name])).shape == (2, 10)
 
 
 def _weights(model):

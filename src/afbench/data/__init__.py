@@ -1,5 +1,5 @@
 """Data sets by name: `digits` (embedded), `mnist`, `fashion-mnist`, `cifar10`,
-`cifar100`, and `imagefolder:PATH`.
+`cifar100`, `imagefolder:PATH` and `npz:PATH`; your own arrays through ``from_tensors``.
 
 >>> from afbench import data
 >>> raw = data.load("digits")                 # uint8 (N, C, H, W) arrays
@@ -16,10 +16,11 @@ from afbench.data import sources
 from afbench.data.formats import DataError, ImageData
 from afbench.data.imagefolder import load_imagefolder
 from afbench.data.prep import Prepared, Split, class_counts, prepare
+from afbench.data.tensors import from_tensors, load_npz
 from afbench.data import cache
 from afbench.errors import lookup
 
-__all__ = ["DataError", "ImageData", "Prepared", "Split", "availability", "class_counts", "fetch", "load", "names",
+__all__ = ["DataError", "ImageData", "Prepared", "Split", "availability", "class_counts", "fetch", "from_tensors", "load", "names",
            "prepare", "DATASETS"]
 
 
@@ -62,13 +63,14 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def names() -> list[str]:
-    return [info.name for info in DATASETS.values()] + ["imagefolder:PATH"]
+    return [info.name for info in DATASETS.values()] + ["imagefolder:PATH", "npz:PATH"]
 
 
 def _canonical(name: str) -> str:
     return lookup("data set", name, DATASETS, {"fmnist": "fashion_mnist", "cifar_10": "cifar10",
                                                "cifar_100": "cifar100"},
-                  hint=" Or imagefolder:PATH for a directory or archive of <split>/<class>/<image>.")
+                  hint=" Or imagefolder:PATH for a directory or archive of <split>/<class>/<image>, or npz:PATH "
+                       "for arrays x_train, y_train, x_test, y_test.")
 
 
 def load(name: str, data_dir: str | Path | None = None, *, download: bool = True, verify: bool = True,
@@ -85,6 +87,8 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         return cache.cached(name, files, {"image_size": image_size},
                             lambda: load_imagefolder(path, image_size))
+    if name.startswith("npz:"):
+        return load_npz(name.split(":", 1)[1])
     key = _canonical(name)
     if key == "digits":
         return sources.load_digits()

@@ -1,4 +1,5 @@
-"""Models by name: `mlp`, `lenet`, `vgg11`.
+"""Models by name: `mlp`, `lenet`, `vgg11` (the studies'), `resnet20`, `vit`, and your own
+(`PATH.py:NAME`, `package.module:NAME`; see ``models.user``).
 
 >>> from afbench import models
 >>> net = models.build("lenet", "relu", (1, 28, 28), 10)
@@ -8,19 +9,29 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
+import torch
 from torch import nn
 
 from afbench import activations
 from afbench.errors import AfbenchError, lookup
 from afbench.models.layers import INITS, NORMS, hidden_activations, init_weights
 from afbench.models.nets import lenet, mlp, vgg11
+from afbench.models.resnet import resnet20
+from afbench.models.swap import Leftover, Swapped, check_complete, leftover, swap
+from afbench.models.user import identity, is_user_model
+from afbench.models import user
+from afbench.models.vit import vit
 
-__all__ = ["INITS", "NORMS", "build", "count_parameters", "hidden_activations", "names", "MODELS"]
+__all__ = ["INITS", "NORMS", "Leftover", "Swapped", "build", "check_complete", "count_parameters",
+           "hidden_activations", "identity", "is_user_model", "leftover", "names", "swap", "MODELS"]
 
-MODELS: dict[str, Callable[..., nn.Sequential]] = {"mlp": mlp, "lenet": lenet, "vgg11": vgg11}
-DEFAULT_NORM = {"mlp": "none", "lenet": "none", "vgg11": "batch"}  # as the studies built them
+MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "lenet": lenet, "vgg11": vgg11, "resnet20": resnet20,
+                                               "vit": vit}
+# As the studies built them; resnet20 as He et al. 2016, vit with LayerNorm.
+DEFAULT_NORM = {"mlp": "none", "lenet": "none", "vgg11": "batch", "resnet20": "batch", "vit": "layer"}
 
 
 def names() -> list[str]:
@@ -33,37 +44,57 @@ def count_parameters(model: nn.Module) -> int:
 
 def build(name: str, activation, input_shape, num_classes: int, *, init: str = "default",
           norm: str | None = None, hidden_bias: float | None = None, match_params: bool = False,
-          width_scale: float = 1.0, hidden: tuple[int, ...] | None = None) -> nn.Sequential:
+          width_scale: float = 1.0, hidden: tuple[int, ...] | None = None,
+          allow_partial: bool = False) -> nn.Module:
     """Build model ``name`` with ``activation`` (a name, formula, import path, module
     class or ``ActivationFactory``) in every hidden place.
 
-    ``norm`` defaults to the study's choice (batch for vgg11, none otherwise).
-    ``match_params`` shrinks the hidden widths of wider-than-usual models (maxout)
-    until the parameter count is within 1% of the same model with ReLU.
-    ``hidden`` sets the MLP's hidden widths (default S2's 128, 64).
+    ``name`` is a built-in model, or your own: 'PATH.py:NAME' or 'package.module:NAME',
+    optionally with the '@HASH' that ``identity`` adds (checked against the file).
+    ``norm`` defaults to the model's own choice (batch for vgg11 and resnet20, layer for
+    vit, none otherwise; your models keep theirs). ``match_params`` shrinks the hidden
+    widths of wider-than-usual models (maxout, gated units) until the parameter count is
+    within 1% of the same model with ReLU (your model must take ``width_scale``).
+    ``hidden`` sets the MLP's hidden widths (default S2's 128, 64). ``allow_partial``
+    accepts your model when nonlinear calls in its forward could not be swapped
+    (``leftover(model)`` lists them).
     """
-    key = lookup("model", name, MODELS)
     act = activations.factory(activation)
-    norm = DEFAULT_NORM[key] if norm is None else norm
-    if norm not in NORMS:
-        raise AfbenchError(f"unknown --norm '{norm}': choose one of {', '.join(NORMS)}")
     input_shape = tuple(input_shape)
-    if match_params:
-        width_scale = _matching_width_scale(key, act, input_shape, num_classes, norm)
-    extra = {}
-    if hidden is not None:
-        if key != "mlp":
-            raise AfbenchError(f"hidden widths apply to the mlp only, not {key}")
-        extra["hidden"] = tuple(hidden)
-    model = MODELS[key](act, input_shape, num_classes, norm=norm, width_scale=width_scale, **extra)
+    if is_user_model(name) and name not in MODELS:
+        if norm is not None:
+            raise AfbenchError(f"--norm applies to the built-in models; {name} keeps its own normalisation")
+        if hidden is not None:
+            raise AfbenchError(f"hidden widths apply to the mlp only, not {name}")
+        make = lambda a, scale, check=True: user.build(name, a, input_shape, num_classes, width_scale=scale,
+                                                       allow_partial=allow_partial, check=check)
+        if match_params and (act.width_multiplier > 1 or "width_scale" in user.accepted(user.load(name)[0])):
+            width_scale = _matching_width_scale(make, act)
+    else:
+        key = lookup("model", name, MODELS, hint=" Or your own: PATH.py:NAME or package.module:NAME.")
+        norm = DEFAULT_NORM[key] if norm is None else norm
+        if norm not in NORMS:
+            raise AfbenchError(f"unknown --norm '{norm}': choose one of {', '.join(NORMS)}")
+        extra = {}
+        if hidden is not None:
+            if key != "mlp":
+                raise AfbenchError(f"hidden widths apply to the mlp only, not {key}")
+            extra["hidden"] = tuple(hidden)
+        make = lambda a, scale, check=True: MODELS[key](a, input_shape, num_classes, norm=norm, width_scale=scale,
+                                                        **extra)
+        if match_params:
+            width_scale = _matching_width_scale(make, act, meta=True)
+    model = make(act, width_scale)
     init_weights(model, init, hidden_bias)
     return model
 
 
-def _matching_width_scale(key, act, input_shape, num_classes, norm) -> float:
-    """The width scale whose parameter count is closest to the ReLU model's."""
+def _matching_width_scale(make: Callable[..., nn.Module], act, meta: bool = False) -> float:
+    """The width scale whose parameter count is closest to the ReLU model's. ``meta``
+    builds the candidates on the meta device: shapes without memory or initialisation."""
     def params(a, scale):
-        return count_parameters(MODELS[key](a, input_shape, num_classes, norm=norm, width_scale=scale))
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            return count_parameters(make(a, scale, check=False))
 
     target = params(activations.factory("relu"), 1.0)
     low, high = 0.05, 1.5  # parameter count grows with the scale: bisect

@@ -63,6 +63,11 @@ def init_weights(model: nn.Module, scheme: str, hidden_bias: float | None = None
 
 
 def hidden_activations(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, module) of every hidden activation, in forward order."""
+    """(name, module) of every hidden activation, in forward order: the sites afbench
+    recorded when it swapped activations into a model or built one with ``act_layer``
+    (``_afbench_sites``), else the modules named act1, act2, ... of the built-in models."""
+    recorded = getattr(model, "_afbench_sites", None)  # models.swap.SITES_ATTR
+    if recorded is not None:
+        return [(path, model.get_submodule(path)) for path in recorded]
     return [(name, module) for name, module in model.named_modules()
             if name.rsplit(".", 1)[-1].startswith(ACT_PREFIX)]
