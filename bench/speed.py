@@ -5,7 +5,7 @@
 - tuned:   preloaded tensors, randperm index slices, channels_last for convolutions;
 - afbench: the engine's own epoch loop (afbench.engine.train), bookkeeping included;
 - afbench-sweep (LeNet and MLP): the same loop as ``afbench run`` executes a sweep:
-           the workers x threads its scheduler calibrates (runner.plan) train at
+           the workers x threads its scheduler calibrates (calibrate.plan) train at
            once, and each run's share of the wall clock is reported. This is a
            sweep's throughput, not a single run's speed: one run alone gets the
            afbench line.
@@ -54,7 +54,7 @@ from afbench import data, models
 from afbench.config import RunConfig
 from afbench.data import Split
 from afbench.engine import train as engine
-from afbench.sweep import runner
+from afbench.sweep import Runtime, calibrate
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -165,7 +165,7 @@ def _sweep_worker(config, cut, steps, threads, barrier, results):
 def sweep_schedule(config, prepared) -> dict:
     """The workers x threads afbench's scheduler picks for a sweep of this model
     (calibrated as ``afbench run`` does, for a sweep of eight 10-epoch runs)."""
-    return runner.plan(runner.Runtime(), config.with_(epochs=10), prepared, pending=8)
+    return calibrate.plan(Runtime(), config.with_(epochs=10), prepared, pending=8)
 
 
 def afbench_sweep_steps(config, prepared, steps, schedule) -> float:

@@ -113,8 +113,8 @@ def test_a_model_file_with_relu_and_gelu_trains_with_tanh_and_mish_on_digits(dig
                            lr=3e-3, latency_samples=20, probe_size=64)
         result = train(config, digits)
         assert result.status == "done"
-        assert result.epochs[-1]["test_acc"] > 0.8  # chance is 0.1
-        assert len(result.epochs[-1]["layers"]["dead_output"]) == 2  # the file's nn.ReLU and nn.GELU
+        assert result.epochs[-1].test_acc > 0.8  # chance is 0.1
+        assert len(result.epochs[-1].layers["dead_output"]) == 2  # the file's nn.ReLU and nn.GELU
         model = models.build(MY_NET, activation, (1, 8, 8), 10)
         assert [type(m) for _, m in models.hidden_activations(model)] == [module, module]
 

@@ -40,7 +40,8 @@ def test_s1_mnist_preset_dict_matches_the_old_one():
     assert grid.preset("s1-mnist") == OLD_S1_MNIST
     assert grid.preset("S1_MNIST") == OLD_S1_MNIST  # lookups stay forgiving
     assert list(grid.PRESETS) == grid.list_presets()
-    assert {"s1-mnist", "s1-cifar10", "s2-mlp", "s4-relu-softsign", "s4-cifar100", "quick"} == set(grid.PRESETS)
+    assert {"s1-mnist", "s1-cifar10", "s2-mlp", "s4-relu-softsign", "s4-cifar100", "quick", "cifar-resnet20",
+            "cifar-vit"} == set(grid.PRESETS)
 
 
 @pytest.mark.parametrize("name", grid.list_presets())

@@ -12,3 +12,11 @@ def load(out, epochs: bool = False):
     from afbench.frames import load as load_frames  # pandas only when asked
 
     return load_frames(out, epochs=epochs)
+
+
+def swap(model, activation, example=None, **options):
+    """Replace every activation module of ``model`` with ``activation``; returns what
+    was replaced (see afbench.models.swap)."""
+    from afbench.models import swap as swap_modules
+
+    return swap_modules(model, activation, example, **options)

@@ -42,6 +42,7 @@ class RunConfig:
     norm: str | None = None  # None = the model's own (batch for vgg11, none otherwise)
     hidden_bias: float | None = None  # e.g. 0.01 so ReLU units start active
     match_params: bool = False  # maxout: shrink widths to the ReLU model's parameter count
+    allow_partial: bool = False  # a user's model may keep nonlinearities the swap cannot reach (F.relu in forward)
     split: str = "official"  # official | s2 (all images re-split 7:2:1)
     valid_fraction: float = 0.0  # of train, held out for learning-rate selection
     augment: bool = False  # random crop (pad 4) + flip, on the device

@@ -101,6 +101,8 @@ class RunSummary:
     test_loss: float | None = None
     valid_acc: float | None = None
     valid_loss: float | None = None
+    unswapped: list[str] | None = None  # nonlinearities a user's model kept (--allow-partial)
+    learned_curves: list[dict] | None = None  # learnable activations at the end: layer, activation, x, y, initial
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +112,8 @@ class RunSummary:
         return _strict(cls, values, "a run summary")
 
 
-SUMMARY_METRICS = tuple(f.name for f in fields(RunSummary) if f.name != "confusion")
+SUMMARY_METRICS = tuple(f.name for f in fields(RunSummary) if f.name not in ("confusion", "unswapped",
+                                                                             "learned_curves"))
 EPOCH_METRICS = tuple(f.name for f in fields(EpochRecord) if f.name != "layers")
 
 

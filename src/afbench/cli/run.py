@@ -16,7 +16,8 @@ console = Console()
 
 _RUN_FLAGS = {  # flag: (RunConfig field, type, help)
     "--dataset": ("dataset", str, "digits, mnist, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"),
-    "--model": ("model", str, "mlp, lenet or vgg11"),
+    "--model": ("model", str, "mlp, lenet, vgg11, resnet20, vit, or your own: PATH.py:NAME or package.module:NAME "
+                              "(a function returning an nn.Module)"),
     "--epochs": ("epochs", types.positive_int, "training epochs (default 10)"),
     "--batch-size": ("batch_size", types.positive_int, "training batch size (default 128)"),
     "--optimizer": ("optimizer", str, "adam or sgd (default adam)"),
@@ -42,7 +43,9 @@ _RUN_SWITCHES = {"--nesterov": ("nesterov", "SGD with Nesterov momentum"),
                  "--match-params": ("match_params", "scale hidden widths so that models whose activation widens "
                                                     "the layer before (maxout) match the ReLU model's parameters"),
                  "--augment": ("augment", "random crop (pad 4) and horizontal flip"),
-                 "--coarse": ("coarse", "CIFAR-100's 20 superclasses")}
+                 "--coarse": ("coarse", "CIFAR-100's 20 superclasses"),
+                 "--allow-partial": ("allow_partial", "your own model may keep nonlinearities the swap cannot reach "
+                                                      "(F.relu in forward); the report lists them")}
 _GRID_FLAGS = ("activations", "lr", "seeds", "models", "datasets")
 
 
@@ -225,8 +228,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = _out_folder(args, name)
     for note in notes:
         console.print(f"note: {note}", highlight=False)
-    _save_study(args, grid, name, out, auto_seeds)
     backend = _backend(args)
+    if hasattr(backend, "check"):
+        backend.check(configs)  # bad data fails before anything is written to --out
+    _save_study(args, grid, name, out, auto_seeds)
     if auto_seeds:
         console.print(f"--seeds auto: {len(grid.activations)} activations, 3 paired seeds first, at most "
                       f"{args.max_seeds}, against {baseline} -> {out}/results.sqlite")

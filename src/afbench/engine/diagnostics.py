@@ -56,8 +56,12 @@ def _feeding_layers(model: nn.Module) -> dict[int, nn.Module]:
 def layer_diagnostics(model: nn.Module, probe_x: torch.Tensor, probe_y: torch.Tensor) -> dict[str, list[float]]:
     """Every metric of METRICS, one value per hidden activation, in forward order."""
     acts = [m for _, m in hidden_activations(model)]
-    captured: list[tuple[torch.Tensor, torch.Tensor]] = []
-    hooks = [m.register_forward_hook(lambda _m, inputs, out: captured.append((inputs[0].detach(), out.detach())))
+    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # a module called twice counts its first call
+
+    def capture(module: nn.Module, inputs, out) -> None:  # returns None: a hook's return would replace the output
+        captured.setdefault(id(module), (inputs[0].detach(), out.detach()))
+
+    hooks = [m.register_forward_hook(capture)
              for m in acts]
     was_training = model.training
     saved_grads = {p: p.grad for p in model.parameters()}
@@ -70,7 +74,7 @@ def layer_diagnostics(model: nn.Module, probe_x: torch.Tensor, probe_y: torch.Te
             F.cross_entropy(model(probe_x).float(), probe_y).backward()
         feeding = _feeding_layers(model)
         out: dict[str, list[float]] = {name: [] for name in METRICS}
-        for module, (pre, post) in zip(acts, captured):
+        for module, (pre, post) in ((m, captured[id(m)]) for m in acts if id(m) in captured):
             slope = _derivative(module, pre).abs()
             out["dead_output"].append(float(_per_unit_all(post == 0).float().mean()))
             out["dead_gradient"].append(float(_per_unit_all(slope == 0).float().mean()))

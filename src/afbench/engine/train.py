@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from afbench import models
+from afbench import activations, models
 from afbench.config import RunConfig
 from afbench.data import Prepared, Split
 from afbench.engine import metrics
@@ -187,4 +187,20 @@ def _summarise(config: RunConfig, data: Prepared, model: nn.Module, result: RunR
     for name, value in measure_latency(model, data.test, config.latency_samples).items():
         setattr(summary, name, value)
     summary.test_loss, summary.valid_acc, summary.valid_loss = last.test_loss, last.valid_acc, last.valid_loss
+    summary.unswapped = [str(site) for site in models.leftover(model)] or None
+    summary.learned_curves = _learned_curves(model)
     return summary
+
+
+def _learned_curves(model: nn.Module) -> list[dict] | None:
+    """Each learnable activation as trained, beside its initial curve, on [-4, 4]:
+    per layer the median over channels and the 10-90% band (the report draws them)."""
+    x = torch.linspace(-4, 4, 41)
+    curves = []
+    for curve in activations.learned_curves(model, x):
+        y = torch.as_tensor(curve.y, dtype=torch.float64)  # (channels or 1, len(x))
+        low, median, high = torch.quantile(y, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64), dim=0)
+        initial = None if curve.initial is None else torch.as_tensor(curve.initial, dtype=torch.float64)[0].tolist()
+        curves.append({"layer": curve.layer, "activation": curve.activation, "x": x.tolist(), "y": median.tolist(),
+                       "low": low.tolist(), "high": high.tolist(), "initial": initial})
+    return curves or None

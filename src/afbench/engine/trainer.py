@@ -39,7 +39,8 @@ def build_model(config: RunConfig, data: Prepared) -> nn.Module:
     """The seeded model: same seed and shapes give the same initial weights."""
     torch.manual_seed(config.seed)
     return models.build(config.model, config.activation, data.input_shape, data.num_classes, init=config.init,
-                        norm=config.norm, hidden_bias=config.hidden_bias, match_params=config.match_params)
+                        norm=config.norm, hidden_bias=config.hidden_bias, match_params=config.match_params,
+                        allow_partial=config.allow_partial)
 
 
 def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -36,7 +36,8 @@ def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
     rows = []
     for record in records:
         summary = record.summary.to_dict() if record.summary else {}
-        summary.pop("confusion", None)
+        for bulky in ("confusion", "learned_curves"):
+            summary.pop(bulky, None)
         rows.append({"key": record.key, "activation": record.config["activation"], "model": record.config["model"],
                      "dataset": record.config["dataset"], "seed": record.config["seed"], "lr": record.config["lr"],
                      "status": record.status.value, **{m: summary.get(m) for m in SUMMARY_METRICS},

@@ -99,8 +99,12 @@ def canonical_activations(names: tuple[str, ...]) -> tuple[tuple[str, ...], list
 def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
     """Fix the device type into each config (results on CPU and GPU are different
     runs) and use canonical activation names, so 'ReLU' and 'relu' are one run."""
+    from afbench import models
+
     resolved = resolve_device(device).type
-    out = [c.with_(device=resolved, activation=canonical_activation(c.activation)) for c in configs]
+    identities = {m: models.identity(m) for m in {c.model for c in configs} if models.is_user_model(m)}
+    out = [c.with_(device=resolved, activation=canonical_activation(c.activation),
+                   model=identities.get(c.model, c.model)) for c in configs]  # a user model: path + file hash
     return list({c.key(): c for c in out}.values())  # duplicates after folding run once
 
 
