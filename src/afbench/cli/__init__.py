@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write tables, statistics, figures and report.html from OUT")
     report.add_argument("out", help="a results folder written by `afbench run`")
-    report.add_argument("--baseline", default="relu", help="activation the others are tested against "
-                                                           "(default: %(default)s)")
+    report.add_argument("--baseline", help="activation the others are tested against (default: relu if the "
+                                           "database holds it, else its first activation)")
     report.set_defaults(func=cmd_report)
 
     study = commands.add_parser("study", help="the lecture's initialisation and normalisation studies")

@@ -105,8 +105,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                                                                     "dies (default: %(default)s)")
     parser.add_argument("--data-dir", help="folder with local copies of the data")
     parser.add_argument("--out", help="results folder (default: results/<preset or run>)")
-    parser.add_argument("--baseline", default="relu", help="activation the others are tested against "
-                                                           "(default: %(default)s)")
+    parser.add_argument("--baseline", help="activation the others are tested against (default: relu if it is in "
+                                           "the sweep, else the first activation)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -160,6 +160,21 @@ def _check_models(names: tuple[str, ...]) -> None:
             lookup("model", name, models.names(), hint=" Or your own: --model PATH.py:NAME" if own else "")
 
 
+def choose_baseline(given: str | None, names: tuple[str, ...]) -> tuple[str, str | None]:
+    """The baseline: as given (it must be in the sweep), else relu, else the first activation."""
+    from afbench.sweep.execute import canonical_activation
+
+    if given is not None:
+        baseline = canonical_activation(given)
+        if baseline not in names:
+            raise AfbenchError(f"--baseline {given} is not among the activations ({', '.join(names)}): add it or "
+                               "choose one of them")
+        return baseline, None
+    if "relu" in names:
+        return "relu", None
+    return names[0], f"relu is not in the sweep: the baseline is {names[0]} (--baseline to choose)"
+
+
 def _apply_study(args: argparse.Namespace) -> list[str]:
     """--study FILE: fill what the flags left at their defaults; returns the notes."""
     if not args.study:
@@ -177,6 +192,7 @@ def _save_study(args: argparse.Namespace, grid, name: str, out: Path, auto_seeds
 
     execution = {"workers": args.workers, "threads": args.threads, "stack": args.stack, "compile": args.compile,
                  "device": args.device, "backend": args.backend, "out": str(out), "baseline": args.baseline}
+    execution = {k: v for k, v in execution.items() if v is not None}
     if auto_seeds:
         execution.update(seeds="auto", max_seeds=args.max_seeds, equivalence=args.equivalence)
     study_files.save_study(out, study_files.grid_to_study(grid, execution, name=name))
@@ -220,7 +236,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
     grid, name, notes, auto_seeds = grid_from_args(args)
     notes = study_notes + notes
-    baseline = canonical_activation(args.baseline)
+    baseline, note = choose_baseline(args.baseline, grid.activations)
+    notes += [note] if note else []
     device = "cuda" if args.backend == "ray" and args.gpus_per_run > 0 and args.device == "auto" else args.device
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
     if args.compile and args.backend == "local":  # Ray tasks compile on their own nodes

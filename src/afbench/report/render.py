@@ -58,7 +58,7 @@ class Report:
         return tables.comparison_rows(self.aggregate, self.tests, bold, self.top, self.baseline)
 
 
-def build(store: Store, baseline: str = "relu", equivalence: float = EQUIVALENCE) -> Report:
+def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
     runs = tables.runs_frame(store.records())
     baseline = _baseline(baseline, runs)
     kept, choices = tables.select_learning_rates(runs)
@@ -76,10 +76,13 @@ def build(store: Store, baseline: str = "relu", equivalence: float = EQUIVALENCE
     return report
 
 
-def _baseline(name: str, runs: pd.DataFrame) -> str:
+def _baseline(name: str | None, runs: pd.DataFrame) -> str:
     """The stored spelling of ``name`` (registry aliases and case folded); an
-    activation the database does not hold is an error that lists the ones it does."""
+    activation the database does not hold is an error that lists the ones it does.
+    None: relu if the database holds it, else its first activation."""
     present = list(dict.fromkeys(runs["activation"])) if len(runs) else []
+    if name is None:
+        name = "relu" if "relu" in present or not present else present[0]
     if not present:
         return name
     try:
@@ -303,7 +306,7 @@ img{{max-width:560px}}</style></head><body>
 """
 
 
-def write(folder: str | Path, baseline: str = "relu") -> Report:
+def write(folder: str | Path, baseline: str | None = None) -> Report:
     """Compute the report from ``folder``/results.sqlite and write every file, for
     any state of the database (empty, all failed, all diverged, one run)."""
     folder = Path(folder)

@@ -13,6 +13,7 @@ import time
 from tqdm import tqdm
 
 from afbench.config import RunConfig
+from afbench.engine import train as engine
 from afbench.engine.runtime import available_cores, set_threads
 from afbench.errors import AfbenchError
 from afbench.results import FINISHED, EpochRecord
@@ -30,9 +31,12 @@ class LocalBackend:
         self.cache = DataCache(runtime.data_dir)
 
     def check(self, configs: list[RunConfig]) -> None:
-        """Load every data set now: bad data fails before a results database is made."""
+        """Load every data set and build every model once now: bad data, or a user's
+        model the activation swap cannot fully reach, fails before anything is written."""
         for config in {c.data_key() + (c.device,): c for c in configs}.values():
             self.cache.get(config)
+        for config in {(c.model, c.dataset): c for c in configs}.values():
+            engine.build_model(config, self.cache.get(config))
 
     def execute(self, configs: list[RunConfig], store: Store) -> Counts:
         """Train every config not finished in ``store``, with the calibrated plan."""

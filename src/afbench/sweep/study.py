@@ -327,7 +327,7 @@ def preset_settings(study: dict) -> dict:
 
 
 # `afbench run`'s defaults for the options a study may set (None: flags without a default).
-RUN_DEFAULTS = {"workers": "auto", "stack": "auto", "device": "auto", "backend": "local", "baseline": "relu",
+RUN_DEFAULTS = {"workers": "auto", "stack": "auto", "device": "auto", "backend": "local", "baseline": None,
                 "compile": False}
 
 
