@@ -69,9 +69,11 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
     cost = timing.load_cost(store.db)
     aggregate = timing.cost_times(aggregate, kept, cost)
-    tests = tables.significance(kept, baseline, equivalence) if len(kept) else pd.DataFrame()
-    report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), store.meta(), baseline,
-                    tables.top_groups(kept) if len(kept) else {}, cost)
+    meta = store.meta()
+    alpha = meta.get("alpha", stats.ALPHA)  # --seeds auto looked several times: each look at a share of 0.05
+    tests = tables.significance(kept, baseline, equivalence, alpha) if len(kept) else pd.DataFrame()
+    report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
+                    tables.top_groups(kept, alpha) if len(kept) else {}, cost)
     report.figures = _figures(report)
     return report
 
@@ -208,7 +210,7 @@ def _tests_rows(report: Report) -> list[dict]:
     for _, t in report.tests.iterrows():
         rows.append({"setting": f"{t['model']}/{t['dataset']}", "activation": t["activation"], "vs": t["baseline"],
                      "n pairs": t["n"], "mean diff (error)": f"{100 * t['mean_diff']:+.3f} pp",
-                     f"{100 * t['confidence']:.0f}% CI": f"{100 * t['ci_low']:+.3f} to {100 * t['ci_high']:+.3f} pp",
+                     f"{100 * t['confidence']:.4g}% CI": f"{100 * t['ci_low']:+.3f} to {100 * t['ci_high']:+.3f} pp",
                      "permutation p (Holm)": f"{t['p_permutation']:.4g} ({t['p_holm']:.4g})",
                      "effect d_z": f"{t['effect_size']:.2f}", "t-test p": f"{t['p_ttest']:.4g}",
                      "Wilcoxon p": f"{t['p_wilcoxon']:.4g}", "verdict": t["verdict"], "note": t["note"]})
@@ -241,8 +243,14 @@ def _timing_notes(report: Report) -> str:
 
 
 def verdict_text(report: Report) -> list[str]:
-    return verdict_lines(report.aggregate, report.tests, report.top, report.ranks, report.baseline,
-                         report.meta.get("equivalence", EQUIVALENCE))
+    lines = verdict_lines(report.aggregate, report.tests, report.top, report.ranks, report.baseline,
+                          report.meta.get("equivalence", EQUIVALENCE))
+    alpha = report.meta.get("alpha")
+    if alpha is not None and alpha < stats.ALPHA:
+        lines.append(f"--seeds auto looked at the data after each round of seeds, so every test here is at "
+                     f"p < {alpha:.3g} (0.05 split over the rounds), which keeps the chance of any false "
+                     "better/worse verdict at 5%.")
+    return lines
 
 
 def markdown(report: Report) -> str:

@@ -126,18 +126,19 @@ def aggregate(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def significance(runs: pd.DataFrame, baseline: str, equivalence: float = 0.001) -> pd.DataFrame:
+def significance(runs: pd.DataFrame, baseline: str, equivalence: float = 0.001,
+                 alpha: float = stats.ALPHA) -> pd.DataFrame:
     """Paired tests of the error against the baseline per (data set, model), with a
     verdict per activation (see stats.verdicts)."""
-    tests = stats.verdicts(runs, TESTED, baseline, equivalence)
+    tests = stats.verdicts(runs, TESTED, baseline, equivalence, alpha)
     if tests.empty:
         return tests
     return tests.assign(metric=TESTED, baseline=baseline)
 
 
-def top_groups(runs: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+def top_groups(runs: pd.DataFrame, alpha: float = stats.ALPHA) -> dict[tuple[str, str], list[str]]:
     """(data set, model) -> the activations not significantly worse than the best error."""
-    return {(dataset, model): stats.top_group(group, TESTED)
+    return {(dataset, model): stats.top_group(group, TESTED, alpha=alpha)
             for (dataset, model), group in runs.groupby(["dataset", "model"], sort=False)}
 
 

@@ -36,7 +36,7 @@ def setting_lines(dataset: str, model: str, group: pd.DataFrame, tests: pd.DataF
     for verdict in ("worse", "better"):
         for _, t in tests[tests["verdict"] == verdict].iterrows():
             lines.append(f"{t['activation']} is {verdict} than {baseline}: test error {_pp(t['mean_diff'])} pp "
-                         f"({100 * t['confidence']:.0f}% CI {_pp(t['ci_low'])} to {_pp(t['ci_high'])}), "
+                         f"({100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to {_pp(t['ci_high'])}), "
                          f"p = {t['p_holm']:.3g} (paired permutation test, Holm-corrected, n = {t['n']}).")
     equivalent = tests[tests["verdict"] == "equivalent"]
     if len(equivalent):

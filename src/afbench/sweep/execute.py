@@ -173,7 +173,7 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
         grow = next(n for n in rounds if n > seeds[undecided[0]])
         for name in undecided + [baseline]:
             seeds[name] = max(seeds[name], grow)
-    _record_stops(out, outcome.stopped, seeds)
+    _record_stops(out, outcome.stopped, seeds, alpha)
     return outcome
 
 
@@ -200,9 +200,10 @@ def _verdicts(stats, out: str | Path, baseline: str, equivalence: float, alpha: 
     return out
 
 
-def _record_stops(out: str | Path, stopped: dict[str, str], seeds: dict[str, int]) -> None:
+def _record_stops(out: str | Path, stopped: dict[str, str], seeds: dict[str, int], alpha: float) -> None:
     store = Store(out)
     try:
+        store.set_meta("alpha", alpha)  # the report tests at the same level as the rounds did
         store.set_meta("seeds_auto", {name: {"stopped": stopped.get(name, "baseline"), "seeds": seeds[name]}
                                       for name in seeds})
     finally:
