@@ -93,6 +93,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "overhead). Compiling happens in the warm-up, is recorded as provenance compile_s "
                              "and is never counted as training time. On a CPU it needs a C++ compiler and was "
                              "slower than eager on the 2-core machine afbench is developed on")
+    parser.add_argument("--cost-profile", default="auto", choices=("auto", "on", "off"),
+                        help="measure each activation's step time apart from training before the sweep (interleaved "
+                             "rounds under the sweep's threads, about 5%% of the training time) so the tables' times "
+                             "are steps x that step time; auto: for sweeps estimated over 2 minutes "
+                             "(default: %(default)s)")
     parser.add_argument("--backend", default="local", choices=("local", "ray"),
                         help="local: processes on this machine; ray: one task per run on a Ray cluster "
                              "(pip install 'afbench[ray]') (default: %(default)s)")
@@ -208,7 +213,7 @@ def _backend(args: argparse.Namespace):
     from afbench.sweep import LocalBackend, Runtime
 
     return LocalBackend(Runtime(args.data_dir, args.threads, not args.no_progress, args.workers, args.stack,
-                                args.compile))
+                                args.compile, args.cost_profile))
 
 
 def _out_folder(args: argparse.Namespace, name: str) -> Path:
@@ -262,6 +267,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = outcome.counts
     if getattr(backend, "schedule_used", None):
         console.print(f"scheduler: {backend.schedule_used}", highlight=False)
+    from afbench.sweep.store import Store
+
+    profile = Store(out).meta().get("cost_profile")
+    if profile:
+        console.print(f"cost profile: {profile['seconds']} s, {100 * profile['share']:.1f}% of the estimated "
+                      f"{profile['estimated_training_s']} s of training", highlight=False)
     console.print(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']}")
     report = render.write(out, baseline)
     print_comparison(report)

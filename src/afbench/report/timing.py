@@ -12,6 +12,7 @@ trained alike (same threads, stack size, compile flag, one run at a time).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pandas as pd
@@ -33,7 +34,11 @@ def load_cost(db: sqlite3.Connection) -> pd.DataFrame:
     exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cost'").fetchone()
     if not exists:
         return pd.DataFrame(columns=COST_COLUMNS)
-    frame = pd.read_sql_query("SELECT * FROM cost", db)
+    frame = pd.read_sql_query("SELECT * FROM cost ORDER BY measured_at", db)
+    if "record" in frame:  # afbench.cost keeps each row whole as JSON beside its key columns
+        frame = pd.DataFrame([json.loads(record) for record in frame["record"]])
+    if frame.empty:
+        return pd.DataFrame(columns=COST_COLUMNS)
     missing = [c for c in COST_COLUMNS if c not in frame]
     if missing:
         raise ValueError(f"the cost table lacks the columns {missing}")

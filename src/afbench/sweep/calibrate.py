@@ -103,3 +103,21 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None
     choice = {"workers": workers, "threads": 1} if parallel > 1.05 * together else {"workers": 1, "threads": cores}
     return {**choice, "cores": cores, "how": "calibrated", "steps_per_s_all_cores": round(together, 2),
             "steps_per_s_one_thread": round(alone, 2)}
+
+
+COST_WORTH_S = 120.0  # estimated training seconds from which a sweep measures its cost profile ("auto")
+COST_SHARE = 0.05  # of the estimated training time, the budget for measuring it
+
+
+def estimate_s(sample: RunConfig, prepared: datasets.Prepared, pending: list[RunConfig], threads: int) -> float:
+    """Seconds the pending runs would train for, from a few timed steps of the first."""
+    steps = sum(c.epochs * -(-len(prepared.train) // c.batch_size) for c in pending)
+    return steps / _steps_per_s(sample, prepared, threads)
+
+
+def cost_budget(runtime: Runtime, estimated_s: float, activations: int) -> float | None:
+    """Seconds per activation for the sweep's cost profile, or None not to measure one:
+    about COST_SHARE of the training time, between 1 and 12 s per activation."""
+    if runtime.cost == "off" or (runtime.cost == "auto" and estimated_s < COST_WORTH_S):
+        return None
+    return min(12.0, max(1.0, COST_SHARE * estimated_s / max(activations, 1)))

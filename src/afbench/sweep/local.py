@@ -49,9 +49,35 @@ class LocalBackend:
         schedule = self.schedule(pending, cache)
         store.set_meta("scheduler", schedule)
         self.schedule_used = schedule
+        if pending and self.runtime.cost != "off":
+            self.measure_cost(pending, cache, schedule, store)
         if schedule["workers"] == 1:
             return _work(configs, store, cache, schedule, self.runtime, started)
         return _spawn(configs, store, self.runtime, schedule, started)
+
+    def measure_cost(self, pending: list[RunConfig], cache: DataCache, schedule: dict, store: Store) -> None:
+        """The step time of every (model, activation) apart from training, under the
+        sweep's own threads, before training starts (or reused from the store): what
+        the report's time columns use. Its seconds and share are kept in meta.cost_profile."""
+        from afbench.cost.api import profile_for_sweep
+
+        by_data: dict[tuple, list[RunConfig]] = {}
+        for config in pending:
+            by_data.setdefault(config.data_key() + (config.device,), []).append(config)
+        threads = schedule["threads"]
+        for configs in by_data.values():
+            prepared = cache.get(configs[0])
+            with slots.reserve(threads):
+                estimated = calibrate.estimate_s(configs[0], prepared, configs, threads)
+                budget = calibrate.cost_budget(self.runtime, estimated, len({c.activation for c in configs}) + 1)
+                if budget is None:
+                    continue
+                start = time.perf_counter()
+                profile_for_sweep(configs, prepared, threads, store, budget_s=budget)
+                seconds = time.perf_counter() - start
+            store.set_meta("cost_profile", {"seconds": round(seconds, 1), "estimated_training_s": round(estimated, 1),
+                                            "share": round(seconds / max(estimated, 1e-9), 3),
+                                            "budget_per_activation_s": round(budget, 1), "threads": threads})
 
     def schedule(self, pending: list[RunConfig], cache: DataCache) -> dict:
         if not pending:

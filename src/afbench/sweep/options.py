@@ -15,3 +15,4 @@ class Runtime:
     workers: int | str = "auto"  # worker processes, or "auto": calibrate (see calibrate.plan)
     stack: int | str = "auto"  # seeds trained as one stack: 1 = never, k = up to k, "auto": calibrate
     compile: bool = False  # training steps through torch.compile (CUDA graphs on a GPU); see engine.train
+    cost: str = "auto"  # measure the activations' step times apart first: on | off | auto (sweeps over 2 minutes)

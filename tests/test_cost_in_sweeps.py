@@ -1,0 +1,48 @@
+"""Issue 13, second half: a sweep measures (or reuses) its cost profile, and the tables
+take their times from it: optimizer steps x the measured step time, with its CI."""
+
+import pandas as pd
+import pytest
+
+from afbench.config import RunConfig
+from afbench.report import render, timing
+from afbench.sweep import Grid, LocalBackend, Runtime, calibrate, execute
+from afbench.sweep.store import Store
+
+
+def test_a_sweep_measures_its_cost_profile_and_the_tables_use_it(tmp_path):
+    grid = Grid(RunConfig(epochs=1, latency_samples=5, probe_size=64), ("relu", "tanh"), seeds=(0,))
+    backend = LocalBackend(Runtime(progress=False, workers=1, stack=1, cost="on"))
+    execute(grid, tmp_path, backend, device="cpu")
+    store = Store(tmp_path)
+    cost = timing.load_cost(store.db)
+    assert {"relu", "tanh"} <= set(cost["activation"])
+    assert store.meta()["cost_profile"]["share"] > 0
+    store.close()
+    report = render.write(tmp_path, "relu")
+    row = next(r for r in report.comparison() if r["activation"] == "tanh")
+    step_ms = float(cost[cost["activation"] == "tanh"]["step_ms"].iloc[-1])
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    steps = runs[runs["activation"] == "tanh"]["train_steps"].mean()
+    shown = float(row["train (s, steps x step time)"].split(" [")[0])
+    assert shown == pytest.approx(steps * step_ms / 1000, rel=0.01)  # steps x the measured step time
+    assert "measured apart from training" in (tmp_path / "summary.md").read_text()
+    # Resuming reuses the stored profile: nothing new is measured.
+    before = len(timing.load_cost(Store(tmp_path).db))
+    execute(grid, tmp_path, backend, device="cpu")
+    assert len(timing.load_cost(Store(tmp_path).db)) == before
+
+
+def test_short_sweeps_skip_the_profile_and_long_ones_spend_about_five_percent():
+    assert calibrate.cost_budget(Runtime(cost="auto"), 30.0, 4) is None
+    assert calibrate.cost_budget(Runtime(cost="off"), 1e6, 4) is None
+    assert calibrate.cost_budget(Runtime(cost="auto"), 600.0, 6) == pytest.approx(5.0)  # 5% of 600 s over 6
+    assert calibrate.cost_budget(Runtime(cost="on"), 10.0, 4) == 1.0  # at least 1 s per activation
+
+
+def test_raw_wall_clocks_are_flagged_when_runs_trained_differently():
+    runs = pd.DataFrame({"status": ["done"] * 2, "provenance.threads": [1, 2], "provenance.stack_size": [1, 1],
+                         "provenance.compiled": [False, False], "provenance.concurrent_runs": [1, 1]})
+    assert "different threads" in timing.wall_clock_caveat(runs)
+    alike = runs.assign(**{"provenance.threads": [2, 2]})
+    assert timing.wall_clock_caveat(alike) is None
