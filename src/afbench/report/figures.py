@@ -251,3 +251,23 @@ def plot_performance_profile(profile: pd.DataFrame) -> plt.Figure:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def plot_learned_curves(curves: list[dict], title: str) -> plt.Figure:
+    """One panel per layer of a learnable activation: its initial curve dashed, the
+    learned one solid (the median over channels, with the 10-90% band when per channel)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(2.8 * len(curves), 2.6), squeeze=False)
+    for ax, curve in zip(axes[0], curves):
+        x = np.asarray(curve["x"])
+        if curve.get("initial") is not None:
+            ax.plot(x, curve["initial"], "--", color="0.5", lw=1, label="initial")
+        ax.plot(x, curve["y"], color="C0", lw=1.5, label="learned")
+        if curve["low"] != curve["high"]:
+            ax.fill_between(x, curve["low"], curve["high"], color="C0", alpha=0.2, lw=0)
+        ax.set_title(str(curve["layer"]), fontsize=8)
+        ax.axhline(0, color="0.8", lw=0.5)
+        ax.axvline(0, color="0.8", lw=0.5)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

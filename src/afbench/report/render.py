@@ -75,7 +75,24 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
                     tables.top_groups(kept, alpha) if len(kept) else {}, cost)
     report.figures = _figures(report)
+    report.figures.update(_learned_figures(store.records()))
     return report
+
+
+def _learned_figures(records) -> dict[str, plt.Figure]:
+    """Each learnable activation's learned curves per layer, from its first finished seed."""
+    out = {}
+    for record in records:
+        curves = record.summary.learned_curves if record.summary else None
+        if not curves:
+            continue
+        config = record.config
+        name = _file_name(f"learned-{config['activation']}-{config['dataset']}-{config['model']}")
+        if name not in out:
+            out[name] = figures.plot_learned_curves(
+                curves, f"{config['activation']} learned (seed {config['seed']}), {config['model']} on "
+                        f"{config['dataset']}")
+    return out
 
 
 def _baseline(name: str | None, runs: pd.DataFrame) -> str:
