@@ -271,3 +271,27 @@ def plot_learned_curves(curves: list[dict], title: str) -> plt.Figure:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_error_vs_cost(points: pd.DataFrame, title: str) -> plt.Figure:
+    """Accuracy against cost, one point per activation: test error (mean, 95% CI over
+    seeds) against the step-time ratio to the baseline (its 95% CI) and against the
+    bytes saved for backward per sample. The lower-left points are the Pareto front."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for _, p in points.iterrows():
+        xerr = [[p["step_ratio"] - p["step_ratio_low"]], [p["step_ratio_high"] - p["step_ratio"]]]
+        yerr = None if pd.isna(p["error_ci95"]) else p["error_ci95"]
+        axes[0].errorbar(p["step_ratio"], p["error_mean"], xerr=xerr, yerr=yerr, fmt="o", capsize=3)
+        axes[0].annotate(p["activation"], (p["step_ratio"], p["error_mean"]), fontsize=7, xytext=(3, 3),
+                         textcoords="offset points")
+        axes[1].errorbar(p["saved_bytes_per_sample"] / 1024, p["error_mean"], yerr=yerr, fmt="o", capsize=3)
+        axes[1].annotate(p["activation"], (p["saved_bytes_per_sample"] / 1024, p["error_mean"]), fontsize=7,
+                         xytext=(3, 3), textcoords="offset points")
+    axes[0].set_xlabel("training step time / baseline's (95% CI)")
+    axes[1].set_xlabel("KiB saved for backward per sample")
+    for ax in axes:
+        ax.set_ylabel("test error (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -76,6 +76,7 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
                     tables.top_groups(kept, alpha) if len(kept) else {}, cost)
     report.figures = _figures(report)
     report.figures.update(_learned_figures(store.records()))
+    report.figures.update(_cost_figures(report))
     return report
 
 
@@ -93,6 +94,15 @@ def _learned_figures(records) -> dict[str, plt.Figure]:
                 curves, f"{config['activation']} learned (seed {config['seed']}), {config['model']} on "
                         f"{config['dataset']}")
     return out
+
+
+def _cost_figures(report: Report) -> dict[str, plt.Figure]:
+    points = timing.cost_points(report.aggregate, report.cost)
+    if points.empty:
+        return {}
+    return {_file_name(f"error-vs-cost-{dataset}-{model}"): figures.plot_error_vs_cost(
+                group, f"test error against cost, {model} on {dataset}")
+            for (dataset, model), group in points.groupby(["dataset", "model"], sort=False)}
 
 
 def _baseline(name: str | None, runs: pd.DataFrame) -> str:
@@ -278,6 +288,10 @@ def markdown(report: Report) -> str:
     if len(report.lr_choices):
         parts += ["\n## Learning rate chosen per activation (best mean validation accuracy)\n",
                   _markdown(report.lr_choices.to_dict("records"))]
+    cost_rows = timing.cost_rows(timing.cost_points(report.aggregate, report.cost))
+    if cost_rows:
+        parts += ["\n## Cost (measured apart from training; `afbench cost` for the full profile)\n",
+                  _markdown(cost_rows)]
     parts += [f"\n## Paired tests against {report.baseline} (test error, runs paired by seed)\n",
               _markdown(_tests_rows(report)) if len(report.tests) else "_needs at least 2 seeds per activation_\n"]
     shared, varying = tables.settings(report.runs)
@@ -322,6 +336,7 @@ img{{max-width:560px}}</style></head><body>
 <h2>Comparison with {html.escape(report.baseline)}</h2>
 <p>Mean ± sd over seeds. {html.escape(MARKS)} {html.escape(_timing_notes(report))}</p>
 {table(report.comparison(bold=(_BOLD_OPEN, _BOLD_CLOSE)))}
+<h2>Cost</h2>{table(timing.cost_rows(timing.cost_points(report.aggregate, report.cost)))}
 <h2>Paired tests against {html.escape(report.baseline)}</h2>{table(_tests_rows(report))}
 <h2>Figures</h2>{figs}
 <h2>Settings shared by every run</h2><p>{setting_text}</p>

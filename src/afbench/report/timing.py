@@ -104,3 +104,22 @@ def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) 
             out.loc[index, f"{column}_low"] = values.mean() * low
             out.loc[index, f"{column}_high"] = values.mean() * high
     return out
+
+
+def cost_points(aggregate: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and activation: the error (mean, CI) beside the cost profile's step
+    ratio and memory: the points of the accuracy-against-cost (Pareto) figure."""
+    if cost.empty or aggregate.empty or "saved_bytes_per_sample" not in cost:
+        return pd.DataFrame()
+    latest = cost.drop_duplicates(["model", "activation", "device", "threads"], keep="last")
+    points = aggregate.merge(latest, on=["model", "activation"], how="inner", suffixes=("", "_cost"))
+    return points.rename(columns={"error_rate_mean": "error_mean", "error_rate_ci95": "error_ci95"})
+
+
+def cost_rows(points: pd.DataFrame) -> list[dict]:
+    """The report's cost table: one row per activation of the profile."""
+    return [{"setting": f"{p['model']}/{p['dataset']}", "activation": p["activation"],
+             "step (ms)": f"{p['step_ms']:.3g}",
+             "ratio [95% CI]": f"{p['step_ratio']:.3f} [{p['step_ratio_low']:.3f}, {p['step_ratio_high']:.3f}]",
+             "saved B/sample": f"{p['saved_bytes_per_sample']:,.0f}", "threads": p["threads"],
+             "error (%)": f"{p['error_mean']:.2f}"} for _, p in points.iterrows()]

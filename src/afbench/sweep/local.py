@@ -69,11 +69,12 @@ class LocalBackend:
             prepared = cache.get(configs[0])
             with slots.reserve(threads):
                 estimated = calibrate.estimate_s(configs[0], prepared, configs, threads)
-                budget = calibrate.cost_budget(self.runtime, estimated, len({c.activation for c in configs}) + 1)
+                count = len({c.activation for c in configs}) + 1  # and the baseline the ratios are to
+                budget = calibrate.cost_budget(self.runtime, estimated, count)
                 if budget is None:
                     continue
                 start = time.perf_counter()
-                profile_for_sweep(configs, prepared, threads, store, budget_s=budget)
+                profile_for_sweep(configs, prepared, threads, store, budget_s=budget * count)  # rounds' total
                 seconds = time.perf_counter() - start
             store.set_meta("cost_profile", {"seconds": round(seconds, 1), "estimated_training_s": round(estimated, 1),
                                             "share": round(seconds / max(estimated, 1e-9), 3),
