@@ -187,7 +187,7 @@ def test_plan_never_oversubscribes(monkeypatch):
     monkeypatch.setattr(calibrate, "available_cores", lambda: 2)
     assert calibrate.plan(Runtime(threads=2), RunConfig(), None, 10)["workers"] == 1
     assert calibrate.plan(Runtime(workers=5), RunConfig(), None, 10) == {
-        "workers": 2, "threads": 1, "cores": 2, "how": "given"}
+        "workers": 2, "threads": 1, "cores": 2, "how": "given, capped to the 2 cores"}
     assert calibrate.plan(Runtime(), RunConfig(), None, 1)["workers"] == 1  # one run: all cores to it
 
 
