@@ -105,6 +105,6 @@ def test_one_epoch_on_cifar10_jpeg(cifar10_jpeg, model_name, activation, optimiz
                        batch_size=128, optimizer=optimizer, lr=lr, momentum=0.9, weight_decay=1e-4,
                        train_subset=4096, latency_samples=20, probe_size=128)
     result = train(config, prepared)
-    assert result.status == "done" and result.summary["params"] == {"resnet20": 269_722, "vit": 811_146}[model_name]
+    assert result.status == "done" and result.summary.params == {"resnet20": 269_722, "vit": 811_146}[model_name]
     assert result.epochs[0].test_acc > 0.15  # ten classes: chance is 0.10
     assert len(result.epochs[0].layers["dead_output"]) == {"resnet20": 19, "vit": 6}[model_name]
