@@ -263,7 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"  {activation}: {why}", highlight=False)
     else:
         console.print(f"{len(configs)} runs -> {out}/results.sqlite")
-        outcome = execute(configs, out, backend, device="as given")
+        outcome = execute(configs, out, backend, resolved=True)
     counts = outcome.counts
     if getattr(backend, "schedule_used", None):
         console.print(f"scheduler: {backend.schedule_used}", highlight=False)

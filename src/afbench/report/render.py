@@ -59,7 +59,8 @@ class Report:
 
 
 def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
-    runs = tables.runs_frame(store.records())
+    records = store.records()
+    runs = tables.runs_frame(records)
     baseline = _baseline(baseline, runs)
     kept, choices = tables.select_learning_rates(runs)
     epochs = tables.epochs_frame(store.epoch_records(), runs)
@@ -75,7 +76,7 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
                     tables.top_groups(kept, alpha) if len(kept) else {}, cost)
     report.figures = _figures(report)
-    report.figures.update(_learned_figures(store.records()))
+    report.figures.update(_learned_figures(records))
     report.figures.update(_cost_figures(report))
     return report
 

@@ -109,13 +109,14 @@ def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
 
 
 def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | None = None, *,
-            device: str = "auto") -> Outcome:
+            device: str = "auto", resolved: bool = False) -> Outcome:
     """Train every run of ``grid`` that ``out``/results.sqlite does not hold finished;
-    resumable: call it again after a crash and only the rest runs."""
+    resumable: call it again after a crash and only the rest runs. ``resolved``: the
+    configs already went through ``resolve`` (device, names, model identities)."""
     configs = grid.configs() if isinstance(grid, Grid) else list(grid)
     if not configs:
         raise AfbenchError("nothing to run: the grid is empty (give at least one activation and one seed)")
-    configs = resolve(configs, device) if device != "as given" else configs
+    configs = configs if resolved else resolve(configs, device)
     backend = backend or LocalBackend()
     if hasattr(backend, "check"):
         backend.check(configs)  # bad data fails before a results database is made
