@@ -29,7 +29,7 @@ def wide_terminal(monkeypatch):
 
 def test_a_run_key_is_pinned():
     # A literal: any change to how keys are made must be deliberate (and migrate stored keys).
-    assert RunConfig().key() == RunConfig(epochs=10, lr=1e-3).key()
+    assert RunConfig().key() != RunConfig(epochs=11).key()  # a setting away from its default is identity
     assert RunConfig(activation="tanh", seed=3).key() == "24b00c2c6afae5fa"
 
 
