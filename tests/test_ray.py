@@ -69,6 +69,29 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
     assert len(failed) == 1 and "always fails" in failed[0]["error"]
 
 
+def test_a_user_model_file_travels_with_the_tasks(local_ray, tmp_path, monkeypatch):
+    from afbench import models
+
+    path = tmp_path / "driver_only" / "net.py"
+    path.parent.mkdir()
+    path.write_text((TESTS / "fixtures" / "models" / "my_net.py").read_text())
+    ident = models.identity(f"{path}:make")
+    read_on_driver = ray_backend.model_files
+
+    def read_then_delete(configs):  # the tasks are submitted after this: no worker can see the path
+        files = read_on_driver(configs)
+        shutil.rmtree(path.parent)
+        return files
+
+    monkeypatch.setattr(ray_backend, "model_files", read_then_delete)
+    cells = Grid(RunConfig(model=ident, epochs=1, batch_size=64), ("tanh", "mish"), seeds=(0,)).configs()
+    store = Store(tmp_path / "out")
+    counts = ray_backend.RayBackend(ray_backend.RayOptions(), progress=False).execute(cells, store)
+    assert not path.exists()
+    assert counts == {"ran": 2, "skipped": 0, "failed": 0}, [r["error"] for r in store.runs()]
+    assert {r["config"]["model"] for r in store.runs()} == {ident}
+
+
 @pytest.mark.slow
 def test_two_nodes_on_loopback(tmp_path):
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))

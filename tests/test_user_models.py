@@ -160,6 +160,36 @@ def test_identity_holds_the_path_and_the_file_hash_and_an_edited_file_is_refused
         models.build(ident, "relu", (1, 8, 8), 10)
 
 
+def test_a_model_file_sent_elsewhere_loads_under_its_identity_without_its_path(tmp_path):
+    """What a Ray worker does: the driver reads the file, the worker never sees PATH."""
+    from afbench.models import user
+
+    path = tmp_path / "driver_only" / "net.py"
+    path.parent.mkdir()
+    path.write_text((FIXTURES / "my_net.py").read_text())
+    ident = models.identity(f"{path}:make")
+    data = user.source(ident)
+    assert data == path.read_bytes()
+    path.unlink()
+    path.parent.rmdir()
+    with pytest.raises(AfbenchError, match="does not exist"):
+        models.build(ident, "relu", (1, 8, 8), 10)
+    user.provide(ident, data)
+    assert models.identity(ident) == ident  # the same configuration as on the driver
+    assert models.count_parameters(models.build(ident, "tanh", (1, 8, 8), 10)) == 64 * 64 + 64 + 64 * 32 + 32 + 330
+    with pytest.raises(AfbenchError, match="has hash .* not"):
+        user.provide(ident, data + b"# edited on the way\n")
+
+
+def test_afbench_cost_names_a_user_model_by_its_identity(tmp_path):
+    from afbench.cost.api import run_cost
+
+    result = run_cost(tmp_path, "digits", MY_NET, ["tanh"], budget_s=0.5, figure=False)
+    assert {row["model"] for row in result.rows} == {models.identity(MY_NET)}
+    assert {row["activation"] for row in result.rows} == {"relu", "tanh"}
+    assert all(row["params"] == 64 * 64 + 64 + 64 * 32 + 32 + 330 for row in result.rows)
+
+
 @pytest.mark.parametrize("source,name,message", [
     ("def make(:\n", "make", "syntax error"),
     ("raise RuntimeError('no GPU here')\n", "make", "RuntimeError: no GPU here"),

@@ -42,6 +42,20 @@ def cmd_plot_activations(args: argparse.Namespace) -> None:
     console.print(f"wrote {path}")
 
 
+def cmd_list_models(args: argparse.Namespace) -> None:
+    from afbench import models
+
+    table = Table(title="Models (--model)")
+    for column in ("name", "normalisation by default", "description"):
+        table.add_column(column, overflow="fold")
+    for name in models.names():
+        table.add_row(name, models.DEFAULT_NORM[name], models.DESCRIPTIONS[name])
+    table.add_row("PATH.py:NAME", "its own", "your own: NAME(...) returns an nn.Module; afbench swaps its activations "
+                  "or passes act_layer (README, 'Your own model')")
+    table.add_row("package.module:NAME", "its own", "the same, from an importable module")
+    console.print(table)
+
+
 def cmd_list_datasets(args: argparse.Namespace) -> None:
     from afbench import data
 
@@ -112,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing_what.add_parser("activations", help="every activation with its properties").set_defaults(
         func=cmd_list_activations)
 
+    listing_what.add_parser("models", help="the built-in models, and how to give your own").set_defaults(
+        func=cmd_list_models)
     list_data = listing_what.add_parser("datasets", help="data sets, and whether they are available locally")
     list_data.add_argument("--data-dir", help="a folder with local copies of the data")
     list_data.set_defaults(func=cmd_list_datasets)

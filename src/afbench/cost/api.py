@@ -30,6 +30,10 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
         raise AfbenchError(f"--price-per-hour must not be negative, got {price_per_hour}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AfbenchError("--device cuda, but torch sees no CUDA GPU: use --device cpu")
+    from afbench import models
+
+    if models.is_user_model(model):
+        model = models.identity(model)  # rows name the file's version: an edited model is another model
     prepared = data.prepare(data.load(dataset, data_dir), device=device)
     result = profile(model, prepared, activation_names, dataset=dataset, baseline=baseline, batch_size=batch_size,
                      threads=threads, budget_s=budget_s, price_per_hour=price_per_hour, epochs=epochs,

@@ -19,7 +19,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     "until every step-time ratio to the baseline has a 95%% CI within +-3%% or the budget is "
                     "spent. Writes OUT/cost.csv, OUT/cost.png and the cost table of OUT/results.sqlite.")
     cost.add_argument("--dataset", required=True, help="data set, e.g. mnist (see `afbench list datasets`)")
-    cost.add_argument("--model", required=True, help="mlp, lenet or vgg11")
+    cost.add_argument("--model", required=True, help="a built-in model (`afbench list models`) or your own: PATH.py:NAME or package.module:NAME")
     cost.add_argument("--activations", required=True, help="comma-separated activation names, e.g. relu,tanh,mish")
     cost.add_argument("--baseline", default="relu", help="ratios are to this activation (default: %(default)s)")
     cost.add_argument("--batch-size", type=int, default=128, help="training batch size (default: %(default)s)")

@@ -10,6 +10,11 @@ proves that no nonlinearity is left outside afbench's reach (``check_complete``)
 
 A model's identity is ``TARGET@HASH``: the import path plus the first 12 hex digits of
 the SHA-256 of its source file, so an edited file is a new configuration.
+
+A ``PATH.py`` model travels with the work to machines that do not see PATH (the Ray
+backend): ``source`` reads the file on the driver, ``provide`` makes that copy loadable
+in the worker under the same identity. A ``package.module`` model must be importable
+there (installed, or shipped with Ray's ``runtime_env``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,6 +41,7 @@ from afbench.models.swap import check_complete, forward_order, mark_sites, swap
 KNOWN_ARGS = ("act_layer", "num_classes", "in_chans", "input_shape", "width_scale")
 _PATTERN = re.compile(r"^(?P<target>.+):(?P<attr>[A-Za-z_]\w*)(?:@(?P<hash>[0-9a-f]{12}))?$")
 _LOADED: dict[tuple[str, str], object] = {}  # (source file, hash) -> module: each file runs once per process
+_SHIPPED: dict[tuple[str, str], Path] = {}  # (the driver's path, hash) -> this machine's copy of that file
 
 
 def is_user_model(name: str) -> bool:
@@ -65,9 +73,11 @@ def _split(name: str) -> tuple[str, str, str | None]:
     return match["target"], match["attr"], match["hash"]
 
 
-def _source_file(target: str) -> Path:
+def _source_file(target: str, digest: str | None = None) -> Path:
     if target.endswith(".py"):
         path = Path(target).expanduser().resolve()
+        if (str(path), digest) in _SHIPPED:
+            return _SHIPPED[str(path), digest]
         if not path.is_file():
             raise AfbenchError(f"model file '{target}' does not exist: give PATH.py:NAME with an existing file")
         return path
@@ -91,13 +101,37 @@ def identity(name: str) -> str:
     """'TARGET:NAME@HASH': the import path (a file path made absolute) and a short hash of
     the source file. An identity given back returns itself if the file is unchanged."""
     target, attr, given = _split(name)
-    path = _source_file(target)
+    path = _source_file(target, given)
     digest = _digest(path)
     if given and given != digest:
         raise AfbenchError(f"model file {path} changed since this configuration was made (hash {given}, now "
                            f"{digest}): restore the file, or start a new run with {target}:{attr}")
-    shown = str(path) if target.endswith(".py") else target
+    shown = str(Path(target).expanduser().resolve()) if target.endswith(".py") else target
     return f"{shown}:{attr}@{digest}"
+
+
+def source(ident: str) -> bytes | None:
+    """The bytes of the model file behind ``ident`` (an identity, 'PATH.py:NAME@HASH'),
+    to send where PATH may not exist; None for a package.module model."""
+    target, _, digest = _split(identity(ident))
+    return _source_file(target, digest).read_bytes() if target.endswith(".py") else None
+
+
+def provide(ident: str, data: bytes) -> None:
+    """Let this process load ``ident`` from ``data``, the file's bytes read elsewhere:
+    a copy is written under the temp folder, named by its hash, and used instead of PATH."""
+    target, _, digest = _split(ident)
+    actual = hashlib.sha256(data).hexdigest()[:12]
+    if digest != actual:
+        raise AfbenchError(f"the copy of {target} sent for model {ident} has hash {actual}, not {digest}: "
+                           "the file changed while the sweep was starting; start it again")
+    copy = Path(tempfile.gettempdir()) / "afbench-models" / digest / Path(target).name
+    if not copy.is_file() or copy.read_bytes() != data:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_name(f".{copy.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        partial.replace(copy)  # atomic: tasks on one machine may write it at once
+    _SHIPPED[str(Path(target).expanduser().resolve()), digest] = copy
 
 
 def _module(target: str, path: Path, digest: str):
@@ -129,8 +163,8 @@ def load(name: str) -> tuple[Callable[..., nn.Module], str]:
     """(the builder NAME, the model's identity)."""
     target, attr, _ = _split(name)
     ident = identity(name)
-    path = _source_file(target)
-    module = _module(target, path, ident.rsplit("@", 1)[1])
+    digest = ident.rsplit("@", 1)[1]
+    module = _module(target, _source_file(target, digest), digest)
     builder = getattr(module, attr, None)
     if builder is None or not callable(builder):
         public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))

@@ -8,6 +8,9 @@
   Ray's object store (4x smaller than float tensors); every task prepares it on its
   own device exactly as the local backend does, so both produce the same rows.
   Workers therefore never download anything.
+- Your model file (``--model PATH.py:NAME``) travels with the tasks, checked against
+  its hash: workers need not see PATH. A ``package.module`` model or activation must
+  be importable on every node (installed, or through ``runtime_env``).
 - A task whose worker process dies is retried by Ray (``max_retries``, bounded); a
   run that raises is recorded as failed and the sweep goes on. The driver claims
   every run in the store before submitting it, so a crashed driver's runs are
@@ -22,6 +25,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from afbench import data as datasets
+from afbench import models
+from afbench.models import user
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
 from afbench.sweep.jobs import Counts, Job, no_counts, record_failure, record_results, train_job
@@ -47,10 +52,19 @@ def _ray():
     return ray
 
 
-def _execute(job: Job, raw: datasets.ImageData, threads: int):
+def model_files(configs: list[RunConfig]) -> dict[str, bytes]:
+    """identity -> bytes of each user model file the sweep trains, read on the driver."""
+    idents = {c.model for c in configs if models.is_user_model(c.model) and c.model not in models.MODELS}
+    files = {ident: user.source(ident) for ident in sorted(idents)}
+    return {ident: data for ident, data in files.items() if data is not None}
+
+
+def _execute(job: Job, raw: datasets.ImageData, threads: int, files: dict[str, bytes]):
     """Runs inside a Ray worker: prepare the data, train, return the results (epochs included)."""
     import torch
 
+    for ident, data in files.items():
+        user.provide(ident, data)
     torch.set_num_threads(max(1, threads))
     results = train_job(job, prepare_for(job.configs[0], raw))
     node = _ray().get_runtime_context().get_node_id()
@@ -72,6 +86,7 @@ class RayBackend:
             ray.init(address=options.address, runtime_env=options.runtime_env, log_to_driver=False,
                      include_dashboard=False)
         store.enqueue(configs)
+        files = ray.put(model_files(configs))
         raws: dict[tuple, object] = {}  # data key -> object ref of the uint8 arrays
         remote = ray.remote(_execute).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
                                               max_retries=options.max_retries, retry_exceptions=False)
@@ -86,7 +101,7 @@ class RayBackend:
                 record_class_counts(store, config.dataset, prepare_for(config.with_(device="cpu"), raw))
                 raws[key] = ray.put(raw)
             job = Job((config,), options.compile)
-            pending[remote.remote(job, raws[key], max(1, int(options.cpus_per_run)))] = job
+            pending[remote.remote(job, raws[key], max(1, int(options.cpus_per_run)), files)] = job
         bar = tqdm(total=len(pending), desc="runs (ray)", unit="run", disable=not self.progress)
         try:
             while pending:
