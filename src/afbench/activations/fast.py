@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from afbench.activations import kernels
+
 Tensor = torch.Tensor
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 LN2 = math.log(2.0)
@@ -50,6 +52,9 @@ class Fused(nn.Module):
         self.name, self.pair = name, pair
 
     def forward(self, x: Tensor) -> Tensor:
+        y = kernels.run(self.name, x)  # one compiled pass for large CPU tensors, where it has one
+        if y is not None:
+            return y
         if torch.is_grad_enabled() and x.requires_grad:
             return _FusedFn.apply(x, self.pair)
         return self.pair.fwd(x)[0]
@@ -211,6 +216,14 @@ def _shifted_softplus_bwd(grad, x):
     return torch.ops.aten.softplus_backward(grad, x, 1.0, 20.0)
 
 
+def _logsigmoid_fwd(x):
+    return F.logsigmoid(x), (x,)
+
+
+def _logsigmoid_bwd(grad, x):
+    return torch.sigmoid(-x).mul_(grad)
+
+
 def _tanhshrink_fwd(x):
     t = torch.tanh(x)
     return x - t, (t,)
@@ -229,8 +242,21 @@ PAIRS: dict[str, Pair] = {
     "serf": Pair(_serf_fwd, _serf_bwd), "logish": Pair(_logish_fwd, _logish_bwd),
     "squared_relu": Pair(_squared_relu_fwd, _squared_relu_bwd),
     "shifted_softplus": Pair(_shifted_softplus_fwd, _shifted_softplus_bwd),
-    "tanhshrink": Pair(_tanhshrink_fwd, _tanhshrink_bwd),
+    "tanhshrink": Pair(_tanhshrink_fwd, _tanhshrink_bwd), "logsigmoid": Pair(_logsigmoid_fwd, _logsigmoid_bwd),
 }
+
+
+class RReLU(nn.RReLU):
+    """torch's RReLU, whose training-mode draw runs in afbench's compiled kernel on large
+    CPU tensors (torch draws one number at a time: 7x ReLU's whole forward+backward)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and kernels.usable(x):
+            seed = torch.randint(-(1 << 31), (1 << 31) - 1, (), dtype=torch.int32)
+            y = kernels.run("rrelu", x, seed, self.lower, self.upper)
+            if y is not None:
+                return y
+        return super().forward(x)
 
 
 def module(name: str) -> Callable[..., nn.Module]:

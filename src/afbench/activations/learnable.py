@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from afbench.activations import kernels
 from afbench.activations.learnable_fn import AconCFn, SafePadeFn, StarReLUFn
 from afbench.activations.modules import LearnableActivation
 
@@ -49,6 +50,9 @@ class AconC(LearnableActivation):
         self.beta = nn.Parameter(torch.ones(count))
 
     def forward(self, x: Tensor) -> Tensor:
+        y = kernels.run("acon_c", x, self.p1, self.p2, self.beta)
+        if y is not None:
+            return y
         return AconCFn.apply(x, *(_on_channels(p, x) for p in (self.p1, self.p2, self.beta)))
 
     def extra_repr(self) -> str:
@@ -70,6 +74,9 @@ class StarReLU(LearnableActivation):
         self.bias = nn.Parameter(torch.tensor([float(bias)]))
 
     def forward(self, x: Tensor) -> Tensor:
+        y = kernels.run("star_relu", x, self.scale, self.bias)
+        if y is not None:
+            return y
         return StarReLUFn.apply(x, self.scale, self.bias)
 
 
@@ -101,6 +108,9 @@ class PAU(LearnableActivation):
                 [b.view(shape) for b in self.denominator.unbind(1)])
 
     def forward(self, x: Tensor) -> Tensor:
+        y = kernels.run("pau", x, self.numerator, self.denominator)
+        if y is not None:
+            return y
         a, b = self._coefficients(x)
         return SafePadeFn.apply(x, *a, *b)
 

@@ -39,8 +39,7 @@ def _d_rrelu_eval(x: Tensor) -> Tensor:
 
 
 def _rrelu(num_features=None, lower: float = RRELU_LOWER, upper: float = RRELU_UPPER) -> nn.Module:
-    # torch's kernel draws per element; a vectorised uniform_ draw measured no faster.
-    return nn.RReLU(lower, upper)
+    return fast.RReLU(lower, upper)
 
 
 _HALVES = "; a, b = first and second half of the input on dim 1"
@@ -68,7 +67,7 @@ _FIXED: tuple[ActivationSpec, ...] = (
                    "x if |x| > 0.5 else 0", "(-inf, -0.5) U {0} U (0.5, inf)", True, False, False, "none",
                    "hard thresholding; torch.nn.Hardshrink", defaults={"lambd": 0.5},
                    note="jumps at +-0.5; derivative shown at lambda = 0.5"),
-    ActivationSpec("logsigmoid", lambda n=None: nn.LogSigmoid(), lambda x: torch.sigmoid(-x), "ln(sigmoid(x))",
+    ActivationSpec("logsigmoid", fast.module("logsigmoid"), lambda x: torch.sigmoid(-x), "ln(sigmoid(x))",
                    "(-inf, 0)", False, True, True, "right", "torch.nn.LogSigmoid (stable: min(x, 0) - ln(1 + e^-|x|))",
                    aliases=("log_sigmoid",)),
     ActivationSpec("elish", fast.module("elish"), e.d_elish,

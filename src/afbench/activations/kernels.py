@@ -1,0 +1,422 @@
+"""Compiled CPU kernels for the zoo's costlier activations (issue 17's speed budget).
+
+On a CPU an activation costs passes over memory and vector transcendental functions.
+The eager versions (fast.py, learnable_fn.py) are already few in-place passes, yet each
+torch call still reads and writes the whole tensor. Here torch.compile (Inductor) turns
+each function below into one C++ loop, built once with the machine's compiler and kept
+in torch's on-disk cache, so a second process loads it instead of compiling.
+
+Two shapes of kernel:
+- ``Slope``: an elementwise activation written as ``x -> (f(x), f'(x))``, computed in one
+  pass. Training keeps f'(x) (one tensor, as ReLU keeps its output) and the backward
+  pass is one multiplication; inference compiles f alone.
+- ``Differentiated``: a function of the input and the activation's parameters (or of
+  the two halves of a gated unit), differentiated and fused by AOTAutograd, parameter
+  gradients' sums included.
+
+The math avoids the slowest vector functions on this kind of CPU (tanh and log1p take
+2-3x an exp): tanh through expm1, log1p on [0, 1] through the atanh series, arctan by
+Cephes' range reduction. Each is within a few float32 ulps of torch's own function,
+which the tests check in float64.
+
+When: CPU tensors of float32 or float64 with at least ``MIN_ELEMENTS`` elements. Below
+that a compiled call's fixed cost (guards and Python, about 0.1 ms) exceeds the work and
+the eager versions run; they also run while tracing, exporting to ONNX, compiling a
+whole model (the outer compile fuses them itself), and under a torch function or
+dispatch mode (afbench's swap check, the FLOP counter). ``AFBENCH_KERNELS=off`` turns
+the kernels off; without a C++ compiler, or when a compilation fails, afbench warns
+once and runs the eager versions.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import shutil
+import types
+import warnings
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+Tensor = torch.Tensor
+MIN_ELEMENTS = 1 << 15  # measured crossover on a 2-core CPU: ~20-60k elements (bench/activations.py --size)
+_DTYPES = (torch.float32, torch.float64)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_LN2 = math.log(2.0)
+_GOLDEN, _MURMUR1, _MURMUR2 = (v - (1 << 32) for v in (0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35))  # as int32
+_state = {"broken": None}  # the first compilation failure, if any: kernels stay off for the process
+
+
+# ---- math: torch ops that Inductor fuses into one loop -------------------------------------------------
+
+def tanh(z: Tensor) -> Tensor:
+    """tanh(z) = -m / (2 + m) with m = expm1(-2|z|), odd: exact near 0, no overflow."""
+    m = torch.expm1(-2 * z.abs())
+    return torch.copysign(-m / (2 + m), z)
+
+
+def sech2_from(m: Tensor) -> Tensor:
+    """1 - tanh^2 = 4 (1 + m) / (2 + m)^2 for m = expm1(-2|z|): no cancellation near |tanh| = 1."""
+    return 4 * (1 + m) / ((2 + m) * (2 + m))
+
+
+def log1p_unit(u: Tensor) -> Tensor:
+    """log(1 + u) for u in [0, 1]: 2 atanh(w), w = u / (2 + u) <= 1/3, by its series to w^17,
+    summed by Estrin's scheme (a short dependency chain is what a vector loop needs)."""
+    w = u / (2 + u)
+    z = w * w
+    z2 = z * z
+    z4 = z2 * z2
+    low = (1 + z * (1 / 3)) + z2 * (1 / 5 + z * (1 / 7))
+    high = (1 / 9 + z * (1 / 11)) + z2 * (1 / 13 + z * (1 / 15)) + z4 * (1 / 17)
+    return 2 * w * (low + z4 * high)
+
+
+def erf_with(z: Tensor, e: Tensor) -> Tensor:
+    """erf(z) for z >= 0, given e = exp(-z^2) (which the caller needs too): Abramowitz and
+    Stegun 7.1.26 (absolute error < 1.5e-7) from z = 0.5 on, below it the Taylor series
+    to z^11 (relative error < 3e-8), so small values keep their relative precision."""
+    t = 1 / (1 + 0.3275911 * z)
+    t2 = t * t
+    poly = t * ((0.254829592 - 0.284496736 * t) + t2 * ((1.421413741 - 1.453152027 * t) + t2 * 1.061405429))
+    z2 = z * z
+    series = z * (1 - z2 * (1 / 3 - z2 * (1 / 10 - z2 * (1 / 42 - z2 * (1 / 216 - z2 * (1 / 1320))))))
+    return torch.where(z < 0.5, _TWO_OVER_SQRT_PI * series, 1 - poly * e)
+
+
+def uniform_hash(like: Tensor, seed: Tensor) -> Tensor:
+    """Uniform [0, 1) numbers, one per element of ``like``, from a counter-based generator:
+    murmur3's 32-bit finaliser of (index * golden ratio + seed), top 24 bits, as a float32
+    rand does. No state and no serial loop, so it fuses into the kernel that uses it;
+    ``seed`` (an int32 0-dim tensor) comes from torch's generator, so torch.manual_seed
+    makes it reproducible."""
+    index = torch.arange(like.numel(), dtype=torch.int32, device=like.device).view(like.shape)
+    h = index * _GOLDEN + seed
+    h = h ^ ((h >> 16) & 0xFFFF)  # logical shifts on int32: arithmetic shift, then mask
+    h = h * _MURMUR1
+    h = h ^ ((h >> 13) & 0x7FFFF)
+    h = h * _MURMUR2
+    h = h ^ ((h >> 16) & 0xFFFF)
+    return ((h >> 8) & 0xFFFFFF).to(like.dtype) * (1.0 / (1 << 24))
+
+
+def atan(x: Tensor) -> Tensor:
+    """arctan(x), Cephes' atanf: reduce |x| to [0, tan(pi/8)] by pi/2 - atan(1/|x|) and
+    pi/4 + atan((|x| - 1) / (|x| + 1)), then an odd polynomial."""
+    a = x.abs()
+    big, mid = a > 2.414213562373095, a > 0.4142135623730950
+    r = torch.where(big, -1 / a, torch.where(mid, (a - 1) / (a + 1), a))
+    base = torch.where(big, math.pi / 2, torch.where(mid, math.pi / 4, 0.0))
+    z = r * r
+    poly = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z
+    return torch.copysign(base + r + r * poly, x)
+
+
+def _sigmoid_and_softplus(x: Tensor) -> tuple[Tensor, Tensor]:
+    """sigmoid(x) and ln(1 + e^x) from one u = e^-|x|."""
+    u = torch.exp(-x.abs())
+    positive = x >= 0
+    return torch.where(positive, 1.0, u) / (1 + u), x.clamp(min=0) + log1p_unit(u)
+
+
+# ---- elementwise activations as (f(x), f'(x)) --------------------------------------------------------
+
+def tanhshrink(x):
+    t = tanh(x)
+    return x - t, t * t
+
+
+def logsigmoid(x):
+    u = torch.exp(-x.abs())
+    return x.clamp(max=0) - log1p_unit(u), torch.where(x >= 0, u, 1.0) / (1 + u)  # f' = sigmoid(-x)
+
+
+def elish(x):
+    m = torch.expm1(-x.abs())  # e^x - 1 for x < 0
+    positive = x >= 0
+    s = torch.where(positive, 1.0, 1 + m) / (2 + m)  # sigmoid(x)
+    a = torch.where(positive, x, m)
+    slope = torch.where(positive, s * (1 + x * (1 - s)), s * (1 + m + m * (1 - s)))
+    return a * s, slope
+
+
+def hard_elish(x):
+    h = ((x + 1) * 0.5).clamp(0, 1)
+    m = torch.expm1(x.clamp(max=0))
+    positive = x >= 0
+    a, da = torch.where(positive, x, m), torch.where(positive, 1.0, 1 + m)
+    dh = torch.where((x > -1) & (x < 1), 0.5, 0.0)
+    return a * h, da * h + a * dh
+
+
+def arctan(x):
+    return atan(x), 1 / (1 + x * x)
+
+
+def lisht(x):
+    m = torch.expm1(-2 * x.abs())
+    t = torch.copysign(-m / (2 + m), x)
+    return x * t, t + x * sech2_from(m)
+
+
+def tanhexp(x):
+    e = torch.exp(x.clamp(max=20))  # tanh(e^20) is 1 in float64 already: no overflow
+    m = torch.expm1(-2 * e)
+    t = -m / (2 + m)  # tanh(e), e >= 0
+    return x * t, t + x * e * sech2_from(m)
+
+
+def smish(x):
+    # tanh(ln(1 + s)) = u / (u + 2), u = s (s + 2): no log, no tanh
+    s = torch.sigmoid(x)
+    u = s * (s + 2)
+    v = u + 2
+    t = u / v
+    return x * t, t + x * 4 * (1 + s) * s * (1 - s) / (v * v)
+
+
+def serf(x):
+    s, sp = _sigmoid_and_softplus(x)
+    e = torch.exp(-sp * sp)
+    er = erf_with(sp, e)
+    return x * er, er + _TWO_OVER_SQRT_PI * x * s * e
+
+
+def rrelu(x, seed, lower, upper):
+    """Training-mode RReLU: slope ~ U(lower, upper) per element for x < 0."""
+    a = lower + (upper - lower) * uniform_hash(x, seed)
+    positive = x >= 0
+    return torch.where(positive, x, x * a), torch.where(positive, 1.0, a)
+
+
+def logish(x):
+    s = torch.sigmoid(x)
+    ln = log1p_unit(s)
+    return x * ln, ln + x * s * (1 - s) / (1 + s)
+
+
+def shifted_softplus(x):
+    s, sp = _sigmoid_and_softplus(x)
+    return sp - _LN2, s
+
+
+SLOPES: dict[str, Callable[[Tensor], tuple[Tensor, Tensor]]] = {
+    f.__name__: f for f in (tanhshrink, logsigmoid, elish, hard_elish, arctan, lisht, tanhexp, smish, serf, logish,
+                            shifted_softplus, rrelu)}
+
+
+# ---- activations with parameters or two inputs, differentiated by AOTAutograd ---------------------------
+
+def _channels(x: Tensor) -> Tensor:
+    """(N, C, ...) viewed as (N, C, L): one graph for every rank."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _per_channel(p: Tensor) -> Tensor:
+    return p.view(1, -1, 1)
+
+
+def acon_c_value(x3, p1, p2, beta):
+    """ACON-C on (N, C, L) with (1, C, 1) or (1, 1, 1) parameters."""
+    dx = (p1 - p2) * x3
+    return dx * torch.sigmoid(beta * dx) + p2 * x3
+
+
+def acon_c_grads(grad, x3, p1, p2, beta):
+    """dL/dx and the per-element terms whose sums over N and L are dL/dp1, dL/dp2, dL/dbeta
+    (see learnable_fn.AconCFn). Summing them here would make Inductor walk the channels
+    with a stride of C floats; torch's own sum reads them in order."""
+    d = p1 - p2
+    dx = d * x3
+    s = torch.sigmoid(beta * dx)
+    ss = s * (1 - s)
+    g = s + beta * dx * ss
+    gx = grad * x3
+    return grad * (d * g + p2), gx * g, gx, grad * dx * dx * ss
+
+
+def star_relu(x, scale, bias):
+    r = x.clamp(min=0)
+    return scale * r * r + bias
+
+
+def pau(x, numerator, denominator):
+    """Safe PAU (5, 4); coefficients (count, 6) and (count, 4), count 1 or C."""
+    x3 = _channels(x)
+    a = [_per_channel(numerator[:, j]) for j in range(6)]
+    b = [_per_channel(denominator[:, k]).abs() for k in range(4)]
+    p = a[5]
+    for coefficient in (a[4], a[3], a[2], a[1], a[0]):  # Horner
+        p = p * x3 + coefficient
+    ax = x3.abs()
+    q = b[3]
+    for coefficient in (b[2], b[1], b[0]):
+        q = q * ax + coefficient
+    return (p / (1 + q * ax)).view(x.shape)
+
+
+def geglu(x):
+    a, b = x.chunk(2, dim=1)
+    return F.gelu(a) * b
+
+
+DIFFERENTIATED: dict[str, Callable[..., Tensor]] = {f.__name__: f for f in (star_relu, pau, geglu)}
+
+
+# ---- when and how they run ---------------------------------------------------------------------------
+
+@functools.cache
+def _compiler_found() -> bool:
+    return bool(os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++"))
+
+
+def enabled() -> bool:
+    """Kernels may run in this process: not switched off, not broken, a C++ compiler present."""
+    return (os.environ.get("AFBENCH_KERNELS", "auto").lower() not in ("off", "0", "false", "no")
+            and _state["broken"] is None and _compiler_found())
+
+
+def _eager_context() -> bool:
+    """Tracing, exporting, compiling, or under a mode that must see every torch call."""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled()
+            or _get_current_dispatch_mode() is not None)
+
+
+def usable(x: Tensor) -> bool:
+    """Whether a kernel should run on ``x`` (see the module's docstring)."""
+    return (x.numel() >= MIN_ELEMENTS and x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() >= 2
+            and enabled() and not _eager_context())
+
+
+class _Compiled:
+    """torch.compile of ``fn`` (dynamic shapes, one graph), compiled on first use with one
+    compile thread: a sweep's worker must not start a pool of compiler processes."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.compiled, self.seen = fn, None, set()
+
+    def __call__(self, *args: Tensor):
+        key = (args[0].dtype, args[0].dim(), torch.is_grad_enabled(),
+               tuple(getattr(a, "requires_grad", a) for a in args))
+        if key in self.seen:
+            return self.compiled(*args)
+        if self.compiled is None:
+            self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
+        import torch._inductor.config as inductor
+
+        try:
+            with inductor.patch(compile_threads=1):
+                out = self.compiled(*args)
+        except Exception as err:  # no working compiler, an unsupported op: the eager version still works
+            _state["broken"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            warnings.warn(f"afbench's compiled activation kernels are off for this process: compiling "
+                          f"{getattr(self.fn, '__name__', self.fn)} failed ({_state['broken']}); the eager "
+                          "versions run instead (slower, same results). AFBENCH_KERNELS=off silences this.",
+                          RuntimeWarning, stacklevel=3)
+            return None
+        self.seen.add(key)
+        return out
+
+
+class _Fallback(Exception):
+    """A kernel could not compile: the caller runs the eager version."""
+
+
+class _SlopeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: "Slope", *args) -> Tensor:
+        out = kernel.train(x, *args)
+        if out is None:
+            raise _Fallback
+        y, slope = out
+        ctx.save_for_backward(slope)
+        ctx.extra = 1 + len(args)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (slope,) = ctx.saved_tensors
+        return grad * slope, *([None] * ctx.extra)
+
+
+class Slope:
+    """An elementwise activation's compiled (f, f') pass. Calling it gives f(x), or None
+    when the kernel cannot run (the caller then runs its eager version)."""
+
+    def __init__(self, fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> None:
+        self.name = fn.__name__
+        self.train = _Compiled(fn)
+        self.value = _Compiled(_value_of(fn))
+
+    def __call__(self, x: Tensor, *args) -> Tensor | None:
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return self.value(x, *args)
+        try:
+            return _SlopeFn.apply(x, self, *args)
+        except _Fallback:
+            return None
+
+
+def _value_of(fn: Callable) -> Callable:
+    def value(x: Tensor, *args) -> Tensor:
+        return fn(x, *args)[0]  # Inductor drops the unused f'
+
+    # Dynamo caches compiled graphs per code object: each activation's value function needs
+    # its own, or they would share one cache and its recompile limit.
+    code = value.__code__.replace(co_name=f"{fn.__name__}_value")
+    return types.FunctionType(code, value.__globals__, code.co_name, None, value.__closure__)
+
+
+class _AconCFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+        x3 = _channels(x)
+        params = [_per_channel(p) for p in (p1, p2, beta)]
+        y = _ACON_VALUE(x3, *params)
+        if y is None:
+            raise _Fallback
+        ctx.save_for_backward(x3, *params)
+        ctx.shapes = (x.shape, p1.shape)
+        return y.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x3, *params = ctx.saved_tensors
+        x_shape, p_shape = ctx.shapes
+        out = _ACON_GRADS(grad.reshape(x3.shape), x3, *params)
+        if out is None:  # cannot happen once the forward compiled; kept as a clear error
+            raise RuntimeError("afbench: the ACON-C backward kernel failed to compile")
+        gx, t1, t2, t3 = out
+        g1 = t1.sum(dim=(0, 2)).reshape(p_shape)
+        return gx.view(x_shape), g1, t2.sum(dim=(0, 2)).reshape(p_shape) - g1, t3.sum(dim=(0, 2)).reshape(p_shape)
+
+
+_ACON_VALUE, _ACON_GRADS = _Compiled(acon_c_value), _Compiled(acon_c_grads)
+
+
+def acon_c(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
+    if not (torch.is_grad_enabled() and (x.requires_grad or p1.requires_grad)):
+        y = _ACON_VALUE(_channels(x), *(_per_channel(p) for p in (p1, p2, beta)))
+        return None if y is None else y.view(x.shape)
+    try:
+        return _AconCFn.apply(x, p1, p2, beta)
+    except _Fallback:
+        return None
+
+
+KERNELS: dict[str, Callable[..., Tensor | None]] = {
+    **{name: Slope(fn) for name, fn in SLOPES.items()},
+    **{name: _Compiled(fn) for name, fn in DIFFERENTIATED.items()},
+    "acon_c": acon_c,
+}
+
+
+def run(name: str, x: Tensor, *params: Tensor) -> Tensor | None:
+    """Activation ``name`` on ``x`` through its kernel, or None: run the eager version."""
+    kernel = KERNELS.get(name)
+    return kernel(x, *params) if kernel is not None and usable(x) else None
