@@ -1,9 +1,18 @@
 """Forward+backward time of each activation on a 1M-element CPU tensor, against ReLU.
 
-Usage: python bench/activations.py [--threads 1] [--repeats 50] [--size 1000000] [names...]
+Usage: python bench/activations.py [--threads 1] [--repeats 50] [--size 1000000]
+                                   [--allocator steady|default] [names...]
 With no names, times every registered hidden activation. Prints one line per
-activation: `name ms_per_fwd_bwd ratio_to_relu budget verdict`, where the budget is
-issue 17's (3x ReLU; 6x for pau; none for the activations that predate it).
+activation: `name ms ratio eager_ms eager_ratio budget verdict`: ms and ratio as afbench
+runs it (compiled kernels on, see afbench/activations/kernels.py), eager_* with
+AFBENCH_KERNELS=off, in the same rounds. The budget is issue 17's (3x ReLU; 6x for pau;
+none for the activations that predate it); the verdict reads the first ratio.
+
+--allocator steady (the default) asks glibc to keep freed memory (mallopt), so every
+4 MB tensor reuses pages already mapped, as in a training loop's steady state; with
+glibc's default a freed block may go back to the OS and the next one page-faults
+through all its 1,000 pages, which on these VMs costs as much as the arithmetic and
+swings results between runs by 2x.
 
 The input is (rows, 1000): per-channel learnable activations get 1000 channels, and
 the gated ones (glu, swiglu, ...) split it into two halves of 500 columns (their
@@ -13,6 +22,8 @@ machines are shared and noisy: compare only numbers from one run.
 """
 
 import argparse
+import ctypes
+import os
 import statistics
 import time
 
@@ -31,6 +42,13 @@ BUDGET = {name: (6.0 if name == "pau" else 3.0) for name in zoo_names()}
 COLUMNS = 1000  # channels on dim 1
 
 
+def keep_freed_memory() -> None:
+    """glibc: serve 4 MB tensors from the heap and never trim it (M_MMAP_THRESHOLD -3, M_TRIM_THRESHOLD -1)."""
+    libc = ctypes.CDLL("libc.so.6")
+    if not (libc.mallopt(-3, 32 << 20) and libc.mallopt(-1, 1 << 40)):
+        raise SystemExit("mallopt failed: run with --allocator default")
+
+
 def time_once(module: torch.nn.Module, x: torch.Tensor) -> float:
     x = x.detach().requires_grad_(True)
     start = time.perf_counter()
@@ -44,26 +62,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=50, help="timed repeats per activation (default: %(default)s)")
     parser.add_argument("--size", type=int, default=1_000_000, help="elements (default: %(default)s)")
+    parser.add_argument("--allocator", choices=("steady", "default"), default="steady",
+                        help="steady: glibc keeps freed memory (default); default: glibc as it comes")
     args = parser.parse_args()
+    if args.allocator == "steady":
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     wanted = args.names or activations.names()
     names = ["relu"] + [activations.info(n).name for n in wanted if activations.info(n).name != "relu"]
     modules = {n: activations.create(n, num_features=COLUMNS).train() for n in names}
     x = torch.randn(max(1, args.size // COLUMNS), COLUMNS)  # (rows, 1000)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for n in names:  # warm-up
-        time_once(modules[n], x)
-    for _ in range(args.repeats):  # alternate, so drift hits every activation alike
+    samples: dict[tuple[str, str], list[float]] = {(n, mode): [] for n in names for mode in ("auto", "off")}
+    for _ in range(args.repeats + 1):  # alternate, so drift hits every activation alike; round 0 warms up
         for n in names:
-            samples[n].append(time_once(modules[n], x))
-    relu = statistics.median(samples["relu"])
-    print(f"# torch {torch.__version__}, {args.threads} thread(s), {x.numel()} elements, median of {args.repeats}")
-    print("# name ms ratio budget verdict")
+            for mode in ("auto", "off"):
+                os.environ["AFBENCH_KERNELS"] = mode
+                samples[n, mode].append(time_once(modules[n], x))
+    medians = {key: statistics.median(values[1:]) for key, values in samples.items()}
+    relu = statistics.median(samples["relu", "auto"][1:] + samples["relu", "off"][1:])  # the same code twice
+    print(f"# torch {torch.__version__}, {args.threads} thread(s), {x.numel()} elements, median of {args.repeats}, "
+          f"allocator {args.allocator}")
+    print("# name ms ratio eager_ms eager_ratio budget verdict")
     for n in names:
-        median = statistics.median(samples[n])
-        ratio, budget = median / relu, BUDGET.get(n)
+        ratio, eager, budget = medians[n, "auto"] / relu, medians[n, "off"], BUDGET.get(n)
         verdict = "-" if budget is None else ("ok" if ratio <= budget else "OVER")
-        print(f"{n} {median * 1e3:.3f} {ratio:.2f} {budget or '-'} {verdict}")
+        print(f"{n} {medians[n, 'auto'] * 1e3:.3f} {ratio:.2f} {eager * 1e3:.3f} {eager / relu:.2f} "
+              f"{budget or '-'} {verdict}")
 
 
 if __name__ == "__main__":

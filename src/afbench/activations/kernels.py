@@ -280,6 +280,15 @@ def enabled() -> bool:
             and _state["broken"] is None and _compiler_found())
 
 
+def status() -> str:
+    """'on', or 'off' and why: the provenance of every run records it."""
+    if os.environ.get("AFBENCH_KERNELS", "auto").lower() in ("off", "0", "false", "no"):
+        return "off (AFBENCH_KERNELS)"
+    if not _compiler_found():
+        return "off (no C++ compiler)"
+    return "on" if _state["broken"] is None else f"off ({_state['broken']})"
+
+
 def _eager_context() -> bool:
     """Tracing, exporting, compiling, or under a mode that must see every torch call."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
@@ -301,15 +310,15 @@ class _Compiled:
         self.fn, self.compiled, self.seen = fn, None, set()
 
     def __call__(self, *args: Tensor):
-        key = (args[0].dtype, args[0].dim(), torch.is_grad_enabled(),
-               tuple(getattr(a, "requires_grad", a) for a in args))
-        if key in self.seen:
-            return self.compiled(*args)
         if self.compiled is None:
             self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
-        import torch._inductor.config as inductor
-
+        key = (args[0].dtype, args[0].dim(), torch.is_grad_enabled(),
+               tuple(getattr(a, "requires_grad", a) for a in args))
         try:
+            if key in self.seen:  # compiled already (or recompiling after a torch._dynamo.reset())
+                return self.compiled(*args)
+            import torch._inductor.config as inductor
+
             with inductor.patch(compile_threads=1):
                 out = self.compiled(*args)
         except Exception as err:  # no working compiler, an unsupported op: the eager version still works

@@ -25,6 +25,7 @@ from afbench.data import Prepared, Split
 from afbench.engine import metrics
 from afbench.engine.diagnostics import layer_diagnostics
 from afbench.engine.evaluate import evaluate, measure_latency
+from afbench.activations import kernels as activation_kernels
 from afbench.engine.runtime import provenance
 from afbench.engine.stack import StackedSequential
 from afbench.engine.trainer import (StackTrainer, Trainer, build_model, compile_mode, make_optimizer, on_device)
@@ -138,6 +139,7 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
     for config, model, result, predicted in zip(configs, members, results, predictions):
         result.summary = _summarise(config, data, model, result, predicted)
         result.summary.wall_s = time.perf_counter() - wall_start
+        result.provenance["activation_kernels"] = activation_kernels.status()  # after training: a failure shows
     return results
 
 
