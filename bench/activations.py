@@ -17,13 +17,15 @@ swings results between runs by 2x.
 The input is (rows, 1000): per-channel learnable activations get 1000 channels, and
 the gated ones (glu, swiglu, ...) split it into two halves of 500 columns (their
 output is half the size, as in a model, where the layer before is twice as wide).
-Timings alternate between activations and take the median, because these
-machines are shared and noisy: compare only numbers from one run.
+Every round times each (activation, kernels on/off) once in a shuffled order, and the
+table takes medians, because these machines are shared and noisy and a timing depends
+on what ran just before it: compare only numbers from one run.
 """
 
 import argparse
 import ctypes
 import os
+import random
 import statistics
 import time
 
@@ -73,11 +75,13 @@ def main() -> None:
     modules = {n: activations.create(n, num_features=COLUMNS).train() for n in names}
     x = torch.randn(max(1, args.size // COLUMNS), COLUMNS)  # (rows, 1000)
     samples: dict[tuple[str, str], list[float]] = {(n, mode): [] for n in names for mode in ("auto", "off")}
-    for _ in range(args.repeats + 1):  # alternate, so drift hits every activation alike; round 0 warms up
-        for n in names:
-            for mode in ("auto", "off"):
-                os.environ["AFBENCH_KERNELS"] = mode
-                samples[n, mode].append(time_once(modules[n], x))
+    order = list(samples)
+    shuffle = random.Random(0).shuffle
+    for _ in range(args.repeats + 1):  # every round times each once, in a new order: drift and the
+        shuffle(order)                 # position after a given neighbour hit every one alike; round 0 warms up
+        for n, mode in order:
+            os.environ["AFBENCH_KERNELS"] = mode
+            samples[n, mode].append(time_once(modules[n], x))
     medians = {key: statistics.median(values[1:]) for key, values in samples.items()}
     relu = statistics.median(samples["relu", "auto"][1:] + samples["relu", "off"][1:])  # the same code twice
     print(f"# torch {torch.__version__}, {args.threads} thread(s), {x.numel()} elements, median of {args.repeats}, "

@@ -59,9 +59,12 @@ def tanh(z: Tensor) -> Tensor:
     return torch.copysign(-m / (2 + m), z)
 
 
-def sech2_from(m: Tensor) -> Tensor:
-    """1 - tanh^2 = 4 (1 + m) / (2 + m)^2 for m = expm1(-2|z|): no cancellation near |tanh| = 1."""
-    return 4 * (1 + m) / ((2 + m) * (2 + m))
+def tanh_sech2(z: Tensor) -> tuple[Tensor, Tensor]:
+    """tanh(z) and 1 - tanh(z)^2 = 4 (1 + m) / (2 + m)^2 (no cancellation near |tanh| = 1),
+    m = expm1(-2|z|), with one division between them."""
+    m = torch.expm1(-2 * z.abs())
+    r = 1 / (2 + m)
+    return torch.copysign(-m * r, z), 4 * (1 + m) * r * r
 
 
 def log1p_unit(u: Tensor) -> Tensor:
@@ -158,16 +161,14 @@ def arctan(x):
 
 
 def lisht(x):
-    m = torch.expm1(-2 * x.abs())
-    t = torch.copysign(-m / (2 + m), x)
-    return x * t, t + x * sech2_from(m)
+    t, sech2 = tanh_sech2(x)
+    return x * t, t + x * sech2
 
 
 def tanhexp(x):
     e = torch.exp(x.clamp(max=20))  # tanh(e^20) is 1 in float64 already: no overflow
-    m = torch.expm1(-2 * e)
-    t = -m / (2 + m)  # tanh(e), e >= 0
-    return x * t, t + x * e * sech2_from(m)
+    t, sech2 = tanh_sech2(e)
+    return x * t, t + x * e * sech2
 
 
 def smish(x):
