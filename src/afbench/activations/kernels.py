@@ -15,9 +15,11 @@ Two shapes of kernel:
   gradients' sums included.
 
 The math avoids the slowest vector functions on this kind of CPU (tanh and log1p take
-2-3x an exp): tanh through expm1, log1p on [0, 1] through the atanh series, arctan by
-Cephes' range reduction. Each is within a few float32 ulps of torch's own function,
-which the tests check in float64.
+2-3x an exp) and Inductor's expm1, which is not accurate near 0: tanh and expm1 through
+exp and a short series, log1p on [0, 1] through the atanh series, erf by Abramowitz and
+Stegun with a series near 0, arctan by Cephes' range reduction, polynomials by Estrin's
+scheme (short dependency chains suit a vector loop). The tests hold each kernel's
+float32 error to that of torch's own eager functions, against float64 references.
 
 When: CPU tensors of float32 or float64 with at least ``MIN_ELEMENTS`` elements. Below
 that a compiled call's fixed cost (guards and Python, about 0.1 ms) exceeds the work and
@@ -53,18 +55,28 @@ _state = {"broken": None}  # the first compilation failure, if any: kernels stay
 
 # ---- math: torch ops that Inductor fuses into one loop -------------------------------------------------
 
-def tanh(z: Tensor) -> Tensor:
-    """tanh(z) = -m / (2 + m) with m = expm1(-2|z|), odd: exact near 0, no overflow."""
-    m = torch.expm1(-2 * z.abs())
-    return torch.copysign(-m / (2 + m), z)
+def exp_expm1(y: Tensor) -> tuple[Tensor, Tensor]:
+    """e^y and e^y - 1, the latter by its Taylor series to y^8 for |y| <= 1/2 (relative error
+    < 2e-8) and as e^y - 1 beyond, where nothing cancels. Inductor's vector expm1 is not
+    accurate near 0 (20% off at 1e-7), so the kernels use this instead."""
+    u = torch.exp(y)
+    y2 = y * y
+    y4 = y2 * y2
+    series = y + y2 * (1 / 2 + y * (1 / 6)) + y4 * ((1 / 24 + y * (1 / 120)) + y2 * (1 / 720 + y * (1 / 5040))
+                                                   + y4 * (1 / 40320))
+    return u, torch.where(y.abs() <= 0.5, series, u - 1)
 
 
 def tanh_sech2(z: Tensor) -> tuple[Tensor, Tensor]:
-    """tanh(z) and 1 - tanh(z)^2 = 4 (1 + m) / (2 + m)^2 (no cancellation near |tanh| = 1),
-    m = expm1(-2|z|), with one division between them."""
-    m = torch.expm1(-2 * z.abs())
-    r = 1 / (2 + m)
-    return torch.copysign(-m * r, z), 4 * (1 + m) * r * r
+    """tanh(z) and 1 - tanh(z)^2 from u = e^-2|z|: tanh = -expm1(-2|z|) / (1 + u), odd, and
+    sech^2 = 4 u / (1 + u)^2, with no cancellation near |tanh| = 1 and one division."""
+    u, m = exp_expm1(-2 * z.abs())
+    r = 1 / (1 + u)
+    return torch.copysign(-m * r, z), 4 * u * r * r
+
+
+def tanh(z: Tensor) -> Tensor:
+    return tanh_sech2(z)[0]
 
 
 def log1p_unit(u: Tensor) -> Tensor:
@@ -129,8 +141,13 @@ def _sigmoid_and_softplus(x: Tensor) -> tuple[Tensor, Tensor]:
 # ---- elementwise activations as (f(x), f'(x)) --------------------------------------------------------
 
 def tanhshrink(x):
+    # x - tanh(x) cancels for small x: there its odd series to x^15 (error < 1.2e-7 relative at 1/2)
     t = tanh(x)
-    return x - t, t * t
+    z = x * x
+    z2 = z * z
+    series = x * z * ((1 / 3 - z * (2 / 15)) + z2 * (17 / 315 - z * (62 / 2835))
+                      + z2 * z2 * ((1382 / 155925 - z * (21844 / 6081075)) + z2 * (929569 / 638512875)))
+    return torch.where(x.abs() < 0.5, series, x - t), t * t
 
 
 def logsigmoid(x):
@@ -139,19 +156,19 @@ def logsigmoid(x):
 
 
 def elish(x):
-    m = torch.expm1(-x.abs())  # e^x - 1 for x < 0
+    u, m = exp_expm1(-x.abs())  # e^x and e^x - 1 for x < 0
     positive = x >= 0
-    s = torch.where(positive, 1.0, 1 + m) / (2 + m)  # sigmoid(x)
+    s = torch.where(positive, 1.0, u) / (1 + u)  # sigmoid(x)
     a = torch.where(positive, x, m)
-    slope = torch.where(positive, s * (1 + x * (1 - s)), s * (1 + m + m * (1 - s)))
+    slope = torch.where(positive, s * (1 + x * (1 - s)), s * (u + m * (1 - s)))
     return a * s, slope
 
 
 def hard_elish(x):
     h = ((x + 1) * 0.5).clamp(0, 1)
-    m = torch.expm1(x.clamp(max=0))
+    u, m = exp_expm1(x.clamp(max=0))
     positive = x >= 0
-    a, da = torch.where(positive, x, m), torch.where(positive, 1.0, 1 + m)
+    a, da = torch.where(positive, x, m), torch.where(positive, 1.0, u)
     dh = torch.where((x > -1) & (x < 1), 0.5, 0.0)
     return a * h, da * h + a * dh
 
@@ -201,8 +218,11 @@ def logish(x):
 
 
 def shifted_softplus(x):
+    # softplus(x) - ln 2 cancels near 0: there its series x/2 + x^2/8 - x^4/192 + x^6/2880 - 17 x^8/645120
     s, sp = _sigmoid_and_softplus(x)
-    return sp - _LN2, s
+    z = x * x
+    series = x * 0.5 + z * (1 / 8 - z * (1 / 192 - z * (1 / 2880 - z * (17 / 645120))))
+    return torch.where(x.abs() < 0.5, series, sp - _LN2), s
 
 
 SLOPES: dict[str, Callable[[Tensor], tuple[Tensor, Tensor]]] = {
