@@ -47,6 +47,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 Tensor = torch.Tensor
 MIN_ELEMENTS = 1 << 15  # measured crossover on a 2-core CPU: ~20-60k elements (bench/activations.py --size)
 _DTYPES = (torch.float32, torch.float64)
+RECOMPILE_LIMIT = 64  # graphs per kernel: dtypes x ranks x grad modes x batch-1 specialisations
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
 _GOLDEN, _MURMUR1, _MURMUR2 = (v - (1 << 32) for v in (0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35))  # as int32
@@ -338,10 +339,7 @@ class _Compiled:
         try:
             if key in self.seen:  # compiled already (or recompiling after a torch._dynamo.reset())
                 return self.compiled(*args)
-            import torch._inductor.config as inductor
-
-            with inductor.patch(compile_threads=1):
-                out = self.compiled(*args)
+            out = self._compile(args)
         except Exception as err:  # no working compiler, an unsupported op: the eager version still works
             _state["broken"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             warnings.warn(f"afbench's compiled activation kernels are off for this process: compiling "
@@ -351,6 +349,18 @@ class _Compiled:
             return None
         self.seen.add(key)
         return out
+
+
+    def _compile(self, args):
+        import torch._dynamo.config as dynamo
+        import torch._inductor.config as inductor
+
+        with inductor.patch(compile_threads=1):
+            try:
+                return self.compiled(*args)
+            except torch._dynamo.exc.FailOnRecompileLimitHit:  # a ninth layout or rank: allow more graphs
+                with dynamo.patch(recompile_limit=RECOMPILE_LIMIT):
+                    return self.compiled(*args)
 
 
 class _Fallback(Exception):
@@ -384,12 +394,29 @@ class Slope:
         self.value = _Compiled(_value_of(fn))
 
     def __call__(self, x: Tensor, *args) -> Tensor | None:
-        if not (torch.is_grad_enabled() and x.requires_grad):
-            return self.value(x, *args)
+        flat, restore = _flat(x)
+        if flat is None:
+            return None
         try:
-            return _SlopeFn.apply(x, self, *args)
+            if torch.is_grad_enabled() and x.requires_grad:
+                y = _SlopeFn.apply(flat, self, *args)
+            else:
+                y = self.value(flat, *args)
         except _Fallback:
             return None
+        return None if y is None else restore(y)
+
+
+def _flat(x: Tensor):
+    """x as a 1-D view and the function that gives a result x's shape and layout back: every
+    elementwise kernel then compiles one graph per dtype and grad mode, whatever the model.
+    (None, None) for layouts other than contiguous and channels-last (the eager version runs)."""
+    if x.is_contiguous():
+        return x.view(-1), lambda y: y.view(x.shape)
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        nhwc = x.permute(0, 2, 3, 1)
+        return nhwc.reshape(-1), lambda y: y.view(nhwc.shape).permute(0, 3, 1, 2)
+    return None, None
 
 
 def _value_of(fn: Callable) -> Callable:
