@@ -18,7 +18,7 @@ from afbench.activations import kernels
 pytestmark = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
                                 reason="torch.compile on a CPU needs a C++ compiler")
 
-ROWS, COLS = 64, 1024  # 65,536 elements: above kernels.MIN_ELEMENTS, so the kernels run
+ROWS, COLS = 256, 1024  # 262,144 elements: above kernels.MIN_ELEMENTS, so the kernels run
 assert ROWS * COLS >= kernels.MIN_ELEMENTS
 
 # Independent float64 references (numpy/scipy), written from the papers' formulas.
@@ -190,7 +190,7 @@ def test_small_tensors_modes_and_the_switch_run_the_eager_versions(monkeypatch):
 def test_channels_last_and_strided_inputs_keep_their_layout_and_values():
     module = activations.create("rrelu").eval()
     trained = activations.create("rrelu").train()
-    x = torch.randn(4, 32, 16, 32).to(memory_format=torch.channels_last)  # 65,536 elements
+    x = torch.randn(16, 32, 16, 32).to(memory_format=torch.channels_last)  # 262,144 elements
     torch.testing.assert_close(module(x), torch.where(x >= 0, x, x * 11 / 48))  # eval: torch's own
     torch.manual_seed(0)
     drawn = trained(x)
