@@ -181,6 +181,20 @@ def test_a_model_file_sent_elsewhere_loads_under_its_identity_without_its_path(t
         user.provide(ident, data + b"# edited on the way\n")
 
 
+def test_a_model_file_sent_to_where_its_path_exists_uses_the_path_and_its_siblings(tmp_path, monkeypatch):
+    from afbench.models import user
+
+    (tmp_path / "blocks.py").write_text("from torch import nn\n\ndef body(n):\n    return nn.Linear(n, 10)\n")
+    (tmp_path / "net.py").write_text("import sys, pathlib\nsys.path.insert(0, str(pathlib.Path(__file__).parent))\n"
+                                     "from torch import nn\nfrom blocks import body\n\n"
+                                     "def make():\n    return nn.Sequential(nn.Flatten(), body(64), nn.ReLU(), "
+                                     "nn.Linear(10, 10))\n")
+    ident = models.identity(f"{tmp_path / 'net.py'}:make")
+    user.provide(ident, user.source(ident))
+    assert (str((tmp_path / "net.py").resolve()), ident.rsplit("@", 1)[1]) not in user._SHIPPED
+    assert models.count_parameters(models.build(ident, "tanh", (1, 8, 8), 10)) == 650 + 110
+
+
 def test_afbench_cost_names_a_user_model_by_its_identity(tmp_path):
     from afbench.cost.api import run_cost
 

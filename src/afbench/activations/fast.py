@@ -247,16 +247,19 @@ PAIRS: dict[str, Pair] = {
 
 
 class RReLU(nn.RReLU):
-    """torch's RReLU, whose training-mode draw runs in afbench's compiled kernel on large
-    CPU tensors (torch draws one number at a time: 7x ReLU's whole forward+backward)."""
+    """RReLU (Xu et al. 2015): in training, slope ~ U(lower, upper) per element for x < 0,
+    drawn by afbench's counter-based generator (kernels.uniform_hash) from one seed taken
+    from torch's generator. torch's own RReLU draws one number at a time (7x ReLU's whole
+    forward+backward on a 1M-element tensor); this draw fuses into the compiled kernel on
+    large CPU tensors and runs eagerly elsewhere, with the same slopes for the same seed.
+    In evaluation: torch's, the mean slope."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training and kernels.usable(x):
-            seed = torch.randint(-(1 << 31), (1 << 31) - 1, (), dtype=torch.int32)
-            y = kernels.run("rrelu", x, seed, self.lower, self.upper)
-            if y is not None:
-                return y
-        return super().forward(x)
+        if not self.training:
+            return super().forward(x)
+        seed = torch.randint(-(1 << 31), (1 << 31) - 1, (), dtype=torch.int32)
+        y = kernels.run("rrelu", x, seed, self.lower, self.upper)
+        return y if y is not None else kernels.rrelu_eager(x, seed, self.lower, self.upper)
 
 
 def module(name: str) -> Callable[..., nn.Module]:

@@ -21,15 +21,19 @@ Stegun with a series near 0, arctan by Cephes' range reduction, polynomials by E
 scheme (short dependency chains suit a vector loop). The tests hold each kernel's
 float32 error to that of torch's own eager functions, against float64 references.
 
-When: CPU tensors of float32 or float64 with at least ``MIN_ELEMENTS`` elements. Below
-that a compiled call's fixed cost (guards, autograd wrappers: about 0.1 ms a call) eats
-its gain: alone a kernel wins from about 50,000 elements, but inside LeNet on MNIST
-(activations of 110k and 33k elements) `afbench cost` measured ACON-C's and StarReLU's
-steps slower with kernels than without. There the eager versions run; they also run while tracing, exporting to ONNX, compiling a
-whole model (the outer compile fuses them itself), and under a torch function or
-dispatch mode (afbench's swap check, the FLOP counter). ``AFBENCH_KERNELS=off`` turns
-the kernels off; without a C++ compiler, or when a compilation fails, afbench warns
-once and runs the eager versions.
+They give first derivatives only: a backward pass that builds a graph (double backward,
+gradient penalties) is refused with the fix, AFBENCH_KERNELS=off.
+
+When: float32 CPU tensors with at least ``MIN_ELEMENTS`` elements (the approximations
+are float32-grade: float64 runs the eager versions). Below that a compiled call's fixed
+cost (guards, autograd wrappers: about 0.1 ms a call) eats its gain: alone a kernel wins
+from about 50,000 elements, but inside LeNet on MNIST (activations of 110k and 33k
+elements) `afbench cost` measured ACON-C's and StarReLU's steps slower with kernels than
+without. The eager versions also run while tracing, exporting to ONNX, compiling a whole
+model (the outer compile fuses them itself), inside torch.func transforms, and under a
+torch function or dispatch mode (afbench's swap check, the FLOP counter).
+``AFBENCH_KERNELS=off`` turns the kernels off; without a C++ compiler, or when a
+compilation fails, afbench warns once and runs the eager versions.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 Tensor = torch.Tensor
 MIN_ELEMENTS = 1 << 18  # 262,144: see the module's docstring
-_DTYPES = (torch.float32, torch.float64)
-RECOMPILE_LIMIT = 64  # graphs per kernel: dtypes x ranks x grad modes x batch-1 specialisations
+_DTYPES = (torch.float32,)  # the approximations below are float32-grade; float64 runs the eager versions
+RECOMPILE_LIMIT = 64  # graphs per kernel (Dynamo's default is 8)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
 _GOLDEN, _MURMUR1, _MURMUR2 = (v - (1 << 32) for v in (0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35))  # as int32
@@ -260,7 +264,7 @@ def acon_c_grads(grad, x3, p1, p2, beta):
     ss = s * (1 - s)
     g = s + beta * dx * ss
     gx = grad * x3
-    return grad * (d * g + p2), gx * g, gx, grad * dx * dx * ss
+    return grad * (d * g + p2), gx * g, gx * (1 - g), grad * dx * dx * ss
 
 
 def star_relu(x, scale, bias):
@@ -298,6 +302,9 @@ def _compiler_found() -> bool:
     return bool(os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++"))
 
 
+_compiler_found()  # once, at import: Dynamo (--compile) cannot trace shutil.which
+
+
 def enabled() -> bool:
     """Kernels may run in this process: not switched off, not broken, a C++ compiler present."""
     return (os.environ.get("AFBENCH_KERNELS", "auto").lower() not in ("off", "0", "false", "no")
@@ -314,81 +321,72 @@ def status() -> str:
 
 
 def _eager_context() -> bool:
-    """Tracing, exporting, compiling, or under a mode that must see every torch call."""
+    """Tracing, exporting, a torch.func transform, or under a mode that must see every torch call."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled()
-            or _get_current_dispatch_mode() is not None)
+            or torch._C._is_torch_function_mode_enabled() or _get_current_dispatch_mode() is not None
+            or torch._C._functorch.peek_interpreter_stack() is not None)
 
 
 def usable(x: Tensor) -> bool:
-    """Whether a kernel should run on ``x`` (see the module's docstring)."""
-    return (x.numel() >= MIN_ELEMENTS and x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() >= 2
-            and enabled() and not _eager_context())
+    """Whether a kernel should run on ``x`` (see the module's docstring). Checked first:
+    an outer torch.compile, which traces the eager version and fuses it itself."""
+    return (not torch.compiler.is_compiling() and x.numel() >= MIN_ELEMENTS and x.device.type == "cpu"
+            and x.dtype in _DTYPES and x.dim() >= 2 and enabled() and not _eager_context())
 
 
 class _Compiled:
-    """torch.compile of ``fn`` (dynamic shapes, one graph), compiled on first use with one
-    compile thread: a sweep's worker must not start a pool of compiler processes."""
+    """torch.compile of ``fn`` (dynamic shapes, one graph). Compiles with one compile thread
+    (a sweep's worker must not start a pool of compiler processes) and allows more graphs
+    than Dynamo's default 8 (dtypes x ranks x grad modes x batch-1 specialisations).
+
+    When a call fails, ``fn`` runs eagerly on the same arguments: if that fails too, the
+    input was wrong and its error is raised as the eager version would; if it works, the
+    compiler was at fault, the kernels go off for this process with one warning, and the
+    eager result is returned."""
 
     def __init__(self, fn: Callable) -> None:
-        self.fn, self.compiled, self.seen = fn, None, set()
+        self.fn, self.compiled = fn, None
 
-    def __call__(self, *args: Tensor):
-        if self.compiled is None:
-            self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
-        key = (args[0].dtype, args[0].dim(), torch.is_grad_enabled(),
-               tuple(getattr(a, "requires_grad", a) for a in args))
-        try:
-            if key in self.seen:  # compiled already (or recompiling after a torch._dynamo.reset())
-                return self.compiled(*args)
-            out = self._compile(args)
-        except Exception as err:  # no working compiler, an unsupported op: the eager version still works
-            _state["broken"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            warnings.warn(f"afbench's compiled activation kernels are off for this process: compiling "
-                          f"{getattr(self.fn, '__name__', self.fn)} failed ({_state['broken']}); the eager "
-                          "versions run instead (slower, same results). AFBENCH_KERNELS=off silences this.",
-                          RuntimeWarning, stacklevel=3)
-            return None
-        self.seen.add(key)
-        return out
-
-
-    def _compile(self, args):
+    def __call__(self, *args):
         import torch._dynamo.config as dynamo
         import torch._inductor.config as inductor
 
-        with inductor.patch(compile_threads=1):
-            try:
+        if self.compiled is None:
+            self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
+        try:
+            with inductor.patch(compile_threads=1), dynamo.patch(recompile_limit=RECOMPILE_LIMIT):
                 return self.compiled(*args)
-            except torch._dynamo.exc.FailOnRecompileLimitHit:  # a ninth layout or rank: allow more graphs
-                with dynamo.patch(recompile_limit=RECOMPILE_LIMIT):
-                    return self.compiled(*args)
-
-
-class _Fallback(Exception):
-    """A kernel could not compile: the caller runs the eager version."""
+        except Exception as err:
+            out = self.fn(*args)  # raises the user's error when the input is at fault
+            _state["broken"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            warnings.warn(f"afbench's compiled activation kernels are off for this process: compiling "
+                          f"{getattr(self.fn, '__name__', self.fn)} failed ({_state['broken']}); the eager "
+                          "versions run instead (slower; results equal to float32 rounding). "
+                          "AFBENCH_KERNELS=off silences this.", RuntimeWarning, stacklevel=3)
+            return out
 
 
 class _SlopeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, kernel: "Slope", *args) -> Tensor:
-        out = kernel.train(x, *args)
-        if out is None:
-            raise _Fallback
-        y, slope = out
+        y, slope = kernel.train(x, *args)
         ctx.save_for_backward(slope)
-        ctx.extra = 1 + len(args)
+        ctx.name, ctx.extra = kernel.name, 1 + len(args)
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        if torch.is_grad_enabled():  # create_graph=True: f'(x) was kept as a number, not as a graph
+            raise RuntimeError(f"afbench's compiled {ctx.name} kernel gives first derivatives only, and this "
+                               "backward pass asks for a graph (a gradient penalty, double backward): set "
+                               "AFBENCH_KERNELS=off to run the eager version, which has them")
         (slope,) = ctx.saved_tensors
         return grad * slope, *([None] * ctx.extra)
 
 
 class Slope:
     """An elementwise activation's compiled (f, f') pass. Calling it gives f(x), or None
-    when the kernel cannot run (the caller then runs its eager version)."""
+    for a layout it does not take (the caller then runs its eager version)."""
 
     def __init__(self, fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> None:
         self.name = fn.__name__
@@ -399,14 +397,9 @@ class Slope:
         flat, restore = _flat(x)
         if flat is None:
             return None
-        try:
-            if torch.is_grad_enabled() and x.requires_grad:
-                y = _SlopeFn.apply(flat, self, *args)
-            else:
-                y = self.value(flat, *args)
-        except _Fallback:
-            return None
-        return None if y is None else restore(y)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return restore(_SlopeFn.apply(flat, self, *args))
+        return restore(self.value(flat, *args))
 
 
 def _flat(x: Tensor):
@@ -437,8 +430,6 @@ class _AconCFn(torch.autograd.Function):
         x3 = _channels(x)
         params = [_per_channel(p) for p in (p1, p2, beta)]
         y = _ACON_VALUE(x3, *params)
-        if y is None:
-            raise _Fallback
         ctx.save_for_backward(x3, *params)
         ctx.shapes = (x.shape, p1.shape)
         return y.view(x.shape)
@@ -447,25 +438,30 @@ class _AconCFn(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x3, *params = ctx.saved_tensors
         x_shape, p_shape = ctx.shapes
-        out = _ACON_GRADS(grad.reshape(x3.shape), x3, *params)
-        if out is None:  # cannot happen once the forward compiled; kept as a clear error
-            raise RuntimeError("afbench: the ACON-C backward kernel failed to compile")
-        gx, t1, t2, t3 = out
-        g1 = t1.sum(dim=(0, 2)).reshape(p_shape)
-        return gx.view(x_shape), g1, t2.sum(dim=(0, 2)).reshape(p_shape) - g1, t3.sum(dim=(0, 2)).reshape(p_shape)
+        if torch.is_grad_enabled():
+            raise RuntimeError("afbench's compiled acon_c kernel gives first derivatives only, and this backward "
+                               "pass asks for a graph (double backward): set AFBENCH_KERNELS=off")
+        gx, t1, t2, t3 = _ACON_GRADS(grad.reshape(x3.shape), x3, *params)
+        sums = [t.sum(dim=(0, 2)).reshape(p_shape) for t in (t1, t2, t3)]
+        return gx.view(x_shape), *sums
 
 
 _ACON_VALUE, _ACON_GRADS = _Compiled(acon_c_value), _Compiled(acon_c_grads)
 
 
-def acon_c(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
-    if not (torch.is_grad_enabled() and (x.requires_grad or p1.requires_grad)):
-        y = _ACON_VALUE(_channels(x), *(_per_channel(p) for p in (p1, p2, beta)))
-        return None if y is None else y.view(x.shape)
-    try:
+def acon_c(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+    if torch.is_grad_enabled() and (x.requires_grad or p1.requires_grad):
         return _AconCFn.apply(x, p1, p2, beta)
-    except _Fallback:
-        return None
+    return _ACON_VALUE(_channels(x), *(_per_channel(p) for p in (p1, p2, beta))).view(x.shape)
+
+
+def rrelu_eager(x: Tensor, seed: Tensor, lower: float, upper: float) -> Tensor:
+    """RReLU with the kernel's draw, run eagerly (any device, dtype, size or layout): the same
+    seed gives the same slopes either way, and torch's generator advances alike."""
+    flat, restore = _flat(x)
+    if flat is None:
+        flat, restore = x.contiguous().view(-1), (lambda y: y.view(x.shape))
+    return restore(rrelu(flat, seed, lower, upper)[0])
 
 
 KERNELS: dict[str, Callable[..., Tensor | None]] = {

@@ -118,20 +118,37 @@ def source(ident: str) -> bytes | None:
 
 
 def provide(ident: str, data: bytes) -> None:
-    """Let this process load ``ident`` from ``data``, the file's bytes read elsewhere:
-    a copy is written under the temp folder, named by its hash, and used instead of PATH."""
+    """Let this process load ``ident`` from ``data``, the file's bytes read elsewhere. Where
+    PATH exists here with the same hash (a shared file system), PATH itself is used, so its
+    imports of files beside it work; otherwise a copy is written to a folder of this user's
+    under the temp folder, named by the hash, and used instead (a lone file: it cannot
+    import files beside it)."""
     target, _, digest = _split(ident)
     actual = hashlib.sha256(data).hexdigest()[:12]
     if digest != actual:
         raise AfbenchError(f"the copy of {target} sent for model {ident} has hash {actual}, not {digest}: "
                            "the file changed while the sweep was starting; start it again")
-    copy = Path(tempfile.gettempdir()) / "afbench-models" / digest / Path(target).name
+    original = Path(target).expanduser().resolve()
+    if original.is_file() and _digest(original) == digest:
+        return
+    folder = _private_folder() / digest
+    folder.mkdir(mode=0o700, exist_ok=True)
+    copy = folder / original.name
     if not copy.is_file() or copy.read_bytes() != data:
-        copy.parent.mkdir(parents=True, exist_ok=True)
         partial = copy.with_name(f".{copy.name}.{os.getpid()}")
         partial.write_bytes(data)
         partial.replace(copy)  # atomic: tasks on one machine may write it at once
-    _SHIPPED[str(Path(target).expanduser().resolve()), digest] = copy
+    _SHIPPED[str(original), digest] = copy
+
+
+def _private_folder() -> Path:
+    """afbench-models-UID under the temp folder, this user's alone (0700)."""
+    folder = Path(tempfile.gettempdir()) / f"afbench-models-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        raise AfbenchError(f"{folder} belongs to another user or is open to others: remove it, or set TMPDIR "
+                           "to a folder of yours")
+    return folder
 
 
 def _module(target: str, path: Path, digest: str):
@@ -154,7 +171,10 @@ def _module(target: str, path: Path, digest: str):
     except SyntaxError as err:
         raise AfbenchError(f"model file {err.filename}:{err.lineno} has a syntax error: {err.msg}") from None
     except Exception as err:
-        raise AfbenchError(f"importing model {target} failed: {type(err).__name__}: {err}") from err
+        shipped = " (this is the copy sent with the task: a lone file, so it cannot import files beside it; put " \
+                  "them in a package installed on every node, or ship them with Ray's runtime_env)" \
+            if path in _SHIPPED.values() and isinstance(err, ImportError) else ""
+        raise AfbenchError(f"importing model {target} failed: {type(err).__name__}: {err}{shipped}") from err
     _LOADED[key] = module
     return module
 
