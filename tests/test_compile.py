@@ -38,6 +38,7 @@ def test_a_compiled_run_trains_as_the_eager_one(digits, recompiles_fail_after_wa
     assert "compile_s" not in eager.provenance
 
 
+@pytest.mark.slow  # a compiled single run is in the default run; a stack adds 10-20 s
 def test_a_compiled_stack_trains_as_the_eager_one(digits, recompiles_fail_after_warm_up):
     configs = [RunConfig(activation="relu", epochs=2, batch_size=64, seed=s) for s in (0, 1)]
     compiled = engine.train_stack(configs, digits, compile=True)
