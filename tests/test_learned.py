@@ -4,6 +4,7 @@ the report shows each one's learned curve per layer beside its initial one."""
 import pytest
 import torch
 
+from afbench import activations
 from afbench.config import RunConfig
 from afbench.engine import train as engine
 from afbench.report import render
@@ -34,3 +35,22 @@ def test_learned_curves_are_stored_and_drawn(digits, tmp_path):
     report = render.write(tmp_path, "relu")
     assert "learned-star_relu-digits-mlp" in report.figures and (tmp_path / "figures" /
                                                                 "learned-star_relu-digits-mlp.png").exists()
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_pau_exports_to_onnx_and_onnxruntime_agrees(per_channel):
+    ort = pytest.importorskip("onnxruntime")
+    import io
+
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), activations.create("pau", num_features=16,
+                                                                            per_channel=per_channel),
+                                torch.nn.Linear(16, 3)).eval()
+    x = torch.randn(5, 8)
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (x,), buffer, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(buffer.getvalue())
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(out, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -111,6 +111,8 @@ class PAU(LearnableActivation):
         y = kernels.run("pau", x, self.numerator, self.denominator)
         if y is not None:
             return y
+        if torch.onnx.is_in_onnx_export():  # the Function's in-place Horner does not export; plain ops do
+            return kernels.pau(x, self.numerator, self.denominator)
         a, b = self._coefficients(x)
         return SafePadeFn.apply(x, *a, *b)
 
