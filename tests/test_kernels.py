@@ -192,6 +192,9 @@ def test_small_tensors_modes_and_the_switch_run_the_eager_versions(monkeypatch):
     assert not kernels.usable(torch.zeros(ROWS, COLS)) and kernels.status() == "off (AFBENCH_KERNELS)"
     y = module(torch.zeros(ROWS, COLS, requires_grad=True))
     assert "_FusedFnBackward" in _ran(y) and "_SlopeFnBackward" not in _ran(y)
+    monkeypatch.setenv("AFBENCH_KERNELS", "maybe")  # a typo: said once, with the fix; the kernels stay on
+    with pytest.warns(RuntimeWarning, match="AFBENCH_KERNELS='maybe' is not auto, on or off.*=off"):
+        assert kernels.status() == "on"
 
 
 def test_channels_last_and_strided_inputs_keep_their_layout_and_values():

@@ -57,7 +57,8 @@ RECOMPILE_LIMIT = 64  # graphs per kernel (Dynamo's default is 8)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
 _GOLDEN, _MURMUR1, _MURMUR2 = (v - (1 << 32) for v in (0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35))  # as int32
-_state = {"broken": None}  # the first compilation failure, if any: kernels stay off for the process
+# broken: the first compilation failure, if any (kernels stay off for the process); warned: bad switch values
+_state = {"broken": None, "warned": set()}
 
 
 # ---- math: torch ops that Inductor fuses into one loop -------------------------------------------------
@@ -305,15 +306,28 @@ def _compiler_found() -> bool:
 _compiler_found()  # once, at import: Dynamo (--compile) cannot trace shutil.which
 
 
+_SWITCH = {"auto": True, "on": True, "1": True, "yes": True, "true": True,
+           "off": False, "0": False, "no": False, "false": False}
+
+
+def _switched_on() -> bool:
+    """AFBENCH_KERNELS: auto/on (the default) or off; any other value warns once and counts as auto."""
+    value = os.environ.get("AFBENCH_KERNELS", "auto").strip().lower()
+    if value not in _SWITCH and value not in _state["warned"]:
+        _state["warned"].add(value)
+        warnings.warn(f"AFBENCH_KERNELS={value!r} is not auto, on or off: the kernels stay on. Set "
+                      "AFBENCH_KERNELS=off to run the eager versions", RuntimeWarning, stacklevel=4)
+    return _SWITCH.get(value, True)
+
+
 def enabled() -> bool:
     """Kernels may run in this process: not switched off, not broken, a C++ compiler present."""
-    return (os.environ.get("AFBENCH_KERNELS", "auto").lower() not in ("off", "0", "false", "no")
-            and _state["broken"] is None and _compiler_found())
+    return _switched_on() and _state["broken"] is None and _compiler_found()
 
 
 def status() -> str:
     """'on', or 'off' and why: the provenance of every run records it."""
-    if os.environ.get("AFBENCH_KERNELS", "auto").lower() in ("off", "0", "false", "no"):
+    if not _switched_on():
         return "off (AFBENCH_KERNELS)"
     if not _compiler_found():
         return "off (no C++ compiler)"
@@ -366,6 +380,15 @@ class _Compiled:
             return out
 
 
+def _refuse_double_backward(name: str) -> None:
+    """Kernels keep f'(x) as numbers, not as a graph: a backward pass that builds one
+    (create_graph=True: a gradient penalty, double backward) cannot be served."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"afbench's compiled {name} kernel gives first derivatives only, and this backward "
+                           "pass asks for a graph (a gradient penalty, double backward): set "
+                           "AFBENCH_KERNELS=off to run the eager version, which has them")
+
+
 class _SlopeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, kernel: "Slope", *args) -> Tensor:
@@ -376,10 +399,7 @@ class _SlopeFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        if torch.is_grad_enabled():  # create_graph=True: f'(x) was kept as a number, not as a graph
-            raise RuntimeError(f"afbench's compiled {ctx.name} kernel gives first derivatives only, and this "
-                               "backward pass asks for a graph (a gradient penalty, double backward): set "
-                               "AFBENCH_KERNELS=off to run the eager version, which has them")
+        _refuse_double_backward(ctx.name)
         (slope,) = ctx.saved_tensors
         return grad * slope, *([None] * ctx.extra)
 
@@ -438,9 +458,7 @@ class _AconCFn(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x3, *params = ctx.saved_tensors
         x_shape, p_shape = ctx.shapes
-        if torch.is_grad_enabled():
-            raise RuntimeError("afbench's compiled acon_c kernel gives first derivatives only, and this backward "
-                               "pass asks for a graph (double backward): set AFBENCH_KERNELS=off")
+        _refuse_double_backward("acon_c")
         gx, t1, t2, t3 = _ACON_GRADS(grad.reshape(x3.shape), x3, *params)
         sums = [t.sum(dim=(0, 2)).reshape(p_shape) for t in (t1, t2, t3)]
         return gx.view(x_shape), *sums
