@@ -98,7 +98,13 @@ def test_the_helpers_agree_with_scipy_within_float32_ulps():
                                                                                         dtype=torch.float64)])
     u, m = kernels.exp_expm1(y)
     np.testing.assert_allclose(m.numpy(), np.expm1(y.numpy()), rtol=3e-8)
-    np.testing.assert_allclose(u.numpy(), np.exp(y.numpy()), rtol=1e-15)
+    np.testing.assert_allclose(u.numpy(), np.exp(y.numpy()), rtol=1e-15)  # float64: torch.exp itself
+    y32 = torch.linspace(-87.3, 88, 1_000_001, dtype=torch.float32)  # the kernels' own exp, float32
+    np.testing.assert_allclose(kernels.exp(y32).double().numpy(), np.exp(y32.double().numpy()), rtol=2.5e-7)
+    deep = torch.linspace(-88, -87.3, 1001, dtype=torch.float32)  # denormal results: 0 or within FLT_MIN
+    assert np.max(np.abs(kernels.exp(deep).double().numpy() - np.exp(deep.double().numpy()))) < 1.2e-38
+    tails = kernels.exp(torch.tensor([-1e4, -100.0, -88.5, float("nan")]))
+    assert tails[:3].tolist() == [0.0, 0.0, 0.0] and tails[3].isnan()
     np.testing.assert_allclose(kernels.atan(x).numpy(), np.arctan(x.numpy()), rtol=2e-7)
 
 
@@ -149,6 +155,25 @@ def test_acon_c_kernel_gives_the_input_and_parameter_gradients_of_the_formula():
     for got, want in ((x.grad, xd.grad), (module.p1.grad, p1.grad), (module.p2.grad, p2.grad),
                       (module.beta.grad, beta.grad)):
         np.testing.assert_allclose(got.double().numpy(), want.numpy(), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_acon_c_kernel_with_one_shared_parameter_set_sums_its_gradients_over_every_channel():
+    x = _input(dtype=torch.float32, scale=2.0).requires_grad_(True)
+    module = activations.create("acon_c")  # no channel count: one p1, p2, beta for the layer
+    with torch.no_grad():
+        module.p1.fill_(1.2), module.p2.fill_(-0.1), module.beta.fill_(0.7)
+    y = module(x)
+    assert type(y.grad_fn).__name__ == "_AconCFnBackward"
+    y.pow(2).sum().backward()
+    xd = x.detach().double().numpy()
+    s = special.expit(0.7 * 1.3 * xd)
+    reference = 1.3 * xd * s - 0.1 * xd
+    g = s * (1 + 0.7 * 1.3 * xd * (1 - s))  # d(d x sigmoid(beta d x)) / d(d x)
+    upstream = 2 * reference
+    np.testing.assert_allclose(module.p1.grad.item(), np.sum(upstream * xd * g), rtol=1e-4)
+    np.testing.assert_allclose(module.p2.grad.item(), np.sum(upstream * xd * (1 - g)), rtol=1e-4)
+    np.testing.assert_allclose(module.beta.grad.item(), np.sum(upstream * (1.3 * xd) ** 2 * s * (1 - s)), rtol=1e-4)
 
 
 def test_a_failed_compilation_falls_back_to_the_eager_version_with_one_warning(monkeypatch):

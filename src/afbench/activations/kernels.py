@@ -38,6 +38,7 @@ compilation fails, afbench warns once and runs the eager versions.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -56,6 +57,8 @@ _DTYPES = (torch.float32,)  # the approximations below are float32-grade; float6
 RECOMPILE_LIMIT = 64  # graphs per kernel (Dynamo's default is 8)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
+_LOG2E = 1.0 / math.log(2.0)
+_LN2_HI, _LN2_LO = 0.693145751953125, 1.428606765330187045e-06  # ln 2 = HI + LO, HI with 16 bits
 _GOLDEN, _MURMUR1, _MURMUR2 = (v - (1 << 32) for v in (0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35))  # as int32
 # broken: the first compilation failure, if any (kernels stay off for the process); warned: bad switch values
 _state = {"broken": None, "warned": set()}
@@ -63,11 +66,32 @@ _state = {"broken": None, "warned": set()}
 
 # ---- math: torch ops that Inductor fuses into one loop -------------------------------------------------
 
+def exp(y: Tensor) -> Tensor:
+    """e^y for float32 y <= 88 (0 below -88), written out so that it compiles inline: ATen's
+    vector exp is a call into Sleef, and around a call every vector register is spilled,
+    which made it 2.5x costlier here than this. Cody and Waite's reduction y = n ln 2 + r,
+    |r| <= ln 2 / 2, e^r by its Taylor series to r^7 (truncation < 6e-9), 2^n built in the
+    exponent bits. Relative error about 1 ulp. Other dtypes: torch.exp."""
+    if y.dtype != torch.float32:
+        return torch.exp(y)
+    y = y.clamp(-88.0, 88.0)  # n = -127 gives exponent bits 0: the result 0, not a denormal
+    n = torch.round(y * _LOG2E)
+    r = (y - n * _LN2_HI) - n * _LN2_LO
+    r2 = r * r
+    p = (1 + r) + r2 * ((1 / 2 + r * (1 / 6)) + r2 * ((1 / 24 + r * (1 / 120)) + r2 * (1 / 720 + r * (1 / 5040))))
+    return p * ((n.to(torch.int32) + 127) << 23).view(torch.float32)
+
+
+def sigmoid_with(x: Tensor, u: Tensor) -> Tensor:
+    """sigmoid(x) given u = e^-|x|, with no overflow either side."""
+    return torch.where(x >= 0, 1.0, u) / (1 + u)
+
+
 def exp_expm1(y: Tensor) -> tuple[Tensor, Tensor]:
     """e^y and e^y - 1, the latter by its Taylor series to y^8 for |y| <= 1/2 (relative error
     < 2e-8) and as e^y - 1 beyond, where nothing cancels. Inductor's vector expm1 is not
     accurate near 0 (20% off at 1e-7), so the kernels use this instead."""
-    u = torch.exp(y)
+    u = exp(y)
     y2 = y * y
     y4 = y2 * y2
     series = y + y2 * (1 / 2 + y * (1 / 6)) + y4 * ((1 / 24 + y * (1 / 120)) + y2 * (1 / 720 + y * (1 / 5040))
@@ -88,9 +112,13 @@ def tanh(z: Tensor) -> Tensor:
 
 
 def log1p_unit(u: Tensor) -> Tensor:
-    """log(1 + u) for u in [0, 1]: 2 atanh(w), w = u / (2 + u) <= 1/3, by its series to w^17,
-    summed by Estrin's scheme (a short dependency chain is what a vector loop needs)."""
-    w = u / (2 + u)
+    """log(1 + u) for u in [0, 1]: 2 atanh(w), w = u / (2 + u) <= 1/3 (see _log1p_of)."""
+    return _log1p_of(u / (2 + u))
+
+
+def _log1p_of(w: Tensor) -> Tensor:
+    """2 atanh(w) = log(1 + u) for w = u / (2 + u) <= 1/3, by the series to w^17, summed by
+    Estrin's scheme (a short dependency chain is what a vector loop needs)."""
     z = w * w
     z2 = z * z
     z4 = z2 * z2
@@ -141,9 +169,10 @@ def atan(x: Tensor) -> Tensor:
 
 def _sigmoid_and_softplus(x: Tensor) -> tuple[Tensor, Tensor]:
     """sigmoid(x) and ln(1 + e^x) from one u = e^-|x|."""
-    u = torch.exp(-x.abs())
-    positive = x >= 0
-    return torch.where(positive, 1.0, u) / (1 + u), x.clamp(min=0) + log1p_unit(u)
+    u = exp(-x.abs())
+    one, two = 1 + u, 2 + u
+    r = 1 / (one * two)  # one division for sigmoid's 1 / (1 + u) and log1p's u / (2 + u)
+    return torch.where(x >= 0, 1.0, u) * two * r, x.clamp(min=0) + _log1p_of(u * one * r)
 
 
 # ---- elementwise activations as (f(x), f'(x)) --------------------------------------------------------
@@ -159,7 +188,7 @@ def tanhshrink(x):
 
 
 def logsigmoid(x):
-    u = torch.exp(-x.abs())
+    u = exp(-x.abs())
     return x.clamp(max=0) - log1p_unit(u), torch.where(x >= 0, u, 1.0) / (1 + u)  # f' = sigmoid(-x)
 
 
@@ -191,14 +220,14 @@ def lisht(x):
 
 
 def tanhexp(x):
-    e = torch.exp(x.clamp(max=20))  # tanh(e^20) is 1 in float64 already: no overflow
+    e = exp(x.clamp(max=20))  # tanh(e^20) is 1 in float64 already: no overflow
     t, sech2 = tanh_sech2(e)
     return x * t, t + x * e * sech2
 
 
 def smish(x):
     # tanh(ln(1 + s)) = u / (u + 2), u = s (s + 2): no log, no tanh
-    s = torch.sigmoid(x)
+    s = sigmoid_with(x, exp(-x.abs()))
     u = s * (s + 2)
     v = u + 2
     t = u / v
@@ -207,7 +236,7 @@ def smish(x):
 
 def serf(x):
     s, sp = _sigmoid_and_softplus(x)
-    e = torch.exp(-sp * sp)
+    e = exp(-sp * sp)
     er = erf_with(sp, e)
     return x * er, er + _TWO_OVER_SQRT_PI * x * s * e
 
@@ -220,7 +249,7 @@ def rrelu(x, seed, lower, upper):
 
 
 def logish(x):
-    s = torch.sigmoid(x)
+    s = sigmoid_with(x, exp(-x.abs()))
     ln = log1p_unit(s)
     return x * ln, ln + x * s * (1 - s) / (1 + s)
 
@@ -252,20 +281,37 @@ def _per_channel(p: Tensor) -> Tensor:
 def acon_c_value(x3, p1, p2, beta):
     """ACON-C on (N, C, L) with (1, C, 1) or (1, 1, 1) parameters."""
     dx = (p1 - p2) * x3
-    return dx * torch.sigmoid(beta * dx) + p2 * x3
+    z = beta * dx
+    return dx * sigmoid_with(z, exp(-z.abs())) + p2 * x3
 
 
-def acon_c_grads(grad, x3, p1, p2, beta):
-    """dL/dx and the per-element terms whose sums over N and L are dL/dp1, dL/dp2, dL/dbeta
-    (see learnable_fn.AconCFn). Summing them here would make Inductor walk the channels
-    with a stride of C floats; torch's own sum reads them in order."""
+def acon_c_train(x3, p1, p2, beta):
+    """ACON-C and s = sigmoid(beta (p1 - p2) x), which the backward pass needs twice."""
+    dx = (p1 - p2) * x3
+    z = beta * dx
+    s = sigmoid_with(z, exp(-z.abs()))
+    return dx * s + p2 * x3, s
+
+
+def acon_c_input_grad(grad, x3, s, p1, p2, beta):
+    """dL/dx = grad (d g + p2), g = s (1 + z (1 - s)) (see learnable_fn.AconCFn)."""
+    d = p1 - p2
+    z = beta * d * x3
+    return grad * (d * (s + z * s * (1 - s)) + p2)
+
+
+def acon_c_param_grads(grad, x3, s, p1, p2, beta):
+    """dL/dp1, dL/dp2, dL/dbeta: sums over N and L (and C when the parameters are shared),
+    computed in the pass that reduces them. This is a kernel of its own: fused with the
+    input gradient, Inductor would store every per-element term and read it back."""
     d = p1 - p2
     dx = d * x3
-    s = torch.sigmoid(beta * dx)
     ss = s * (1 - s)
-    g = s + beta * dx * ss
     gx = grad * x3
-    return grad * (d * g + p2), gx * g, gx * (1 - g), grad * dx * dx * ss
+    g = s + beta * dx * ss
+    dims = (0, 2) if p1.shape[1] > 1 else (0, 1, 2)
+    # dL/dp2 summed as it is, not as sum(gx) - dL/dp1, which cancels
+    return (gx * g).sum(dim=dims), (gx * (1 - g)).sum(dim=dims), (grad * dx * dx * ss).sum(dim=dims)
 
 
 def star_relu(x, scale, bias):
@@ -348,28 +394,40 @@ def usable(x: Tensor) -> bool:
             and x.dtype in _DTYPES and x.dim() >= 2 and enabled() and not _eager_context())
 
 
+def _signature(args) -> tuple:
+    """What Dynamo's guards tell apart between calls of one kernel: grad mode, and each
+    tensor's dtype, rank, requires_grad and which sizes are 0 or 1 (dynamic shapes
+    specialise those). A call with a signature not seen before may compile."""
+    return (torch.is_grad_enabled(), *((a.dtype, a.requires_grad, tuple(n < 2 for n in a.shape))
+                                       if isinstance(a, Tensor) else type(a) for a in args))
+
+
 class _Compiled:
     """torch.compile of ``fn`` (dynamic shapes, one graph). Compiles with one compile thread
-    (a sweep's worker must not start a pool of compiler processes) and allows more graphs
-    than Dynamo's default 8 (dtypes x ranks x grad modes x batch-1 specialisations).
+    (a sweep's worker must not start a pool of compiler processes), lets the C++ compiler
+    fuse multiply-adds, and allows more graphs than Dynamo's default 8 (dtypes x ranks x grad
+    modes x batch-1 specialisations). Those settings are patched in only around calls that
+    may compile: patching costs about 60 us a call, half of a compiled call's own overhead.
 
     When a call fails, ``fn`` runs eagerly on the same arguments: if that fails too, the
     input was wrong and its error is raised as the eager version would; if it works, the
     compiler was at fault, the kernels go off for this process with one warning, and the
     eager result is returned."""
 
-    def __init__(self, fn: Callable) -> None:
-        self.fn, self.compiled = fn, None
+    def __init__(self, fn: Callable, fused_multiply_add: bool = True) -> None:
+        self.fn, self.compiled, self.seen, self.fma = fn, None, set(), fused_multiply_add
 
     def __call__(self, *args):
-        import torch._dynamo.config as dynamo
-        import torch._inductor.config as inductor
-
         if self.compiled is None:
             self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
+        signature = _signature(args)
         try:
-            with inductor.patch(compile_threads=1), dynamo.patch(recompile_limit=RECOMPILE_LIMIT):
+            if signature in self.seen:
                 return self.compiled(*args)
+            with _compile_settings(self.fma):
+                out = self.compiled(*args)
+            self.seen.add(signature)
+            return out
         except Exception as err:
             out = self.fn(*args)  # raises the user's error when the input is at fault
             _state["broken"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
@@ -378,6 +436,20 @@ class _Compiled:
                           "versions run instead (slower; results equal to float32 rounding). "
                           "AFBENCH_KERNELS=off silences this.", RuntimeWarning, stacklevel=3)
             return out
+
+
+@contextlib.contextmanager
+def _compile_settings(fused_multiply_add: bool):
+    """One compile thread; multiply-adds fused by the C++ compiler (fewer instructions, one
+    rounding instead of two); module constants (ln 2, 2/sqrt(pi)) compiled in as constants,
+    not read from a tensor."""
+    import torch._dynamo.config as dynamo
+    import torch._inductor.config as inductor
+
+    settings = {"compile_threads": 1, "cpp.enable_floating_point_contract_flag": "fast" if fused_multiply_add else "off",
+}
+    with inductor.patch(settings), dynamo.patch(recompile_limit=RECOMPILE_LIMIT, specialize_float=True):
+        yield
 
 
 def _refuse_double_backward(name: str) -> None:
@@ -408,10 +480,10 @@ class Slope:
     """An elementwise activation's compiled (f, f') pass. Calling it gives f(x), or None
     for a layout it does not take (the caller then runs its eager version)."""
 
-    def __init__(self, fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> None:
+    def __init__(self, fn: Callable[[Tensor], tuple[Tensor, Tensor]], fused_multiply_add: bool = True) -> None:
         self.name = fn.__name__
-        self.train = _Compiled(fn)
-        self.value = _Compiled(_value_of(fn))
+        self.train = _Compiled(fn, fused_multiply_add)
+        self.value = _Compiled(_value_of(fn), fused_multiply_add)
 
     def __call__(self, x: Tensor, *args) -> Tensor | None:
         flat, restore = _flat(x)
@@ -449,22 +521,24 @@ class _AconCFn(torch.autograd.Function):
     def forward(ctx, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
         x3 = _channels(x)
         params = [_per_channel(p) for p in (p1, p2, beta)]
-        y = _ACON_VALUE(x3, *params)
-        ctx.save_for_backward(x3, *params)
+        y, s = _ACON_TRAIN(x3, *params)
+        ctx.save_for_backward(x3, s, *params)
         ctx.shapes = (x.shape, p1.shape)
         return y.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x3, *params = ctx.saved_tensors
+        x3, s, *params = ctx.saved_tensors
         x_shape, p_shape = ctx.shapes
         _refuse_double_backward("acon_c")
-        gx, t1, t2, t3 = _ACON_GRADS(grad.reshape(x3.shape), x3, *params)
-        sums = [t.sum(dim=(0, 2)).reshape(p_shape) for t in (t1, t2, t3)]
-        return gx.view(x_shape), *sums
+        grad3 = grad.reshape(x3.shape)
+        gx = _ACON_INPUT_GRAD(grad3, x3, s, *params)
+        sums = _ACON_PARAM_GRADS(grad3, x3, s, *params)
+        return gx.view(x_shape), *(t.reshape(p_shape) for t in sums)
 
 
-_ACON_VALUE, _ACON_GRADS = _Compiled(acon_c_value), _Compiled(acon_c_grads)
+_ACON_VALUE, _ACON_TRAIN = _Compiled(acon_c_value), _Compiled(acon_c_train)
+_ACON_INPUT_GRAD, _ACON_PARAM_GRADS = _Compiled(acon_c_input_grad), _Compiled(acon_c_param_grads)
 
 
 def acon_c(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
@@ -483,7 +557,8 @@ def rrelu_eager(x: Tensor, seed: Tensor, lower: float, upper: float) -> Tensor:
 
 
 KERNELS: dict[str, Callable[..., Tensor | None]] = {
-    **{name: Slope(fn) for name, fn in SLOPES.items()},
+    # RReLU's slopes must equal its eager draw's bit for bit: no fused multiply-add there
+    **{name: Slope(fn, fused_multiply_add=name != "rrelu") for name, fn in SLOPES.items()},
     **{name: _Compiled(fn) for name, fn in DIFFERENTIATED.items()},
     "acon_c": acon_c,
 }
