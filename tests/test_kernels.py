@@ -265,3 +265,20 @@ def test_a_wrong_input_raises_its_error_and_leaves_the_kernels_on():
     with pytest.raises(RuntimeError):
         pau(torch.randn(ROWS, 32, 32))  # 32 channels, 16 coefficient sets
     assert kernels.status() == "on"
+
+
+@pytest.mark.slow
+def test_geglu_kernel_matches_the_erf_formula_and_its_gradients():
+    x = _input(dtype=torch.float32, scale=3.0)
+    x = torch.cat([x, torch.randn(ROWS, COLS)], dim=1).requires_grad_(True)  # gate a, value b
+    y = activations.create("geglu")(x)
+    assert "CompiledFunctionBackward" in _ran(y)  # the kernel ran
+    weights = torch.randn(ROWS, COLS)
+    (y * weights).sum().backward()
+    a, b = (h.detach().double().numpy() for h in x.chunk(2, dim=1))
+    phi = special.ndtr(a)  # Phi(a), scipy's normal CDF
+    # float32 gelu is 1 - erf in the negative tail (as torch's own): absolute, not relative, precision there
+    np.testing.assert_allclose(y.detach().double().numpy(), a * phi * b, rtol=5e-6, atol=5e-6)
+    w = weights.double().numpy()
+    want = np.concatenate([w * b * (phi + a * np.exp(-a * a / 2) / math.sqrt(2 * math.pi)), w * a * phi], axis=1)
+    np.testing.assert_allclose(x.grad.double().numpy(), want, rtol=1e-4, atol=1e-5)
