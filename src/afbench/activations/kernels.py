@@ -12,14 +12,20 @@ Two shapes of kernel:
   pass is one multiplication; inference compiles f alone.
 - ``Differentiated``: a function of the input and the activation's parameters (or of
   the two halves of a gated unit), differentiated and fused by AOTAutograd, parameter
-  gradients' sums included.
+  gradients' sums included (StarReLU, PAU, GEGLU: torch ops only, no inline exp, whose
+  bit manipulation has no derivative).
+- ACON-C's own pair: the forward pass keeps sigmoid(beta (p1 - p2) x); the backward pass
+  is one kernel for the input's gradient and one that sums the parameters' gradients in
+  the pass that computes them (together, Inductor would store every per-element term).
 
-The math avoids the slowest vector functions on this kind of CPU (tanh and log1p take
-2-3x an exp) and Inductor's expm1, which is not accurate near 0: tanh and expm1 through
-exp and a short series, log1p on [0, 1] through the atanh series, erf by Abramowitz and
-Stegun with a series near 0, arctan by Cephes' range reduction, polynomials by Estrin's
-scheme (short dependency chains suit a vector loop). The tests hold each kernel's
-float32 error to that of torch's own eager functions, against float64 references.
+The math avoids the vector functions that ATen calls out of line (Sleef's exp, tanh,
+log1p: around a call every vector register is spilled) and Inductor's expm1, which is
+not accurate near 0: exp written out (Cody and Waite's reduction, a Taylor polynomial and
+the exponent's bits; 2.5x cheaper here than Sleef's), tanh and expm1 through it and a
+short series, log1p on [0, 1] through the atanh series, erf by Abramowitz and Stegun with
+a series near 0, arctan by Cephes' range reduction, polynomials by Estrin's scheme. The
+tests hold each kernel's float32 error to that of torch's own eager functions, against
+float64 references.
 
 They give first derivatives only: a backward pass that builds a graph (double backward,
 gradient penalties) is refused with the fix, AFBENCH_KERNELS=off.
