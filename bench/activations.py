@@ -10,8 +10,7 @@ pau; none for the activations that predate it); the verdict reads the first rati
 
 --processes 3 (the default) measures in three fresh processes, one after another, and
 gives each ratio's median and range over them: where a process's tensors land in memory
-moves a ratio by 10-20% from one process to the next on these VMs (one in a few
-processes made every two-output kernel 2-3x slower), so one process is one draw.
+moves a ratio from one process to the next on these VMs, so one process is one draw.
 
 --allocator steady (the default) asks glibc to keep freed memory (mallopt), so every
 4 MB tensor reuses pages already mapped, as in a training loop's steady state; with
@@ -112,6 +111,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
+    for name in args.names:  # before any process starts: a typo gets the registry's list of names
+        try:
+            activations.info(name)
+        except LookupError as err:
+            parser.error(str(err))
     if args.json:
         print(json.dumps(measure(args)))
         return

@@ -21,7 +21,7 @@ Two shapes of kernel:
 The math avoids the vector functions that ATen calls out of line (Sleef's exp, tanh,
 log1p: around a call every vector register is spilled) and Inductor's expm1, which is
 not accurate near 0: exp written out (Cody and Waite's reduction, a Taylor polynomial and
-the exponent's bits; 2.5x cheaper here than Sleef's), tanh and expm1 through it and a
+the exponent's bits), tanh and expm1 through it and a
 short series, log1p on [0, 1] through the atanh series, erf by Abramowitz and Stegun with
 a series near 0, arctan by Cephes' range reduction, polynomials by Estrin's scheme. The
 tests hold each kernel's float32 error to that of torch's own eager functions, against
@@ -75,7 +75,7 @@ _state = {"broken": None, "warned": set()}
 def exp(y: Tensor) -> Tensor:
     """e^y for float32 y <= 88 (0 below -88), written out so that it compiles inline: ATen's
     vector exp is a call into Sleef, and around a call every vector register is spilled,
-    which made it 2.5x costlier here than this. Cody and Waite's reduction y = n ln 2 + r,
+    which makes it costlier than this. Cody and Waite's reduction y = n ln 2 + r,
     |r| <= ln 2 / 2, e^r by its Taylor series to r^7 (truncation < 6e-9), 2^n built in the
     exponent bits. Relative error about 1 ulp. Other dtypes: torch.exp."""
     if y.dtype != torch.float32:
