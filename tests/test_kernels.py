@@ -1,7 +1,8 @@
-"""The compiled activation kernels (activations/kernels.py) against independent references.
+"""The compiled activation kernels (activations/kernels.py, native.py) against independent references.
 
-Compiling costs seconds per kernel on 2 cores, so the default run compiles one (RReLU's,
-an (f, f') pass with its random draw) and `pytest -m slow` compiles every one.
+Compiling costs seconds per Inductor kernel on 2 cores, so the default run compiles one
+(RReLU's, an (f, f') pass with its random draw) and `pytest -m slow` compiles every one; the
+native library (ACON-C, GEGLU) builds in about a second and is tested in the default run.
 """
 
 import math
@@ -14,7 +15,7 @@ import torch
 from scipy import special, stats
 
 from afbench import activations
-from afbench.activations import kernels
+from afbench.activations import kernels, native
 
 pytestmark = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
                                 reason="torch.compile on a CPU needs a C++ compiler")
@@ -132,7 +133,6 @@ def _acon_reference(x, p1, p2, beta):  # the paper's formula, per channel on dim
     return d * x * special.expit(beta[None, :] * d * x) + p2[None, :] * x
 
 
-@pytest.mark.slow
 def test_acon_c_kernel_gives_the_input_and_parameter_gradients_of_the_formula():
     x = _input(dtype=torch.float32, scale=2.0)
     module = activations.create("acon_c", num_features=COLS)
@@ -142,7 +142,7 @@ def test_acon_c_kernel_gives_the_input_and_parameter_gradients_of_the_formula():
         module.beta.copy_(torch.linspace(0.5, 2.0, COLS))
     x.requires_grad_(True)
     y = module(x)
-    assert type(y.grad_fn).__name__ == "_AconCFnBackward"
+    assert type(y.grad_fn).__name__ == "_AconCBackward"  # the native kernel ran
     weights = torch.randn(ROWS, COLS)
     (y * weights).sum().backward()
     # float64 reference: the paper's formula in plain torch ops, differentiated by autograd
@@ -157,14 +157,13 @@ def test_acon_c_kernel_gives_the_input_and_parameter_gradients_of_the_formula():
         np.testing.assert_allclose(got.double().numpy(), want.numpy(), rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.slow
 def test_acon_c_kernel_with_one_shared_parameter_set_sums_its_gradients_over_every_channel():
     x = _input(dtype=torch.float32, scale=2.0).requires_grad_(True)
     module = activations.create("acon_c")  # no channel count: one p1, p2, beta for the layer
     with torch.no_grad():
         module.p1.fill_(1.2), module.p2.fill_(-0.1), module.beta.fill_(0.7)
     y = module(x)
-    assert type(y.grad_fn).__name__ == "_AconCFnBackward"
+    assert type(y.grad_fn).__name__ == "_AconCBackward"  # the native kernel ran
     y.pow(2).sum().backward()
     xd = x.detach().double().numpy()
     s = special.expit(0.7 * 1.3 * xd)
@@ -267,12 +266,11 @@ def test_a_wrong_input_raises_its_error_and_leaves_the_kernels_on():
     assert kernels.status() == "on"
 
 
-@pytest.mark.slow
 def test_geglu_kernel_matches_the_erf_formula_and_its_gradients():
     x = _input(dtype=torch.float32, scale=3.0)
     x = torch.cat([x, torch.randn(ROWS, COLS)], dim=1).requires_grad_(True)  # gate a, value b
     y = activations.create("geglu")(x)
-    assert "CompiledFunctionBackward" in _ran(y)  # the kernel ran
+    assert type(y.grad_fn).__name__ == "_GegluBackward"  # the native kernel ran
     weights = torch.randn(ROWS, COLS)
     (y * weights).sum().backward()
     a, b = (h.detach().double().numpy() for h in x.chunk(2, dim=1))
@@ -282,3 +280,99 @@ def test_geglu_kernel_matches_the_erf_formula_and_its_gradients():
     w = weights.double().numpy()
     want = np.concatenate([w * b * (phi + a * np.exp(-a * a / 2) / math.sqrt(2 * math.pi)), w * a * phi], axis=1)
     np.testing.assert_allclose(x.grad.double().numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def _acon_float64(x, p1, p2, beta, weights):
+    """The paper's formula in float64 torch ops on dim 1, differentiated by autograd: output and
+    the gradients of (output * weights).sum() for x, p1, p2, beta."""
+    xd = x.detach().double().requires_grad_(True)
+    params = [p.detach().double().requires_grad_(True) for p in (p1, p2, beta)]
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    a, b, e = (p.view(shape) if p.numel() > 1 else p for p in params)
+    y = (a - b) * xd * torch.sigmoid(e * (a - b) * xd) + b * xd
+    (y * weights.double()).sum().backward()
+    return y.detach(), [xd.grad, *(p.grad for p in params)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_acon_c_native_kernel_on_feature_maps_with_a_ragged_tail_and_split_rows(threads):
+    """(N, C, H, W) with H W = 65 (not a multiple of the 8 lanes), rows split between threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = (torch.randn(64, 64, 5, 13, generator=torch.Generator().manual_seed(1)) * 2).requires_grad_(True)
+        module = activations.create("acon_c", num_features=64)
+        with torch.no_grad():
+            module.p1.copy_(torch.linspace(0.5, 1.5, 64)), module.p2.copy_(torch.linspace(-0.3, 0.2, 64))
+            module.beta.copy_(torch.linspace(0.5, 2.0, 64))
+        y = module(x)
+        assert type(y.grad_fn).__name__ == "_AconCBackward"
+        weights = torch.randn(x.shape)
+        (y * weights).sum().backward()
+    finally:
+        torch.set_num_threads(previous)
+    want, grads = _acon_float64(x, module.p1, module.p2, module.beta, weights)
+    np.testing.assert_allclose(y.detach().double().numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    for got, ref in zip((x.grad, module.p1.grad, module.p2.grad, module.beta.grad), grads):
+        np.testing.assert_allclose(got.double().numpy(), ref.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_acon_c_native_kernel_splits_rows_between_threads_without_changing_the_output():
+    x = torch.randn(ROWS + 3, COLS - 5)  # a channel count that leaves a ragged tail of lanes
+    module = activations.create("acon_c", num_features=COLS - 5)
+    outputs = []
+    for threads in (1, 2):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            outputs.append(module(x))
+        finally:
+            torch.set_num_threads(previous)
+    assert torch.equal(outputs[0], outputs[1])  # elementwise: the split cannot change a value
+    torch.testing.assert_close(outputs[0], x * torch.sigmoid(x))  # p1 = 1, p2 = 0, beta = 1: Swish
+
+
+def test_geglu_native_kernel_on_feature_maps():
+    x = torch.randn(16, 8, 45, 47, requires_grad=True)  # 270,720 elements; halves of 4 x 45 x 47 each
+    y = activations.create("geglu")(x)
+    assert type(y.grad_fn).__name__ == "_GegluBackward" and y.shape == (16, 4, 45, 47)
+    y.pow(2).sum().backward()
+    a, b = (h.detach().double().numpy() for h in x.chunk(2, dim=1))
+    gelu = a * special.ndtr(a)
+    np.testing.assert_allclose(y.detach().double().numpy(), gelu * b, rtol=5e-6, atol=5e-6)
+    upstream = 2 * gelu * b
+    slope = special.ndtr(a) + a * stats.norm.pdf(a)
+    want = np.concatenate([upstream * b * slope, upstream * gelu], axis=1)
+    np.testing.assert_allclose(x.grad.double().numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_native_kernels_refuse_double_backward_and_leave_other_layouts_to_the_eager_versions():
+    x = torch.randn(ROWS, COLS, requires_grad=True)
+    for name in ("acon_c", "geglu"):
+        with pytest.raises(RuntimeError, match="first derivatives only.*AFBENCH_KERNELS=off"):
+            torch.autograd.grad(activations.create(name)(x).sum(), x, create_graph=True)
+    strided = torch.randn(ROWS, 2 * COLS)[:, ::2]
+    y = activations.create("acon_c")(strided.requires_grad_(False))
+    torch.testing.assert_close(y, strided * torch.sigmoid(strided))
+    assert native.acon_c(strided, *(torch.ones(1),) * 3) is None
+
+
+def test_a_failed_native_build_warns_once_and_runs_the_eager_versions(monkeypatch, tmp_path):
+    monkeypatch.setenv("AFBENCH_CACHE_DIR", str(tmp_path))  # nothing built there yet
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    monkeypatch.setitem(native._state, "error", None)
+    native.library.cache_clear()
+    try:
+        x = torch.randn(ROWS, COLS, requires_grad=True)
+        with pytest.warns(RuntimeWarning, match="native ACON-C and GEGLU kernels are off"):
+            y = activations.create("acon_c")(x)
+        assert type(y.grad_fn).__name__ != "_AconCBackward"
+        torch.testing.assert_close(y, x * torch.sigmoid(x))
+        assert "native loops off (RuntimeError: false failed" in kernels.status()
+        assert not list(tmp_path.rglob("*.so"))  # no half-written library left behind
+    finally:
+        native.library.cache_clear()
+        native._state["error"] = None
+    monkeypatch.delenv("CXX")
+    assert native.library() is not None and len(list(tmp_path.rglob("native-*.so"))) == 1  # built and kept
+    assert kernels.status() == "on"

@@ -10,13 +10,10 @@ Two shapes of kernel:
 - ``Slope``: an elementwise activation written as ``x -> (f(x), f'(x))``, computed in one
   pass. Training keeps f'(x) (one tensor, as ReLU keeps its output) and the backward
   pass is one multiplication; inference compiles f alone.
-- ``Differentiated``: a function of the input and the activation's parameters (or of
-  the two halves of a gated unit), differentiated and fused by AOTAutograd, parameter
-  gradients' sums included (StarReLU, PAU, GEGLU: torch ops only, no inline exp, whose
-  bit manipulation has no derivative).
-- ACON-C's own pair: the forward pass keeps sigmoid(beta (p1 - p2) x); the backward pass
-  is one kernel for the input's gradient and one that sums the parameters' gradients in
-  the pass that computes them (together, Inductor would store every per-element term).
+- ``Differentiated``: a function of the input and the activation's parameters,
+  differentiated and fused by AOTAutograd, parameter gradients' sums included (StarReLU,
+  PAU: torch ops only, no inline exp, whose bit manipulation has no derivative).
+ACON-C and GEGLU run hand-written loops instead (native.py says why).
 
 The math avoids the vector functions that ATen calls out of line (Sleef's exp, tanh,
 log1p: around a call every vector register is spilled) and Inductor's expm1, which is
@@ -54,8 +51,9 @@ import warnings
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+from afbench.activations import native
 
 Tensor = torch.Tensor
 MIN_ELEMENTS = 1 << 18  # 262,144: see the module's docstring
@@ -80,7 +78,18 @@ def exp(y: Tensor) -> Tensor:
     exponent bits. Relative error about 1 ulp. Other dtypes: torch.exp."""
     if y.dtype != torch.float32:
         return torch.exp(y)
-    y = y.clamp(-88.0, 88.0)  # n = -127 gives exponent bits 0: the result 0, not a denormal
+    return _exp_within_range(y.clamp(-88.0, 88.0))
+
+
+def exp_nonpositive(y: Tensor) -> Tensor:
+    """exp for y <= 0 (-|x|, -x^2): one clamp fewer, which the kernels' long chains feel."""
+    if y.dtype != torch.float32:
+        return torch.exp(y)
+    return _exp_within_range(y.clamp(min=-88.0))
+
+
+def _exp_within_range(y: Tensor) -> Tensor:
+    # y >= -88: n = -127 gives exponent bits 0, the result 0, not a denormal
     n = torch.round(y * _LOG2E)
     r = (y - n * _LN2_HI) - n * _LN2_LO
     r2 = r * r
@@ -94,10 +103,10 @@ def sigmoid_with(x: Tensor, u: Tensor) -> Tensor:
 
 
 def exp_expm1(y: Tensor) -> tuple[Tensor, Tensor]:
-    """e^y and e^y - 1, the latter by its Taylor series to y^8 for |y| <= 1/2 (relative error
+    """e^y and e^y - 1 for y <= 0, the latter by its Taylor series to y^8 for |y| <= 1/2 (relative error
     < 2e-8) and as e^y - 1 beyond, where nothing cancels. Inductor's vector expm1 is not
     accurate near 0 (20% off at 1e-7), so the kernels use this instead."""
-    u = exp(y)
+    u = exp_nonpositive(y)
     y2 = y * y
     y4 = y2 * y2
     series = y + y2 * (1 / 2 + y * (1 / 6)) + y4 * ((1 / 24 + y * (1 / 120)) + y2 * (1 / 720 + y * (1 / 5040))
@@ -123,14 +132,12 @@ def log1p_unit(u: Tensor) -> Tensor:
 
 
 def _log1p_of(w: Tensor) -> Tensor:
-    """2 atanh(w) = log(1 + u) for w = u / (2 + u) <= 1/3, by the series to w^17, summed by
-    Estrin's scheme (a short dependency chain is what a vector loop needs)."""
+    """2 atanh(w) = log(1 + u) for w = u / (2 + u) <= 1/3, by the series to w^13 (relative
+    truncation error < 1.4e-8), summed by Estrin's scheme (a short dependency chain is what a
+    vector loop needs)."""
     z = w * w
     z2 = z * z
-    z4 = z2 * z2
-    low = (1 + z * (1 / 3)) + z2 * (1 / 5 + z * (1 / 7))
-    high = (1 / 9 + z * (1 / 11)) + z2 * (1 / 13 + z * (1 / 15)) + z4 * (1 / 17)
-    return 2 * w * (low + z4 * high)
+    return 2 * w * ((1 + z * (1 / 3)) + z2 * ((1 / 5 + z * (1 / 7)) + z2 * ((1 / 9 + z * (1 / 11)) + z2 * (1 / 13))))
 
 
 def erf_with(z: Tensor, e: Tensor) -> Tensor:
@@ -175,7 +182,7 @@ def atan(x: Tensor) -> Tensor:
 
 def _sigmoid_and_softplus(x: Tensor) -> tuple[Tensor, Tensor]:
     """sigmoid(x) and ln(1 + e^x) from one u = e^-|x|."""
-    u = exp(-x.abs())
+    u = exp_nonpositive(-x.abs())
     one, two = 1 + u, 2 + u
     r = 1 / (one * two)  # one division for sigmoid's 1 / (1 + u) and log1p's u / (2 + u)
     return torch.where(x >= 0, 1.0, u) * two * r, x.clamp(min=0) + _log1p_of(u * one * r)
@@ -194,7 +201,7 @@ def tanhshrink(x):
 
 
 def logsigmoid(x):
-    u = exp(-x.abs())
+    u = exp_nonpositive(-x.abs())
     return x.clamp(max=0) - log1p_unit(u), torch.where(x >= 0, u, 1.0) / (1 + u)  # f' = sigmoid(-x)
 
 
@@ -227,7 +234,7 @@ def lisht(x):
 
 def tanhexp(x):
     e = exp(x.clamp(max=20))  # tanh(e^20) is 1 in float64 already: no overflow
-    u = exp(-2 * e)
+    u = exp_nonpositive(-2 * e)
     r = 1 / (1 + u)
     # e > 0: tanh(e) = (1 - u) / (1 + u), which cancels for e <= 1/4; there tanh's series to
     # e^9 (relative error < 1e-8)
@@ -239,7 +246,7 @@ def tanhexp(x):
 
 def smish(x):
     # tanh(ln(1 + s)) = u / (u + 2), u = s (s + 2): no log, no tanh
-    s = sigmoid_with(x, exp(-x.abs()))
+    s = sigmoid_with(x, exp_nonpositive(-x.abs()))
     u = s * (s + 2)
     v = u + 2
     t = u / v
@@ -248,7 +255,7 @@ def smish(x):
 
 def serf(x):
     s, sp = _sigmoid_and_softplus(x)
-    e = exp(-sp * sp)
+    e = exp_nonpositive(-sp * sp)
     er = erf_with(sp, e)
     return x * er, er + _TWO_OVER_SQRT_PI * x * s * e
 
@@ -261,7 +268,7 @@ def rrelu(x, seed, lower, upper):
 
 
 def logish(x):
-    s = sigmoid_with(x, exp(-x.abs()))
+    s = sigmoid_with(x, exp_nonpositive(-x.abs()))
     ln = log1p_unit(s)
     return x * ln, ln + x * s * (1 - s) / (1 + s)
 
@@ -290,42 +297,6 @@ def _per_channel(p: Tensor) -> Tensor:
     return p.view(1, -1, 1)
 
 
-def acon_c_value(x3, p1, p2, beta):
-    """ACON-C on (N, C, L) with (1, C, 1) or (1, 1, 1) parameters."""
-    dx = (p1 - p2) * x3
-    z = beta * dx
-    return dx * sigmoid_with(z, exp(-z.abs())) + p2 * x3
-
-
-def acon_c_train(x3, p1, p2, beta):
-    """ACON-C and s = sigmoid(beta (p1 - p2) x), which the backward pass needs twice."""
-    dx = (p1 - p2) * x3
-    z = beta * dx
-    s = sigmoid_with(z, exp(-z.abs()))
-    return dx * s + p2 * x3, s
-
-
-def acon_c_input_grad(grad, x3, s, p1, p2, beta):
-    """dL/dx = grad (d g + p2), g = s (1 + z (1 - s)) (see learnable_fn.AconCFn)."""
-    d = p1 - p2
-    z = beta * d * x3
-    return grad * (d * (s + z * s * (1 - s)) + p2)
-
-
-def acon_c_param_grads(grad, x3, s, p1, p2, beta):
-    """dL/dp1, dL/dp2, dL/dbeta: sums over N and L (and C when the parameters are shared),
-    computed in the pass that reduces them. This is a kernel of its own: fused with the
-    input gradient, Inductor would store every per-element term and read it back."""
-    d = p1 - p2
-    dx = d * x3
-    ss = s * (1 - s)
-    gx = grad * x3
-    g = s + beta * dx * ss
-    dims = (0, 2) if p1.shape[1] > 1 else (0, 1, 2)
-    # dL/dp2 summed as it is, not as sum(gx) - dL/dp1, which cancels
-    return (gx * g).sum(dim=dims), (gx * (1 - g)).sum(dim=dims), (grad * dx * dx * ss).sum(dim=dims)
-
-
 def star_relu(x, scale, bias):
     r = x.clamp(min=0)
     return scale * r * r + bias
@@ -346,12 +317,7 @@ def pau(x, numerator, denominator):
     return (p / (1 + q * ax)).view(x.shape)
 
 
-def geglu(x):
-    a, b = x.chunk(2, dim=1)
-    return F.gelu(a) * b
-
-
-DIFFERENTIATED: dict[str, Callable[..., Tensor]] = {f.__name__: f for f in (star_relu, pau, geglu)}
+DIFFERENTIATED: dict[str, Callable[..., Tensor]] = {f.__name__: f for f in (star_relu, pau)}
 
 
 # ---- when and how they run ---------------------------------------------------------------------------
@@ -389,7 +355,9 @@ def status() -> str:
         return "off (AFBENCH_KERNELS)"
     if not _compiler_found():
         return "off (no C++ compiler)"
-    return "on" if _state["broken"] is None else f"off ({_state['broken']})"
+    if _state["broken"] is not None:
+        return f"off ({_state['broken']})"
+    return "on" if native.status() == "on" else f"on; ACON-C and GEGLU's native loops {native.status()}"
 
 
 def _eager_context() -> bool:
@@ -464,15 +432,6 @@ def _compile_settings(fused_multiply_add: bool):
         yield
 
 
-def _refuse_double_backward(name: str) -> None:
-    """Kernels keep f'(x) as numbers, not as a graph: a backward pass that builds one
-    (create_graph=True: a gradient penalty, double backward) cannot be served."""
-    if torch.is_grad_enabled():
-        raise RuntimeError(f"afbench's compiled {name} kernel gives first derivatives only, and this backward "
-                           "pass asks for a graph (a gradient penalty, double backward): set "
-                           "AFBENCH_KERNELS=off to run the eager version, which has them")
-
-
 class _SlopeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, kernel: "Slope", *args) -> Tensor:
@@ -483,7 +442,7 @@ class _SlopeFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        _refuse_double_backward(ctx.name)
+        native.refuse_double_backward(ctx.name)
         (slope,) = ctx.saved_tensors
         return grad * slope, *([None] * ctx.extra)
 
@@ -528,37 +487,6 @@ def _value_of(fn: Callable) -> Callable:
     return types.FunctionType(code, value.__globals__, code.co_name, None, value.__closure__)
 
 
-class _AconCFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
-        x3 = _channels(x)
-        params = [_per_channel(p) for p in (p1, p2, beta)]
-        y, s = _ACON_TRAIN(x3, *params)
-        ctx.save_for_backward(x3, s, *params)
-        ctx.shapes = (x.shape, p1.shape)
-        return y.view(x.shape)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x3, s, *params = ctx.saved_tensors
-        x_shape, p_shape = ctx.shapes
-        _refuse_double_backward("acon_c")
-        grad3 = grad.reshape(x3.shape)
-        gx = _ACON_INPUT_GRAD(grad3, x3, s, *params)
-        sums = _ACON_PARAM_GRADS(grad3, x3, s, *params)
-        return gx.view(x_shape), *(t.reshape(p_shape) for t in sums)
-
-
-_ACON_VALUE, _ACON_TRAIN = _Compiled(acon_c_value), _Compiled(acon_c_train)
-_ACON_INPUT_GRAD, _ACON_PARAM_GRADS = _Compiled(acon_c_input_grad), _Compiled(acon_c_param_grads)
-
-
-def acon_c(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
-    if torch.is_grad_enabled() and (x.requires_grad or p1.requires_grad):
-        return _AconCFn.apply(x, p1, p2, beta)
-    return _ACON_VALUE(_channels(x), *(_per_channel(p) for p in (p1, p2, beta))).view(x.shape)
-
-
 def rrelu_eager(x: Tensor, seed: Tensor, lower: float, upper: float) -> Tensor:
     """RReLU with the kernel's draw, run eagerly (any device, dtype, size or layout): the same
     seed gives the same slopes either way, and torch's generator advances alike."""
@@ -572,7 +500,8 @@ KERNELS: dict[str, Callable[..., Tensor | None]] = {
     # RReLU's slopes must equal its eager draw's bit for bit: no fused multiply-add there
     **{name: Slope(fn, fused_multiply_add=name != "rrelu") for name, fn in SLOPES.items()},
     **{name: _Compiled(fn) for name, fn in DIFFERENTIATED.items()},
-    "acon_c": acon_c,
+    "acon_c": native.acon_c,  # hand-written loops: see native.py
+    "geglu": native.geglu,
 }
 
 

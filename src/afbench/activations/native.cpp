@@ -1,0 +1,227 @@
+// Hand-written CPU loops for the kernels whose shape Inductor's loops serve badly (see native.py):
+// ACON-C, whose backward pass sums three parameter gradients per channel, and GEGLU, whose backward
+// pass writes both halves of one input gradient. Plain C++ with GCC/Clang vector extensions: eight
+// float32 lanes, which -march=native makes AVX2 registers where the CPU has them.
+//
+// Every function takes a block of rows [0, rows): the caller splits the rows between threads.
+// Reductions add into `sums`, which the caller zeroes (one block per thread).
+
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+constexpr int64_t W = 8;  // lanes
+typedef float vf __attribute__((vector_size(W * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(W * sizeof(int32_t))));
+typedef uint32_t vu __attribute__((vector_size(W * sizeof(uint32_t))));
+
+inline vf splat(float a) { return vf{} + a; }
+inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf load_part(const float* p, int64_t k) { vf v = {}; std::memcpy(&v, p, k * sizeof(float)); return v; }
+inline void store_part(float* p, vf v, int64_t k) { std::memcpy(p, &v, k * sizeof(float)); }
+inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+inline vf vabs(vf x) { return (vf)((vu)x & 0x7fffffffu); }
+
+float hsum(vf v) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < W; ++i) s += v[i];
+    return s;
+}
+
+// e^y for y <= 0 (0 below -88; NaN stays NaN). The same method as kernels.exp: Cody and Waite's
+// reduction y = n ln 2 + r, e^r by its Taylor series to r^7, 2^n built in the exponent bits.
+inline vf exp_nonpositive(vf y) {
+    y = select(y < -88.0f, splat(-88.0f), y);
+    const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+    vf n = (y * 1.44269504088896341f + magic) - magic;
+    vf r = (y - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    vf r2 = r * r;
+    vf p = (1.0f + r) + r2 * ((0.5f + r * (1.0f / 6)) + r2 * ((1.0f / 24 + r * (1.0f / 120))
+                                                             + r2 * (1.0f / 720 + r * (1.0f / 5040))));
+    vu bits = ((vu)__builtin_convertvector(n, vi) + 127u) << 23;
+    return p * (vf)bits;
+}
+
+inline vf sigmoid(vf z) {
+    vf u = exp_nonpositive(-vabs(z));
+    return select(z >= 0.0f, splat(1.0f), u) / (1.0f + u);
+}
+
+// ---- ACON-C: (p1 - p2) x sigmoid(beta (p1 - p2) x) + p2 x on (rows, channels, inner) ----------------
+
+inline vf acon_value(vf x, vf p1, vf p2, vf beta) {
+    vf dx = (p1 - p2) * x;
+    return dx * sigmoid(beta * dx) + p2 * x;
+}
+
+// The input's gradient, and the parameters' per-element gradients added into (a1, a2, a3).
+inline vf acon_grads(vf grad, vf x, vf p1, vf p2, vf beta, vf& a1, vf& a2, vf& a3) {
+    vf d = p1 - p2;
+    vf dx = d * x;
+    vf z = beta * dx;
+    vf s = sigmoid(z);
+    vf ss = s * (1.0f - s);
+    vf g = s + z * ss;  // d(dx sigmoid(beta dx)) / d(dx)
+    vf gx = grad * x;
+    a1 += gx * g;
+    a2 += gx * (1.0f - g);  // summed as it is, not as sum(gx) - dL/dp1, which cancels
+    a3 += grad * dx * dx * ss;
+    return grad * (d * g + p2);
+}
+
+}  // namespace
+
+extern "C" {
+
+// y = ACON-C(x); p1, p2, beta: one value per channel.
+void acon_c_forward(const float* x, float* y, const float* p1, const float* p2, const float* beta,
+                    int64_t rows, int64_t channels, int64_t inner) {
+    if (inner == 1) {  // (rows, channels): lanes across channels
+        int64_t full = channels - channels % W, k = channels - full;
+        for (int64_t n = 0; n < rows; ++n) {
+            const float* xr = x + n * channels;
+            float* yr = y + n * channels;
+            for (int64_t c = 0; c < full; c += W)
+                store(yr + c, acon_value(load(xr + c), load(p1 + c), load(p2 + c), load(beta + c)));
+            if (k)
+                store_part(yr + full, acon_value(load_part(xr + full, k), load_part(p1 + full, k),
+                                                 load_part(p2 + full, k), load_part(beta + full, k)), k);
+        }
+        return;
+    }
+    int64_t full = inner - inner % W, k = inner - full;  // lanes along each channel's inner positions
+    for (int64_t n = 0; n < rows; ++n)
+        for (int64_t c = 0; c < channels; ++c) {
+            const float* xr = x + (n * channels + c) * inner;
+            float* yr = y + (n * channels + c) * inner;
+            vf a = splat(p1[c]), b = splat(p2[c]), e = splat(beta[c]);
+            for (int64_t l = 0; l < full; l += W) store(yr + l, acon_value(load(xr + l), a, b, e));
+            if (k) store_part(yr + full, acon_value(load_part(xr + full, k), a, b, e), k);
+        }
+}
+
+// gx = dL/dx (skipped when gx is null); sums[0:C], [C:2C], [2C:3C] += dL/dp1, dL/dp2, dL/dbeta.
+void acon_c_backward(const float* grad, const float* x, const float* p1, const float* p2, const float* beta,
+                     float* gx, float* sums, int64_t rows, int64_t channels, int64_t inner) {
+    float* s1 = sums;
+    float* s2 = sums + channels;
+    float* s3 = sums + 2 * channels;
+    if (inner == 1) {  // per-channel sums as lanes, kept in `sums` (channels x 12 bytes: in cache)
+        int64_t full = channels - channels % W, k = channels - full;
+        for (int64_t n = 0; n < rows; ++n) {
+            const float* gr = grad + n * channels;
+            const float* xr = x + n * channels;
+            for (int64_t c = 0; c < full; c += W) {
+                vf a1 = load(s1 + c), a2 = load(s2 + c), a3 = load(s3 + c);
+                vf g = acon_grads(load(gr + c), load(xr + c), load(p1 + c), load(p2 + c), load(beta + c),
+                                  a1, a2, a3);
+                if (gx) store(gx + n * channels + c, g);
+                store(s1 + c, a1), store(s2 + c, a2), store(s3 + c, a3);
+            }
+            if (k) {  // zero-padded lanes have grad 0: they add nothing
+                vf a1 = load_part(s1 + full, k), a2 = load_part(s2 + full, k), a3 = load_part(s3 + full, k);
+                vf g = acon_grads(load_part(gr + full, k), load_part(xr + full, k), load_part(p1 + full, k),
+                                  load_part(p2 + full, k), load_part(beta + full, k), a1, a2, a3);
+                if (gx) store_part(gx + n * channels + full, g, k);
+                store_part(s1 + full, a1, k), store_part(s2 + full, a2, k), store_part(s3 + full, a3, k);
+            }
+        }
+        return;
+    }
+    int64_t full = inner - inner % W, k = inner - full;
+    for (int64_t n = 0; n < rows; ++n)
+        for (int64_t c = 0; c < channels; ++c) {
+            int64_t at = (n * channels + c) * inner;
+            vf a = splat(p1[c]), b = splat(p2[c]), e = splat(beta[c]);
+            vf a1 = {}, a2 = {}, a3 = {};
+            for (int64_t l = 0; l < full; l += W) {
+                vf g = acon_grads(load(grad + at + l), load(x + at + l), a, b, e, a1, a2, a3);
+                if (gx) store(gx + at + l, g);
+            }
+            if (k) {
+                vf g = acon_grads(load_part(grad + at + full, k), load_part(x + at + full, k), a, b, e, a1, a2, a3);
+                if (gx) store_part(gx + at + full, g, k);
+            }
+            s1[c] += hsum(a1), s2[c] += hsum(a2), s3[c] += hsum(a3);
+        }
+}
+
+}  // extern "C"
+
+// ---- GEGLU: gelu(a) b, a and b the two halves of each row -------------------------------------------
+
+namespace {
+
+// Phi(a), the normal CDF, and phi(a), its density. erf(z), z = |a| / sqrt 2, as kernels.erf_with:
+// Abramowitz and Stegun 7.1.26 from z = 0.5 on (written as erfc there, so the negative tail is not
+// 1 - erf), below it the Taylor series to z^11.
+inline void normal_cdf_pdf(vf a, vf& cdf, vf& pdf) {
+    vf z = vabs(a) * 0.70710678118654752f;
+    vf e = exp_nonpositive(-(z * z));  // e^(-a^2 / 2)
+    vf t = 1.0f / (1.0f + 0.3275911f * z);
+    vf t2 = t * t;
+    vf upper = 0.5f * e * (t * ((0.254829592f - 0.284496736f * t)
+                                + t2 * ((1.421413741f - 1.453152027f * t) + t2 * 1.061405429f)));  // erfc(z) / 2
+    vf z2 = z * z;
+    vf series = 1.0f - z2 * (1.0f / 3 - z2 * (1.0f / 10 - z2 * (1.0f / 42 - z2 * (1.0f / 216 - z2 * (1.0f / 1320)))));
+    vf half_erf = 0.56418958354775629f * z * series;  // erf / 2 = z (1 - z^2 / 3 + ...) / sqrt(pi)
+    vi small = z < 0.5f, positive = a >= 0.0f;
+    vf above = select(small, 0.5f + half_erf, 1.0f - upper);  // Phi(|a|)
+    vf below = select(small, 0.5f - half_erf, upper);         // Phi(-|a|)
+    cdf = select(positive, above, below);
+    pdf = e * 0.39894228040143268f;  // 1 / sqrt(2 pi)
+}
+
+}  // namespace
+
+extern "C" {
+
+// x: rows of [a (half), b (half)]; y: rows of half.
+void geglu_forward(const float* x, float* y, int64_t rows, int64_t half) {
+    int64_t full = half - half % W, k = half - full;
+    for (int64_t n = 0; n < rows; ++n) {
+        const float* a = x + n * 2 * half;
+        const float* b = a + half;
+        float* yr = y + n * half;
+        vf cdf, pdf;
+        for (int64_t j = 0; j < full; j += W) {
+            vf av = load(a + j);
+            normal_cdf_pdf(av, cdf, pdf);
+            store(yr + j, av * cdf * load(b + j));
+        }
+        if (k) {
+            vf av = load_part(a + full, k);
+            normal_cdf_pdf(av, cdf, pdf);
+            store_part(yr + full, av * cdf * load_part(b + full, k), k);
+        }
+    }
+}
+
+// gx rows: [grad b gelu'(a), grad gelu(a)], gelu'(a) = Phi(a) + a phi(a).
+void geglu_backward(const float* grad, const float* x, float* gx, int64_t rows, int64_t half) {
+    int64_t full = half - half % W, k = half - full;
+    for (int64_t n = 0; n < rows; ++n) {
+        const float* a = x + n * 2 * half;
+        const float* b = a + half;
+        const float* gr = grad + n * half;
+        float* ga = gx + n * 2 * half;
+        float* gb = ga + half;
+        vf cdf, pdf;
+        for (int64_t j = 0; j < full; j += W) {
+            vf av = load(a + j), g = load(gr + j);
+            normal_cdf_pdf(av, cdf, pdf);
+            store(ga + j, g * load(b + j) * (cdf + av * pdf));
+            store(gb + j, g * av * cdf);
+        }
+        if (k) {
+            vf av = load_part(a + full, k), g = load_part(gr + full, k);
+            normal_cdf_pdf(av, cdf, pdf);
+            store_part(ga + full, g * load_part(b + full, k) * (cdf + av * pdf), k);
+            store_part(gb + full, g * av * cdf, k);
+        }
+    }
+}
+
+}  // extern "C"

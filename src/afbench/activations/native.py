@@ -1,0 +1,228 @@
+"""Hand-written C++ loops (native.cpp) for two kernels whose shape Inductor's loops serve badly.
+
+- ACON-C's backward pass sums three parameter gradients per channel. For a sum over rows,
+  Inductor's loop walks down each column, a cache line per row: on a (1000, 1000) tensor the sums
+  alone took 7 ms, four times ReLU's whole forward and backward pass; fused with the input's
+  gradient, Inductor stores every per-element term. Here one pass over the rows computes the
+  input's gradient and adds the three sums into per-channel accumulators, and the forward pass
+  keeps nothing but x (the backward pass recomputes sigmoid, cheaper than storing and reading it).
+- GEGLU's backward pass writes both halves of one gradient. Inductor writes them through a
+  concatenation: two loops, each reading the input and computing the shared terms again. Here
+  one loop writes both, and the forward pass keeps nothing but x.
+
+The library is built once per machine with the C++ compiler torch.compile uses ($CXX, g++, c++
+or clang++; under a second) and kept in afbench's cache directory, under a key of the source,
+the compiler and the CPU's flags: -march=native code must not run on another CPU. ctypes calls
+it and releases the GIL meanwhile, so with torch set to T threads, T Python threads each take a
+block of rows. When the build fails, afbench warns once and runs the eager versions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+Tensor = torch.Tensor
+SOURCE = Path(__file__).with_name("native.cpp")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c++17")
+_SIGNATURES = {  # name: (pointer arguments, int64 arguments)
+    "acon_c_forward": (5, 3), "acon_c_backward": (7, 3), "geglu_forward": (2, 2), "geglu_backward": (3, 2)}
+_state: dict = {"error": None, "pool": None}
+
+
+def compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags (x86 and Arm Linux), else the processor's name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _library_path(cxx: str) -> Path:
+    from afbench.data.cache import cache_dir
+
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), cxx.encode(), " ".join(FLAGS).encode(),
+                                     _cpu_flags().encode()])).hexdigest()[:20]
+    return cache_dir() / "kernels" / f"native-{key}.so"
+
+
+def _build(cxx: str, target: Path) -> None:
+    """Compile into a temporary file and rename it into place: a crash or a second process
+    building at the same time never leaves a half-written library under the final name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"{cxx} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The built library, or None (no compiler, or the build failed: warned once)."""
+    cxx = compiler()
+    if cxx is None:
+        _state["error"] = "no C++ compiler"
+        return None
+    try:
+        path = _library_path(cxx)
+        if not path.exists():
+            _build(cxx, path)
+        lib = ctypes.CDLL(str(path))
+        for name, (pointers, sizes) in _SIGNATURES.items():
+            getattr(lib, name).argtypes = [ctypes.c_void_p] * pointers + [ctypes.c_int64] * sizes
+            getattr(lib, name).restype = None
+        return lib
+    except Exception as err:  # a compiler that fails, a cache directory we cannot write
+        _state["error"] = f"{type(err).__name__}: {err}"
+        warnings.warn(f"afbench's native ACON-C and GEGLU kernels are off for this process ({_state['error']}); "
+                      "their eager versions run instead (slower, same results to float32 rounding)",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
+def status() -> str:
+    return "on" if _state["error"] is None else f"off ({_state['error']})"
+
+
+def refuse_double_backward(name: str) -> None:
+    """Kernels keep no graph of f'(x): a backward pass that builds one (create_graph=True: a
+    gradient penalty, double backward) cannot be served."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"afbench's compiled {name} kernel gives first derivatives only, and this backward "
+                           "pass asks for a graph (a gradient penalty, double backward): set "
+                           "AFBENCH_KERNELS=off to run the eager version, which has them")
+
+
+# ---- rows split between threads -------------------------------------------------------------------------
+
+def _blocks(rows: int) -> list[tuple[int, int]]:
+    count = max(1, min(torch.get_num_threads(), rows))
+    edges = [rows * i // count for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _in_blocks(call: Callable[[int, int, int], None], rows: int) -> int:
+    """call(block, first_row, end_row) for each block of rows, on torch's thread count; returns
+    the number of blocks."""
+    blocks = _blocks(rows)
+    if len(blocks) == 1:
+        call(0, 0, rows)
+        return 1
+    pool = _state["pool"]
+    if pool is None or pool._max_workers < len(blocks):
+        pool = _state["pool"] = ThreadPoolExecutor(max_workers=len(blocks), thread_name_prefix="afbench-kernel")
+    for future in [pool.submit(call, i, lo, hi) for i, (lo, hi) in enumerate(blocks)]:
+        future.result()
+    return len(blocks)
+
+
+def _pointer(t: Tensor, first_element: int = 0) -> int:
+    return t.data_ptr() + first_element * t.element_size()
+
+
+# ---- ACON-C ---------------------------------------------------------------------------------------------
+
+def _per_channel(p: Tensor, channels: int) -> Tensor:
+    return p.detach().to(torch.float32).expand(channels).contiguous()
+
+
+class _AconC(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+        rows, channels = x.shape[0], x.shape[1]
+        inner = x[0, 0].numel()
+        params = [_per_channel(p, channels) for p in (p1, p2, beta)]
+        y = torch.empty_like(x)
+        per_row = channels * inner
+        _in_blocks(lambda _, lo, hi: library().acon_c_forward(
+            _pointer(x, lo * per_row), _pointer(y, lo * per_row), *(p.data_ptr() for p in params),
+            hi - lo, channels, inner), rows)
+        ctx.save_for_backward(x, p1, p2, beta)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        refuse_double_backward("acon_c")
+        x, p1, p2, beta = ctx.saved_tensors
+        rows, channels = x.shape[0], x.shape[1]
+        inner = x[0, 0].numel()
+        per_row = channels * inner
+        grad = grad.contiguous()
+        params = [_per_channel(p, channels) for p in (p1, p2, beta)]
+        gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        sums = torch.zeros(len(_blocks(rows)), 3, channels)  # one block of sums per thread
+        _in_blocks(lambda i, lo, hi: library().acon_c_backward(
+            _pointer(grad, lo * per_row), _pointer(x, lo * per_row), *(p.data_ptr() for p in params),
+            None if gx is None else _pointer(gx, lo * per_row), _pointer(sums[i]), hi - lo, channels, inner), rows)
+        total = sums.sum(0)
+        if p1.numel() == 1:  # one parameter set for every channel
+            total = total.sum(1, keepdim=True)
+        return gx, *(total[i].reshape(p.shape).to(p.dtype) for i, p in enumerate((p1, p2, beta)))
+
+
+def acon_c(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
+    """ACON-C on a contiguous float32 (N, C, ...) tensor, parameters of C or 1 values; None for
+    what it does not take (the caller runs the eager version, which raises any error)."""
+    if library() is None or not x.is_contiguous() or any(p.numel() not in (1, x.shape[1]) for p in (p1, p2, beta)):
+        return None
+    return _AconC.apply(x, p1, p2, beta)
+
+
+# ---- GEGLU ----------------------------------------------------------------------------------------------
+
+class _Geglu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return _geglu_value(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        refuse_double_backward("geglu")
+        (x,) = ctx.saved_tensors
+        rows, half = x.shape[0], x[0].numel() // 2
+        grad = grad.contiguous()
+        gx = torch.empty_like(x)
+        _in_blocks(lambda _, lo, hi: library().geglu_backward(
+            _pointer(grad, lo * half), _pointer(x, lo * 2 * half), _pointer(gx, lo * 2 * half), hi - lo, half), rows)
+        return gx
+
+
+def geglu(x: Tensor) -> Tensor | None:
+    """gelu(a) * b for the halves a, b of a contiguous float32 (N, 2C, ...) tensor on dim 1."""
+    if library() is None or not x.is_contiguous() or x.shape[1] % 2:
+        return None
+    return _Geglu.apply(x) if torch.is_grad_enabled() and x.requires_grad else _geglu_value(x)
+
+
+def _geglu_value(x: Tensor) -> Tensor:
+    rows, half = x.shape[0], x[0].numel() // 2
+    y = x.new_empty((rows, x.shape[1] // 2, *x.shape[2:]))
+    _in_blocks(lambda _, lo, hi: library().geglu_forward(
+        _pointer(x, lo * 2 * half), _pointer(y, lo * half), hi - lo, half), rows)
+    return y
