@@ -13,14 +13,13 @@ Two shapes of kernel:
 - ``Differentiated``: a function of the input and the activation's parameters,
   differentiated and fused by AOTAutograd, parameter gradients' sums included (StarReLU,
   PAU: torch ops only, no inline exp, whose bit manipulation has no derivative).
-ACON-C and GEGLU run hand-written loops instead (native.py says why).
+Serf, ACON-C and GEGLU run hand-written C++ loops instead (native.py says why).
 
 The math avoids the vector functions that ATen calls out of line (Sleef's exp, tanh,
 log1p: around a call every vector register is spilled) and Inductor's expm1, which is
 not accurate near 0: exp written out (Cody and Waite's reduction, a Taylor polynomial and
-the exponent's bits), tanh and expm1 through it and a
-short series, log1p on [0, 1] through the atanh series, erf by Abramowitz and Stegun with
-a series near 0, arctan by Cephes' range reduction, polynomials by Estrin's scheme. The
+the exponent's bits), tanh and expm1 through it and a short series, log1p on [0, 1] by a
+fitted polynomial, arctan by Cephes' range reduction, polynomials by Estrin's scheme. The
 tests hold each kernel's float32 error to that of torch's own eager functions, against
 float64 references.
 
@@ -59,7 +58,6 @@ Tensor = torch.Tensor
 MIN_ELEMENTS = 1 << 18  # 262,144: see the module's docstring
 _DTYPES = (torch.float32,)  # the approximations below are float32-grade; float64 runs the eager versions
 RECOMPILE_LIMIT = 64  # graphs per kernel (Dynamo's default is 8)
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
 _LOG2E = 1.0 / math.log(2.0)
 _LN2_HI, _LN2_LO = 0.693145751953125, 1.428606765330187045e-06  # ln 2 = HI + LO, HI with 16 bits
@@ -127,29 +125,15 @@ def tanh(z: Tensor) -> Tensor:
 
 
 def log1p_unit(u: Tensor) -> Tensor:
-    """log(1 + u) for u in [0, 1]: 2 atanh(w), w = u / (2 + u) <= 1/3 (see _log1p_of)."""
-    return _log1p_of(u / (2 + u))
-
-
-def _log1p_of(w: Tensor) -> Tensor:
-    """2 atanh(w) = log(1 + u) for w = u / (2 + u) <= 1/3, by the series to w^13 (relative
-    truncation error < 1.4e-8), summed by Estrin's scheme (a short dependency chain is what a
-    vector loop needs)."""
-    z = w * w
-    z2 = z * z
-    return 2 * w * ((1 + z * (1 / 3)) + z2 * ((1 / 5 + z * (1 / 7)) + z2 * ((1 / 9 + z * (1 / 11)) + z2 * (1 / 13))))
-
-
-def erf_with(z: Tensor, e: Tensor) -> Tensor:
-    """erf(z) for z >= 0, given e = exp(-z^2) (which the caller needs too): Abramowitz and
-    Stegun 7.1.26 (absolute error < 1.5e-7) from z = 0.5 on, below it the Taylor series
-    to z^11 (relative error < 3e-8), so small values keep their relative precision."""
-    t = 1 / (1 + 0.3275911 * z)
+    """log(1 + u) for u in [0, 1] as u P(2u - 1), P of degree 8 summed by Estrin's scheme: no
+    division (2 atanh(u / (2 + u)) needs one) and a short dependency chain, which is what a
+    vector loop needs (the kernels' time follows their longest chain)."""
+    t = 2 * u - 1
     t2 = t * t
-    poly = t * ((0.254829592 - 0.284496736 * t) + t2 * ((1.421413741 - 1.453152027 * t) + t2 * 1.061405429))
-    z2 = z * z
-    series = z * (1 - z2 * (1 / 3 - z2 * (1 / 10 - z2 * (1 / 42 - z2 * (1 / 216 - z2 * (1 / 1320))))))
-    return torch.where(z < 0.5, _TWO_OVER_SQRT_PI * series, 1 - poly * e)
+    t4 = t2 * t2
+    c = native.LOG1P  # scripts/fit_log1p.py
+    return u * (((c[0] + c[1] * t) + t2 * (c[2] + c[3] * t))
+                + t4 * (((c[4] + c[5] * t) + t2 * (c[6] + c[7] * t)) + t4 * c[8]))
 
 
 def uniform_hash(like: Tensor, seed: Tensor) -> Tensor:
@@ -183,9 +167,7 @@ def atan(x: Tensor) -> Tensor:
 def _sigmoid_and_softplus(x: Tensor) -> tuple[Tensor, Tensor]:
     """sigmoid(x) and ln(1 + e^x) from one u = e^-|x|."""
     u = exp_nonpositive(-x.abs())
-    one, two = 1 + u, 2 + u
-    r = 1 / (one * two)  # one division for sigmoid's 1 / (1 + u) and log1p's u / (2 + u)
-    return torch.where(x >= 0, 1.0, u) * two * r, x.clamp(min=0) + _log1p_of(u * one * r)
+    return sigmoid_with(x, u), x.clamp(min=0) + log1p_unit(u)
 
 
 # ---- elementwise activations as (f(x), f'(x)) --------------------------------------------------------
@@ -253,13 +235,6 @@ def smish(x):
     return x * t, t + x * 4 * (1 + s) * s * (1 - s) / (v * v)
 
 
-def serf(x):
-    s, sp = _sigmoid_and_softplus(x)
-    e = exp_nonpositive(-sp * sp)
-    er = erf_with(sp, e)
-    return x * er, er + _TWO_OVER_SQRT_PI * x * s * e
-
-
 def rrelu(x, seed, lower, upper):
     """Training-mode RReLU: slope ~ U(lower, upper) per element for x < 0."""
     a = lower + (upper - lower) * uniform_hash(x, seed)
@@ -282,7 +257,7 @@ def shifted_softplus(x):
 
 
 SLOPES: dict[str, Callable[[Tensor], tuple[Tensor, Tensor]]] = {
-    f.__name__: f for f in (tanhshrink, logsigmoid, elish, hard_elish, arctan, lisht, tanhexp, smish, serf, logish,
+    f.__name__: f for f in (tanhshrink, logsigmoid, elish, hard_elish, arctan, lisht, tanhexp, smish, logish,
                             shifted_softplus, rrelu)}
 
 
@@ -357,7 +332,7 @@ def status() -> str:
         return "off (no C++ compiler)"
     if _state["broken"] is not None:
         return f"off ({_state['broken']})"
-    return "on" if native.status() == "on" else f"on; ACON-C and GEGLU's native loops {native.status()}"
+    return "on" if native.status() == "on" else f"on; native loops (serf, ACON-C, GEGLU) {native.status()}"
 
 
 def _eager_context() -> bool:
@@ -448,17 +423,26 @@ class _SlopeFn(torch.autograd.Function):
 
 
 class Slope:
-    """An elementwise activation's compiled (f, f') pass. Calling it gives f(x), or None
-    for a layout it does not take (the caller then runs its eager version)."""
+    """An elementwise activation's (f, f') pass (``train``) and f pass (``value``), on a flat
+    tensor. Calling it gives f(x), or None for a layout it does not take or when its passes
+    are unavailable (the caller then runs its eager version)."""
 
-    def __init__(self, fn: Callable[[Tensor], tuple[Tensor, Tensor]], fused_multiply_add: bool = True) -> None:
-        self.name = fn.__name__
-        self.train = _Compiled(fn, fused_multiply_add)
-        self.value = _Compiled(_value_of(fn), fused_multiply_add)
+    def __init__(self, name: str, train: Callable, value: Callable, available: Callable[[], bool] = lambda: True):
+        self.name, self.train, self.value, self.available = name, train, value, available
+
+    @classmethod
+    def compiled(cls, fn: Callable[[Tensor], tuple[Tensor, Tensor]], fused_multiply_add: bool = True) -> "Slope":
+        """Both passes compiled by Inductor from ``fn``: x -> (f(x), f'(x))."""
+        return cls(fn.__name__, _Compiled(fn, fused_multiply_add), _Compiled(_value_of(fn), fused_multiply_add))
+
+    @classmethod
+    def native(cls, name: str) -> "Slope":
+        """Both passes from native.cpp (see native.py)."""
+        return cls(name, native.slope_pass(name), native.value_pass(name), native.available)
 
     def __call__(self, x: Tensor, *args) -> Tensor | None:
         flat, restore = _flat(x)
-        if flat is None:
+        if flat is None or not self.available():
             return None
         if torch.is_grad_enabled() and x.requires_grad:
             return restore(_SlopeFn.apply(flat, self, *args))
@@ -498,9 +482,10 @@ def rrelu_eager(x: Tensor, seed: Tensor, lower: float, upper: float) -> Tensor:
 
 KERNELS: dict[str, Callable[..., Tensor | None]] = {
     # RReLU's slopes must equal its eager draw's bit for bit: no fused multiply-add there
-    **{name: Slope(fn, fused_multiply_add=name != "rrelu") for name, fn in SLOPES.items()},
+    **{name: Slope.compiled(fn, fused_multiply_add=name != "rrelu") for name, fn in SLOPES.items()},
+    **{name: Slope.native(name) for name in native.ELEMENTWISE},  # hand-written loops: see native.py
     **{name: _Compiled(fn) for name, fn in DIFFERENTIATED.items()},
-    "acon_c": native.acon_c,  # hand-written loops: see native.py
+    "acon_c": native.acon_c,
     "geglu": native.geglu,
 }
 

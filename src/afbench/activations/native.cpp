@@ -49,6 +49,35 @@ inline vf sigmoid(vf z) {
     return select(z >= 0.0f, splat(1.0f), u) / (1.0f + u);
 }
 
+// erf(z) for z >= 0 in two pieces, given e = e^(-z^2), which the callers need too:
+// erfc(z) by Abramowitz and Stegun 7.1.26 (absolute error < 1.5e-7), used from z = 0.5 on,
+// and below it erf(z) by its Taylor series to z^11 (relative error < 3e-8), so small values
+// keep their relative precision.
+inline vf erfc_from(vf z, vf e) {
+    vf t = 1.0f / (1.0f + 0.3275911f * z);
+    vf t2 = t * t;
+    return e * (t * ((0.254829592f - 0.284496736f * t) + t2 * ((1.421413741f - 1.453152027f * t) + t2 * 1.061405429f)));
+}
+
+inline vf erf_series(vf z) {
+    vf z2 = z * z;
+    vf z4 = z2 * z2;
+    return 1.1283791670955126f * z  // 2 / sqrt(pi)
+           * (((1.0f - z2 * (1.0f / 3)) + z4 * (1.0f / 10 - z2 * (1.0f / 42))) + z4 * z4 * (1.0f / 216 - z2 * (1.0f / 1320)));
+}
+
+// log(1 + u) for u in [0, 1]: u P(2u - 1), P fitted by scripts/fit_log1p.py (relative error
+// 3.0e-8); native.py passes the coefficients in at build time, from the one copy kernels.py uses.
+constexpr float LOG1P[9] = {AFBENCH_LOG1P};
+
+inline vf log1p_unit(vf u) {
+    vf t = 2.0f * u - 1.0f;
+    vf t2 = t * t;
+    vf t4 = t2 * t2;
+    return u * (((LOG1P[0] + LOG1P[1] * t) + t2 * (LOG1P[2] + LOG1P[3] * t))
+                + t4 * (((LOG1P[4] + LOG1P[5] * t) + t2 * (LOG1P[6] + LOG1P[7] * t)) + t4 * LOG1P[8]));
+}
+
 // ---- ACON-C: (p1 - p2) x sigmoid(beta (p1 - p2) x) + p2 x on (rows, channels, inner) ----------------
 
 inline vf acon_value(vf x, vf p1, vf p2, vf beta) {
@@ -154,24 +183,32 @@ void acon_c_backward(const float* grad, const float* x, const float* p1, const f
 
 namespace {
 
-// Phi(a), the normal CDF, and phi(a), its density. erf(z), z = |a| / sqrt 2, as kernels.erf_with:
-// Abramowitz and Stegun 7.1.26 from z = 0.5 on (written as erfc there, so the negative tail is not
-// 1 - erf), below it the Taylor series to z^11.
+// Phi(a), the normal CDF, and phi(a), its density, through erf(z), z = |a| / sqrt 2; in the
+// negative tail Phi is erfc / 2 itself, not 1 - erf.
 inline void normal_cdf_pdf(vf a, vf& cdf, vf& pdf) {
     vf z = vabs(a) * 0.70710678118654752f;
     vf e = exp_nonpositive(-(z * z));  // e^(-a^2 / 2)
-    vf t = 1.0f / (1.0f + 0.3275911f * z);
-    vf t2 = t * t;
-    vf upper = 0.5f * e * (t * ((0.254829592f - 0.284496736f * t)
-                                + t2 * ((1.421413741f - 1.453152027f * t) + t2 * 1.061405429f)));  // erfc(z) / 2
-    vf z2 = z * z;
-    vf series = 1.0f - z2 * (1.0f / 3 - z2 * (1.0f / 10 - z2 * (1.0f / 42 - z2 * (1.0f / 216 - z2 * (1.0f / 1320)))));
-    vf half_erf = 0.56418958354775629f * z * series;  // erf / 2 = z (1 - z^2 / 3 + ...) / sqrt(pi)
+    vf upper = 0.5f * erfc_from(z, e);
+    vf half_erf = 0.5f * erf_series(z);
     vi small = z < 0.5f, positive = a >= 0.0f;
     vf above = select(small, 0.5f + half_erf, 1.0f - upper);  // Phi(|a|)
     vf below = select(small, 0.5f - half_erf, upper);         // Phi(-|a|)
     cdf = select(positive, above, below);
     pdf = e * 0.39894228040143268f;  // 1 / sqrt(2 pi)
+}
+
+// serf(x) = x erf(softplus(x)) and its derivative erf(sp) + x (2 / sqrt pi) e^(-sp^2) sigmoid(x).
+inline vf serf(vf x, vf* slope) {
+    vi positive = x >= 0.0f;
+    vf u = exp_nonpositive(-vabs(x));
+    vf sp = select(positive, x, splat(0.0f)) + log1p_unit(u);
+    vf e = exp_nonpositive(-(sp * sp));
+    vf erf = select(sp < 0.5f, erf_series(sp), 1.0f - erfc_from(sp, e));
+    if (slope) {
+        vf s = select(positive, splat(1.0f), u) / (1.0f + u);
+        *slope = erf + 1.1283791670955126f * x * s * e;
+    }
+    return x * erf;
 }
 
 }  // namespace
@@ -221,6 +258,25 @@ void geglu_backward(const float* grad, const float* x, float* gx, int64_t rows, 
             store_part(ga + full, g * load_part(b + full, k) * (cdf + av * pdf), k);
             store_part(gb + full, g * av * cdf, k);
         }
+    }
+}
+
+}  // extern "C"
+
+// ---- elementwise (f, f') loops: y = f(x), and slope = f'(x) when slope is not null -------------------
+
+extern "C" {
+
+void serf_forward(const float* x, float* y, float* slope, int64_t n) {
+    int64_t full = n - n % W, k = n - full;
+    vf d;
+    for (int64_t i = 0; i < full; i += W) {
+        store(y + i, serf(load(x + i), slope ? &d : nullptr));
+        if (slope) store(slope + i, d);
+    }
+    if (k) {
+        store_part(y + full, serf(load_part(x + full, k), slope ? &d : nullptr), k);
+        if (slope) store_part(slope + full, d, k);
     }
 }
 
