@@ -371,3 +371,27 @@ def test_a_failed_native_build_warns_once_and_runs_the_eager_versions(monkeypatc
     monkeypatch.delenv("CXX")
     assert native.library() is not None and len(list(tmp_path.rglob("native-*.so"))) == 1  # built and kept
     assert kernels.status() == "on"
+
+
+def test_native_thread_pool_is_rebuilt_in_a_forked_child(monkeypatch):
+    """A forked process inherits the pool object but none of its threads: work sent there would wait forever."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    inherited = native.ThreadPoolExecutor(max_workers=2)
+    inherited.shutdown()  # stands for the parent's pool, whose threads a child does not have
+    monkeypatch.setitem(native._state, "pool", (inherited, -1))  # created by another process
+    seen = []
+    assert native._in_blocks(lambda i, lo, hi: seen.append((lo, hi)), 10) == 2
+    assert sorted(seen) == [(0, 5), (5, 10)] and native._state["pool"][0] is not inherited
+
+
+def test_the_kernels_polynomial_coefficients_are_what_the_fitting_script_gives():
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "fit_polynomials.py"))
+    for (coefficients, error), used, bound in ((script["log1p_fit"](), native.LOG1P, 3.1e-8),
+                                               (script["exp_fit"](), native.EXP, 1.06e-7)):
+        np.testing.assert_allclose(used, coefficients, rtol=1e-8, atol=1e-12)
+        assert error < bound
+    u = np.linspace(0, 1, 10_001)  # and the polynomial itself against numpy's log1p
+    np.testing.assert_allclose(kernels.log1p_unit(torch.tensor(u)).numpy(), np.log1p(u), rtol=3.1e-8)

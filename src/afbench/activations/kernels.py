@@ -131,7 +131,7 @@ def log1p_unit(u: Tensor) -> Tensor:
     t = 2 * u - 1
     t2 = t * t
     t4 = t2 * t2
-    c = native.LOG1P  # scripts/fit_log1p.py
+    c = native.LOG1P  # scripts/fit_polynomials.py
     return u * (((c[0] + c[1] * t) + t2 * (c[2] + c[3] * t))
                 + t4 * (((c[4] + c[5] * t) + t2 * (c[6] + c[7] * t)) + t4 * c[8]))
 

@@ -40,12 +40,14 @@ import torch
 
 Tensor = torch.Tensor
 SOURCE = Path(__file__).with_name("native.cpp")
-# log(1 + u) / u on [0, 1] as a polynomial in 2u - 1: scripts/fit_log1p.py (relative error 3.0e-8).
+# log(1 + u) / u on [0, 1] as a polynomial in 2u - 1: scripts/fit_polynomials.py (relative error 3.0e-8).
 # The one copy: kernels.py uses it, and the build passes it to native.cpp.
-LOG1P = (0.8109302194, -0.1442633328, 0.03315227124, -0.008463929938, 0.002289615668, -0.0006321348606,
-         0.0001810397089, -6.698656914e-05, 2.043965856e-05)
+LOG1P = (0.8109302194, -0.1442633327, 0.03315227118, -0.008463930424, 0.002289615994, -0.0006321337301,
+         0.0001810391381, -6.698730432e-05, 2.04399681e-05)
+# e^r = 1 + r + r^2 Q(r) on |r| <= ln 2 / 2, Q's coefficients: scripts/fit_polynomials.py (1.05e-7)
+EXP = (0.4999923207, 0.1666711455, 0.04189007274, 0.00831249972)
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c++17",
-         "-DAFBENCH_LOG1P=" + ",".join(f"{c!r}f" for c in LOG1P))
+         *(f"-DAFBENCH_{name}=" + ",".join(f"{c!r}f" for c in values) for name, values in (("LOG1P", LOG1P), ("EXP", EXP))))
 _SIGNATURES = {  # name: (pointer arguments, int64 arguments)
     "acon_c_forward": (5, 3), "acon_c_backward": (7, 3), "geglu_forward": (2, 2), "geglu_backward": (3, 2),
     "serf_forward": (3, 1)}
@@ -143,9 +145,10 @@ def _in_blocks(call: Callable[[int, int, int], None], rows: int) -> int:
     if len(blocks) == 1:
         call(0, 0, rows)
         return 1
-    pool = _state["pool"]
-    if pool is None or pool._max_workers < len(blocks):
-        pool = _state["pool"] = ThreadPoolExecutor(max_workers=len(blocks), thread_name_prefix="afbench-kernel")
+    pool, owner = _state["pool"] or (None, None)
+    if pool is None or owner != os.getpid() or pool._max_workers < len(blocks):  # a forked child has no threads
+        pool = ThreadPoolExecutor(max_workers=len(blocks), thread_name_prefix="afbench-kernel")
+        _state["pool"] = (pool, os.getpid())
     for future in [pool.submit(call, i, lo, hi) for i, (lo, hi) in enumerate(blocks)]:
         future.result()
     return len(blocks)
