@@ -395,3 +395,13 @@ def test_the_kernels_polynomial_coefficients_are_what_the_fitting_script_gives()
         assert error < bound
     u = np.linspace(0, 1, 10_001)  # and the polynomial itself against numpy's log1p
     np.testing.assert_allclose(kernels.log1p_unit(torch.tensor(u)).numpy(), np.log1p(u), rtol=3.1e-8)
+
+
+def test_native_loops_start_at_a_smaller_size_than_inductors_kernels():
+    mid = torch.randn(64, 1024, requires_grad=True)  # 65,536: native loops yes, Inductor's kernels no
+    assert kernels.NATIVE_MIN_ELEMENTS <= mid.numel() < kernels.MIN_ELEMENTS
+    assert "_SlopeFnBackward" in _ran(activations.create("serf")(mid))
+    assert type(activations.create("acon_c", num_features=1024)(mid).grad_fn).__name__ == "_AconCBackward"
+    assert "_SlopeFnBackward" not in _ran(activations.create("tanhexp")(mid))  # an Inductor kernel: eager here
+    small = torch.randn(16, 1024, requires_grad=True)  # 16,384: below both
+    assert "_SlopeFnBackward" not in _ran(activations.create("serf")(small))

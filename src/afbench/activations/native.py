@@ -254,6 +254,7 @@ def _elementwise(name: str, x: Tensor, with_slope: bool):
 
 
 ELEMENTWISE = ("serf",)
+NAMES = (*ELEMENTWISE, "acon_c", "geglu")  # every activation that runs here
 
 
 def slope_pass(name: str) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
