@@ -405,3 +405,17 @@ def test_native_loops_start_at_a_smaller_size_than_inductors_kernels():
     assert "_SlopeFnBackward" not in _ran(activations.create("tanhexp")(mid))  # an Inductor kernel: eager here
     small = torch.randn(16, 1024, requires_grad=True)  # 16,384: below both
     assert "_SlopeFnBackward" not in _ran(activations.create("serf")(small))
+
+
+def test_a_damaged_native_library_in_the_cache_is_built_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("AFBENCH_CACHE_DIR", str(tmp_path))
+    path = native._library_path(native.compiler())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a shared library")  # what a copy cut short leaves
+    native.library.cache_clear()
+    try:
+        assert native.library() is not None and path.read_bytes()[:4] == b"\x7fELF"
+        x = torch.randn(ROWS, COLS)
+        torch.testing.assert_close(activations.create("acon_c")(x), x * torch.sigmoid(x))
+    finally:
+        native.library.cache_clear()

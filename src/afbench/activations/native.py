@@ -104,7 +104,11 @@ def library() -> ctypes.CDLL | None:
         path = _library_path(cxx)
         if not path.exists():
             _build(cxx, path)
-        lib = ctypes.CDLL(str(path))
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:  # a damaged file in the cache (a full disk, a copy cut short): build it again
+            _build(cxx, path)
+            lib = ctypes.CDLL(str(path))
         for name, (pointers, sizes) in _SIGNATURES.items():
             getattr(lib, name).argtypes = [ctypes.c_void_p] * pointers + [ctypes.c_int64] * sizes
             getattr(lib, name).restype = None
