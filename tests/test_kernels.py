@@ -380,7 +380,7 @@ def test_native_thread_pool_is_rebuilt_in_a_forked_child(monkeypatch):
     inherited.shutdown()  # stands for the parent's pool, whose threads a child does not have
     monkeypatch.setitem(native._state, "pool", (inherited, -1))  # created by another process
     seen = []
-    assert native._in_blocks(lambda i, lo, hi: seen.append((lo, hi)), 10) == 2
+    native._in_blocks(native._blocks(10), lambda i, lo, hi: seen.append((lo, hi)))
     assert sorted(seen) == [(0, 5), (5, 10)] and native._state["pool"][0] is not inherited
 
 
@@ -419,3 +419,50 @@ def test_a_damaged_native_library_in_the_cache_is_built_again(monkeypatch, tmp_p
         torch.testing.assert_close(activations.create("acon_c")(x), x * torch.sigmoid(x))
     finally:
         native.library.cache_clear()
+
+
+def test_acon_c_native_parameter_gradients_under_a_float64_default_dtype_and_over_long_sums():
+    """The per-channel sums are kept in double: a million-row sum in float32 drifts by 1e-3."""
+    x = torch.rand(1 << 20, 2) + 0.5  # all-positive terms: nothing cancels, every rounding adds up
+    module = activations.create("acon_c", num_features=2)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # a user's setting; the input and module stay float32
+    try:
+        y = module(x.requires_grad_(True))
+        assert type(y.grad_fn).__name__ == "_AconCBackward"
+        y.sum().backward()
+    finally:
+        torch.set_default_dtype(previous)
+    _, grads = _acon_float64(x, module.p1, module.p2, module.beta, torch.ones(x.shape))
+    for got, want in zip((module.p1.grad, module.p2.grad, module.beta.grad), grads[1:]):
+        np.testing.assert_allclose(got.double().numpy(), want.numpy(), rtol=2e-6)
+
+
+def test_acon_c_native_kernel_with_mixed_parameter_counts_and_float64_parameters():
+    module = activations.create("acon_c", num_features=COLS)
+    with torch.no_grad():
+        module.p1.copy_(torch.linspace(0.5, 1.5, COLS))
+    module.beta = torch.nn.Parameter(torch.full((1,), 0.8))  # one beta for every channel
+    x = torch.randn(ROWS, COLS, requires_grad=True)
+    y = module(x)
+    assert type(y.grad_fn).__name__ == "_AconCBackward"
+    weights = torch.randn(ROWS, COLS)
+    (y * weights).sum().backward()
+    want, grads = _acon_float64(x, module.p1, module.p2, module.beta, weights)
+    np.testing.assert_allclose(y.detach().double().numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    assert module.beta.grad.shape == (1,)
+    for got, ref in zip((x.grad, module.p1.grad, module.p2.grad, module.beta.grad), grads):
+        np.testing.assert_allclose(got.double().numpy(), ref.numpy(), rtol=1e-4, atol=1e-3)
+    double = activations.create("acon_c", num_features=COLS).double()  # float64 parameters, float32 input
+    assert double(torch.randn(ROWS, COLS)).dtype == torch.float64  # promoted, as the eager version does
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")  # torch's own jvp decompositions
+def test_forward_mode_ad_runs_the_eager_versions_and_keeps_tangents():
+    import torch.autograd.forward_ad as fw
+
+    x, tangent = torch.randn(ROWS, COLS), torch.ones(ROWS, COLS)
+    for name in ("geglu", "serf", "tanhexp"):
+        with fw.dual_level():
+            out = fw.unpack_dual(activations.create(name)(fw.make_dual(x, tangent)))
+        assert out.tangent is not None and torch.isfinite(out.tangent).all(), name

@@ -36,7 +36,7 @@ run from ``NATIVE_MIN_ELEMENTS`` on: a training step through them (1 thread, for
 backward) measured faster than the eager version's from there (ACON-C 595 us against 671 us
 at 32,768 elements, serf 395 against 618 us; at 1,024 both were about 10% slower).
 The eager versions also run while tracing, exporting to ONNX, compiling a whole
-model (the outer compile fuses them itself), inside torch.func transforms, and under a
+model (the outer compile fuses them itself), inside torch.func transforms and forward-mode AD, and under a
 torch function or dispatch mode (afbench's swap check, the FLOP counter).
 ``AFBENCH_KERNELS=off`` turns the kernels off; without a C++ compiler, or when a
 compilation fails, afbench warns once and runs the eager versions.
@@ -341,10 +341,12 @@ def status() -> str:
 
 
 def _eager_context() -> bool:
-    """Tracing, exporting, a torch.func transform, or under a mode that must see every torch call."""
+    """Tracing, exporting, a torch.func transform, forward-mode AD (the kernels carry no
+    tangents), or under a mode that must see every torch call."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
             or torch._C._is_torch_function_mode_enabled() or _get_current_dispatch_mode() is not None
-            or torch._C._functorch.peek_interpreter_stack() is not None)
+            or torch._C._functorch.peek_interpreter_stack() is not None
+            or torch.autograd.forward_ad._current_level >= 0)
 
 
 def usable(x: Tensor, minimum: int = MIN_ELEMENTS) -> bool:

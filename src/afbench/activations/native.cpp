@@ -4,10 +4,12 @@
 // float32 lanes, which -march=native makes AVX2 registers where the CPU has them.
 //
 // Every function takes a block of rows [0, rows): the caller splits the rows between threads.
-// Reductions add into `sums`, which the caller zeroes (one block per thread).
+// Reductions add into `sums` (double), which the caller zeroes (one block per thread).
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace {
 
@@ -24,8 +26,8 @@ inline void store_part(float* p, vf v, int64_t k) { std::memcpy(p, &v, k * sizeo
 inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 inline vf vabs(vf x) { return (vf)((vu)x & 0x7fffffffu); }
 
-float hsum(vf v) {
-    float s = 0.0f;
+double hsum(vf v) {
+    double s = 0.0;
     for (int64_t i = 0; i < W; ++i) s += v[i];
     return s;
 }
@@ -135,30 +137,41 @@ void acon_c_forward(const float* x, float* y, const float* p1, const float* p2, 
         }
 }
 
-// gx = dL/dx (skipped when gx is null); sums[0:C], [C:2C], [2C:3C] += dL/dp1, dL/dp2, dL/dbeta.
+// gx = dL/dx (skipped when gx is null); sums[0:C], [C:2C], [2C:3C] += dL/dp1, dL/dp2, dL/dbeta, in
+// double: a sum over a million rows in float32 drifts by 1e-3 (each row's terms are added in float
+// for at most FLUSH_ROWS rows or one channel's inner positions, then into the double totals).
 void acon_c_backward(const float* grad, const float* x, const float* p1, const float* p2, const float* beta,
-                     float* gx, float* sums, int64_t rows, int64_t channels, int64_t inner) {
-    float* s1 = sums;
-    float* s2 = sums + channels;
-    float* s3 = sums + 2 * channels;
-    if (inner == 1) {  // per-channel sums as lanes, kept in `sums` (channels x 12 bytes: in cache)
+                     float* gx, double* sums, int64_t rows, int64_t channels, int64_t inner) {
+    double* s1 = sums;
+    double* s2 = sums + channels;
+    double* s3 = sums + 2 * channels;
+    if (inner == 1) {  // per-channel sums as lanes, kept in `part` (channels x 12 bytes: in cache)
+        constexpr int64_t FLUSH_ROWS = 32;
+        std::vector<float> part(3 * channels, 0.0f);
+        float* q1 = part.data();
+        float* q2 = q1 + channels;
+        float* q3 = q2 + channels;
         int64_t full = channels - channels % W, k = channels - full;
         for (int64_t n = 0; n < rows; ++n) {
             const float* gr = grad + n * channels;
             const float* xr = x + n * channels;
             for (int64_t c = 0; c < full; c += W) {
-                vf a1 = load(s1 + c), a2 = load(s2 + c), a3 = load(s3 + c);
+                vf a1 = load(q1 + c), a2 = load(q2 + c), a3 = load(q3 + c);
                 vf g = acon_grads(load(gr + c), load(xr + c), load(p1 + c), load(p2 + c), load(beta + c),
                                   a1, a2, a3);
                 if (gx) store(gx + n * channels + c, g);
-                store(s1 + c, a1), store(s2 + c, a2), store(s3 + c, a3);
+                store(q1 + c, a1), store(q2 + c, a2), store(q3 + c, a3);
             }
             if (k) {  // zero-padded lanes have grad 0: they add nothing
-                vf a1 = load_part(s1 + full, k), a2 = load_part(s2 + full, k), a3 = load_part(s3 + full, k);
+                vf a1 = load_part(q1 + full, k), a2 = load_part(q2 + full, k), a3 = load_part(q3 + full, k);
                 vf g = acon_grads(load_part(gr + full, k), load_part(xr + full, k), load_part(p1 + full, k),
                                   load_part(p2 + full, k), load_part(beta + full, k), a1, a2, a3);
                 if (gx) store_part(gx + n * channels + full, g, k);
-                store_part(s1 + full, a1, k), store_part(s2 + full, a2, k), store_part(s3 + full, a3, k);
+                store_part(q1 + full, a1, k), store_part(q2 + full, a2, k), store_part(q3 + full, a3, k);
+            }
+            if ((n + 1) % FLUSH_ROWS == 0 || n + 1 == rows) {
+                for (int64_t i = 0; i < 3 * channels; ++i) sums[i] += part[i];
+                std::fill(part.begin(), part.end(), 0.0f);
             }
         }
         return;

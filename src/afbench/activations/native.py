@@ -31,6 +31,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,7 @@ _SIGNATURES = {  # name: (pointer arguments, int64 arguments)
     "acon_c_forward": (5, 3), "acon_c_backward": (7, 3), "geglu_forward": (2, 2), "geglu_backward": (3, 2),
     "serf_forward": (3, 1)}
 _state: dict = {"error": None, "pool": None}
+_BUILDING = threading.Lock()
 
 
 def compiler() -> str | None:
@@ -69,11 +71,18 @@ def _cpu_flags() -> str:
     return platform.processor() or platform.machine()
 
 
+def _compiler_version(cxx: str) -> str:
+    try:
+        return subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def _library_path(cxx: str) -> Path:
     from afbench.data.cache import cache_dir
 
-    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), cxx.encode(), " ".join(FLAGS).encode(),
-                                     _cpu_flags().encode()])).hexdigest()[:20]
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), cxx.encode(), _compiler_version(cxx).encode(),
+                                     " ".join(FLAGS).encode(), _cpu_flags().encode()])).hexdigest()[:20]
     return cache_dir() / "kernels" / f"native-{key}.so"
 
 
@@ -87,6 +96,7 @@ def _build(cxx: str, target: Path) -> None:
         done = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"{cxx} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        os.chmod(tmp, 0o755)  # mkstemp makes it 0600: other users of a shared cache could not load it
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -96,6 +106,11 @@ def _build(cxx: str, target: Path) -> None:
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The built library, or None (no compiler, or the build failed: warned once)."""
+    with _BUILDING:  # two threads' first calls: one builds, the other waits for it
+        return _load()
+
+
+def _load() -> ctypes.CDLL | None:
     cxx = compiler()
     if cxx is None:
         _state["error"] = "no C++ compiler"
@@ -117,7 +132,7 @@ def library() -> ctypes.CDLL | None:
         _state["error"] = f"{type(err).__name__}: {err}"
         warnings.warn(f"afbench's native kernels (ACON-C, GEGLU, serf) are off for this process ({_state['error']}); "
                       "their eager versions run instead (slower, same results to float32 rounding)",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=5)
         return None
 
 
@@ -137,25 +152,24 @@ def refuse_double_backward(name: str) -> None:
 # ---- rows split between threads -------------------------------------------------------------------------
 
 def _blocks(rows: int) -> list[tuple[int, int]]:
+    """Rows split into one block per torch thread (computed once per pass: a thread count that
+    changes meanwhile cannot misalign a pass's blocks and its sums)."""
     count = max(1, min(torch.get_num_threads(), rows))
     edges = [rows * i // count for i in range(count + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _in_blocks(call: Callable[[int, int, int], None], rows: int) -> int:
-    """call(block, first_row, end_row) for each block of rows, on torch's thread count; returns
-    the number of blocks."""
-    blocks = _blocks(rows)
+def _in_blocks(blocks: list[tuple[int, int]], call: Callable[[int, int, int], None]) -> None:
+    """call(block, first_row, end_row) for each block, one thread each."""
     if len(blocks) == 1:
-        call(0, 0, rows)
-        return 1
+        call(0, *blocks[0])
+        return
     pool, owner = _state["pool"] or (None, None)
     if pool is None or owner != os.getpid() or pool._max_workers < len(blocks):  # a forked child has no threads
         pool = ThreadPoolExecutor(max_workers=len(blocks), thread_name_prefix="afbench-kernel")
         _state["pool"] = (pool, os.getpid())
     for future in [pool.submit(call, i, lo, hi) for i, (lo, hi) in enumerate(blocks)]:
         future.result()
-    return len(blocks)
 
 
 def _pointer(t: Tensor, first_element: int = 0) -> int:
@@ -176,36 +190,40 @@ class _AconC(torch.autograd.Function):
         params = [_per_channel(p, channels) for p in (p1, p2, beta)]
         y = torch.empty_like(x)
         per_row = channels * inner
-        _in_blocks(lambda _, lo, hi: library().acon_c_forward(
+        _in_blocks(_blocks(rows), lambda _, lo, hi: library().acon_c_forward(
             _pointer(x, lo * per_row), _pointer(y, lo * per_row), *(p.data_ptr() for p in params),
-            hi - lo, channels, inner), rows)
+            hi - lo, channels, inner))
         ctx.save_for_backward(x, p1, p2, beta)
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         refuse_double_backward("acon_c")
-        x, p1, p2, beta = ctx.saved_tensors
+        x, *params = ctx.saved_tensors
         rows, channels = x.shape[0], x.shape[1]
         inner = x[0, 0].numel()
         per_row = channels * inner
         grad = grad.contiguous()
-        params = [_per_channel(p, channels) for p in (p1, p2, beta)]
+        expanded = [_per_channel(p, channels) for p in params]
         gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        sums = torch.zeros(len(_blocks(rows)), 3, channels)  # one block of sums per thread
-        _in_blocks(lambda i, lo, hi: library().acon_c_backward(
-            _pointer(grad, lo * per_row), _pointer(x, lo * per_row), *(p.data_ptr() for p in params),
-            None if gx is None else _pointer(gx, lo * per_row), _pointer(sums[i]), hi - lo, channels, inner), rows)
+        blocks = _blocks(rows)
+        sums = torch.zeros(len(blocks), 3, channels, dtype=torch.float64)  # one block of sums per thread
+        _in_blocks(blocks, lambda i, lo, hi: library().acon_c_backward(
+            _pointer(grad, lo * per_row), _pointer(x, lo * per_row), *(p.data_ptr() for p in expanded),
+            None if gx is None else _pointer(gx, lo * per_row), _pointer(sums[i]), hi - lo, channels, inner))
         total = sums.sum(0)
-        if p1.numel() == 1:  # one parameter set for every channel
-            total = total.sum(1, keepdim=True)
-        return gx, *(total[i].reshape(p.shape).to(p.dtype) for i, p in enumerate((p1, p2, beta)))
+        # a parameter with one value for every channel gets the sum over channels
+        return gx, *((total[i].sum() if p.numel() == 1 else total[i]).reshape(p.shape).to(p.dtype)
+                     for i, p in enumerate(params))
 
 
 def acon_c(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
-    """ACON-C on a contiguous float32 (N, C, ...) tensor, parameters of C or 1 values; None for
-    what it does not take (the caller runs the eager version, which raises any error)."""
-    if library() is None or not x.is_contiguous() or any(p.numel() not in (1, x.shape[1]) for p in (p1, p2, beta)):
+    """ACON-C on a contiguous float32 (N, C, ...) tensor, float32 parameters of C or 1 values;
+    None for what it does not take (the caller runs the eager version, which raises any error
+    and promotes dtypes as torch does)."""
+    params = (p1, p2, beta)
+    if (library() is None or not x.is_contiguous() or any(p.dtype != torch.float32 for p in params)
+            or any(p.numel() not in (1, x.shape[1]) for p in params)):
         return None
     return _AconC.apply(x, p1, p2, beta)
 
@@ -225,8 +243,8 @@ class _Geglu(torch.autograd.Function):
         rows, half = x.shape[0], x[0].numel() // 2
         grad = grad.contiguous()
         gx = torch.empty_like(x)
-        _in_blocks(lambda _, lo, hi: library().geglu_backward(
-            _pointer(grad, lo * half), _pointer(x, lo * 2 * half), _pointer(gx, lo * 2 * half), hi - lo, half), rows)
+        _in_blocks(_blocks(rows), lambda _, lo, hi: library().geglu_backward(
+            _pointer(grad, lo * half), _pointer(x, lo * 2 * half), _pointer(gx, lo * 2 * half), hi - lo, half))
         return gx
 
 
@@ -240,8 +258,8 @@ def geglu(x: Tensor) -> Tensor | None:
 def _geglu_value(x: Tensor) -> Tensor:
     rows, half = x.shape[0], x[0].numel() // 2
     y = x.new_empty((rows, x.shape[1] // 2, *x.shape[2:]))
-    _in_blocks(lambda _, lo, hi: library().geglu_forward(
-        _pointer(x, lo * 2 * half), _pointer(y, lo * half), hi - lo, half), rows)
+    _in_blocks(_blocks(rows), lambda _, lo, hi: library().geglu_forward(
+        _pointer(x, lo * 2 * half), _pointer(y, lo * half), hi - lo, half))
     return y
 
 
@@ -252,8 +270,8 @@ def _elementwise(name: str, x: Tensor, with_slope: bool):
     y = torch.empty_like(x)
     slope = torch.empty_like(x) if with_slope else None
     function = getattr(library(), f"{name}_forward")
-    _in_blocks(lambda _, lo, hi: function(_pointer(x, lo), _pointer(y, lo),
-                                          None if slope is None else _pointer(slope, lo), hi - lo), x.numel())
+    _in_blocks(_blocks(x.numel()), lambda _, lo, hi: function(
+        _pointer(x, lo), _pointer(y, lo), None if slope is None else _pointer(slope, lo), hi - lo))
     return (y, slope) if with_slope else y
 
 
