@@ -47,7 +47,7 @@ class Gated(nn.Module):
         if width % 2:
             raise ValueError(f"{self.gate} needs an even input width on dim 1, got {width}: "
                              "build the layer before it with twice the width")
-        y = kernels.run(self.gate, x)  # geglu: one compiled pass for large CPU tensors
+        y = kernels.run(self.gate, x)  # geglu: one native pass for large CPU tensors
         if y is not None:
             return y
         a, b = x.chunk(2, dim=1)  # (N, C, ...) each

@@ -266,7 +266,7 @@ SLOPES: dict[str, Callable[[Tensor], tuple[Tensor, Tensor]]] = {
                             shifted_softplus, rrelu)}
 
 
-# ---- activations with parameters or two inputs, differentiated by AOTAutograd ---------------------------
+# ---- activations with parameters, differentiated by AOTAutograd -------------------------------------------
 
 def _channels(x: Tensor) -> Tensor:
     """(N, C, ...) viewed as (N, C, L): one graph for every rank."""
