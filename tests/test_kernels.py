@@ -373,17 +373,6 @@ def test_a_failed_native_build_warns_once_and_runs_the_eager_versions(monkeypatc
     assert kernels.status() == "on"
 
 
-def test_native_thread_pool_is_rebuilt_in_a_forked_child(monkeypatch):
-    """A forked process inherits the pool object but none of its threads: work sent there would wait forever."""
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    inherited = native.ThreadPoolExecutor(max_workers=2)
-    inherited.shutdown()  # stands for the parent's pool, whose threads a child does not have
-    monkeypatch.setitem(native._state, "pool", (inherited, -1))  # created by another process
-    seen = []
-    native._in_blocks(native._blocks(10), lambda i, lo, hi: seen.append((lo, hi)))
-    assert sorted(seen) == [(0, 5), (5, 10)] and native._state["pool"][0] is not inherited
-
-
 def test_the_kernels_polynomial_coefficients_are_what_the_fitting_script_gives():
     import runpy
     from pathlib import Path

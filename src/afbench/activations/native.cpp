@@ -3,8 +3,9 @@
 // pass writes both halves of one input gradient. Plain C++ with GCC/Clang vector extensions: eight
 // float32 lanes, which -march=native makes AVX2 registers where the CPU has them.
 //
-// Every function takes a block of rows [0, rows): the caller splits the rows between threads.
-// Reductions add into `sums` (double), which the caller zeroes (one block per thread).
+// Each exported function splits its rows into `blocks` blocks, one per OpenMP thread: torch's own
+// libgomp (same soname, already loaded), so the threads are torch's intra-op threads, not more.
+// Reductions add into `sums` (double, one set per block), which the caller zeroes.
 
 #include <cstdint>
 #include <algorithm>
@@ -108,10 +109,10 @@ inline vf acon_grads(vf grad, vf x, vf p1, vf p2, vf beta, vf& a1, vf& a2, vf& a
 
 }  // namespace
 
-extern "C" {
+namespace {
 
 // y = ACON-C(x); p1, p2, beta: one value per channel.
-void acon_c_forward(const float* x, float* y, const float* p1, const float* p2, const float* beta,
+void acon_c_forward_rows(const float* x, float* y, const float* p1, const float* p2, const float* beta,
                     int64_t rows, int64_t channels, int64_t inner) {
     if (inner == 1) {  // (rows, channels): lanes across channels
         int64_t full = channels - channels % W, k = channels - full;
@@ -140,7 +141,7 @@ void acon_c_forward(const float* x, float* y, const float* p1, const float* p2, 
 // gx = dL/dx (skipped when gx is null); sums[0:C], [C:2C], [2C:3C] += dL/dp1, dL/dp2, dL/dbeta, in
 // double: a sum over a million rows in float32 drifts by 1e-3 (each row's terms are added in float
 // for at most FLUSH_ROWS rows or one channel's inner positions, then into the double totals).
-void acon_c_backward(const float* grad, const float* x, const float* p1, const float* p2, const float* beta,
+void acon_c_backward_rows(const float* grad, const float* x, const float* p1, const float* p2, const float* beta,
                      float* gx, double* sums, int64_t rows, int64_t channels, int64_t inner) {
     double* s1 = sums;
     double* s2 = sums + channels;
@@ -194,7 +195,7 @@ void acon_c_backward(const float* grad, const float* x, const float* p1, const f
         }
 }
 
-}  // extern "C"
+}  // namespace
 
 // ---- GEGLU: gelu(a) b, a and b the two halves of each row -------------------------------------------
 
@@ -230,10 +231,10 @@ inline vf serf(vf x, vf* slope) {
 
 }  // namespace
 
-extern "C" {
+namespace {
 
 // x: rows of [a (half), b (half)]; y: rows of half.
-void geglu_forward(const float* x, float* y, int64_t rows, int64_t half) {
+void geglu_forward_rows(const float* x, float* y, int64_t rows, int64_t half) {
     int64_t full = half - half % W, k = half - full;
     for (int64_t n = 0; n < rows; ++n) {
         const float* a = x + n * 2 * half;
@@ -254,7 +255,7 @@ void geglu_forward(const float* x, float* y, int64_t rows, int64_t half) {
 }
 
 // gx rows: [grad b gelu'(a), grad gelu(a)], gelu'(a) = Phi(a) + a phi(a).
-void geglu_backward(const float* grad, const float* x, float* gx, int64_t rows, int64_t half) {
+void geglu_backward_rows(const float* grad, const float* x, float* gx, int64_t rows, int64_t half) {
     int64_t full = half - half % W, k = half - full;
     for (int64_t n = 0; n < rows; ++n) {
         const float* a = x + n * 2 * half;
@@ -278,13 +279,13 @@ void geglu_backward(const float* grad, const float* x, float* gx, int64_t rows, 
     }
 }
 
-}  // extern "C"
+}  // namespace
 
 // ---- elementwise (f, f') loops: y = f(x), and slope = f'(x) when slope is not null -------------------
 
-extern "C" {
+namespace {
 
-void serf_forward(const float* x, float* y, float* slope, int64_t n) {
+void serf_forward_rows(const float* x, float* y, float* slope, int64_t n) {
     int64_t full = n - n % W, k = n - full;
     vf d;
     for (int64_t i = 0; i < full; i += W) {
@@ -295,6 +296,61 @@ void serf_forward(const float* x, float* y, float* slope, int64_t n) {
         store_part(y + full, serf(load_part(x + full, k), slope ? &d : nullptr), k);
         if (slope) store_part(slope + full, d, k);
     }
+}
+
+}  // namespace
+
+// ---- exported: rows split into blocks, one per OpenMP thread -------------------------------------------
+
+namespace {
+
+template <class Body>
+void in_blocks(int64_t rows, int64_t blocks, Body body) {
+    if (blocks <= 1) {
+        body(0, 0, rows);
+        return;
+    }
+#pragma omp parallel for num_threads(blocks) schedule(static, 1)
+    for (int64_t b = 0; b < blocks; ++b) body(b, rows * b / blocks, rows * (b + 1) / blocks);
+}
+
+}  // namespace
+
+extern "C" {
+
+void acon_c_forward(const float* x, float* y, const float* p1, const float* p2, const float* beta,
+                    int64_t rows, int64_t channels, int64_t inner, int64_t blocks) {
+    int64_t row = channels * inner;
+    in_blocks(rows, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        acon_c_forward_rows(x + lo * row, y + lo * row, p1, p2, beta, hi - lo, channels, inner);
+    });
+}
+
+void acon_c_backward(const float* grad, const float* x, const float* p1, const float* p2, const float* beta,
+                     float* gx, double* sums, int64_t rows, int64_t channels, int64_t inner, int64_t blocks) {
+    int64_t row = channels * inner;
+    in_blocks(rows, blocks, [&](int64_t b, int64_t lo, int64_t hi) {
+        acon_c_backward_rows(grad + lo * row, x + lo * row, p1, p2, beta, gx ? gx + lo * row : nullptr,
+                             sums + b * 3 * channels, hi - lo, channels, inner);
+    });
+}
+
+void geglu_forward(const float* x, float* y, int64_t rows, int64_t half, int64_t blocks) {
+    in_blocks(rows, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        geglu_forward_rows(x + lo * 2 * half, y + lo * half, hi - lo, half);
+    });
+}
+
+void geglu_backward(const float* grad, const float* x, float* gx, int64_t rows, int64_t half, int64_t blocks) {
+    in_blocks(rows, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        geglu_backward_rows(grad + lo * half, x + lo * 2 * half, gx + lo * 2 * half, hi - lo, half);
+    });
+}
+
+void serf_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
+    in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        serf_forward_rows(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
+    });
 }
 
 }  // extern "C"

@@ -19,8 +19,10 @@
 The library is built once per machine with the C++ compiler torch.compile uses ($CXX, g++, c++
 or clang++; under a second) and kept in afbench's cache directory, under a key of the source,
 the compiler and the CPU's flags: -march=native code must not run on another CPU. ctypes calls
-it and releases the GIL meanwhile, so with torch set to T threads, T Python threads each take a
-block of rows. When the build fails, afbench warns once and runs the eager versions.
+it. With torch set to T threads, the loops split their rows into T blocks under OpenMP, linked to
+libgomp.so.1, the runtime torch has already loaded: the same threads, not T more beside torch's
+(a Python thread pool measured slower at 2 threads than at 1, competing with torch's spinning
+OpenMP workers). When the build fails, afbench warns once and runs the eager versions.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -49,12 +50,13 @@ LOG1P = (0.8109302194, -0.1442633327, 0.03315227118, -0.008463930424, 0.00228961
          0.0001810391381, -6.698730432e-05, 2.04399681e-05)
 # e^r = 1 + r + r^2 Q(r) on |r| <= ln 2 / 2, Q's coefficients: scripts/fit_polynomials.py (1.05e-7)
 EXP = (0.4999923207, 0.1666711455, 0.04189007274, 0.00831249972)
-FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c++17",
+OPENMP = "-fopenmp"  # dropped when the compiler lacks it: the loops then run on one thread
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c++17", "-Wno-unknown-pragmas",
          *(f"-DAFBENCH_{name}=" + ",".join(f"{c!r}f" for c in values) for name, values in (("LOG1P", LOG1P), ("EXP", EXP))))
 _SIGNATURES = {  # name: (pointer arguments, int64 arguments)
-    "acon_c_forward": (5, 3), "acon_c_backward": (7, 3), "geglu_forward": (2, 2), "geglu_backward": (3, 2),
-    "serf_forward": (3, 1)}
-_state: dict = {"error": None, "pool": None}
+    "acon_c_forward": (5, 4), "acon_c_backward": (7, 4), "geglu_forward": (2, 3), "geglu_backward": (3, 3),
+    "serf_forward": (3, 2)}
+_state: dict = {"error": None}
 _BUILDING = threading.Lock()
 
 
@@ -95,8 +97,11 @@ def _build(cxx: str, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
+        for flags in ((*FLAGS, OPENMP), FLAGS):
+            done = subprocess.run([cxx, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300)
+            if done.returncode == 0:
+                break
+        else:
             raise RuntimeError(f"{cxx} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
         os.chmod(tmp, 0o755)  # mkstemp makes it 0600: other users of a shared cache could not load it
         os.replace(tmp, target)
@@ -151,31 +156,12 @@ def refuse_double_backward(name: str) -> None:
                            "AFBENCH_KERNELS=off to run the eager version, which has them")
 
 
-# ---- rows split between threads -------------------------------------------------------------------------
+# ---- rows split between threads (in native.cpp, under OpenMP) -------------------------------------------------------------------------
 
-def _blocks(rows: int) -> list[tuple[int, int]]:
-    """Rows split into one block per torch thread (computed once per pass: a thread count that
-    changes meanwhile cannot misalign a pass's blocks and its sums)."""
-    count = max(1, min(torch.get_num_threads(), rows))
-    edges = [rows * i // count for i in range(count + 1)]
-    return list(zip(edges[:-1], edges[1:]))
-
-
-def _in_blocks(blocks: list[tuple[int, int]], call: Callable[[int, int, int], None]) -> None:
-    """call(block, first_row, end_row) for each block, one thread each."""
-    if len(blocks) == 1:
-        call(0, *blocks[0])
-        return
-    pool, owner = _state["pool"] or (None, None)
-    if pool is None or owner != os.getpid() or pool._max_workers < len(blocks):  # a forked child has no threads
-        pool = ThreadPoolExecutor(max_workers=len(blocks), thread_name_prefix="afbench-kernel")
-        _state["pool"] = (pool, os.getpid())
-    for future in [pool.submit(call, i, lo, hi) for i, (lo, hi) in enumerate(blocks)]:
-        future.result()
-
-
-def _pointer(t: Tensor, first_element: int = 0) -> int:
-    return t.data_ptr() + first_element * t.element_size()
+def _blocks(rows: int) -> int:
+    """How many blocks (threads) a pass splits its rows into: torch's thread count, at most one
+    block per row. Computed once per pass, so a pass's blocks and its sums' blocks agree."""
+    return max(1, min(torch.get_num_threads(), rows))
 
 
 # ---- ACON-C ---------------------------------------------------------------------------------------------
@@ -191,10 +177,8 @@ class _AconC(torch.autograd.Function):
         inner = x[0, 0].numel()
         params = [_per_channel(p, channels) for p in (p1, p2, beta)]
         y = torch.empty_like(x)
-        per_row = channels * inner
-        _in_blocks(_blocks(rows), lambda _, lo, hi: library().acon_c_forward(
-            _pointer(x, lo * per_row), _pointer(y, lo * per_row), *(p.data_ptr() for p in params),
-            hi - lo, channels, inner))
+        library().acon_c_forward(x.data_ptr(), y.data_ptr(), *(p.data_ptr() for p in params), rows, channels, inner,
+                                 _blocks(rows))
         ctx.save_for_backward(x, p1, p2, beta)
         return y
 
@@ -204,15 +188,13 @@ class _AconC(torch.autograd.Function):
         x, *params = ctx.saved_tensors
         rows, channels = x.shape[0], x.shape[1]
         inner = x[0, 0].numel()
-        per_row = channels * inner
         grad = grad.contiguous()
         expanded = [_per_channel(p, channels) for p in params]
         gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         blocks = _blocks(rows)
-        sums = torch.zeros(len(blocks), 3, channels, dtype=torch.float64)  # one block of sums per thread
-        _in_blocks(blocks, lambda i, lo, hi: library().acon_c_backward(
-            _pointer(grad, lo * per_row), _pointer(x, lo * per_row), *(p.data_ptr() for p in expanded),
-            None if gx is None else _pointer(gx, lo * per_row), _pointer(sums[i]), hi - lo, channels, inner))
+        sums = torch.zeros(blocks, 3, channels, dtype=torch.float64)  # one set of sums per block
+        library().acon_c_backward(grad.data_ptr(), x.data_ptr(), *(p.data_ptr() for p in expanded),
+                                  None if gx is None else gx.data_ptr(), sums.data_ptr(), rows, channels, inner, blocks)
         total = sums.sum(0)
         # a parameter with one value for every channel gets the sum over channels
         return gx, *((total[i].sum() if p.numel() == 1 else total[i]).reshape(p.shape).to(p.dtype)
@@ -245,8 +227,7 @@ class _Geglu(torch.autograd.Function):
         rows, half = x.shape[0], x[0].numel() // 2
         grad = grad.contiguous()
         gx = torch.empty_like(x)
-        _in_blocks(_blocks(rows), lambda _, lo, hi: library().geglu_backward(
-            _pointer(grad, lo * half), _pointer(x, lo * 2 * half), _pointer(gx, lo * 2 * half), hi - lo, half))
+        library().geglu_backward(grad.data_ptr(), x.data_ptr(), gx.data_ptr(), rows, half, _blocks(rows))
         return gx
 
 
@@ -260,8 +241,7 @@ def geglu(x: Tensor) -> Tensor | None:
 def _geglu_value(x: Tensor) -> Tensor:
     rows, half = x.shape[0], x[0].numel() // 2
     y = x.new_empty((rows, x.shape[1] // 2, *x.shape[2:]))
-    _in_blocks(_blocks(rows), lambda _, lo, hi: library().geglu_forward(
-        _pointer(x, lo * 2 * half), _pointer(y, lo * half), hi - lo, half))
+    library().geglu_forward(x.data_ptr(), y.data_ptr(), rows, half, _blocks(rows))
     return y
 
 
@@ -271,9 +251,8 @@ def _elementwise(name: str, x: Tensor, with_slope: bool):
     """f(x), and f'(x) with it, for a flat contiguous float32 x; the elements split between threads."""
     y = torch.empty_like(x)
     slope = torch.empty_like(x) if with_slope else None
-    function = getattr(library(), f"{name}_forward")
-    _in_blocks(_blocks(x.numel()), lambda _, lo, hi: function(
-        _pointer(x, lo), _pointer(y, lo), None if slope is None else _pointer(slope, lo), hi - lo))
+    getattr(library(), f"{name}_forward")(x.data_ptr(), y.data_ptr(), None if slope is None else slope.data_ptr(),
+                                          x.numel(), _blocks(x.numel()))
     return (y, slope) if with_slope else y
 
 
