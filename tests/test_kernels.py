@@ -455,3 +455,25 @@ def test_forward_mode_ad_runs_the_eager_versions_and_keeps_tangents():
         with fw.dual_level():
             out = fw.unpack_dual(activations.create(name)(fw.make_dual(x, tangent)))
         assert out.tangent is not None and torch.isfinite(out.tangent).all(), name
+
+
+def test_a_compiler_without_openmp_builds_the_loops_serial_with_the_same_results(monkeypatch, tmp_path):
+    monkeypatch.setenv("AFBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "OPENMP", "-fno-such-openmp-flag")  # what a compiler without OpenMP says no to
+    native.library.cache_clear()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # two blocks, run one after the other
+    try:
+        x = torch.randn(ROWS, COLS, requires_grad=True)
+        module = activations.create("acon_c", num_features=COLS)
+        y = module(x)
+        assert type(y.grad_fn).__name__ == "_AconCBackward"
+        y.sum().backward()
+        (built,) = tmp_path.rglob("native-*.so")
+        assert b"libgomp" not in built.read_bytes()  # the serial build: no OpenMP runtime needed
+    finally:
+        torch.set_num_threads(previous)
+        native.library.cache_clear()
+    want, grads = _acon_float64(x, module.p1, module.p2, module.beta, torch.ones(x.shape))
+    np.testing.assert_allclose(y.detach().double().numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(module.p1.grad.double().numpy(), grads[1].numpy(), rtol=1e-4, atol=1e-3)
