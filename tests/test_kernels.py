@@ -2,7 +2,7 @@
 
 Compiling costs seconds per Inductor kernel on 2 cores, so the default run compiles one
 (RReLU's, an (f, f') pass with its random draw) and `pytest -m slow` compiles every one; the
-native library (ACON-C, GEGLU) builds in about a second and is tested in the default run.
+native library (serf, tanhexp, ACON-C, GEGLU) builds in about a second and is tested in the default run.
 """
 
 import math
@@ -359,11 +359,11 @@ def test_a_failed_native_build_warns_once_and_runs_the_eager_versions(monkeypatc
     native.library.cache_clear()
     try:
         x = torch.randn(ROWS, COLS, requires_grad=True)
-        with pytest.warns(RuntimeWarning, match=r"native kernels \(ACON-C, GEGLU, serf\) are off"):
+        with pytest.warns(RuntimeWarning, match=r"native kernels \(serf, tanhexp, acon_c, geglu\) are off"):
             y = activations.create("acon_c")(x)
         assert type(y.grad_fn).__name__ != "_AconCBackward"
         torch.testing.assert_close(y, x * torch.sigmoid(x))
-        assert "native loops (serf, ACON-C, GEGLU) off (RuntimeError: false failed" in kernels.status()
+        assert "native loops (serf, tanhexp, acon_c, geglu) off (RuntimeError: false failed" in kernels.status()
         assert not list(tmp_path.rglob("*.so"))  # no half-written library left behind
     finally:
         native.library.cache_clear()
@@ -391,7 +391,7 @@ def test_native_loops_start_at_a_smaller_size_than_inductors_kernels():
     assert kernels.NATIVE_MIN_ELEMENTS <= mid.numel() < kernels.MIN_ELEMENTS
     assert "_SlopeFnBackward" in _ran(activations.create("serf")(mid))
     assert type(activations.create("acon_c", num_features=1024)(mid).grad_fn).__name__ == "_AconCBackward"
-    assert "_SlopeFnBackward" not in _ran(activations.create("tanhexp")(mid))  # an Inductor kernel: eager here
+    assert "_SlopeFnBackward" not in _ran(activations.create("lisht")(mid))  # an Inductor kernel: eager here
     small = torch.randn(16, 1024, requires_grad=True)  # 16,384: below both
     assert "_SlopeFnBackward" not in _ran(activations.create("serf")(small))
 

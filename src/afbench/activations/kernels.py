@@ -13,7 +13,7 @@ Two shapes of kernel:
 - ``Differentiated``: a function of the input and the activation's parameters,
   differentiated and fused by AOTAutograd, parameter gradients' sums included (StarReLU,
   PAU: torch ops only, no inline exp, whose bit manipulation has no derivative).
-Serf, ACON-C and GEGLU run hand-written C++ loops instead (native.py says why).
+Serf, TanhExp, ACON-C and GEGLU run hand-written C++ loops instead (native.py says why).
 
 The math avoids the vector functions that ATen calls out of line (Sleef's exp, tanh,
 log1p: around a call every vector register is spilled) and Inductor's expm1, which is
@@ -31,7 +31,7 @@ are float32-grade: float64 runs the eager versions). Below that a compiled call'
 cost (guards, autograd wrappers: about 0.1 ms a call) eats its gain: alone a kernel wins
 from about 50,000 elements, but inside LeNet on MNIST (activations of 110k and 33k
 elements) `afbench cost` measured ACON-C's and StarReLU's steps slower with Inductor's
-kernels than without. The native loops (serf, ACON-C, GEGLU) have no guards to check and
+kernels than without. The native loops (native.NAMES) have no guards to check and
 run from ``NATIVE_MIN_ELEMENTS`` on: a training step through them (1 thread, forward and
 backward) measured faster than the eager version's from there (ACON-C 595 us against 671 us
 at 32,768 elements, serf 395 against 618 us; at 1,024 both were about 10% slower).
@@ -219,18 +219,6 @@ def lisht(x):
     return x * t, t + x * sech2
 
 
-def tanhexp(x):
-    e = exp(x.clamp(max=20))  # tanh(e^20) is 1 in float64 already: no overflow
-    u = exp_nonpositive(-2 * e)
-    r = 1 / (1 + u)
-    # e > 0: tanh(e) = (1 - u) / (1 + u), which cancels for e <= 1/4; there tanh's series to
-    # e^9 (relative error < 1e-8)
-    z = e * e
-    series = e * ((1 - z * (1 / 3)) + z * z * ((2 / 15 - z * (17 / 315)) + z * z * (62 / 2835)))
-    t = torch.where(e <= 0.25, series, (1 - u) * r)
-    return x * t, t + x * e * (4 * u * r * r)
-
-
 def smish(x):
     # tanh(ln(1 + s)) = u / (u + 2), u = s (s + 2): no log, no tanh
     s = sigmoid_with(x, exp_nonpositive(-x.abs()))
@@ -262,7 +250,7 @@ def shifted_softplus(x):
 
 
 SLOPES: dict[str, Callable[[Tensor], tuple[Tensor, Tensor]]] = {
-    f.__name__: f for f in (tanhshrink, logsigmoid, elish, hard_elish, arctan, lisht, tanhexp, smish, logish,
+    f.__name__: f for f in (tanhshrink, logsigmoid, elish, hard_elish, arctan, lisht, smish, logish,
                             shifted_softplus, rrelu)}
 
 
@@ -337,7 +325,7 @@ def status() -> str:
         return "off (no C++ compiler)"
     if _state["broken"] is not None:
         return f"off ({_state['broken']})"
-    return "on" if native.status() == "on" else f"on; native loops (serf, ACON-C, GEGLU) {native.status()}"
+    return "on" if native.status() == "on" else f"on; native loops ({', '.join(native.NAMES)}) {native.status()}"
 
 
 def _eager_context() -> bool:

@@ -33,14 +33,14 @@ double hsum(vf v) {
     return s;
 }
 
-// e^y for y <= 0 (0 below -88; NaN stays NaN), cheaper than kernels.exp: one reduction step,
+// e^y for y <= 88 (0 below -88; NaN stays NaN), cheaper than kernels.exp: one reduction step,
 // y = n ln 2 + r with r from one fused multiply-add (float32's ln 2 is 1.9e-9 off, which puts
 // |n| 1.9e-9 into r: below 5e-8 for y >= -20), and e^r by the minimax polynomial of degree 5
 // (relative error 1.05e-7, scripts/fit_polynomials.py). 2^n built in the exponent
 // bits. Every caller multiplies the result into a term, so 1-3 ulp is what float32 gives anyway.
 constexpr float EXP[4] = {AFBENCH_EXP};  // from native.py, as LOG1P below
 
-inline vf exp_nonpositive(vf y) {
+inline vf exp_fast(vf y) {
     y = select(y < -88.0f, splat(-88.0f), y);
     const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
     vf n = (y * 1.44269504088896341f + magic) - magic;
@@ -52,7 +52,7 @@ inline vf exp_nonpositive(vf y) {
 }
 
 inline vf sigmoid(vf z) {
-    vf u = exp_nonpositive(-vabs(z));
+    vf u = exp_fast(-vabs(z));
     return select(z >= 0.0f, splat(1.0f), u) / (1.0f + u);
 }
 
@@ -205,7 +205,7 @@ namespace {
 // negative tail Phi is erfc / 2 itself, not 1 - erf.
 inline void normal_cdf_pdf(vf a, vf& cdf, vf& pdf) {
     vf z = vabs(a) * 0.70710678118654752f;
-    vf e = exp_nonpositive(-(z * z));  // e^(-a^2 / 2)
+    vf e = exp_fast(-(z * z));  // e^(-a^2 / 2)
     vf upper = 0.5f * erfc_from(z, e);
     vf half_erf = 0.5f * erf_series(z);
     vi small = z < 0.5f, positive = a >= 0.0f;
@@ -218,15 +218,29 @@ inline void normal_cdf_pdf(vf a, vf& cdf, vf& pdf) {
 // serf(x) = x erf(softplus(x)) and its derivative erf(sp) + x (2 / sqrt pi) e^(-sp^2) sigmoid(x).
 inline vf serf(vf x, vf* slope) {
     vi positive = x >= 0.0f;
-    vf u = exp_nonpositive(-vabs(x));
+    vf u = exp_fast(-vabs(x));
     vf sp = select(positive, x, splat(0.0f)) + log1p_unit(u);
-    vf e = exp_nonpositive(-(sp * sp));
+    vf e = exp_fast(-(sp * sp));
     vf erf = select(sp < 0.5f, erf_series(sp), 1.0f - erfc_from(sp, e));
     if (slope) {
         vf s = select(positive, splat(1.0f), u) / (1.0f + u);
         *slope = erf + 1.1283791670955126f * x * s * e;
     }
     return x * erf;
+}
+
+// tanhexp(x) = x tanh(e^x) and its derivative tanh(e^x) + x e^x sech^2(e^x). For e = e^x > 0,
+// tanh(e) = (1 - u) / (1 + u) with u = e^(-2e), which cancels for e <= 1/4: there tanh's series to
+// e^9 (relative error < 1e-8). e^20 already makes tanh 1 in float64: no overflow.
+inline vf tanhexp(vf x, vf* slope) {
+    vf e = exp_fast(select(x > 20.0f, splat(20.0f), x));
+    vf u = exp_fast(-2.0f * e);
+    vf r = 1.0f / (1.0f + u);
+    vf z = e * e;
+    vf series = e * ((1.0f - z * (1.0f / 3)) + z * z * ((2.0f / 15 - z * (17.0f / 315)) + z * z * (62.0f / 2835)));
+    vf t = select(e <= 0.25f, series, (1.0f - u) * r);
+    if (slope) *slope = t + x * e * (4.0f * u * r * r);
+    return x * t;
 }
 
 }  // namespace
@@ -285,15 +299,16 @@ void geglu_backward_rows(const float* grad, const float* x, float* gx, int64_t r
 
 namespace {
 
-void serf_forward_rows(const float* x, float* y, float* slope, int64_t n) {
+template <vf (*F)(vf, vf*)>
+void elementwise_rows(const float* x, float* y, float* slope, int64_t n) {
     int64_t full = n - n % W, k = n - full;
     vf d;
     for (int64_t i = 0; i < full; i += W) {
-        store(y + i, serf(load(x + i), slope ? &d : nullptr));
+        store(y + i, F(load(x + i), slope ? &d : nullptr));
         if (slope) store(slope + i, d);
     }
     if (k) {
-        store_part(y + full, serf(load_part(x + full, k), slope ? &d : nullptr), k);
+        store_part(y + full, F(load_part(x + full, k), slope ? &d : nullptr), k);
         if (slope) store_part(slope + full, d, k);
     }
 }
@@ -349,7 +364,13 @@ void geglu_backward(const float* grad, const float* x, float* gx, int64_t rows, 
 
 void serf_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
     in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
-        serf_forward_rows(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
+        elementwise_rows<serf>(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
+    });
+}
+
+void tanhexp_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
+    in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        elementwise_rows<tanhexp>(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
     });
 }
 

@@ -14,7 +14,9 @@
   log1p, exp, erf). The same math as Inductor's loop ran 13-16% faster here, side by side
   (2.9-3.2 ms against 3.3-3.9 ms for 1M elements, one thread; Inductor's clamps, for one,
   take three instructions each to carry NaN through), and a cheaper exp than kernels.exp
-  (below) took 13% more off.
+  (native.cpp's exp_fast) took 13% more off. TanhExp (exp of an exp) runs here for the same
+  reason: 2.15x ReLU against Inductor's 2.68x at 1 thread, 2.17x against 3.16x at 2
+  (bench/activations.py).
 
 The library is built once per machine with the C++ compiler torch.compile uses ($CXX, g++, c++
 or clang++; under a second) and kept in afbench's cache directory, under a key of the source,
@@ -55,7 +57,7 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std
          *(f"-DAFBENCH_{name}=" + ",".join(f"{c!r}f" for c in values) for name, values in (("LOG1P", LOG1P), ("EXP", EXP))))
 _SIGNATURES = {  # name: (pointer arguments, int64 arguments)
     "acon_c_forward": (5, 4), "acon_c_backward": (7, 4), "geglu_forward": (2, 3), "geglu_backward": (3, 3),
-    "serf_forward": (3, 2)}
+    "serf_forward": (3, 2), "tanhexp_forward": (3, 2)}
 _state: dict = {"error": None}
 _BUILDING = threading.Lock()
 
@@ -137,7 +139,7 @@ def _load() -> ctypes.CDLL | None:
         return lib
     except Exception as err:  # a compiler that fails, a cache directory we cannot write
         _state["error"] = f"{type(err).__name__}: {err}"
-        warnings.warn(f"afbench's native kernels (ACON-C, GEGLU, serf) are off for this process ({_state['error']}); "
+        warnings.warn(f"afbench's native kernels ({', '.join(NAMES)}) are off for this process ({_state['error']}); "
                       "their eager versions run instead (slower, same results to float32 rounding)",
                       RuntimeWarning, stacklevel=5)
         return None
@@ -256,7 +258,7 @@ def _elementwise(name: str, x: Tensor, with_slope: bool):
     return (y, slope) if with_slope else y
 
 
-ELEMENTWISE = ("serf",)
+ELEMENTWISE = ("serf", "tanhexp")
 NAMES = (*ELEMENTWISE, "acon_c", "geglu")  # every activation that runs here
 
 
