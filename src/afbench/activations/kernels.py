@@ -34,7 +34,7 @@ elements) `afbench cost` measured ACON-C's and StarReLU's steps slower with Indu
 kernels than without. The native loops (native.NAMES) have no guards to check and
 run from ``NATIVE_MIN_ELEMENTS`` on: a training step through them (1 thread, forward and
 backward) measured faster than the eager version's from there (ACON-C 595 us against 671 us
-at 32,768 elements, serf 395 against 618 us; at 1,024 both were about 10% slower).
+at 32,768 elements, serf 395 against 618 us; at 1,024 they were 5-10% slower).
 The eager versions also run while tracing, exporting to ONNX, compiling a whole
 model (the outer compile fuses them itself), inside torch.func transforms and forward-mode AD, and under a
 torch function or dispatch mode (afbench's swap check, the FLOP counter).
