@@ -89,7 +89,6 @@ def test_the_helpers_agree_with_scipy_within_float32_ulps():
     u = torch.linspace(0, 1, 100_001, dtype=torch.float64)
     np.testing.assert_allclose(kernels.log1p_unit(u).numpy(), np.log1p(u.numpy()), rtol=3e-7)
     x = torch.linspace(-50, 50, 100_001, dtype=torch.float64)
-    np.testing.assert_allclose(kernels.tanh(x).numpy(), np.tanh(x.numpy()), rtol=3e-7, atol=1e-300)
     y = torch.cat([-torch.logspace(-12, 2, 10_000, dtype=torch.float64), torch.logspace(-12, 1, 10_000,
                                                                                         dtype=torch.float64)])
     u, m = kernels.exp_expm1(y)
@@ -359,11 +358,11 @@ def test_a_failed_native_build_warns_once_and_runs_the_eager_versions(monkeypatc
     native.library.cache_clear()
     try:
         x = torch.randn(ROWS, COLS, requires_grad=True)
-        with pytest.warns(RuntimeWarning, match=r"native kernels \(serf, tanhexp, acon_c, geglu\) are off"):
+        with pytest.warns(RuntimeWarning, match=r"native kernels \(serf, .*, geglu\) are off"):
             y = activations.create("acon_c")(x)
         assert type(y.grad_fn).__name__ != "_AconCBackward"
         torch.testing.assert_close(y, x * torch.sigmoid(x))
-        assert "native loops (serf, tanhexp, acon_c, geglu) off (RuntimeError: false failed" in kernels.status()
+        assert f"native loops ({', '.join(native.NAMES)}) off (RuntimeError: false failed" in kernels.status()
         assert not list(tmp_path.rglob("*.so"))  # no half-written library left behind
     finally:
         native.library.cache_clear()
@@ -391,7 +390,7 @@ def test_native_loops_start_at_a_smaller_size_than_inductors_kernels():
     assert kernels.NATIVE_MIN_ELEMENTS <= mid.numel() < kernels.MIN_ELEMENTS
     assert "_SlopeFnBackward" in _ran(activations.create("serf")(mid))
     assert type(activations.create("acon_c", num_features=1024)(mid).grad_fn).__name__ == "_AconCBackward"
-    assert "_SlopeFnBackward" not in _ran(activations.create("lisht")(mid))  # an Inductor kernel: eager here
+    assert "_SlopeFnBackward" not in _ran(activations.create("logish")(mid))  # an Inductor kernel: eager here
     small = torch.randn(16, 1024, requires_grad=True)  # 16,384: below both
     assert "_SlopeFnBackward" not in _ran(activations.create("serf")(small))
 

@@ -13,12 +13,13 @@ Two shapes of kernel:
 - ``Differentiated``: a function of the input and the activation's parameters,
   differentiated and fused by AOTAutograd, parameter gradients' sums included (StarReLU,
   PAU: torch ops only, no inline exp, whose bit manipulation has no derivative).
-Serf, TanhExp, ACON-C and GEGLU run hand-written C++ loops instead (native.py says why).
+Serf, TanhExp, LiSHT, Tanhshrink, ACON-C and GEGLU run hand-written C++ loops instead (native.py
+says why).
 
 The math avoids the vector functions that ATen calls out of line (Sleef's exp, tanh,
 log1p: around a call every vector register is spilled) and Inductor's expm1, which is
 not accurate near 0: exp written out (Cody and Waite's reduction, a Taylor polynomial and
-the exponent's bits), tanh and expm1 through it and a short series, log1p on [0, 1] by a
+the exponent's bits), expm1 through it and a short series, log1p on [0, 1] by a
 fitted polynomial, arctan by Cephes' range reduction, polynomials by Estrin's scheme. The
 tests hold each kernel's float32 error to that of torch's own eager functions, against
 float64 references.
@@ -117,18 +118,6 @@ def exp_expm1(y: Tensor) -> tuple[Tensor, Tensor]:
     return u, torch.where(y.abs() <= 0.5, series, u - 1)
 
 
-def tanh_sech2(z: Tensor) -> tuple[Tensor, Tensor]:
-    """tanh(z) and 1 - tanh(z)^2 from u = e^-2|z|: tanh = -expm1(-2|z|) / (1 + u), odd, and
-    sech^2 = 4 u / (1 + u)^2, with no cancellation near |tanh| = 1 and one division."""
-    u, m = exp_expm1(-2 * z.abs())
-    r = 1 / (1 + u)
-    return torch.copysign(-m * r, z), 4 * u * r * r
-
-
-def tanh(z: Tensor) -> Tensor:
-    return tanh_sech2(z)[0]
-
-
 def log1p_unit(u: Tensor) -> Tensor:
     """log(1 + u) for u in [0, 1] as u P(2u - 1), P of degree 8 summed by Estrin's scheme: no
     division (2 atanh(u / (2 + u)) needs one) and a short dependency chain, which is what a
@@ -177,16 +166,6 @@ def _sigmoid_and_softplus(x: Tensor) -> tuple[Tensor, Tensor]:
 
 # ---- elementwise activations as (f(x), f'(x)) --------------------------------------------------------
 
-def tanhshrink(x):
-    # x - tanh(x) cancels for small x: there its odd series to x^15 (error < 1.2e-7 relative at 1/2)
-    t = tanh(x)
-    z = x * x
-    z2 = z * z
-    series = x * z * ((1 / 3 - z * (2 / 15)) + z2 * (17 / 315 - z * (62 / 2835))
-                      + z2 * z2 * ((1382 / 155925 - z * (21844 / 6081075)) + z2 * (929569 / 638512875)))
-    return torch.where(x.abs() < 0.5, series, x - t), t * t
-
-
 def logsigmoid(x):
     u = exp_nonpositive(-x.abs())
     return x.clamp(max=0) - log1p_unit(u), torch.where(x >= 0, u, 1.0) / (1 + u)  # f' = sigmoid(-x)
@@ -212,11 +191,6 @@ def hard_elish(x):
 
 def arctan(x):
     return atan(x), 1 / (1 + x * x)
-
-
-def lisht(x):
-    t, sech2 = tanh_sech2(x)
-    return x * t, t + x * sech2
 
 
 def smish(x):
@@ -250,7 +224,7 @@ def shifted_softplus(x):
 
 
 SLOPES: dict[str, Callable[[Tensor], tuple[Tensor, Tensor]]] = {
-    f.__name__: f for f in (tanhshrink, logsigmoid, elish, hard_elish, arctan, lisht, smish, logish,
+    f.__name__: f for f in (logsigmoid, elish, hard_elish, arctan, smish, logish,
                             shifted_softplus, rrelu)}
 
 

@@ -16,7 +16,8 @@
   take three instructions each to carry NaN through), and a cheaper exp than kernels.exp
   (native.cpp's exp_fast) took 13% more off. TanhExp (exp of an exp) runs here for the same
   reason: 2.15x ReLU against Inductor's 2.68x at 1 thread, 2.17x against 3.16x at 2
-  (bench/activations.py).
+  (bench/activations.py); so do lisht and tanhshrink (tanh through exp and an expm1 series),
+  which measured closest to the budget at 2 threads among Inductor's (3.03x and 2.96x).
 
 The library is built once per machine with the C++ compiler torch.compile uses ($CXX, g++, c++
 or clang++; under a second) and kept in afbench's cache directory, under a key of the source,
@@ -55,9 +56,11 @@ EXP = (0.4999923207, 0.1666711455, 0.04189007274, 0.00831249972)
 OPENMP = "-fopenmp"  # dropped when the compiler lacks it: the loops then run on one thread
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c++17", "-Wno-unknown-pragmas",
          *(f"-DAFBENCH_{name}=" + ",".join(f"{c!r}f" for c in values) for name, values in (("LOG1P", LOG1P), ("EXP", EXP))))
+ELEMENTWISE = ("serf", "tanhexp", "lisht", "tanhshrink")  # (f, f') passes, run through kernels.Slope
+NAMES = (*ELEMENTWISE, "acon_c", "geglu")  # every activation that runs here
 _SIGNATURES = {  # name: (pointer arguments, int64 arguments)
     "acon_c_forward": (5, 4), "acon_c_backward": (7, 4), "geglu_forward": (2, 3), "geglu_backward": (3, 3),
-    "serf_forward": (3, 2), "tanhexp_forward": (3, 2)}
+    **{f"{name}_forward": (3, 2) for name in ELEMENTWISE}}
 _state: dict = {"error": None}
 _BUILDING = threading.Lock()
 
@@ -258,8 +261,6 @@ def _elementwise(name: str, x: Tensor, with_slope: bool):
     return (y, slope) if with_slope else y
 
 
-ELEMENTWISE = ("serf", "tanhexp")
-NAMES = (*ELEMENTWISE, "acon_c", "geglu")  # every activation that runs here
 
 
 def slope_pass(name: str) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
