@@ -367,6 +367,13 @@ void in_blocks(int64_t rows, int64_t blocks, Body body) {
     for (int64_t b = 0; b < blocks; ++b) body(b, rows * b / blocks, rows * (b + 1) / blocks);
 }
 
+template <vf (*F)(vf, vf*)>
+void elementwise(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
+    in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        elementwise_rows<F>(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
+    });
+}
+
 }  // namespace
 
 extern "C" {
@@ -400,28 +407,18 @@ void geglu_backward(const float* grad, const float* x, float* gx, int64_t rows, 
     });
 }
 
+// The (f, f') passes: y = f(x), and slope = f'(x) when slope is not null.
 void serf_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
-    in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
-        elementwise_rows<serf>(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
-    });
+    elementwise<serf>(x, y, slope, n, blocks);
 }
-
 void tanhexp_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
-    in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
-        elementwise_rows<tanhexp>(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
-    });
+    elementwise<tanhexp>(x, y, slope, n, blocks);
 }
-
 void lisht_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
-    in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
-        elementwise_rows<lisht>(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
-    });
+    elementwise<lisht>(x, y, slope, n, blocks);
 }
-
 void tanhshrink_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
-    in_blocks(n, blocks, [&](int64_t, int64_t lo, int64_t hi) {
-        elementwise_rows<tanhshrink>(x + lo, y + lo, slope ? slope + lo : nullptr, hi - lo);
-    });
+    elementwise<tanhshrink>(x, y, slope, n, blocks);
 }
 
 }  // extern "C"
