@@ -370,8 +370,8 @@ def _compile_settings(fused_multiply_add: bool):
     import torch._dynamo.config as dynamo
     import torch._inductor.config as inductor
 
-    settings = {"compile_threads": 1, "cpp.enable_floating_point_contract_flag": "fast" if fused_multiply_add else "off",
-}
+    settings = {"compile_threads": 1,
+                "cpp.enable_floating_point_contract_flag": "fast" if fused_multiply_add else "off"}
     with inductor.patch(settings), dynamo.patch(recompile_limit=RECOMPILE_LIMIT, specialize_float=True):
         yield
 

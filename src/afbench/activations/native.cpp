@@ -70,7 +70,8 @@ inline vf erf_series(vf z) {
     vf z2 = z * z;
     vf z4 = z2 * z2;
     return 1.1283791670955126f * z  // 2 / sqrt(pi)
-           * (((1.0f - z2 * (1.0f / 3)) + z4 * (1.0f / 10 - z2 * (1.0f / 42))) + z4 * z4 * (1.0f / 216 - z2 * (1.0f / 1320)));
+           * (((1.0f - z2 * (1.0f / 3)) + z4 * (1.0f / 10 - z2 * (1.0f / 42)))
+              + z4 * z4 * (1.0f / 216 - z2 * (1.0f / 1320)));
 }
 
 // log(1 + u) for u in [0, 1]: u P(2u - 1), P fitted by scripts/fit_polynomials.py (relative error

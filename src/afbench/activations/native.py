@@ -55,7 +55,8 @@ LOG1P = (0.8109302194, -0.1442633327, 0.03315227118, -0.008463930424, 0.00228961
 EXP = (0.4999923207, 0.1666711455, 0.04189007274, 0.00831249972)
 OPENMP = "-fopenmp"  # dropped when the compiler lacks it: the loops then run on one thread
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c++17", "-Wno-unknown-pragmas",
-         *(f"-DAFBENCH_{name}=" + ",".join(f"{c!r}f" for c in values) for name, values in (("LOG1P", LOG1P), ("EXP", EXP))))
+         *(f"-DAFBENCH_{name}=" + ",".join(f"{c!r}f" for c in coefficients)  # float literals for native.cpp
+           for name, coefficients in (("LOG1P", LOG1P), ("EXP", EXP))))
 ELEMENTWISE = ("serf", "tanhexp", "lisht", "tanhshrink")  # (f, f') passes, run through kernels.Slope
 NAMES = (*ELEMENTWISE, "acon_c", "geglu")  # every activation that runs here
 _SIGNATURES = {  # name: (pointer arguments, int64 arguments)
@@ -161,7 +162,7 @@ def refuse_double_backward(name: str) -> None:
                            "AFBENCH_KERNELS=off to run the eager version, which has them")
 
 
-# ---- rows split between threads (in native.cpp, under OpenMP) -------------------------------------------------------------------------
+# ---- rows split between threads (in native.cpp, under OpenMP) ------------------------------------------
 
 def _blocks(rows: int) -> int:
     """How many blocks (threads) a pass splits its rows into: torch's thread count, at most one
