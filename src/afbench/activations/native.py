@@ -1,8 +1,7 @@
 """Hand-written C++ loops (native.cpp) for the kernels Inductor's loops serve badly.
 
 - ACON-C's backward pass sums three parameter gradients per channel. For a sum over rows,
-  Inductor's loop walks down each column, a cache line per row: on a (1000, 1000) tensor the sums
-  alone took 7 ms, four times ReLU's whole forward and backward pass; fused with the input's
+  Inductor's loop walks down each column, a cache line per row; fused with the input's
   gradient, Inductor stores every per-element term. Here one pass over the rows computes the
   input's gradient and adds the three sums into per-channel accumulators, and the forward pass
   keeps nothing but x (the backward pass recomputes sigmoid: no extra tensor to write, read and
@@ -10,14 +9,12 @@
 - GEGLU's backward pass writes both halves of one gradient. Inductor writes them through a
   concatenation: two loops, each reading the input and computing the shared terms again. Here
   one loop writes both, and the forward pass keeps nothing but x.
-- Serf's (f, f') pass (see kernels.Slope) is one long chain of dependent operations (exp,
-  log1p, exp, erf). The same math as Inductor's loop ran 13-16% faster here, side by side
-  (2.9-3.2 ms against 3.3-3.9 ms for 1M elements, one thread; Inductor's clamps, for one,
-  take three instructions each to carry NaN through), and a cheaper exp than kernels.exp
-  (native.cpp's exp_fast) took 13% more off. TanhExp (exp of an exp) runs here for the same
-  reason: 2.15x ReLU against Inductor's 2.68x at 1 thread, 2.17x against 3.16x at 2
-  (bench/activations.py); so do lisht and tanhshrink (tanh through exp and an expm1 series),
-  which measured closest to the budget at 2 threads among Inductor's (3.03x and 2.96x).
+- Serf's, TanhExp's, LiSHT's and Tanhshrink's (f, f') passes (see kernels.Slope) are long
+  chains of dependent operations (exp, log1p, expm1, erf). The same math ran faster here
+  than in Inductor's loops (whose clamps, for one, take three instructions each to carry NaN
+  through), and native.cpp's exp_fast is cheaper than kernels.exp. These four measured
+  closest to issue 17's budget as Inductor kernels; their ratios now are in
+  bench/activations-table.txt (1 thread) and bench/activations-table-2threads.txt.
 
 The library is built once per machine with the C++ compiler torch.compile uses ($CXX, g++, c++
 or clang++; under a second) and kept in afbench's cache directory, under a key of the source,
@@ -260,8 +257,6 @@ def _elementwise(name: str, x: Tensor, with_slope: bool):
     getattr(library(), f"{name}_forward")(x.data_ptr(), y.data_ptr(), None if slope is None else slope.data_ptr(),
                                           x.numel(), _blocks(x.numel()))
     return (y, slope) if with_slope else y
-
-
 
 
 def slope_pass(name: str) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
