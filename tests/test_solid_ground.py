@@ -3,6 +3,7 @@
 import shutil
 import sqlite3
 import sys
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -166,6 +167,24 @@ def test_a_held_write_lock_is_waited_for_then_reported(tmp_path, monkeypatch):
     holder.execute("COMMIT")
     store.set_meta("x", 1)  # free again: the write goes through
     assert store.meta()["x"] == 1
+
+
+def test_a_database_locked_while_it_opens_is_waited_for_not_called_foreign(tmp_path, monkeypatch):
+    """Another process creating or opening the same results.sqlite can make SQLite answer
+    "locked" at once, even with a busy timeout: that is a wait, not a foreign database."""
+    Store(tmp_path).close()
+    real, answers = Store._check_foreign, ["locked"]
+
+    def locked_once(self):
+        if answers:
+            answers.pop()
+            raise sqlite3.OperationalError("database is locked")
+        real(self)
+
+    monkeypatch.setattr(Store, "_check_foreign", locked_once)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    store = Store(tmp_path)  # waited once, then opened
+    assert not answers and store.meta() is not None
 
 
 # ---- faults: recorded, and said by the exit code ----------------------------------------

@@ -110,8 +110,9 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)  # explicit transactions
         self.db.row_factory = sqlite3.Row
         try:
-            self._check_foreign()  # before anything writes, even the journal mode
-            self.db.execute("PRAGMA journal_mode=WAL")
+            # before anything writes, even the journal mode; another process creating or opening the
+            # same database at this moment can make SQLite answer "locked" at once: wait for it
+            self._waiting_out_locks(lambda: (self._check_foreign(), self.db.execute("PRAGMA journal_mode=WAL")))
         except sqlite3.DatabaseError as err:
             self.db.close()
             raise AfbenchError(f"{self.path} is not an afbench results database ({err}): move it away or choose "
@@ -145,12 +146,16 @@ class Store:
         self.db.execute("COMMIT")
 
     def _begin(self) -> None:
-        """Take the write lock now (no lost updates between processes). Another client
-        may hold it for long (a backup, a viewer): wait with backoff, then say so."""
+        """Take the write lock now (no lost updates between processes)."""
+        self._waiting_out_locks(lambda: self.db.execute("BEGIN IMMEDIATE"))
+
+    def _waiting_out_locks(self, action) -> None:
+        """Run ``action``; while another client holds a lock it needs (a backup, a viewer, another
+        afbench), wait with backoff, then say so."""
         start, pause = time.monotonic(), 0.5
         while True:
             try:
-                self.db.execute("BEGIN IMMEDIATE")
+                action()
                 return
             except sqlite3.OperationalError as err:
                 if "locked" not in str(err) and "busy" not in str(err):
