@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from afbench.cost.api import run_cost
-from afbench.cost.cli import print_table
+from afbench.cli.cost import print_table
 
 ACTIVATIONS = ["relu", "tanh", "selu", "prelu", "elu", "leaky_relu", "mish", "relu_softsign"]
 TOLERANCE = 0.05

@@ -11,7 +11,7 @@ from scipy import stats
 from torch import nn
 
 from afbench.cost import memory, numerics, timing
-from afbench.cost.store import COLUMNS, load_cost, save_cost
+from afbench.store.cost import COLUMNS, load_cost, save_cost
 
 
 def _mlp() -> nn.Sequential:
@@ -143,7 +143,7 @@ def _row(activation, threads=2, **extra):
 
 def test_cost_table_round_trips_and_filters_by_conditions(tmp_path, monkeypatch):
     import afbench
-    from afbench.sweep.store import Store
+    from afbench.store.database import Store
 
     monkeypatch.setattr(afbench, "__version__", "0.1.0")
     store = Store(tmp_path)
@@ -163,7 +163,7 @@ def test_cost_table_round_trips_and_filters_by_conditions(tmp_path, monkeypatch)
 def test_cost_csv_has_the_issue_columns(tmp_path):
     import csv
 
-    from afbench.cost.store import write_csv
+    from afbench.store.cost import write_csv
 
     path = write_csv([_row("relu", extra_column=3)], tmp_path / "cost.csv")
     header = next(csv.reader(path.open()))
@@ -175,7 +175,7 @@ def test_cost_csv_has_the_issue_columns(tmp_path):
 
 def test_cost_command_parses_with_the_issue_flags():
     from afbench.cli import build_parser
-    from afbench.cost.cli import add_parser, cmd_cost
+    from afbench.cli.cost import add_parser, cmd_cost
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -190,7 +190,7 @@ def test_cost_command_parses_with_the_issue_flags():
 def test_profile_on_digits_measures_every_activation_in_paired_rounds(digits, tmp_path):
     from afbench.cost import profile, profile_for_sweep
     from afbench.config import RunConfig
-    from afbench.sweep.store import Store
+    from afbench.store.database import Store
 
     threads_before = torch.get_num_threads()
     result = profile("mlp", digits, ["tanh", "prelu"], budget_s=0.5, price_per_hour=3.6, epochs=1,
@@ -216,7 +216,7 @@ def test_profile_on_digits_measures_every_activation_in_paired_rounds(digits, tm
 
 def _cost_args(*extra):
     from afbench.cli import build_parser
-    from afbench.cost.cli import add_parser
+    from afbench.cli.cost import add_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -7,7 +7,7 @@ import pytest
 from afbench.config import RunConfig
 from afbench.report import render, timing
 from afbench.sweep import Grid, LocalBackend, Runtime, calibrate, execute
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 
 def test_a_sweep_measures_its_cost_profile_and_the_tables_use_it(tmp_path):

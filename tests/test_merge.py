@@ -1,4 +1,4 @@
-"""afbench.merge on two real tiny sweeps: each run once, conflicts kept aside,
+"""afbench.store.merge on two real tiny sweeps: each run once, conflicts kept aside,
 idempotent, inputs untouched, extra tables copied."""
 
 import hashlib
@@ -10,7 +10,7 @@ import pytest
 from workflow_sweeps import ACTIVATIONS, SEEDS, sweeps
 
 from afbench.errors import AfbenchError
-from afbench.merge import merge
+from afbench.store.merge import merge
 
 
 def _digest(path) -> str:

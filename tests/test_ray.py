@@ -14,7 +14,7 @@ ray = pytest.importorskip("ray")
 from afbench.config import RunConfig  # noqa: E402
 from afbench.sweep import LocalBackend, Runtime, ray_backend  # noqa: E402
 from afbench.sweep.grid import Grid  # noqa: E402
-from afbench.sweep.store import Store  # noqa: E402
+from afbench.store.database import Store  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 

@@ -11,10 +11,11 @@ import pytest
 from scipy import stats as sps
 
 from afbench.config import RunConfig
-from afbench.report import render, stats
+from afbench.report import render
+from afbench.stats import paired as stats
 from afbench.sweep import LocalBackend, Runtime
 from afbench.sweep.grid import Grid
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 
 def test_describe_gives_the_t_interval():

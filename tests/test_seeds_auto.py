@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from afbench.config import RunConfig
-from afbench.report import stats
+from afbench.stats import paired as stats
 from afbench.sweep import Grid, LocalBackend, Runtime, execute_until_decided
 from afbench.sweep.execute import seed_rounds
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 QUIET = Runtime(progress=False, workers=1, stack=1)
 

@@ -14,8 +14,8 @@ from afbench.engine import train as engine
 from afbench.errors import AfbenchError
 from afbench.results import Status
 from afbench.sweep import Grid, LocalBackend, Runtime, calibrate, execute
-from afbench.sweep import store as store_module
-from afbench.sweep.store import Store
+from afbench.store import database as store_module
+from afbench.store.database import Store
 
 FIXTURE = __import__("pathlib").Path(__file__).parent / "fixtures" / "results-v0.1.0.sqlite"
 QUIET = Runtime(progress=False, workers=1, stack=1)

@@ -12,7 +12,7 @@ from afbench.engine.stack import StackedSequential
 from afbench.errors import AfbenchError
 from afbench.sweep import LocalBackend, Runtime, calibrate
 from afbench.sweep.grid import Grid
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 SHAPES = {"mlp": (1, 12, 12), "lenet": (1, 20, 20), "vgg11": (3, 32, 32)}
 CASES = [("mlp", "relu", "none"), ("mlp", "prelu", "batch"), ("mlp", "maxout", "layer"),

@@ -17,7 +17,7 @@ from afbench.errors import AfbenchError
 from afbench.results import EpochRecord, RunSummary, Status
 from afbench.sweep import LocalBackend, Runtime, calibrate
 from afbench.sweep.grid import Grid, preset
-from afbench.sweep.store import MIGRATIONS, Store
+from afbench.store.database import MIGRATIONS, Store
 
 
 def configs(n=3):
@@ -129,7 +129,7 @@ import sys
 from afbench.config import RunConfig
 from afbench.sweep import LocalBackend, Runtime, calibrate
 from afbench.sweep.grid import Grid
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 if __name__ == "__main__":  # worker processes are spawned: they re-import this file
     cells = Grid(RunConfig(epochs=int(sys.argv[2]), batch_size=32), ("relu", "tanh", "sigmoid"),
                  seeds=(0, 1)).configs()

@@ -15,10 +15,11 @@ from scipy import stats as sps
 
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
-from afbench.report import render, stats, tables
+from afbench.report import render, tables
+from afbench.stats import paired as stats
 from afbench.report.verdict import verdict_lines
 from afbench.results import EpochRecord, RunSummary, Status
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 
 def exact_sign_flip(diff):

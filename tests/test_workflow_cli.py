@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from afbench import workflow_cli
+from afbench.cli import workflow as workflow_cli
 from afbench.errors import AfbenchError
 from afbench.sweep import grid, study
 
@@ -45,7 +45,7 @@ def test_export_rejects_an_unknown_tool_and_a_missing_folder(tmp_path):
 
 
 def test_save_study_stores_and_writes_the_resolved_study(tmp_path):
-    from afbench.sweep.store import Store
+    from afbench.store.database import Store
 
     resolved = study.parse_study(grid.show_preset("s2-mlp"))
     path = study.save_study(tmp_path, resolved)

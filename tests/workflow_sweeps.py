@@ -21,9 +21,9 @@ def base_config():
 def sweeps() -> dict[str, Path]:
     """Out folders 'a' and 'b', swept once per test session, and 'merged' (a + b)."""
     if not _BUILT:
-        from afbench.merge import merge
+        from afbench.store.merge import merge
         from afbench.sweep import LocalBackend, Runtime
-        from afbench.sweep.store import Store
+        from afbench.store.database import Store
 
         root = Path(tempfile.mkdtemp(prefix="afbench-workflow-"))
         for name, names in ACTIVATIONS.items():

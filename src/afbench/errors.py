@@ -34,3 +34,13 @@ def lookup(kind: str, name: str, valid: Iterable[str], aliases: Mapping[str, str
     maybe = f" Did you mean '{close[0]}'?" if close else ""
     alias_text = f" (aliases: {', '.join(f'{a}={c}' for a, c in sorted(aliases.items()))})" if aliases else ""
     raise UnknownNameError(f"unknown {kind} '{name}'.{maybe} Valid: {', '.join(valid)}{alias_text}.{hint}")
+
+
+class Interrupted(AfbenchError):
+    """A sweep stopped by Ctrl-C (SIGINT) or SIGTERM: what was saved stays saved.
+
+    The CLI prints one line from it and exits with ``128 + signal_number``."""
+
+    def __init__(self, saved: int, total: int, signal_number: int = 2):
+        self.saved, self.total, self.signal_number = saved, total, signal_number
+        super().__init__(f"interrupted: {saved} of {total} runs saved; rerun the same command to resume")

@@ -191,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument("--no-progress", action="store_true", help="no progress bars")
     norm.set_defaults(func=cmd_study_norm)
 
-    from afbench import workflow_cli
-    from afbench.cost.cli import add_parser as add_cost_parser
+    from afbench.cli import workflow as workflow_cli
+    from afbench.cli.cost import add_parser as add_cost_parser
 
     add_cost_parser(commands)
     workflow_cli.add_parsers(commands, listing_what)

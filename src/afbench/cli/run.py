@@ -267,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = outcome.counts
     if getattr(backend, "schedule_used", None):
         console.print(f"scheduler: {backend.schedule_used}", highlight=False)
-    from afbench.sweep.store import Store
+    from afbench.store.database import Store
 
     profile = Store(out).meta().get("cost_profile")
     if profile:

@@ -9,7 +9,7 @@ memory, FLOPs, ONNX deployability, low-precision numerics and price.
 
 from afbench.cost.api import profile_for_sweep, run_cost
 from afbench.cost.profile import CostProfile, profile
-from afbench.cost.store import COLUMNS, load_cost, save_cost, write_csv
+from afbench.store.cost import COLUMNS, load_cost, save_cost, write_csv
 
 __all__ = ["COLUMNS", "CostProfile", "load_cost", "profile", "profile_for_sweep", "run_cost", "save_cost",
            "write_csv"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from afbench.cost.profile import CostProfile, profile
-from afbench.cost.store import load_cost, save_cost, write_csv
+from afbench.store.cost import load_cost, save_cost, write_csv
 from afbench.errors import AfbenchError
 
 
@@ -20,7 +20,7 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
     """Load ``dataset``, profile every activation in ``model`` and write OUT/cost.csv,
     OUT/cost.png and the ``cost`` table of OUT/results.sqlite."""
     from afbench import data
-    from afbench.sweep.store import Store
+    from afbench.store.database import Store
 
     if batch_size < 1:
         raise AfbenchError(f"--batch-size must be at least 1, got {batch_size}")

@@ -1,6 +1,6 @@
 """Exports of an out folder to experiment trackers: TensorBoard and MLflow.
 
-Both read the results database read-only (through afbench.frames.load) and import
+Both read the results database read-only (through afbench.store.frames.load) and import
 their library only when called: `pip install 'afbench[export]'` installs them.
 """
 
@@ -28,7 +28,7 @@ def require(module: str, tool: str):
 
 def frames(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, epochs) of the finished runs in ``out``."""
-    from afbench.frames import load
+    from afbench.store.frames import load
 
     runs = load(out)
     if runs.empty:

@@ -20,10 +20,11 @@ import pandas as pd
 
 from afbench import activations
 from afbench.errors import AfbenchError
-from afbench.report import figures, stats, tables, timing
+from afbench.report import figures, tables, timing
+from afbench.stats import paired as stats
 from afbench.report.verdict import verdict_lines
 from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 EQUIVALENCE = 0.001  # practical-equivalence margin of the verdicts: 0.1 percentage points of error
 TAUS = [1 + i / 20 for i in range(41)]  # performance-profile factors 1.0 .. 3.0

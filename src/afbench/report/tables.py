@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from afbench.report import stats
+from afbench.stats import paired as stats
 from afbench.results import EPOCH_METRICS, SUMMARY_METRICS, EpochRecord, RunRecord, Status, check_metric
 
 # The columns S1's tables report, plus F1 (S2), with how to read them.

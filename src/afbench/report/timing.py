@@ -17,7 +17,7 @@ import sqlite3
 
 import pandas as pd
 
-from afbench.report import stats
+from afbench.stats import paired as stats
 
 COST_COLUMNS = ["model", "activation", "device", "threads", "step_ms", "step_ratio", "step_ratio_low",
                 "step_ratio_high"]

@@ -1,5 +1,5 @@
 """The report's opening: what the statistics support, in plain words, and nothing
-more. Every sentence is drawn from the paired tests (afbench.report.stats)."""
+more. Every sentence is drawn from the paired tests (afbench.stats.paired)."""
 
 from __future__ import annotations
 

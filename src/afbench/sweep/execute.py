@@ -27,7 +27,7 @@ from afbench.results import Status
 from afbench.sweep.grid import Grid
 from afbench.sweep.jobs import Backend, Counts, no_counts
 from afbench.sweep.local import LocalBackend
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 FIRST_SEEDS = 3  # paired seeds every activation starts with under --seeds auto
 EQUIVALENCE = 0.001  # default practical-equivalence margin: 0.1 percentage points of test error
@@ -138,7 +138,7 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     ±``equivalence``) or has ``max_seeds``. Resumes like any sweep: finished seeds are
     read back, never retrained. Why each activation stopped is stored in the database
     (meta ``seeds_auto``)."""
-    from afbench.report import stats  # the decision rule is the report's, so sweep and report agree
+    from afbench.stats import paired as stats  # the decision rule is the report's, so sweep and report agree
 
     baseline = canonical_activation(baseline)
     if len(grid.lrs) > 1:

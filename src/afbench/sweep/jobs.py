@@ -14,7 +14,7 @@ from afbench import data as datasets
 from afbench.config import RunConfig
 from afbench.engine import train as engine
 from afbench.results import EpochRecord
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 Counts = dict[str, int]  # {"ran": ..., "skipped": ..., "failed": ...}
 

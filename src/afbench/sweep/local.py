@@ -21,7 +21,7 @@ from afbench.sweep import calibrate, slots
 from afbench.sweep.jobs import Counts, Job, no_counts, record_failure, record_results, train_job
 from afbench.sweep.options import Runtime
 from afbench.sweep.prepared import DataCache
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 
 class LocalBackend:

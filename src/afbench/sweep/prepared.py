@@ -7,7 +7,7 @@ from pathlib import Path
 
 from afbench import data as datasets
 from afbench.config import RunConfig
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 
 def prepare_for(config: RunConfig, raw: datasets.ImageData) -> datasets.Prepared:

@@ -31,7 +31,7 @@ from afbench.config import RunConfig
 from afbench.errors import AfbenchError
 from afbench.sweep.jobs import Counts, Job, no_counts, record_failure, record_results, train_job
 from afbench.sweep.prepared import load_raw, prepare_for, record_class_counts
-from afbench.sweep.store import Store
+from afbench.store.database import Store
 
 
 @dataclass(frozen=True)

@@ -377,7 +377,7 @@ def apply_study(args: argparse.Namespace, study: dict,
 def save_study(out: str | Path, resolved: dict) -> Path:
     """Store the resolved study with the results (meta key ``study``) and write it
     as ``out``/study.toml, so `afbench run --study OUT/study.toml` runs the sweep again."""
-    from afbench.sweep.store import Store
+    from afbench.store.database import Store
 
     store = Store(out)
     try:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from afbench.errors import AfbenchError
-from afbench.sweep.store import FINISHED, MIGRATIONS, Store
+from afbench.store.database import FINISHED, MIGRATIONS, Store
 
 CORE_TABLES = ("runs", "epochs", "meta")
 CONFLICTS = """CREATE TABLE IF NOT EXISTS merge_conflicts (

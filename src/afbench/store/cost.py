@@ -54,7 +54,7 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 
 def save_cost(store, rows: list[dict]) -> None:
-    """Insert or replace ``rows`` in the ``cost`` table of ``store`` (an ``afbench.sweep.store.Store``)."""
+    """Insert or replace ``rows`` in the ``cost`` table of ``store`` (an ``afbench.store.database.Store``)."""
     db = store.db
     db.execute(DDL)
     db.execute("BEGIN IMMEDIATE")  # one transaction: a profile's rows land together or not at all

@@ -36,7 +36,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    from afbench import merge
+    from afbench.store import merge
 
     summary = merge.merge([Path(p) for p in args.inputs], Path(args.out), args.baseline)
     _print(merge.describe(summary))
