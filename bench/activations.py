@@ -39,7 +39,7 @@ import time
 import torch
 
 from afbench import activations
-from afbench.activations.zoo import ZOO
+from afbench.activations.registry import ZOO
 
 
 def zoo_names() -> list[str]:

@@ -6,6 +6,14 @@ points in the group ``afbench.<kind>`` (``afbench.activations``, ``afbench.model
 ``afbench.datasets``, ``afbench.backends``, ...): each entry point names an object to
 register under the entry point's name. Entry points are read on first lookup in every
 process, so spawned workers and Ray nodes that have the plugin installed see it too.
+
+A plugin package declares, in its pyproject.toml::
+
+    [project.entry-points."afbench.activations"]
+    twice = "my_package.acts:Twice"      # an nn.Module class, a function or an ActivationSpec
+
+A broken entry point (its import fails) never takes the others down: it is reported,
+with the package to fix, when its own name is asked for.
 """
 
 from __future__ import annotations
@@ -19,46 +27,71 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Named entries of one kind; built-ins registered in code, plugins by entry point."""
+    """Named entries of one kind; built-ins registered in code, plugins by entry point.
 
-    def __init__(self, kind: str, aliases: dict[str, str] | None = None):
+    ``adapt(name, obj)`` turns what an entry point names into an entry (e.g. a module
+    class into an ``ActivationSpec``); it raises ``AfbenchError`` for objects it cannot use.
+    """
+
+    def __init__(self, kind: str, aliases: dict[str, str] | None = None,
+                 adapt: Callable[[str, object], T] | None = None):
         self.kind = kind                  # e.g. "activations": also the entry-point group's suffix
         self.aliases = dict(aliases or {})
-        self._entries: dict[str, T] = {}
+        self._adapt = adapt
+        self._entries: dict[str, T] = {}  # in registration order: built-ins first, then plugins
+        self._broken: dict[str, str] = {}  # plugin name -> why it could not be loaded
         self._plugins_loaded = False
 
     @property
     def group(self) -> str:
         return f"afbench.{self.kind}"
 
-    def register(self, name: str, entry: T | None = None) -> T | Callable[[T], T]:
+    def register(self, name: str, entry: T | None = None, aliases: tuple[str, ...] = ()) -> T | Callable[[T], T]:
         """``registry.register("name", obj)``, or ``@registry.register("name")`` as a decorator."""
         if entry is None:
-            return lambda obj: self.register(name, obj)
+            return lambda obj: self.register(name, obj, aliases)
         self._entries[name] = entry
+        self.aliases.update({alias: name for alias in aliases})
         return entry
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        for point in metadata.entry_points(group=self.group):
-            if point.name in self._entries:
+        for point in sorted(metadata.entry_points(group=self.group), key=lambda p: p.name):
+            if point.name in self._entries or point.name in self.aliases:
                 continue  # a built-in name wins: a plugin cannot silently replace relu
             try:
-                self._entries[point.name] = point.load()
+                loaded = point.load()
+                entry = self._adapt(point.name, loaded) if self._adapt else loaded
             except Exception as error:  # a broken plugin names itself, never a traceback
-                raise AfbenchError(f"plugin entry point '{point.name} = {point.value}' in group {self.group} "
-                                   f"could not be loaded: {type(error).__name__}: {error}. Fix or uninstall "
-                                   f"the package that provides it.") from error
+                package = point.dist.name if getattr(point, "dist", None) else "the package that provides it"
+                self._broken[point.name] = (
+                    f"plugin {self.kind.rstrip('s')} '{point.name}' ({point.value}, entry point group {self.group}) "
+                    f"could not be loaded: {type(error).__name__}: {error}. Fix or uninstall {package}")
+                continue
+            self.register(point.name, entry, tuple(getattr(entry, "aliases", ())))
 
     def names(self) -> list[str]:
+        """Every usable name, sorted."""
         self._load_plugins()
         return sorted(self._entries)
 
-    def get(self, name: str, hint: str = "") -> T:
+    def values(self) -> list[T]:
+        """Every entry in registration order: built-ins as the code lists them, then plugins."""
         self._load_plugins()
-        return self._entries[lookup(self.kind.rstrip("s"), name, self._entries, self.aliases, hint)]
+        return list(self._entries.values())
+
+    def canonical(self, name: str, hint: str = "") -> str:
+        """The registered name for ``name`` (case-insensitive, '-' for '_', aliases)."""
+        self._load_plugins()
+        broken = self._broken.get(str(name).strip().lower().replace("-", "_"))
+        if broken:
+            raise AfbenchError(broken)
+        return lookup(self.kind.rstrip("s"), name, self._entries, self.aliases, hint)
+
+    def get(self, name: str, hint: str = "") -> T:
+        return self._entries[self.canonical(name, hint)]
 
     def __contains__(self, name: object) -> bool:
         self._load_plugins()

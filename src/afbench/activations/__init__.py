@@ -1,4 +1,5 @@
-"""The activation zoo: one registry, read through ``create``, ``info`` and ``factory``.
+"""The activation zoo: one table (registry.py), read through ``create``, ``info`` and
+``factory``; installed packages add rows through the ``afbench.activations`` entry points.
 
 >>> from afbench import activations
 >>> activations.create("swish")          # aliases and any case work
@@ -16,6 +17,7 @@ from typing import Callable, Iterator
 
 from torch import nn
 
+from afbench.activations import kernels
 from afbench.activations.custom import compile_formula, import_activation, looks_like_formula
 from afbench.activations.curves import LearnedCurve, learnable_parameters, learned_curves, is_learnable
 from afbench.activations.modules import Lambda, LearnableActivation
@@ -29,17 +31,17 @@ __all__ = ["ActivationFactory", "ActivationSpec", "create", "factory", "info", "
 
 def names() -> list[str]:
     """All registered hidden-layer activations, in registry order."""
-    return [name for name, spec in REGISTRY.items() if spec.kind == "hidden"]
+    return [spec.name for spec in REGISTRY.values() if spec.kind == "hidden"]
 
 
 def output_names() -> list[str]:
     """Activations that belong to the output layer only (softmax)."""
-    return [name for name, spec in REGISTRY.items() if spec.kind == "output"]
+    return [spec.name for spec in REGISTRY.values() if spec.kind == "output"]
 
 
 def info(name: str) -> ActivationSpec:
     """Metadata of a registered activation, with its closed-form derivative."""
-    return REGISTRY[canonical(name)]
+    return REGISTRY.get(canonical(name))
 
 
 def create(name: str, num_features: int | None = None, **params) -> nn.Module:
@@ -50,10 +52,14 @@ def create(name: str, num_features: int | None = None, **params) -> nn.Module:
     """
     spec = info(name)
     try:
-        return spec.factory(num_features, **params)
+        module = spec.factory(num_features, **params)
     except TypeError as err:
         raise AfbenchError(f"activation '{spec.name}' does not take {sorted(params)}: {err}. "
                            f"Its parameters: {spec.defaults or 'none'}") from None
+    kernel = kernels.kernel(spec.name, spec.speed)  # the table's speed tier, bound once
+    if kernel is not None:
+        module.kernel = kernel
+    return module
 
 
 @dataclass(frozen=True)

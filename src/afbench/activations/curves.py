@@ -70,9 +70,9 @@ def _fresh(activation: str, channels: int) -> nn.Module | None:
     """The registered activation as built at initialisation, with ``channels`` channels."""
     from afbench.activations import REGISTRY, create
 
-    spec = REGISTRY.get(activation)
-    if spec is None:  # a user's own LearnableActivation: its initial state is unknown
+    if activation not in REGISTRY:  # a user's own LearnableActivation: its initial state is unknown
         return None
+    spec = REGISTRY.get(activation)
     extra = {"per_channel": channels > 1} if "per_channel" in spec.defaults else {}
     return create(activation, num_features=channels, **extra)
 

@@ -45,14 +45,17 @@ class _FusedFn(torch.autograd.Function):
 
 
 class Fused(nn.Module):
-    """An elementwise activation run through its fused pair."""
+    """An elementwise activation run through its fused pair (and, where the activation
+    table lists it at speed "compiled" or "native", through ``kernel`` on large CPU tensors)."""
+
+    kernel: "kernels.Kernel | None" = None  # bound by activations.create from the table's speed tier
 
     def __init__(self, name: str, pair: Pair) -> None:
         super().__init__()
         self.name, self.pair = name, pair
 
     def forward(self, x: Tensor) -> Tensor:
-        y = kernels.run(self.name, x)  # one compiled pass for large CPU tensors, where it has one
+        y = self.kernel(x) if self.kernel is not None else None  # one pass for large CPU tensors
         if y is not None:
             return y
         if torch.is_grad_enabled() and x.requires_grad:
@@ -254,11 +257,13 @@ class RReLU(nn.RReLU):
     large CPU tensors and runs eagerly elsewhere, with the same slopes for the same seed.
     In evaluation: torch's, the mean slope."""
 
+    kernel: "kernels.Kernel | None" = None  # bound by activations.create from the table's speed tier
+
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return super().forward(x)
         seed = torch.randint(-(1 << 31), (1 << 31) - 1, (), dtype=torch.int32)
-        y = kernels.run("rrelu", x, seed, self.lower, self.upper)
+        y = self.kernel(x, seed, self.lower, self.upper) if self.kernel is not None else None
         return y if y is not None else kernels.rrelu_eager(x, seed, self.lower, self.upper)
 
 

@@ -35,6 +35,8 @@ GATES: dict[str, Callable[[Tensor], Tensor]] = {
 class Gated(nn.Module):
     """act(first half) * second half, halves taken on dim 1."""
 
+    kernel: "kernels.Kernel | None" = None  # bound by activations.create (geglu: a native loop)
+
     def __init__(self, gate: str) -> None:
         super().__init__()
         if gate not in GATES:
@@ -47,7 +49,7 @@ class Gated(nn.Module):
         if width % 2:
             raise ValueError(f"{self.gate} needs an even input width on dim 1, got {width}: "
                              "build the layer before it with twice the width")
-        y = kernels.run(self.gate, x)  # geglu: one native pass for large CPU tensors
+        y = self.kernel(x) if self.kernel is not None else None  # one pass for large CPU tensors
         if y is not None:
             return y
         a, b = x.chunk(2, dim=1)  # (N, C, ...) each

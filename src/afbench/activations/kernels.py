@@ -448,18 +448,56 @@ def rrelu_eager(x: Tensor, seed: Tensor, lower: float, upper: float) -> Tensor:
     return restore(rrelu(flat, seed, lower, upper)[0])
 
 
-KERNELS: dict[str, Callable[..., Tensor | None]] = {
+# The kernels of each speed tier (ActivationSpec.speed): "compiled" ones from Inductor,
+# "native" ones hand-written (native.cpp). The activation table says which tier an
+# activation runs at; ``kernel`` binds that once, when its module is built.
+COMPILED: dict[str, Callable[..., Tensor | None]] = {
     # RReLU's slopes must equal its eager draw's bit for bit: no fused multiply-add there
     **{name: Slope.compiled(fn, fused_multiply_add=name != "rrelu") for name, fn in SLOPES.items()},
-    **{name: Slope.native(name) for name in native.ELEMENTWISE},  # hand-written loops: see native.py
     **{name: _Compiled(fn) for name, fn in DIFFERENTIATED.items()},
+}
+NATIVE: dict[str, Callable[..., Tensor | None]] = {
+    **{name: Slope.native(name) for name in native.ELEMENTWISE},  # hand-written loops: see native.py
     "acon_c": native.acon_c,
     "geglu": native.geglu,
 }
+_TIERS = {"compiled": (COMPILED, MIN_ELEMENTS), "native": (NATIVE, NATIVE_MIN_ELEMENTS)}
+SPEEDS = ("torch", "eager", "fused", *_TIERS)  # see ActivationSpec.speed
 
 
-def run(name: str, x: Tensor, *params: Tensor) -> Tensor | None:
-    """Activation ``name`` on ``x`` through its kernel, or None: run the eager version."""
-    kernel = KERNELS.get(name)
-    minimum = NATIVE_MIN_ELEMENTS if name in native.NAMES else MIN_ELEMENTS
-    return kernel(x, *params) if kernel is not None and usable(x, minimum) else None
+class Kernel:
+    """Activation ``name``'s kernel at speed tier ``tier``, bound to its module once: calling
+    it gives the activation of ``x`` through the kernel, or None where the kernel does not
+    apply (small, non-float32 or non-CPU tensors, tracing, ...: the eager version runs).
+    Copies and pickles of a module share the one kernel of the process they land in."""
+
+    def __init__(self, name: str, tier: str) -> None:
+        table, self.minimum = _TIERS[tier]
+        self.name, self.tier, self.fn = name, tier, table[name]
+
+    def __call__(self, x: Tensor, *params) -> Tensor | None:
+        return self.fn(x, *params) if usable(x, self.minimum) else None
+
+    def __reduce__(self):
+        return kernel, (self.name, self.tier)
+
+    def __deepcopy__(self, memo) -> "Kernel":
+        return self
+
+    def __repr__(self) -> str:
+        return f"Kernel({self.name!r}, {self.tier!r})"
+
+
+@functools.cache
+def kernel(name: str, tier: str) -> Kernel | None:
+    """The kernel that runs activation ``name`` at speed ``tier``; None for the tiers
+    without one (torch, eager, fused). A tier that has no kernel for ``name`` is an error
+    in the activation table."""
+    if tier not in SPEEDS:
+        raise ValueError(f"activation '{name}': unknown speed tier '{tier}', choose one of {', '.join(SPEEDS)}")
+    if tier not in _TIERS:
+        return None
+    if name not in _TIERS[tier][0]:
+        raise ValueError(f"activation '{name}' is listed at speed '{tier}', which has no kernel for it "
+                         f"(it has: {', '.join(sorted(_TIERS[tier][0]))})")
+    return Kernel(name, tier)

@@ -41,6 +41,7 @@ class AconC(LearnableActivation):
     """
 
     registry_name = "acon_c"
+    kernel: "kernels.Kernel | None" = None  # bound by activations.create from the table's speed tier
 
     def __init__(self, num_features: int | None = None, per_channel: bool = True) -> None:
         super().__init__()
@@ -50,7 +51,7 @@ class AconC(LearnableActivation):
         self.beta = nn.Parameter(torch.ones(count))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = kernels.run("acon_c", x, self.p1, self.p2, self.beta)
+        y = self.kernel(x, self.p1, self.p2, self.beta) if self.kernel is not None else None
         if y is not None:
             return y
         return AconCFn.apply(x, *(_on_channels(p, x) for p in (self.p1, self.p2, self.beta)))
@@ -67,6 +68,7 @@ class StarReLU(LearnableActivation):
     """
 
     registry_name = "star_relu"
+    kernel: "kernels.Kernel | None" = None
 
     def __init__(self, scale: float = 0.8944, bias: float = -0.4472) -> None:
         super().__init__()
@@ -74,7 +76,7 @@ class StarReLU(LearnableActivation):
         self.bias = nn.Parameter(torch.tensor([float(bias)]))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = kernels.run("star_relu", x, self.scale, self.bias)
+        y = self.kernel(x, self.scale, self.bias) if self.kernel is not None else None
         if y is not None:
             return y
         return StarReLUFn.apply(x, self.scale, self.bias)
@@ -91,6 +93,7 @@ class PAU(LearnableActivation):
     """
 
     registry_name = "pau"
+    kernel: "kernels.Kernel | None" = None
 
     def __init__(self, num_features: int | None = None, per_channel: bool = False) -> None:
         super().__init__()
@@ -108,7 +111,7 @@ class PAU(LearnableActivation):
                 [b.view(shape) for b in self.denominator.unbind(1)])
 
     def forward(self, x: Tensor) -> Tensor:
-        y = kernels.run("pau", x, self.numerator, self.denominator)
+        y = self.kernel(x, self.numerator, self.denominator) if self.kernel is not None else None
         if y is not None:
             return y
         if torch.onnx.is_in_onnx_export():  # the Function's in-place Horner does not export; plain ops do
@@ -119,13 +122,3 @@ class PAU(LearnableActivation):
     def extra_repr(self) -> str:
         return f"degrees=(5, 4), channels={self.numerator.shape[0]}"
 
-
-def pau_reference_derivative(x: Tensor) -> Tensor:
-    """f'(x) of the safe PAU at its leaky-ReLU initialisation: (P' Q - P Q') / Q^2."""
-    a, b = PAU_LEAKY_RELU_NUMERATOR, PAU_LEAKY_RELU_DENOMINATOR
-    ax = x.abs()
-    p = sum(c * x**j for j, c in enumerate(a))
-    dp = sum(j * c * x ** (j - 1) for j, c in enumerate(a) if j)
-    q = 1 + sum(abs(c) * ax ** (k + 1) for k, c in enumerate(b))
-    dq = torch.sign(x) * sum((k + 1) * abs(c) * ax**k for k, c in enumerate(b))
-    return (dp * q - p * dq) / (q * q)

@@ -1,4 +1,4 @@
-"""What the registry knows about one activation (shared by registry.py and zoo.py)."""
+"""What the activation table (registry.py) knows about one activation: a row."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ class ActivationSpec:
     width_multiplier: int = 1  # maxout: the layer before must be k times wider
     kind: str = "hidden"  # "hidden" or "output"
     note: str = ""
+    # What runs it, slowest to fastest: "torch" (torch's own module), "eager" (afbench's
+    # module in plain torch ops), "fused" (fast.py's fused forward/backward pair), "compiled"
+    # (that, plus an Inductor kernel for large float32 CPU tensors), "native" (that, plus a
+    # hand-written C++ loop); kernels.kernel binds the last two when the module is built.
+    speed: str = "torch"
 
     @property
     def elementwise(self) -> bool:
