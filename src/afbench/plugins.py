@@ -34,8 +34,9 @@ class Registry(Generic[T]):
     """
 
     def __init__(self, kind: str, aliases: dict[str, str] | None = None,
-                 adapt: Callable[[str, object], T] | None = None):
+                 adapt: Callable[[str, object], T] | None = None, label: str | None = None):
         self.kind = kind                  # e.g. "activations": also the entry-point group's suffix
+        self.label = label or kind.rstrip("s")  # how messages name one entry: "activation", "data set"
         self.aliases = dict(aliases or {})
         self._adapt = adapt
         self._entries: dict[str, T] = {}  # in registration order: built-ins first, then plugins
@@ -67,7 +68,7 @@ class Registry(Generic[T]):
             except Exception as error:  # a broken plugin names itself, never a traceback
                 package = point.dist.name if getattr(point, "dist", None) else "the package that provides it"
                 self._broken[point.name] = (
-                    f"plugin {self.kind.rstrip('s')} '{point.name}' ({point.value}, entry point group {self.group}) "
+                    f"plugin {self.label} '{point.name}' ({point.value}, entry point group {self.group}) "
                     f"could not be loaded: {type(error).__name__}: {error}. Fix or uninstall {package}")
                 continue
             self.register(point.name, entry, tuple(getattr(entry, "aliases", ())))
@@ -88,7 +89,7 @@ class Registry(Generic[T]):
         broken = self._broken.get(str(name).strip().lower().replace("-", "_"))
         if broken:
             raise AfbenchError(broken)
-        return lookup(self.kind.rstrip("s"), name, self._entries, self.aliases, hint)
+        return lookup(self.label, name, self._entries, self.aliases, hint)
 
     def get(self, name: str, hint: str = "") -> T:
         return self._entries[self.canonical(name, hint)]

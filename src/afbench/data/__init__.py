@@ -1,5 +1,7 @@
 """Data sets by name: `digits` (embedded), `mnist`, `fashion-mnist`, `cifar10`,
-`cifar100`, `imagefolder:PATH` and `npz:PATH`; your own arrays through ``from_tensors``.
+`cifar100`, `imagefolder:PATH` and `npz:PATH`; your own arrays through ``from_tensors``;
+an installed package's through an ``afbench.datasets`` entry point (a function
+``load(data_dir=None) -> ImageData``, e.g. returning ``from_tensors(...)``).
 
 >>> from afbench import data
 >>> raw = data.load("digits")                 # uint8 (N, C, H, W) arrays
@@ -18,7 +20,8 @@ from afbench.data.imagefolder import load_imagefolder
 from afbench.data.prep import Prepared, Split, class_counts, prepare
 from afbench.data.tensors import from_tensors, load_npz
 from afbench.data import cache
-from afbench.errors import lookup
+from afbench.errors import AfbenchError
+from afbench.plugins import Registry
 
 __all__ = ["DataError", "ImageData", "Prepared", "Split", "availability", "class_counts", "fetch", "from_tensors", "load", "names",
            "prepare", "DATASETS"]
@@ -62,15 +65,41 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+def _plugin_dataset(name: str, obj: object) -> Callable[..., ImageData]:
+    if not callable(obj):
+        raise AfbenchError(f"{obj!r} is not a data set loader (a function data_dir=None -> ImageData)")
+    return obj
+
+
+REGISTRY: Registry = Registry("datasets", {"fmnist": "fashion_mnist", "cifar_10": "cifar10", "cifar_100": "cifar100"},
+                              adapt=_plugin_dataset, label="data set")
+for _key, _info in DATASETS.items():
+    REGISTRY.register(_key, _info)
+
+
 def names() -> list[str]:
-    return [info.name for info in DATASETS.values()] + ["imagefolder:PATH", "npz:PATH"]
+    plugins = [key for key in REGISTRY.names() if key not in DATASETS]
+    return [info.name for info in DATASETS.values()] + plugins + ["imagefolder:PATH", "npz:PATH"]
 
 
 def _canonical(name: str) -> str:
-    return lookup("data set", name, DATASETS, {"fmnist": "fashion_mnist", "cifar_10": "cifar10",
-                                               "cifar_100": "cifar100"},
-                  hint=" Or imagefolder:PATH for a directory or archive of <split>/<class>/<image>, or npz:PATH "
-                       "for arrays x_train, y_train, x_test, y_test.")
+    return REGISTRY.canonical(name, hint=" Or imagefolder:PATH for a directory or archive of "
+                                         "<split>/<class>/<image>, or npz:PATH for arrays x_train, y_train, "
+                                         "x_test, y_test.")
+
+
+def _load_plugin(key: str, data_dir) -> ImageData:
+    try:
+        loaded = REGISTRY.get(key)(data_dir=data_dir)
+    except AfbenchError:
+        raise
+    except Exception as err:
+        raise DataError(f"data set '{key}' (an installed package's) failed to load: {type(err).__name__}: {err}") \
+            from err
+    if not isinstance(loaded, ImageData):
+        raise DataError(f"data set '{key}' (an installed package's) returned {type(loaded).__name__}, not "
+                        "afbench.data.ImageData: build it with afbench.data.from_tensors")
+    return loaded
 
 
 def load(name: str, data_dir: str | Path | None = None, *, download: bool = True, verify: bool = True,
@@ -90,6 +119,8 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
     if name.startswith("npz:"):
         return load_npz(name.split(":", 1)[1])
     key = _canonical(name)
+    if key not in DATASETS:
+        return _load_plugin(key, data_dir)
     if key == "digits":
         return sources.load_digits()
     if key in ("mnist", "fashion_mnist"):

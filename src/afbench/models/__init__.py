@@ -1,5 +1,6 @@
-"""Models by name: `mlp`, `lenet`, `vgg11` (the studies'), `resnet20`, `vit`, and your own
-(`PATH.py:NAME`, `package.module:NAME`; see ``models.user``).
+"""Models by name: `mlp`, `lenet`, `vgg11` (the studies'), `resnet20`, `vit`, your own
+(`PATH.py:NAME`, `package.module:NAME`; see ``models.user``), and those of installed
+packages: an ``afbench.models`` entry point names a builder, called as your own are.
 
 >>> from afbench import models
 >>> net = models.build("lenet", "relu", (1, 28, 28), 10)
@@ -10,13 +11,15 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
 from afbench import activations
-from afbench.errors import AfbenchError, lookup
+from afbench.errors import AfbenchError
 from afbench.models.layers import INITS, NORMS, hidden_activations, init_weights
 from afbench.models.nets import lenet, mlp, vgg11
 from afbench.models.resnet import resnet20
@@ -24,6 +27,7 @@ from afbench.models.swap import Leftover, Swapped, check_complete, leftover, swa
 from afbench.models.user import identity, is_user_model
 from afbench.models import user
 from afbench.models.vit import vit
+from afbench.plugins import Registry
 
 __all__ = ["INITS", "NORMS", "Leftover", "Swapped", "build", "check_complete", "count_parameters",
            "hidden_activations", "identity", "is_user_model", "leftover", "names", "swap", "MODELS"]
@@ -39,8 +43,27 @@ DESCRIPTIONS = {"mlp": "S2's fully connected net: flatten -> 128 -> 64 -> classe
 DEFAULT_NORM = {"mlp": "none", "lenet": "none", "vgg11": "batch", "resnet20": "batch", "vit": "layer"}
 
 
+@dataclass(frozen=True)
+class PluginModel:
+    """A model an installed package registers: its builder, imported as 'package.module:NAME'."""
+
+    target: str
+
+
+def _plugin_model(name: str, obj: object) -> PluginModel:
+    if not callable(obj) or inspect.isclass(obj) and not issubclass(obj, nn.Module):
+        raise AfbenchError(f"{obj!r} is not a model builder (a function or nn.Module class returning a model)")
+    return PluginModel(f"{obj.__module__}:{obj.__qualname__}")
+
+
+REGISTRY: Registry = Registry("models", adapt=_plugin_model)
+for _name, _builder in MODELS.items():
+    REGISTRY.register(_name, _builder)
+
+
 def names() -> list[str]:
-    return list(MODELS)
+    """Built-in models, then those of installed packages."""
+    return [*MODELS, *(n for n in REGISTRY.names() if n not in MODELS)]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -66,6 +89,9 @@ def build(name: str, activation, input_shape, num_classes: int, *, init: str = "
     """
     act = activations.factory(activation)
     input_shape = tuple(input_shape)
+    if not is_user_model(name):
+        entry = REGISTRY.get(name, hint=" Or your own: PATH.py:NAME or package.module:NAME.")
+        name = entry.target if isinstance(entry, PluginModel) else name
     if is_user_model(name) and name not in MODELS:
         if norm is not None:
             raise AfbenchError(f"--norm applies to the built-in models; {name} keeps its own normalisation")
@@ -76,7 +102,7 @@ def build(name: str, activation, input_shape, num_classes: int, *, init: str = "
         if match_params and (act.width_multiplier > 1 or "width_scale" in user.accepted(user.load(name)[0])):
             width_scale = _matching_width_scale(make, act)
     else:
-        key = lookup("model", name, MODELS, hint=" Or your own: PATH.py:NAME or package.module:NAME.")
+        key = REGISTRY.canonical(name)
         norm = DEFAULT_NORM[key] if norm is None else norm
         if norm not in NORMS:
             raise AfbenchError(f"unknown --norm '{norm}': choose one of {', '.join(NORMS)}")
