@@ -41,6 +41,7 @@ class Registry(Generic[T]):
         self._adapt = adapt
         self._entries: dict[str, T] = {}  # in registration order: built-ins first, then plugins
         self._broken: dict[str, str] = {}  # plugin name -> why it could not be loaded
+        self._origins: dict[str, str] = {}  # plugin name -> its entry point's 'module:attr'
         self._plugins_loaded = False
 
     @property
@@ -72,6 +73,12 @@ class Registry(Generic[T]):
                     f"could not be loaded: {type(error).__name__}: {error}. Fix or uninstall {package}")
                 continue
             self.register(point.name, entry, tuple(getattr(entry, "aliases", ())))
+            self._origins[point.name] = point.value
+
+    def origin(self, name: str) -> str | None:
+        """'module:attr' of the entry point behind a plugin's entry; None for a built-in."""
+        self._load_plugins()
+        return self._origins.get(name)
 
     def names(self) -> list[str]:
         """Every usable name, sorted."""

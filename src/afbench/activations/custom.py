@@ -57,6 +57,9 @@ def compile_formula(text: str) -> Expr:
     probe = expr(torch.linspace(-2, 2, 5))  # fail now, not in the middle of training
     if not torch.is_tensor(probe) or probe.shape != (5,):
         raise FormulaError(f"formula {text!r} must give one value per element of x")
+    if not probe.dtype.is_floating_point:
+        raise FormulaError(f"formula {text!r} gives {str(probe.dtype).removeprefix('torch.')} values, not numbers: "
+                           "a comparison is true or false; write where(x > 0, x, 0 * x), or (x > 0) * 1.0 for a step")
     return expr
 
 

@@ -262,8 +262,9 @@ def _check_output(model: nn.Module, input_shape, num_classes: int, ident: str) -
         with torch.no_grad():
             out = model(torch.zeros(2, *input_shape, device=param.device if param is not None else "cpu"))
     except Exception as err:
-        raise AfbenchError(f"{ident} fails on a batch of shape (2, {', '.join(map(str, input_shape))}): "
-                           f"{type(err).__name__}: {err}") from err
+        raise AfbenchError(f"model {ident} fails on a batch of shape (2, {', '.join(map(str, input_shape))}): "
+                           f"{type(err).__name__}: {err}. Fix: make its forward take float images (batch, "
+                           f"{', '.join(map(str, input_shape))}) and return logits (batch, {num_classes})") from None
     finally:
         model.train(was)
     if not torch.is_tensor(out) or tuple(out.shape) != (2, num_classes):
