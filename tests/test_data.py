@@ -263,7 +263,8 @@ def test_imagefolder_grey_images_keep_one_channel(tmp_path):
 
 
 def test_imagefolder_mixed_sizes_need_an_image_size(tmp_path):
-    files = {"a/1.png": png((1, 2, 3), size=(8, 8)), "b/1.png": png((1, 2, 3), size=(10, 6))}
+    files = {"a/1.png": png((1, 2, 3), size=(8, 8)), "b/1.png": png((1, 2, 3), size=(10, 6)),
+             "a/2.png": png((1, 2, 3), size=(8, 8)), "b/2.png": png((1, 2, 3), size=(8, 8))}
     root = make_tree(tmp_path / "m", files)
     with pytest.raises(DataError, match="--image-size"):
         data.load(f"imagefolder:{root}")

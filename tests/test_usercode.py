@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from afbench import data, usercode
+from afbench import usercode
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
 
@@ -93,11 +93,6 @@ ACTIVATIONS = textwrap.dedent('''
         def forward(self, x):
             return x * torch.sigmoid(2 * x)
 ''')
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.prepare(data.load("digits"))
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,13 @@ an installed package's through an ``afbench.datasets`` entry point (a function
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from afbench.data import sources
-from afbench.data.formats import DataError, ImageData
+from afbench.data.formats import DataError, ImageData, check_source
 from afbench.data.imagefolder import load_imagefolder
 from afbench.data.prep import Prepared, Split, class_counts, prepare
 from afbench.data.tensors import from_tensors, load_npz
@@ -111,11 +112,10 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
     """
     if name.startswith("imagefolder:"):
         path = Path(name.split(":", 1)[1]).expanduser()
-        if not path.exists():
+        if not os.path.exists(path):
             raise DataError(f"image folder '{path}' does not exist: give a directory or a .tar/.tar.gz/.zip archive")
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        return cache.cached(name, files, {"image_size": image_size},
-                            lambda: load_imagefolder(path, image_size))
+        check_source(path, "image folder")  # a pipe or a device: refused before anything reads it
+        return cache.cached(name, [path], {"image_size": image_size}, lambda: load_imagefolder(path, image_size))
     if name.startswith("npz:"):
         return load_npz(name.split(":", 1)[1])
     key = _canonical(name)

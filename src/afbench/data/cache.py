@@ -1,9 +1,12 @@
 """Where afbench keeps downloads and decoded arrays.
 
-Decoded data sets are stored as plain .npy files keyed by the source files' paths,
-sizes and modification times: a changed source gets a new key, so a stale cache is
-never read. Entries are written to a temporary folder and renamed into place, so a
-crash mid-write leaves no half entry.
+Decoded data sets are stored as plain .npy files keyed by every source file's relative
+path, size, modification time and identity (device, inode), symbolic links followed
+(formats.file_identities): adding an image to a linked class folder, rewriting one,
+renaming a class or pointing a link elsewhere gives a new key, so a stale cache is never
+read. Each entry also keeps the data's content fingerprint (``ImageData.fingerprint``).
+Entries are written to a temporary folder and renamed into place, so a crash mid-write
+leaves no half entry.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import Callable
 import numpy as np
 import platformdirs
 
-from afbench.data.formats import ImageData
+from afbench.data.formats import ImageData, file_identities
 
-FORMAT_VERSION = 1  # bump when decoding changes, so old entries are ignored
+FORMAT_VERSION = 2  # bump when decoding changes, so old entries are ignored
 
 
 def cache_dir() -> Path:
@@ -29,12 +32,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AFBENCH_CACHE_DIR") or platformdirs.user_cache_dir("afbench"))
 
 
-def source_fingerprint(paths: list[Path]) -> list[tuple[str, int, int]]:
-    out = []
-    for path in paths:
-        stat = path.stat()
-        out.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
-    return out
+def source_fingerprint(paths: list[Path]) -> list[list]:
+    """Each source (a file or a folder) by its absolute path and every file it holds."""
+    return [[str(Path(path).absolute()), file_identities(Path(path))] for path in paths]
 
 
 def _key(name: str, sources: list[Path], options: dict) -> str:
@@ -52,7 +52,10 @@ def cached(name: str, sources: list[Path], options: dict, build: Callable[[], Im
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         arrays = {a: np.load(entry / f"{a}.npy") for a in _ARRAYS}
-        return ImageData(meta["name"], tuple(meta["classes"]), **arrays, source=meta["source"])
+        data = ImageData(meta["name"], tuple(meta["classes"]), **arrays, source=meta["source"])
+        if meta.get("fingerprint"):
+            data.__dict__["fingerprint"] = meta["fingerprint"]  # hashed when stored: not again
+        return data
     data = build()
     _store(entry, data)
     return data
@@ -65,7 +68,7 @@ def _store(entry: Path, data: ImageData) -> None:
         for a in _ARRAYS:
             np.save(tmp / f"{a}.npy", getattr(data, a))
         (tmp / "meta.json").write_text(json.dumps({"name": data.name, "classes": list(data.classes),
-                                                   "source": data.source}))
+                                                   "source": data.source, "fingerprint": data.fingerprint}))
         os.replace(tmp, entry)
     except OSError:
         # Another process stored the same entry first, or the disk is full: the data in

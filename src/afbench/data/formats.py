@@ -9,9 +9,12 @@ import hashlib
 import io
 import os
 import pickle
+import stat
 import struct
 import tarfile
 import zipfile
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -41,6 +44,43 @@ class ImageData:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])  # (C, H, W)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """What the data is, not where it came from: a SHA-256 (16 hex digits) of the class
+        names and the four arrays' dtypes, shapes and bytes. Equal data give equal
+        fingerprints wherever they are stored; any changed pixel, label or class changes it.
+        The decoded-data cache stores it, so a cached data set does not hash again."""
+        digest = hashlib.sha256(json.dumps(list(self.classes)).encode("utf-8", "surrogateescape"))
+        for array in (self.train_x, self.train_y, self.test_x, self.test_y):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()[:16]
+
+
+def printable(name: str) -> str:
+    """A file or folder name as text: bytes that are not UTF-8 (os gives them as lone
+    surrogates) shown as \\xNN escapes, so a class name can be stored, printed and drawn."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_source(path: Path, what: str) -> Path:
+    """``path`` itself when it is a regular file or a folder (symbolic links followed).
+    Anything else is refused before a byte is read: a named pipe blocks until a writer
+    comes, /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(f"{what} '{path}' does not exist") from None
+    except OSError as err:
+        raise DataError(f"{what} '{path}' cannot be read ({err.strerror})") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return path
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+    raise DataError(f"{what} '{path}' is {kind}, not a regular file or folder: afbench reads data only from files "
+                    "and folders (a pipe or a device may block or never end); give the folder or the archive itself")
+
 
 # ---- IDX ---------------------------------------------------------------------------
 
@@ -49,6 +89,7 @@ _IDX_UBYTE = 0x08
 
 def read_bytes(path: Path) -> bytes:
     """The file's content, gunzipped when it is gzip (by its magic bytes, not its name)."""
+    check_source(path, "data file")
     try:
         raw = path.read_bytes()
         return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
@@ -170,21 +211,38 @@ def _read_capped(stream, size: int, where: str, cap: int | None = None) -> bytes
     return raw
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Every file below ``folder``, following symbolic links to files and folders
-    (a class folder that links to images elsewhere is a class), each real folder once."""
-    seen: set[Path] = set()
+def walk(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """(path, its target's stat) for every regular file below ``folder``, in name order,
+    following symbolic links to files and folders (a class folder that links to images
+    elsewhere is a class), each real folder once (by device and inode: no path resolving,
+    which costs more than the walk). Pipes, devices and broken links are skipped."""
+    seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
-        real = Path(root).resolve()
-        if real in seen:  # a link back up the tree: do not loop
+        here = os.stat(root)
+        if (here.st_dev, here.st_ino) in seen:  # a link back up the tree: do not loop
             dirs[:] = []
             continue
-        seen.add(real)
+        seen.add((here.st_dev, here.st_ino))
         dirs.sort()
         for name in sorted(files):
-            path = Path(root) / name
-            if path.is_file():
-                yield path
+            path = os.path.join(root, name)
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                yield Path(path), info
+
+
+def file_identities(source: Path) -> list[tuple[str, int, int, int, int]]:
+    """(relative path, size, mtime in ns, device, inode) of every file a data set at
+    ``source`` (a folder or one file) is read from, links followed: any change to the data
+    (a file added, removed, renamed, rewritten, or a link pointed elsewhere) changes it."""
+    if source.is_dir():
+        return [(path.relative_to(source).as_posix(), s.st_size, s.st_mtime_ns, s.st_dev, s.st_ino)
+                for path, s in walk(source)]
+    s = os.stat(source)
+    return [(source.name, s.st_size, s.st_mtime_ns, s.st_dev, s.st_ino)]
 
 
 def iter_files(source: Path, wanted: Callable[[str], bool] = lambda path: True,
@@ -195,12 +253,13 @@ def iter_files(source: Path, wanted: Callable[[str], bool] = lambda path: True,
     Archive members are read, never extracted, so paths such as '../x' cannot write
     anywhere. Symbolic links are followed: in folders, and inside tar archives to
     their target member."""
+    check_source(source, "data source")
     if source.is_dir():
-        for path in _walk(source):
+        for path, info in walk(source):
             relative = path.relative_to(source).as_posix()
             if wanted(relative):
                 with open(path, "rb") as handle:
-                    yield relative, _read_capped(handle, path.stat().st_size, str(path), max_bytes)
+                    yield relative, _read_capped(handle, info.st_size, str(path), max_bytes)
     elif zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
             for info in sorted(archive.infolist(), key=lambda i: i.filename):

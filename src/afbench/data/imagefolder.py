@@ -1,21 +1,31 @@
 """Image-folder data sets: `<split>/<class>/<image>` or `<class>/<image>` trees, in a
-directory or an archive (how Caltech-256, PI100 and the CIFAR-10 JPEG copy ship)."""
+directory or an archive (how Caltech-256, PI100 and the CIFAR-10 JPEG copy ship).
+
+What cannot train is refused before any image is decoded: fewer than 2 classes, more
+than MAX_CLASSES, a class with a single image where afbench must split it (nothing would
+be left to train on or to test), a class with no training image. Class names that are
+not UTF-8 are kept as text with \\xNN escapes (formats.printable).
+"""
 
 from __future__ import annotations
 
 import io
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from afbench.data.formats import DataError, ImageData, iter_files
+from afbench.data.formats import DataError, ImageData, iter_files, printable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 SPLITS = {"train": "train", "test": "test", "val": "valid", "valid": "valid", "validation": "valid"}
 _GREY_MODES = {"1", "L", "I", "I;16", "F"}
 MAX_IMAGE_BYTES = 64 * 2**20  # one encoded image file
+# ImageNet's count. afbench's models, per-class tables and figures are built for up to
+# about this many classes; a folder of 10,000 classes of 2 images is more likely a wrong
+# path (one folder per image) than a data set to compare activations on.
+MAX_CLASSES = 1000
 
 
 def _is_image(path: str) -> bool:
@@ -35,11 +45,11 @@ def _strip_common_root(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
 def _layout(paths: list[tuple[str, ...]], source: Path) -> list[tuple[str | None, str]]:
     """(split or None, class) per image."""
     if all(len(p) == 3 and p[0].lower() in SPLITS for p in paths):
-        return [(SPLITS[p[0].lower()], p[1]) for p in paths]
+        return [(SPLITS[p[0].lower()], printable(p[1])) for p in paths]
     if all(len(p) == 2 for p in paths):
-        return [(None, p[0]) for p in paths]
+        return [(None, printable(p[0])) for p in paths]
     example = "/".join(next(p for p in paths if not (len(p) == 2 or (len(p) == 3 and p[0].lower() in SPLITS))))
-    raise DataError(f"{source}: cannot tell classes from '{example}'. Expected <split>/<class>/<image> "
+    raise DataError(f"{source}: cannot tell classes from '{printable(example)}'. Expected <split>/<class>/<image> "
                     f"(splits: train, test, val) or <class>/<image>")
 
 
@@ -71,7 +81,9 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
         raise DataError(f"{source}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     paths = _strip_common_root([PurePosixPath(p).parts for p, _ in files])
     layout = _layout(paths, source)
-    images = [_decode(raw, f"{source}:{path}", image_size) for path, raw in files]
+    classes = tuple(sorted({cls for _, cls in layout}))
+    _check_classes(source, classes, layout)
+    images = [_decode(raw, f"{source}:{printable(path)}", image_size) for path, raw in files]
     shapes = {img.shape[:2] for img in images}
     if len(shapes) > 1:
         (a, b) = sorted(shapes)[:2]
@@ -79,16 +91,37 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
                         f"{len(shapes)} sizes): give a fixed size, e.g. --image-size 64")
     colour = any(img.ndim == 3 for img in images)
     stacked = np.stack([_channels_first(img, colour) for img in images])  # (N, C, H, W)
-    classes = tuple(sorted({cls for _, cls in layout}))
-    if len(classes) < 2:
-        raise DataError(f"{source}: one class ({', '.join(classes)}) found; a classification data set needs at "
-                        "least 2 class folders, e.g. cats/ and dogs/")
     index = {cls: i for i, cls in enumerate(classes)}
     labels = np.array([index[cls] for _, cls in layout], dtype=np.int64)
     splits = np.array([split or "" for split, _ in layout])
     train, test = _split_masks(splits, labels, test_fraction, split_seed)
     return ImageData(f"imagefolder:{source}", classes, stacked[train], labels[train], stacked[test],
                      labels[test], source=str(source))
+
+
+def _check_classes(source: Path, classes: tuple[str, ...], layout: list[tuple[str | None, str]]) -> None:
+    """Refuse, before decoding, what cannot train or test: see the module's docstring."""
+    if len(classes) < 2:
+        raise DataError(f"{source}: one class ({', '.join(classes)}) found; a classification data set needs at "
+                        "least 2 class folders, e.g. cats/ and dogs/")
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"{source}: {len(classes)} classes ({len(layout)} images), over afbench's limit of "
+                        f"{MAX_CLASSES}: is this the folder of <class>/<image> (not one folder per image)? "
+                        "Compare activations on a subset of the classes")
+    if any(split is not None for split, _ in layout):
+        training = {cls for split, cls in layout if split == "train"}
+        missing = [cls for cls in classes if cls not in training]
+        if missing:
+            more = f" (and {len(missing) - 1} more classes)" if len(missing) > 1 else ""
+            raise DataError(f"{source}: class '{missing[0]}'{more} has no image in train/: the model could never learn it; add training images or "
+                            "remove the class")
+        return
+    single = sorted(cls for cls, n in Counter(cls for _, cls in layout).items() if n < 2)
+    if single:
+        more = f" (and {len(single) - 1} more classes)" if len(single) > 1 else ""
+        raise DataError(f"{source}: class '{single[0]}'{more} has a single image: afbench splits each class into "
+                        "training and test images, so it needs at least 2 per class; add images, or give "
+                        "train/ and test/ folders")
 
 
 def _channels_first(img: np.ndarray, colour: bool) -> np.ndarray:

@@ -36,6 +36,7 @@ class Prepared:
     valid: Split | None
     mean: tuple[float, ...]  # per channel, of the training split, in [0, 1] units
     std: tuple[float, ...]
+    fingerprint: str = ""  # the decoded data's content hash (ImageData.fingerprint): which data this is
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -106,7 +107,7 @@ def prepare(raw: ImageData, *, device: str | torch.device = "cpu", split: str = 
         parts = {k: (((x.flatten(1) - pixel_mean) @ matrix).view(-1, *shape), y) for k, (x, y) in parts.items()}
     splits = {k: Split(x.contiguous(), y) for k, (x, y) in parts.items()}
     return Prepared(raw.name, raw.classes, splits["train"], splits["test"], splits.get("valid"),
-                    tuple(mean.tolist()), tuple(std.tolist()))
+                    tuple(mean.tolist()), tuple(std.tolist()), raw.fingerprint)
 
 
 def class_counts(data: Prepared) -> dict[str, list[int]]:

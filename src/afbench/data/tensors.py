@@ -13,11 +13,12 @@ Labels are integers 0..K-1 with K >= 2 classes (K = len(classes) when classes ar
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from afbench.data.formats import DataError, ImageData
+from afbench.data.formats import DataError, ImageData, check_source
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -98,6 +99,8 @@ def from_tensors(x_train, y_train, x_test, y_test, *, name: str = "tensors",
 def load_npz(path: str | Path) -> ImageData:
     """An .npz file with arrays x_train, y_train, x_test, y_test (optionally 'classes')."""
     path = Path(path).expanduser()
+    if os.path.exists(path):
+        check_source(path, "npz file")
     if not path.is_file():
         raise DataError(f"npz file '{path}' does not exist: give npz:PATH to a file saved with "
                         "numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...)")
