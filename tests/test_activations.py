@@ -295,3 +295,40 @@ def test_noisy_relu_gradient_passes_where_the_noisy_output_is_positive():
     y.sum().backward()
     assert torch.equal(x.grad, (y > 0).float())
     assert 0.3 < (y > 0).float().mean() < 0.7  # noise moved some units across 0, not all
+
+
+@pytest.mark.parametrize("name", A.names() + A.output_names())
+def test_the_speed_tier_in_the_table_is_what_the_built_module_runs(name):
+    """The table says what runs each activation; the module built from it must agree."""
+    from afbench.activations import fast, kernels
+
+    spec = A.info(name)
+    module = A.create(name, num_features=4)
+    bound = getattr(module, "kernel", None)
+    if spec.speed == "torch":
+        assert type(module).__module__.startswith("torch.nn") and bound is None
+    elif spec.speed in ("eager", "fused"):
+        assert not type(module).__module__.startswith("torch.nn") and bound is None
+        assert isinstance(module, fast.Fused) == (spec.speed == "fused")
+    else:
+        assert spec.speed in ("compiled", "native") and isinstance(bound, kernels.Kernel)
+        assert (bound.name, bound.tier) == (spec.name, spec.speed)
+        assert bound.minimum == (kernels.NATIVE_MIN_ELEMENTS if spec.speed == "native" else kernels.MIN_ELEMENTS)
+
+
+def test_a_kernel_bound_to_a_module_survives_copies_and_pickles():
+    import copy
+    import pickle
+
+    module = A.create("acon_c", num_features=8)
+    assert copy.deepcopy(module).kernel is module.kernel
+    assert pickle.loads(pickle.dumps(module)).kernel is module.kernel  # the process's one kernel, rebound
+
+
+def test_a_row_at_a_tier_without_its_kernel_is_an_error():
+    from afbench.activations import kernels
+
+    with pytest.raises(ValueError, match="'relu' is listed at speed 'native', which has no kernel"):
+        kernels.kernel("relu", "native")
+    with pytest.raises(ValueError, match="unknown speed tier 'warp'"):
+        kernels.kernel("relu", "warp")

@@ -83,6 +83,8 @@ def test_the_fingerprint_is_the_content_not_the_place(tmp_path):
     relabelled = ImageData(a.name, ("dog", "cat"), a.train_x, a.train_y, a.test_x, a.test_y)
     assert relabelled.fingerprint != a.fingerprint
     assert data.prepare(a).fingerprint == a.fingerprint  # what a run trains on says which data it came from
+    assert data.fingerprint(f"imagefolder:{tmp_path / 'c'}") == c.fingerprint
+    assert data.fingerprint(f"imagefolder:{tmp_path / 'c'}", image_size=2) != c.fingerprint  # resized: other data
 
 
 @pytest.mark.parametrize("source", ["fifo", "/dev/zero"])

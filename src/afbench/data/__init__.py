@@ -24,8 +24,8 @@ from afbench.data import cache
 from afbench.errors import AfbenchError
 from afbench.plugins import Registry
 
-__all__ = ["DataError", "ImageData", "Prepared", "Split", "availability", "class_counts", "fetch", "from_tensors", "load", "names",
-           "prepare", "DATASETS"]
+__all__ = ["DataError", "ImageData", "Prepared", "Split", "availability", "class_counts", "fetch", "fingerprint",
+           "from_tensors", "load", "names", "prepare", "DATASETS"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,14 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
         return sources.load_idx(spec, data_dir, download=download, verify=verify)
     spec = sources.CIFAR10 if key == "cifar10" else sources.CIFAR100
     return sources.load_cifar(spec, data_dir, download=download, coarse=coarse)
+
+
+def fingerprint(name: str, data_dir: str | Path | None = None, *, image_size: int | None = None,
+                coarse: bool = False) -> str:
+    """The content fingerprint (``ImageData.fingerprint``) of data set ``name`` as a run with
+    these settings loads it: what a run's provenance records, and what tells two runs on
+    different data apart. Hashed once, then kept in the decoded-data cache."""
+    return load(name, data_dir, image_size=image_size, coarse=coarse).fingerprint
 
 
 def fetch(name: str, data_dir: str | Path | None = None) -> ImageData:
