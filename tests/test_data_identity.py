@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from afbench import data
+from afbench.config import RunConfig
 from afbench.data import imagefolder
 from afbench.data.formats import DataError, ImageData
 
@@ -143,3 +144,13 @@ def test_a_class_folder_name_that_is_not_utf8_is_kept_as_escaped_text(tmp_path):
     assert loaded.classes == ("caf\\xe9", "dog")
     json.dumps(list(loaded.classes)).encode("utf-8")  # storable as text: no lone surrogates
     assert data.load(f"imagefolder:{root}").classes == loaded.classes  # from the cache alike
+
+
+def test_the_fingerprint_is_part_of_a_runs_setting_and_leaves_old_keys_alone(tmp_path):
+    root = tree(tmp_path / "data", {"cat": 2, "dog": 2})
+    before = RunConfig(dataset=f"imagefolder:{root}")
+    assert before.with_(data_fingerprint=None).key() == before.key()  # no fingerprint: the key of old runs
+    first = before.with_(data_fingerprint=data.fingerprint(f"imagefolder:{root}"))
+    (root / "dog" / "9.png").write_bytes(png(99))
+    second = before.with_(data_fingerprint=data.fingerprint(f"imagefolder:{root}"))
+    assert len({before.key(), first.key(), second.key()}) == 3  # same name, other data: another run

@@ -53,6 +53,7 @@ class RunConfig:
     latency_samples: int | None = None  # test images timed one by one; None = all
     probe_size: int = 512  # training images in the fixed probe batch for diagnostics
     device: str = "cpu"  # resolved device type; results differ across device types
+    data_fingerprint: str | None = None  # data.fingerprint of what it trains on: runs on other data never pair
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
