@@ -25,6 +25,12 @@ PLUGIN = textwrap.dedent('''
             return 2 * x
 
 
+    class Scaled(nn.Module):
+        def __init__(self, scale):
+            super().__init__()
+            self.scale = scale
+
+
     def cube(x):
         return x ** 3
 
@@ -62,6 +68,7 @@ ENTRY_POINTS = textwrap.dedent('''
     cube = afb_test_plugin:cube
     relu = afb_test_plugin:cube
     broken = afb_test_plugin_missing:Nope
+    scaled = afb_test_plugin:Scaled
 
     [afbench.models]
     tiny_net = afb_test_plugin:tiny_net
@@ -104,6 +111,8 @@ def test_a_broken_plugin_is_named_when_asked_for_and_harms_no_other(installed):
     assert "broken" not in registry.names() and "twice" in registry.names()
     with pytest.raises(AfbenchError, match="'broken'.*afb_test_plugin_missing.*ModuleNotFoundError.*afb-test-plugin"):
         registry.get("broken")
+    with pytest.raises(AfbenchError, match="'scaled'.*Scaled.__init__ requires scale.*give scale a default"):
+        registry.get("scaled")
 
 
 def test_an_unknown_name_lists_the_plugins_too(installed):

@@ -125,7 +125,7 @@ def test_a_bad_model_fails_before_the_sweep_with_its_file_name_and_fix(digits, f
 
 
 @pytest.mark.parametrize("activation, problem, fix", [
-    ("afb_uc_acts:NeedsArgument", "missing 1 required positional argument: 'alpha'", "'alpha' a default"),
+    ("afb_uc_acts:NeedsArgument", "its __init__ requires alpha", "give alpha a default"),
     ("afb_uc_acts:Halves", "maps a (4, 24) float32 tensor to (4, 12)", "one value per input element"),
     ("log(x)", "NaN or inf on inputs in [-6, 6] (at x = -6)", "keep it finite"),
 ])

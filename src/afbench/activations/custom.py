@@ -117,7 +117,23 @@ def import_activation(path: str) -> Callable[[int | None], nn.Module]:
         raise AfbenchError(f"cannot import custom activation '{path}': {err}. "
                            "Is the module on PYTHONPATH?") from None
     if inspect.isclass(target) and issubclass(target, nn.Module):
+        required = required_arguments(target)
+        if required:
+            where = getattr(inspect.getmodule(target), "__file__", module_name)
+            raise AfbenchError(f"custom activation '{path}' ({where}): its __init__ requires {', '.join(required)}, "
+                               "but afbench builds an activation with no arguments. Fix: give "
+                               f"{', '.join(required)} a default (def __init__(self, {required[0]}=1.0))")
         return lambda num_features=None: target()
     if callable(target):
         return lambda num_features=None: Lambda(target, path)
     raise AfbenchError(f"custom activation '{path}' is neither an nn.Module class nor a function")
+
+
+def required_arguments(cls: type) -> list[str]:
+    """The parameters of ``cls.__init__`` that have no default (self and *args, **kwargs aside)."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                                                         p.KEYWORD_ONLY)]

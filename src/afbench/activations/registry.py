@@ -23,6 +23,7 @@ from torch import nn
 from afbench.activations import derivatives as d
 from afbench.activations import fast
 from afbench.activations import modules as m
+from afbench.activations.custom import required_arguments
 from afbench.activations.gated import Gated
 from afbench.activations.learnable import PAU, AconC, StarReLU
 from afbench.activations.spec import ActivationSpec
@@ -255,6 +256,10 @@ def plugin_spec(name: str, obj: object) -> ActivationSpec:
     if isinstance(obj, ActivationSpec):
         return obj
     if inspect.isclass(obj) and issubclass(obj, nn.Module):
+        required = required_arguments(obj)
+        if required:
+            raise AfbenchError(f"{obj.__qualname__}.__init__ requires {', '.join(required)}, but afbench builds an "
+                               f"activation with no arguments; give {', '.join(required)} a default")
         factory = lambda n=None, **params: obj(**params)  # noqa: E731
     elif callable(obj) and not inspect.isclass(obj):
         factory = lambda n=None: m.Lambda(obj, name)  # noqa: E731

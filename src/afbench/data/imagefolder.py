@@ -1,9 +1,9 @@
 """Image-folder data sets: `<split>/<class>/<image>` or `<class>/<image>` trees, in a
 directory or an archive (how Caltech-256, PI100 and the CIFAR-10 JPEG copy ship).
 
-What cannot train is refused before any image is decoded: fewer than 2 classes, more
-than MAX_CLASSES, a class with a single image where afbench must split it (nothing would
-be left to train on or to test), a class with no training image. Class names that are
+What cannot train is refused: fewer than 2 classes or more than MAX_CLASSES before any
+image is decoded; a class with a single image where afbench must split it (nothing would
+be left to train on or to test) and a class with no training image. Class names that are
 not UTF-8 are kept as text with \\xNN escapes (formats.printable).
 """
 
@@ -82,8 +82,9 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
     paths = _strip_common_root([PurePosixPath(p).parts for p, _ in files])
     layout = _layout(paths, source)
     classes = tuple(sorted({cls for _, cls in layout}))
-    _check_classes(source, classes, layout)
+    _check_class_count(source, classes, len(layout))  # before decoding: a wrong folder fails in seconds
     images = [_decode(raw, f"{source}:{printable(path)}", image_size) for path, raw in files]
+    _check_class_sizes(source, classes, layout)
     shapes = {img.shape[:2] for img in images}
     if len(shapes) > 1:
         (a, b) = sorted(shapes)[:2]
@@ -99,15 +100,18 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
                      labels[test], source=str(source))
 
 
-def _check_classes(source: Path, classes: tuple[str, ...], layout: list[tuple[str | None, str]]) -> None:
-    """Refuse, before decoding, what cannot train or test: see the module's docstring."""
+def _check_class_count(source: Path, classes: tuple[str, ...], images: int) -> None:
     if len(classes) < 2:
         raise DataError(f"{source}: one class ({', '.join(classes)}) found; a classification data set needs at "
                         "least 2 class folders, e.g. cats/ and dogs/")
     if len(classes) > MAX_CLASSES:
-        raise DataError(f"{source}: {len(classes)} classes ({len(layout)} images), over afbench's limit of "
+        raise DataError(f"{source}: {len(classes)} classes ({images} images), over afbench's limit of "
                         f"{MAX_CLASSES}: is this the folder of <class>/<image> (not one folder per image)? "
                         "Compare activations on a subset of the classes")
+
+
+def _check_class_sizes(source: Path, classes: tuple[str, ...], layout: list[tuple[str | None, str]]) -> None:
+    """Every class must have training images, and a test image where afbench splits it."""
     if any(split is not None for split, _ in layout):
         training = {cls for split, cls in layout if split == "train"}
         missing = [cls for cls in classes if cls not in training]
