@@ -53,11 +53,12 @@ def _model_is_user_code(name: str) -> bool:
 def _activation_file(name: str) -> str:
     """Where an activation's code is: its module's file, the plugin's module, or 'a formula'."""
     try:
-        target = activations.REGISTRY.origin(activations.info(name).name).split(":", 1)[0]  # a plugin
+        origin = activations.REGISTRY.origin(activations.info(name).name)  # a plugin's 'module:attr'
     except AfbenchError:
-        if not re.fullmatch(r"[\w.]+:\w+", name.strip()):
-            return "a formula"
-        target = name.split(":", 1)[0]
+        origin = name.strip() if re.fullmatch(r"[\w.]+:\w+", name.strip()) else None
+    if origin is None:
+        return "a formula"
+    target = origin.split(":", 1)[0]
     with contextlib.suppress(Exception):
         return str(Path(importlib.import_module(target).__file__).resolve())
     return f"module {target}"
@@ -155,11 +156,17 @@ def _backward(loss: torch.Tensor, fail, what: str, inputs: list[torch.Tensor]) -
 def check_model(config: RunConfig, data) -> None:
     """Build the run's model as the engine does and train one step's worth on ``BATCH``
     images of ``data`` (a ``data.Prepared``): parameters present, output (N, classes)
-    floating and finite, a finite loss and gradients that reach the parameters."""
+    floating and finite, a finite loss and gradients that reach the parameters. The
+    random state of the caller is left as it was (the runs seed their own)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        _check_model(config, data)
+
+
+def _check_model(config: RunConfig, data) -> None:
     name = config.model
     where = _model_file(name)
     fail = lambda problem, fix: _fail("model", name, where, problem, fix)  # noqa: E731
-    torch.manual_seed(config.seed)
     try:
         model = models.build(name, config.activation, data.input_shape, data.num_classes, init=config.init,
                              norm=config.norm, hidden_bias=config.hidden_bias, match_params=config.match_params,
