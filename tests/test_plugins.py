@@ -154,3 +154,33 @@ def test_a_ray_task_finds_the_plugin_by_its_entry_point(installed):
     finally:
         ray.shutdown()
     assert out == [2.0, -6.0] and shape == (2, 3) and cube == "cube" and pid != os.getpid()
+
+
+def test_the_lists_show_plugins_without_failing(installed, monkeypatch):
+    from afbench import data, models
+
+    monkeypatch.setattr(models, "REGISTRY", _fresh_models_registry())
+    monkeypatch.setattr(data, "REGISTRY", _fresh_data_registry())
+    assert models.names()[-1] == "tiny_net" and "installed package" in models.DESCRIPTIONS["tiny_net"]
+    assert models.DEFAULT_NORM["tiny_net"] == "its own" and models.DEFAULT_NORM["vgg11"] == "batch"
+    row = data.availability()[-1]
+    assert row["name"] == "tiny" and "afb_test_plugin:tiny_data" in row["description"]
+    assert "tiny" in data.names()
+
+
+def _fresh_models_registry() -> Registry:
+    from afbench import models
+
+    registry = Registry("models", adapt=models._plugin_model)
+    for name, builder in models.MODELS.items():
+        registry.register(name, builder)
+    return registry
+
+
+def _fresh_data_registry() -> Registry:
+    from afbench import data
+
+    registry = Registry("datasets", adapt=data._plugin_dataset, label="data set")
+    for key, info in data.DATASETS.items():
+        registry.register(key, info)
+    return registry

@@ -145,6 +145,9 @@ def fetch(name: str, data_dir: str | Path | None = None) -> ImageData:
 
 def availability(data_dir: str | Path | None = None) -> list[dict]:
     """One row per data set: where it is locally (or None), size, classes, shape."""
+    plugins = [{"name": key, "location": "from its package", "train": "?", "test": "?", "classes": "?",
+                "shape": "?", "description": f"an installed package's ({REGISTRY.origin(key)})"}
+               for key in REGISTRY.names() if key not in DATASETS]
     return [{"name": info.name, "location": info.locate(data_dir), "train": info.sizes[0], "test": info.sizes[1],
              "classes": info.num_classes, "shape": "x".join(map(str, info.image_shape)),
-             "description": info.description} for info in DATASETS.values()]
+             "description": info.description} for info in DATASETS.values()] + plugins

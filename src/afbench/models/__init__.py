@@ -34,13 +34,29 @@ __all__ = ["INITS", "NORMS", "Leftover", "Swapped", "build", "check_complete", "
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "lenet": lenet, "vgg11": vgg11, "resnet20": resnet20,
                                                "vit": vit}
-DESCRIPTIONS = {"mlp": "S2's fully connected net: flatten -> 128 -> 64 -> classes",
-                "lenet": "S1's model A (pytorch/examples' MNIST net): two 5x5 convolutions, two linear layers",
-                "vgg11": "S1's model B: VGG-11, a norm layer after each of its 8 convolutions",
-                "resnet20": "He et al. 2016's CIFAR ResNet-20, option A shortcuts (269,722 parameters at 10 classes)",
-                "vit": "a small Vision Transformer: patch 4, width 128, depth 6, 4 heads, MLP ratio 2 (GELU native)"}
+
+
+class _WithDefault(dict):
+    """A table of the built-in models that answers ``default`` for the others (plugins)."""
+
+    def __init__(self, values: dict, default: str) -> None:
+        super().__init__(values)
+        self.default = default
+
+    def __missing__(self, key: str) -> str:
+        return self.default
+
+
+DESCRIPTIONS = _WithDefault({
+    "mlp": "S2's fully connected net: flatten -> 128 -> 64 -> classes",
+    "lenet": "S1's model A (pytorch/examples' MNIST net): two 5x5 convolutions, two linear layers",
+    "vgg11": "S1's model B: VGG-11, a norm layer after each of its 8 convolutions",
+    "resnet20": "He et al. 2016's CIFAR ResNet-20, option A shortcuts (269,722 parameters at 10 classes)",
+    "vit": "a small Vision Transformer: patch 4, width 128, depth 6, 4 heads, MLP ratio 2 (GELU native)",
+}, "from an installed package (entry point afbench.models)")
 # As the studies built them; resnet20 as He et al. 2016, vit with LayerNorm.
-DEFAULT_NORM = {"mlp": "none", "lenet": "none", "vgg11": "batch", "resnet20": "batch", "vit": "layer"}
+DEFAULT_NORM = _WithDefault({"mlp": "none", "lenet": "none", "vgg11": "batch", "resnet20": "batch", "vit": "layer"},
+                            "its own")
 
 
 @dataclass(frozen=True)
