@@ -176,11 +176,7 @@ def _check_model(config: RunConfig, data) -> None:
     except Exception as err:
         raise fail(f"building it with activation '{config.activation}' raised {_describe(err)}",
                    "make the builder return an nn.Module for any activation") from None
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise fail("it has no trainable parameters, so there is nothing to train",
-                   "create its layers in __init__ as attributes (self.fc = nn.Linear(...)), in nn.Sequential "
-                   "or nn.ModuleList, not in a plain list or inside forward")
+    trainable = [p for p in model.parameters() if p.requires_grad]  # never empty: models.build refuses that
     x, y = data.train.x[:BATCH], data.train.y[:BATCH]
     device = trainable[0].device
     model = model.to(x.device if device.type == "meta" else device).train()

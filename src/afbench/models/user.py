@@ -230,6 +230,10 @@ def build(name: str, act: ActivationFactory, input_shape: tuple[int, ...], num_c
         raise AfbenchError(f"model builder {ident} returned {type(model).__name__}, not an nn.Module")
     example = tuple(input_shape) if check else None
     if check:
+        if not any(p.requires_grad for p in model.parameters()):
+            raise AfbenchError(f"model {ident} has no trainable parameters, so there is nothing to train. Fix: create "
+                               "its layers in __init__ as attributes (self.fc = nn.Linear(...)), in nn.Sequential "
+                               "or nn.ModuleList, not in a plain list or inside forward")
         _check_output(model, input_shape, num_classes, ident)
     if "act_layer" in wanted:
         _record_act_layer_sites(model, layer, example, ident)
