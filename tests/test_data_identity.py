@@ -154,3 +154,13 @@ def test_the_fingerprint_is_part_of_a_runs_setting_and_leaves_old_keys_alone(tmp
     (root / "dog" / "9.png").write_bytes(png(99))
     second = before.with_(data_fingerprint=data.fingerprint(f"imagefolder:{root}"))
     assert len({before.key(), first.key(), second.key()}) == 3  # same name, other data: another run
+
+
+def test_an_image_size_that_cannot_fit_in_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    if imagefolder._physical_memory() >= 80 * 2**30:
+        pytest.skip("4 images of 30000 x 30000 fit in half of this machine's memory")
+    root = tree(tmp_path / "data", {"cat": 2, "dog": 2})
+    monkeypatch.setattr(imagefolder, "_decode", lambda *a: pytest.fail("decoded"))
+    with deadline(20), pytest.raises(DataError, match=r"4 images of 30000x30000 \(--image-size 30000\) take about "
+                                                     r"40.2 GB as float32 tensors, over half"):
+        data.load(f"imagefolder:{root}", image_size=30000)  # 4 x 3 x 30000^2 x 4 bytes = 40.2 GiB

@@ -10,6 +10,7 @@ not UTF-8 are kept as text with \\xNN escapes (formats.printable).
 from __future__ import annotations
 
 import io
+import os
 from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 
@@ -83,7 +84,11 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
     layout = _layout(paths, source)
     classes = tuple(sorted({cls for _, cls in layout}))
     _check_class_count(source, classes, len(layout))  # before decoding: a wrong folder fails in seconds
-    images = [_decode(raw, f"{source}:{printable(path)}", image_size) for path, raw in files]
+    if image_size is not None:
+        _check_memory(source, len(files), (3, image_size, image_size), f"--image-size {image_size}")
+    first = _decode(files[0][1], f"{source}:{printable(files[0][0])}", image_size)
+    _check_memory(source, len(files), (3 if first.ndim == 3 else 1, *first.shape[:2]), "its images' size")
+    images = [first] + [_decode(raw, f"{source}:{printable(path)}", image_size) for path, raw in files[1:]]
     _check_class_sizes(source, classes, layout)
     shapes = {img.shape[:2] for img in images}
     if len(shapes) > 1:
@@ -98,6 +103,24 @@ def load_imagefolder(source: Path, image_size: int | None = None, test_fraction:
     train, test = _split_masks(splits, labels, test_fraction, split_seed)
     return ImageData(f"imagefolder:{source}", classes, stacked[train], labels[train], stacked[test],
                      labels[test], source=str(source))
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX, or not told
+        return None
+
+
+def _check_memory(source: Path, count: int, shape: tuple[int, int, int], why: str) -> None:
+    """Refuse, before decoding them all, images that would not fit: as float32 tensors
+    (what training holds) they may take at most half of this machine's memory."""
+    need = count * shape[0] * shape[1] * shape[2] * 4
+    memory = _physical_memory()
+    if memory and need > memory // 2:
+        raise DataError(f"{source}: {count} images of {shape[2]}x{shape[1]} ({why}) take about {need / 2**30:.1f} GB "
+                        f"as float32 tensors, over half of this machine's {memory / 2**30:.0f} GB: give a smaller "
+                        "--image-size (e.g. 64) or fewer images")
 
 
 def _check_class_count(source: Path, classes: tuple[str, ...], images: int) -> None:
