@@ -90,6 +90,7 @@ def _verdict_of(tests: pd.DataFrame, dataset: str, model: str, activation: str) 
 
 def tests_table(tests: pd.DataFrame) -> Table:
     """The paired tests, one row per activation and setting."""
+    tests = tested(tests)
     if tests.empty:
         return Table(["setting", "activation"])
     confidence = f"{100 * tests['confidence'].iloc[0]:.4g}% CI (pp)"
@@ -103,6 +104,12 @@ def tests_table(tests: pd.DataFrame) -> Table:
              Cell(float(t["p_wilcoxon"]), "{:.4g}"), Cell(str(t["verdict"])), Cell.text_of("" if pd.isna(t["note"]) else t["note"])]
             for _, t in tests.iterrows()]
     return Table(headings, rows).without(("note",))
+
+
+def tested(tests: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons a test could be run on: two pairs or more (one pair has no spread,
+    no interval and no p-value worth a row)."""
+    return tests if tests.empty else tests[tests["n"] >= 2]
 
 
 def frame_table(frame: pd.DataFrame) -> Table:

@@ -14,7 +14,7 @@ import re
 import matplotlib.pyplot as plt
 
 from afbench import activations
-from afbench.report import figures, timing
+from afbench.report import document, figures, timing
 from afbench.report.model import Figure, display
 from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
 
@@ -54,10 +54,11 @@ def choose(report) -> list[Figure]:
 
 
 def _forest(report) -> list[Figure]:
-    if report.tests.empty:
+    shown = document.tested(report.tests)
+    if shown.empty:
         return []
     out = []
-    for (dataset, model), tests in report.tests.groupby(["dataset", "model"], sort=False):
+    for (dataset, model), tests in shown.groupby(["dataset", "model"], sort=False):
         setting = _setting(dataset, model)
         title = f"Test error against {report.baseline}, {setting}"
         out.append(Figure(
