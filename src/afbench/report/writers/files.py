@@ -46,11 +46,18 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     """``frame`` as CSV (no index), every text cell and heading made safe."""
     safe = frame.rename(columns=lambda c: csv_safe(str(c)))
     for column in safe.columns:
-        if safe[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
             safe[column] = safe[column].map(csv_safe)
     buffer = io.StringIO()
     safe.to_csv(buffer, index=False)
     return buffer.getvalue().encode("utf-8")
+
+
+def _listing(names: list[str]) -> str:
+    """'summary.md, report.html and 12 figures': every file by name, figures counted."""
+    top = [n for n in names if "/" not in n]
+    nested = len(names) - len(top)
+    return ", ".join(top) + (f" and {nested} figure{'s' if nested != 1 else ''}" if nested else "")
 
 
 def inside(folder: Path, relative: str) -> Path:
@@ -83,8 +90,7 @@ def write_all(folder: str | Path, files: dict[str, bytes]) -> None:
     except OSError as error:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
-        names = list(files)
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        shown = _listing(list(files))
         raise AfbenchError(f"the report in {folder} was not written: {error.strerror or error} while writing "
                            f"{current}. Not written: {shown}; the previous report "
                            "files there are unchanged. Free space (or choose another folder) and rerun "
