@@ -143,8 +143,8 @@ def plot_forest(tests: pd.DataFrame, baseline: str, equivalence: float, title: s
     margin = 100 * equivalence
     ax.axvspan(-margin, margin, color="0.88", lw=0, label=f"within ±{margin:.2g} pp (equivalent)")
     ax.axvline(0, color="0.3", lw=1)
-    ax.annotate(plain(baseline), (0, 1), xycoords=("data", "axes fraction"), xytext=(0, 2),
-                textcoords="offset points", ha="center", va="bottom", fontsize=8, color="0.3")
+    ax.annotate(plain(baseline), (0, 1), xycoords=("data", "axes fraction"), xytext=(3, -2),
+                textcoords="offset points", ha="left", va="top", fontsize=8, color="0.3")
     for y, t in rows.iterrows():
         colour = _VERDICT_COLOURS.get(str(t["verdict"]), "black")
         low, mean, high = 100 * t["ci_low"], 100 * t["mean_diff"], 100 * t["ci_high"]
