@@ -148,3 +148,16 @@ def test_an_interrupted_write_never_leaves_a_truncated_file(tmp_path, monkeypatc
         files.write_all(folder, {"a.csv": b"1\n", "figures/b.png": b"png", "summary.md": b"new\n", "c.csv": b"2"})
     assert (folder / "summary.md").read_text() == "the previous report\n"
     assert not (folder / "a.csv").exists() and not list(folder.rglob("*.tmp"))
+
+
+def test_names_that_are_not_utf8_are_shown_escaped_in_every_format():
+    from afbench.report.model import Cell, Document, Section, Table, display
+    from afbench.report.writers import FORMATS
+
+    assert display(NOT_UTF8) == "caf\\xe9" and display("naïve ▲") == "naïve ▲"
+    doc = Document("results", [Section("Verdict", bullets=[f"{NOT_UTF8} is undecided"], key="verdict"),
+                               Section("Table", tables=[Table(["activation"], [[Cell.text_of(NOT_UTF8)]])])])
+    for name, writer in FORMATS.items():
+        text = writer.render(doc, {})
+        text.encode("utf-8")  # a lone surrogate here would fail the file's write
+        assert "caf\\" in text and "xe9" in text, name

@@ -101,7 +101,8 @@ def tests_table(tests: pd.DataFrame) -> Table:
              Cell(f"{100 * t['ci_low']:+.3f} to {100 * t['ci_high']:+.3f}"),
              Cell(float(t["p_permutation"]), "{:.4g}", suffix=f"({t['p_holm']:.4g})"),
              Cell(float(t["effect_size"]), "{:.2f}"), Cell(float(t["p_ttest"]), "{:.4g}"),
-             Cell(float(t["p_wilcoxon"]), "{:.4g}"), Cell(str(t["verdict"])), Cell.text_of("" if pd.isna(t["note"]) else t["note"])]
+             Cell(float(t["p_wilcoxon"]), "{:.4g}"), Cell(str(t["verdict"])),
+             Cell.text_of("" if pd.isna(t["note"]) else t["note"])]
             for _, t in tests.iterrows()]
     return Table(headings, rows).without(("note",))
 

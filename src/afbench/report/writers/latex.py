@@ -11,7 +11,8 @@ _SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#":
              "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
              "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "\n": " ",
              "±": r"$\pm$", WORSE: r"$\blacktriangle$", BETTER: r"$\blacktriangledown$", "≈": r"$\approx$",
-             "×": r"$\times$", "−": "-", "–": "--", "—": "---", "…": r"\ldots{}", "≤": r"$\leq$", "≥": r"$\geq$",
+             "×": r"$\times$", "−": "-", "–": "--", "—": "---", "…": r"\ldots{}",
+             "≤": r"$\leq$", "≥": r"$\geq$",
              "·": r"$\cdot$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "³": r"\textsuperscript{3}",
              "‘": "`", "’": "'", "“": "``", "”": "''"}
 
