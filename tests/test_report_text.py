@@ -161,3 +161,26 @@ def test_names_that_are_not_utf8_are_shown_escaped_in_every_format():
         text = writer.render(doc, {})
         text.encode("utf-8")  # a lone surrogate here would fail the file's write
         assert "caf\\" in text and "xe9" in text, name
+
+
+MARKDOWN_TRAPS = ["-2.350", "- x", "+ y", "# h", "> q", "1. x", "*a*", "_b_", "a_b_c", "<i>x</i>", "[a](b)",
+                  "&amp;", "x * sigmoid(1.5 * x)", "`c`", "~~s~~", "p < 0.05", "a\\b", "**", TEX_NAME]
+
+
+@pytest.mark.parametrize("where", ["paragraph", "cell"])
+def test_markdown_renders_every_name_as_the_same_text(where):
+    # The reference is an independent CommonMark parser: the text it reads back is the name.
+    from afbench.report.model import Cell, Document, Section, Table
+    from afbench.report.writers.markdown import MarkdownWriter
+
+    if where == "paragraph":
+        sections = [Section(f"s{i}", [text], key="verdict") for i, text in enumerate(MARKDOWN_TRAPS)]
+    else:
+        sections = [Section("t", tables=[Table(["name"], [[Cell.text_of(t)] for t in MARKDOWN_TRAPS])])]
+    tokens = MarkdownIt("commonmark").enable("table").enable("strikethrough").parse(
+        MarkdownWriter().render(Document("r", sections), {}))
+    inline = [t for t in tokens if t.type == "inline" and t.content not in ("r", "name", "t")
+              and not re.fullmatch(r"s\d+", t.content)]
+    read = ["".join(c.content for c in t.children) if all(c.type == "text" for c in t.children) else
+            f"markup: {[c.type for c in t.children]}" for t in inline]
+    assert read == MARKDOWN_TRAPS

@@ -15,14 +15,20 @@ _ESCAPES = [
     (re.compile(r"<(?=[A-Za-z/!?])"), r"\\<"),  # a tag; 'p < 0.05' stays as written
     (re.compile(r"\](?=[(\[:])"), r"\\]"),  # a link
     (re.compile(r"&(?=#?\w+;)"), r"&amp;"),  # an entity
-    (re.compile(r"^([#>+=-])", re.M), r"\\\1"),  # a heading, quote or list at the start of a line
+]
+# ... and at the start of a paragraph or list item, these would start a heading, a quote or a list.
+_BLOCK_ESCAPES = [
+    (re.compile(r"^([#>])", re.M), r"\\\1"),
+    (re.compile(r"^([-+])(?=\s|$)", re.M), r"\\\1"),
+    (re.compile(r"^(\d+)([.)])(?=\s|$)", re.M), r"\1\\\2"),
 ]
 
 
-def escape(text: object) -> str:
-    """``text`` as Markdown that renders as the same text."""
+def escape(text: object, block: bool = False) -> str:
+    """``text`` as Markdown that renders as the same text; ``block``: it starts a
+    paragraph or list item (a table cell or heading cannot start a list)."""
     out = display(text)
-    for pattern, replacement in _ESCAPES:
+    for pattern, replacement in _ESCAPES + (_BLOCK_ESCAPES if block else []):
         out = pattern.sub(replacement, out)
     return out
 
@@ -46,10 +52,10 @@ class MarkdownWriter:
         parts = [f"# {escape(document.title)}\n"]
         for section in document.shown():
             parts.append(f"\n## {escape(section.heading)}\n\n")
-            parts += [escape(p) + "\n\n" for p in section.paragraphs]
+            parts += [escape(p.strip(), block=True) + "\n\n" for p in section.paragraphs]
             if section.bullets:
-                parts.append("\n".join(f"- {escape(line)}" for line in section.bullets) + "\n\n")
+                parts.append("\n".join(f"- {escape(line, block=True)}" for line in section.bullets) + "\n\n")
             parts += [table(t) + "\n" for t in section.tables if len(t)]
-            parts += [f"![{escape(f.caption)}](figures/{f.name}.png)\n\n{escape(f.caption)}\n\n"
+            parts += [f"![{escape(f.caption)}](figures/{f.name}.png)\n\n{escape(f.caption, block=True)}\n\n"
                       for f in section.figures if f.name in images]
         return "".join(parts).rstrip("\n") + "\n"
