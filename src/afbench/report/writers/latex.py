@@ -24,7 +24,7 @@ def escape(text: object) -> str:
     for ch in display(text):
         if ch in _SPECIALS:
             out.append(_SPECIALS[ch])
-        elif ord(ch) < 32:
+        elif ord(ch) < 32 or 127 <= ord(ch) < 160:  # control characters
             out.append(" ")
         elif ord(ch) < 256:
             out.append(ch)
@@ -53,8 +53,9 @@ def section(s: Section, images: Mapping[str, bytes]) -> list[str]:
     lines += [table(t) for t in s.tables if len(t)]
     for f in s.figures:
         if f.name in images:  # names are letters, digits, '_' and '-' (afbench.report.gallery.file_name)
-            lines += [r"\begin{center}", rf"\includegraphics[width=0.7\linewidth]{{figures/{f.name}.png}}",
-                      "", rf"\small {escape(f.caption)}", r"\end{center}"]
+            size = r"width=0.7\linewidth,height=0.75\textheight,keepaspectratio"
+            lines += [r"\begin{center}", rf"\includegraphics[{size}]{{figures/{f.name}.png}}", "",
+                      rf"\small {escape(f.caption)}", r"\end{center}"]
     return lines
 
 
