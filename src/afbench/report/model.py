@@ -89,7 +89,6 @@ class Table:
 
     columns: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
-    caption: str = ""
 
     def __post_init__(self):
         for row in self.rows:
@@ -105,7 +104,7 @@ class Table:
         drop = {i for i, name in enumerate(self.columns) if name in columns
                 and (not only_if_empty or all(row[i].empty for row in self.rows))}
         keep = [i for i in range(len(self.columns)) if i not in drop]
-        return Table([self.columns[i] for i in keep], [[row[i] for i in keep] for row in self.rows], self.caption)
+        return Table([self.columns[i] for i in keep], [[row[i] for i in keep] for row in self.rows])
 
     def records(self, bold: tuple[str, str] = ("", "")) -> list[dict[str, str]]:
         """The rows as {heading: text}, ``bold`` around bold cells (for a console)."""
