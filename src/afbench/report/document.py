@@ -145,8 +145,9 @@ def build(report, verdict: list[str], figures: list[Figure]) -> Document:
         Section("Verdict", bullets=[display(line) for line in verdict], key="verdict"),
         Section(f"Difference from {baseline}", figures=main, key="main-figure"),
         Section(f"Comparison with {baseline}",
-                [f"Per activation: mean ± sd over seeds. {MARKS} Times exclude evaluation; time to target is the "
-                 "training time at the end of the first epoch at or above the target test accuracy. "
+                [f"Per activation: mean ± sd over seeds. {MARKS} Times exclude evaluation"
+                 + ("; time to target is the training time at the end of the first epoch at or above the target "
+                    "test accuracy. " if targets_set(report.runs) else ". ")
                  + timing_notes(report)] if len(comparison) else [], tables=[comparison], key="comparison"),
         Section("Learning rate chosen per activation (best mean validation accuracy)",
                 tables=[frame_table(report.lr_choices)] if len(report.lr_choices) else [], key="learning-rates"),
