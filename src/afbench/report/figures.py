@@ -164,13 +164,15 @@ def plot_forest(tests: pd.DataFrame, baseline: str, equivalence: float, title: s
     return fig
 
 
-def plot_bars(table: pd.DataFrame, column: str, title: str, ylabel: str) -> plt.Figure:
+def plot_bars(table: pd.DataFrame, column: str, title: str, ylabel: str, floor: float | None = None) -> plt.Figure:
     """Bars of ``{column}_mean`` per activation with 95% confidence intervals."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     means = table[f"{column}_mean"]
     half = table.get(f"{column}_ci95", pd.Series(0.0, index=table.index)).fillna(0.0)
     ax.bar([plain(n) for n in table.index.astype(str)], means, yerr=half, capsize=3, color="C0", alpha=0.8)
     ax.set_ylabel(plain(ylabel))
+    if floor is not None:  # e.g. 0 for times: a CI of few seeds may reach below what can be
+        ax.set_ylim(bottom=floor)
     ax.set_title(plain(title), fontsize=10)
     ax.tick_params(axis="x", rotation=45, labelsize=8)
     ax.grid(axis="y", alpha=0.3)

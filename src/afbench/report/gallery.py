@@ -105,7 +105,7 @@ def _targets(report) -> list[Figure]:
             out.append(Figure(file_name(f"time-to-target-{dataset}-{model}"),
                               f"Training time until the target test accuracy, {setting} (mean, 95% CI).",
                               figures.plot_bars(frame.set_index("activation"), "time_to_target_s",
-                                                f"Time to target, {setting}", "seconds")))
+                                                f"Time to target, {setting}", "seconds", floor=0.0)))
     return out
 
 
