@@ -95,3 +95,18 @@ def test_a_format_cannot_write_outside_the_report_folder(tmp_path, monkeypatch, 
     with pytest.raises(AfbenchError, match="outside the report folder"):
         render.write(folder, "relu")
     assert not (tmp_path / "escaped.tsv").exists()
+
+
+def test_an_installed_package_adds_a_format_through_its_entry_point(tmp_path, monkeypatch, no_figures):
+    from importlib import metadata
+
+    from afbench import plugins
+
+    point = metadata.EntryPoint("tsv", "test_report_model:_TsvWriter", "afbench.report_formats")
+    monkeypatch.setattr(plugins.metadata, "entry_points",
+                        lambda group: [point] if group == "afbench.report_formats" else [])
+    monkeypatch.setattr(FORMATS, "_entries", dict(FORMATS._entries))  # restored after the test
+    monkeypatch.setattr(FORMATS, "_plugins_loaded", False)
+    folder = fake_sweep(tmp_path, {"relu": BASE[:3], "tanh": [b + 0.01 for b in BASE[:3]]})
+    render.write(folder, "relu")
+    assert "tsv" in FORMATS.names() and (folder / "summary.tsv").read_text().startswith("dataset\tmodel")

@@ -166,6 +166,7 @@ def files(report: Report) -> dict[str, bytes]:
         out[f"{FIGURES}/{name}.png"] = images[name]
     model = report.document()
     for _, writer in FORMATS.items():
+        writer = writer() if isinstance(writer, type) else writer  # a plugin may name its class
         out[writer.file_name] = writer.render(model, images).encode("utf-8")
     return out
 

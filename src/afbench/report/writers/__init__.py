@@ -3,7 +3,7 @@
 A writer turns the report model (afbench.report.model.Document) into the text of one
 file. Adding a format touches one place: a module here registered below, or an
 installed package's entry point in the group ``afbench.report_formats`` naming a
-writer object. ``afbench report`` writes every registered format.
+writer class or object (``tsv = mypackage.report:TsvWriter``). ``afbench report`` writes every registered format.
 """
 
 from __future__ import annotations
