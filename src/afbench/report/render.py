@@ -81,11 +81,11 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
     cost = timing.load_cost(store.db)
     aggregate = timing.cost_times(aggregate, kept, cost)
     meta = store.meta()
+    equivalence = meta.get("equivalence", equivalence)  # one margin for the tests, the verdict and the figure
     alpha = meta.get("alpha", stats.ALPHA)  # --seeds auto looked several times: each look at a share of 0.05
     tests = tables.significance(kept, baseline, equivalence, alpha) if len(kept) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
-                    tables.top_groups(kept, alpha) if len(kept) else {}, cost, records,
-                    meta.get("equivalence", equivalence))
+                    tables.top_groups(kept, alpha) if len(kept) else {}, cost, records, equivalence)
     report.figures = {f.name: f for f in gallery.choose(report)}
     return report
 
@@ -125,7 +125,7 @@ def _ranks(aggregate: pd.DataFrame) -> dict:
 
 def verdict_text(report: Report) -> list[str]:
     lines = verdict_lines(report.aggregate, report.tests, report.top, report.ranks, report.baseline,
-                          report.meta.get("equivalence", EQUIVALENCE))
+                          report.equivalence)
     alpha = report.meta.get("alpha")
     if alpha is not None and alpha < stats.ALPHA:
         lines.append(f"--seeds auto looked at the data after each round of seeds, so every test here is at "
