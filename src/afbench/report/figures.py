@@ -103,13 +103,13 @@ def _band(ax, frame: pd.DataFrame, x: str, y: str, label: str, color, floor: flo
 
 
 def plot_curves(epochs: pd.DataFrame, metric: str, title: str, ylabel: str | None = None,
-                log: bool = False, scale: float = 1.0) -> plt.Figure:
-    """Per-epoch ``metric`` (times ``scale``) per activation, mean over seeds with a sd
-    band. ``log``: a log y axis, so that curves a few tenths apart near the end stay
-    apart when one activation starts far above the rest. The legend sits beside the
-    axes, never on a line; epochs are whole-number ticks."""
+                log: bool = False) -> plt.Figure:
+    """Per-epoch ``metric`` per activation, mean over seeds with a sd band. ``log``: a
+    log y axis, so that curves a few tenths apart near the end stay apart when one
+    activation starts far above the rest. The legend sits beside the axes, never on a
+    line; epochs are whole-number ticks."""
     fig, ax = plt.subplots(figsize=(7.5, 4), layout="constrained")
-    values = epochs.assign(**{metric: epochs[metric] * scale})
+    values = epochs
     floor = None
     if log:
         positive = values[metric][values[metric] > 0]

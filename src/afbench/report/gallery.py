@@ -18,11 +18,12 @@ from afbench.report import document, figures, timing
 from afbench.report.model import Figure, display
 from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
 
-# (stem prefix, epoch column, what it shows, y label, log y axis, scale)
+# (stem prefix, epoch column, what it shows, y label); all on a log y axis. The test
+# accuracy is drawn as the error in %, under its former stem 'accuracy-...'.
 CURVES = (
-    ("accuracy", "test_acc", "Test error by epoch", "test error (%, log scale)", True, None),
-    ("loss", "test_loss", "Test loss by epoch", "test loss (log scale)", True, 1.0),
-    ("train-loss", "train_loss", "Training loss by epoch", "training loss (log scale)", True, 1.0),
+    ("accuracy", "test_acc", "Test error by epoch", "test error (%, log scale)"),
+    ("loss", "test_loss", "Test loss by epoch", "test loss (log scale)"),
+    ("train-loss", "train_loss", "Training loss by epoch", "training loss (log scale)"),
 )
 SEEDS_BAND = "mean over seeds, band ±1 sd"
 
@@ -74,14 +75,14 @@ def _curves(report) -> list[Figure]:
     out = []
     for (dataset, model), frame in report.epochs.groupby(["dataset", "model"], sort=False):
         setting, tag = _setting(dataset, model), f"{dataset}-{model}"
-        for prefix, metric, what, ylabel, log, scale in CURVES:
+        for prefix, metric, what, ylabel in CURVES:
             if not frame[check_epoch_metric(metric)].notna().any():  # diverged runs have no test scores
                 continue
             values = frame.dropna(subset=[metric])
             if metric == "test_acc":  # error in %, so that the last epochs' differences show on a log axis
                 values = values.assign(test_acc=100 * (1 - values["test_acc"]))
             out.append(Figure(file_name(f"{prefix}-{tag}"), f"{what}, {setting} ({SEEDS_BAND}; log scale).",
-                              figures.plot_curves(values, metric, f"{what}, {setting}", ylabel, log=log)))
+                              figures.plot_curves(values, metric, f"{what}, {setting}", ylabel, log=True)))
         if "dead_output_mean" in frame:
             out.append(Figure(file_name(f"dead-{tag}"), f"Dead units by epoch (mean over layers), {setting} "
                               f"({SEEDS_BAND}).", figures.plot_curves(
