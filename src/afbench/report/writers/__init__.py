@@ -12,6 +12,9 @@ from typing import Mapping, Protocol
 
 from afbench.plugins import Registry
 from afbench.report.model import Document
+from afbench.report.writers.html import HtmlWriter
+from afbench.report.writers.latex import LatexWriter
+from afbench.report.writers.markdown import MarkdownWriter
 
 FIGURES = "figures"  # the folder, inside the report's folder, that holds figures/<name>.png
 
@@ -25,15 +28,5 @@ class Writer(Protocol):
 
 
 FORMATS: Registry[Writer] = Registry("report_formats")
-
-
-def _register_builtins() -> None:
-    from afbench.report.writers.html import HtmlWriter
-    from afbench.report.writers.latex import LatexWriter
-    from afbench.report.writers.markdown import MarkdownWriter
-
-    for name, writer in (("markdown", MarkdownWriter()), ("latex", LatexWriter()), ("html", HtmlWriter())):
-        FORMATS.register(name, writer)
-
-
-_register_builtins()
+for _name, _writer in (("markdown", MarkdownWriter()), ("latex", LatexWriter()), ("html", HtmlWriter())):
+    FORMATS.register(_name, _writer)
