@@ -112,7 +112,7 @@ def file_size_limit(limit: int):
 
 def test_a_full_disk_keeps_the_previous_report_and_says_what_was_not_written(tmp_path, monkeypatch):
     folder = fake_sweep(tmp_path, {"relu": BASE, "tanh": [b + 0.03 for b in BASE]})
-    previous = {"summary.md": b"previous summary", "report.html": b"previous page",
+    previous = {"summary.md": b"previous summary", "report.html": b"previous page", "tests.csv": b"previous tests",
                 "figures/accuracy-digits-mlp.png": b"previous figure"}
     for name, content in previous.items():
         (folder / name).parent.mkdir(exist_ok=True)

@@ -178,14 +178,18 @@ def write(folder: str | Path, baseline: str | None = None) -> Report:
     folder = Path(folder)
     if not (folder / "results.sqlite").exists():
         raise FileNotFoundError(f"{folder} holds no results.sqlite: run `afbench run --out {folder}` first")
-    (folder / "tests.csv").unlink(missing_ok=True)  # never left stale from an earlier baseline
     store = Store(folder)
     try:
         report = build(store, baseline)
+    except AfbenchError:
+        (folder / "tests.csv").unlink(missing_ok=True)  # an earlier baseline's tests never pass for this one
+        raise
     finally:
         store.close()
     try:
         write_all(folder, files(report))
     finally:
         gallery.close(list(report.figures.values()))
+    if not len(report.tests):
+        (folder / "tests.csv").unlink(missing_ok=True)  # never left stale beside a report without tests
     return report
