@@ -5,7 +5,6 @@ import re
 import shutil
 import subprocess
 
-import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -53,7 +52,8 @@ def sweep_folder(tmp_path_factory):
     cells = Grid(RunConfig(epochs=3, batch_size=64, target=0.8), ("relu", "tanh", "relu_softsign"),
                  seeds=(0, 1, 2)).configs()
     store = Store(folder)
-    LocalBackend(Runtime(progress=False)).execute(cells, store)
+    # One worker, no calibration and no cost profile: their ~50 s would test nothing here.
+    LocalBackend(Runtime(progress=False, workers=1, stack=1, cost="off")).execute(cells, store)
     store.close()
     render.write(folder)
     return folder

@@ -1,0 +1,206 @@
+"""The report as a Document (afbench.report.model): sections in reading order, tables
+whose cells are data, built from the computed report's frames (the aggregate, the
+paired tests, the top groups, the verdict sentences) and nothing else.
+
+The verdict comes first, then the main figure (each activation's paired difference
+from the baseline), the comparison table, the tests, and the rest. A section with
+nothing in it is left out by every writer.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from afbench.report import tables, timing
+from afbench.report.model import Cell, Document, Figure, Section, Table, display
+
+MARKS = (f"{tables.WORSE} / {tables.BETTER} on the error: significantly worse / better than the baseline "
+         "(exact paired sign-flip permutation test on the per-seed differences, Holm-corrected across "
+         "activations, p < 0.05); bold: the top group, not significantly worse than the best error. Means over "
+         "the runs that reached a target stand beside their count and are never marked; one seed marks nothing.")
+SATURATION_NOTE = ("Diagnostics: saturation is the fraction of pre-activations where |f'(x)| < 0.01. For ReLU "
+                   "and its relatives f' is 0 on the whole negative side, so there it counts inactive inputs, not "
+                   "a flattening tail as for sigmoid or tanh. Dead units: zero output for every probe sample.")
+
+
+# ---- the comparison table ---------------------------------------------------------------------
+
+def comparison_table(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, baseline: str,
+                     targets_set: bool = True) -> Table:
+    """Per setting and activation: n, parameters, mean ± sd of every reported column;
+    the error cell marked worse / better where the paired test says so and bold in the
+    top group (only with two seeds or more); the verdict against the baseline."""
+    if aggregate.empty:
+        return Table(["dataset", "model", "activation"])
+    columns = tables.time_columns(aggregate)
+    headings = ["dataset", "model", "activation", "n", "params", *(h for h, _, _ in columns.values()),
+                "vs baseline", "note"]
+    rows = []
+    for (dataset, model), group in aggregate.groupby(["dataset", "model"], sort=False):
+        rankable = group["done"].max() >= 2
+        for _, row in group.iterrows():
+            verdict = "baseline" if row["activation"] == baseline else _verdict_of(tests, dataset, model,
+                                                                                   row["activation"])
+            cells = [Cell.text_of(dataset), Cell.text_of(model), Cell.text_of(row["activation"]), _n_cell(row),
+                     Cell(None if pd.isna(row["params"]) else int(row["params"]), "{:,}")]
+            for column, (_, _, fmt) in columns.items():
+                cell = _stat_cell(row, column, fmt)
+                if column == tables.TESTED and rankable and not cell.empty:
+                    mark = verdict if verdict in ("worse", "better") else ""
+                    bold = row["activation"] in top.get((dataset, model), [])
+                    cell = Cell(cell.value, cell.fmt, cell.spread, cell.interval, cell.suffix, mark, bold)
+                cells.append(cell)
+            cells.append(Cell(verdict if rankable else "one seed cannot rank"))
+            cells.append(Cell(tables.width_note(row["activation"], row["match_params"])))
+            rows.append(cells)
+    table = Table(headings, rows).without(("note",))
+    if not targets_set:  # no --target: "not reached" would only mislead
+        table = table.without(tuple(h for c, (h, _, _) in columns.items() if "target" in c), only_if_empty=False)
+    return table
+
+
+def _n_cell(row) -> Cell:
+    failed = row["runs"] - row["done"] - row["diverged"]
+    suffix = " ".join(part for part in (f"({row['diverged']} diverged)" if row["diverged"] else "",
+                                        f"({failed} failed)" if failed else "") if part)
+    return Cell(int(row["done"]), suffix=suffix)
+
+
+def _stat_cell(row, column: str, fmt: str) -> Cell:
+    """mean ± sd, or mean [low, high] for a measured step time; a target column says
+    how many runs reached it."""
+    mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
+    if pd.isna(mean):
+        return Cell(None, fmt, missing="not reached" if "target" in column else "-")
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    interval = (float(low), float(high)) if low is not None and not pd.isna(low) else None
+    suffix = f"({row['reached']}/{row['done']} reached)" if "target" in column and row["reached"] < row["done"] \
+        else ""
+    return Cell(float(mean), fmt, None if interval or pd.isna(sd) else float(sd), interval, suffix)
+
+
+def _verdict_of(tests: pd.DataFrame, dataset: str, model: str, activation: str) -> str:
+    if tests.empty:
+        return "-"
+    match = tests[(tests["dataset"] == dataset) & (tests["model"] == model) & (tests["activation"] == activation)]
+    return str(match["verdict"].iloc[0]) if len(match) else "-"
+
+
+# ---- the other tables ---------------------------------------------------------------------------
+
+def tests_table(tests: pd.DataFrame) -> Table:
+    """The paired tests, one row per activation and setting."""
+    tests = tested(tests)
+    if tests.empty:
+        return Table(["setting", "activation"])
+    confidence = f"{100 * tests['confidence'].iloc[0]:.4g}% CI (pp)"
+    headings = ["setting", "activation", "vs", "n pairs", "mean diff (error, pp)", confidence,
+                "permutation p (Holm)", "effect d_z", "t-test p", "Wilcoxon p", "verdict", "note"]
+    rows = [[Cell.text_of(f"{t['model']}/{t['dataset']}"), Cell.text_of(t["activation"]), Cell.text_of(t["baseline"]),
+             Cell(int(t["n"])), Cell(100 * t["mean_diff"], "{:+.3f}"),
+             Cell(f"{100 * t['ci_low']:+.3f} to {100 * t['ci_high']:+.3f}"),
+             Cell(float(t["p_permutation"]), "{:.4g}", suffix=f"({t['p_holm']:.4g})"),
+             Cell(float(t["effect_size"]), "{:.2f}"), Cell(float(t["p_ttest"]), "{:.4g}"),
+             Cell(float(t["p_wilcoxon"]), "{:.4g}"), Cell(str(t["verdict"])),
+             Cell.text_of("" if pd.isna(t["note"]) else t["note"])]
+            for _, t in tests.iterrows()]
+    return Table(headings, rows).without(("note",))
+
+
+def tested(tests: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons a test could be run on: two pairs or more (one pair has no spread,
+    no interval and no p-value worth a row)."""
+    return tests if tests.empty else tests[tests["n"] >= 2]
+
+
+def frame_table(frame: pd.DataFrame) -> Table:
+    """Any small frame as a table of text cells (the learning-rate choices)."""
+    return Table([display(c) for c in frame.columns],
+                 [[Cell.text_of(v) for v in row] for row in frame.itertuples(index=False, name=None)])
+
+
+def cost_table(points: pd.DataFrame) -> Table:
+    if points.empty:
+        return Table(["setting", "activation"])
+    rows = [[Cell.text_of(f"{p['model']}/{p['dataset']}"), Cell.text_of(p["activation"]),
+             Cell(float(p["step_ms"]), "{:.3g}"),
+             Cell(float(p["step_ratio"]), "{:.3f}", interval=(float(p["step_ratio_low"]), float(p["step_ratio_high"]))),
+             Cell(float(p["saved_bytes_per_sample"]), "{:,.0f}"), Cell.text_of(p["threads"]),
+             Cell(float(p["error_mean"]), "{:.2f}")] for _, p in points.iterrows()]
+    return Table(["setting", "activation", "step (ms)", "ratio [95% CI]", "saved B/sample", "threads", "error (%)"],
+                 rows)
+
+
+# ---- the document -----------------------------------------------------------------------------
+
+def build(report, verdict: list[str], figures: list[Figure]) -> Document:
+    """The whole report: ``report`` is afbench.report.render.Report, ``verdict`` its
+    sentences, ``figures`` in reading order (the forest plots first)."""
+    main = [f for f in figures if f.name.startswith("difference-from-baseline")]
+    rest = [f for f in figures if f not in main]
+    baseline = display(report.baseline)
+    comparison = comparison_table(report.aggregate, report.tests, report.top, report.baseline,
+                                  targets_set(report.runs))
+    sections = [
+        Section("Verdict", bullets=[display(line) for line in verdict], key="verdict"),
+        Section(f"Difference from {baseline}", figures=main, key="main-figure"),
+        Section(f"Comparison with {baseline}",
+                [f"Per activation: mean ± sd over seeds. {MARKS} Times exclude evaluation"
+                 + ("; time to target is the training time at the end of the first epoch at or above the target "
+                    "test accuracy. " if targets_set(report.runs) else ". ")
+                 + timing_notes(report)] if len(comparison) else [], tables=[comparison], key="comparison"),
+        Section("Learning rate chosen per activation (best mean validation accuracy)",
+                tables=[frame_table(report.lr_choices)] if len(report.lr_choices) else [], key="learning-rates"),
+        Section("Cost (measured apart from training; `afbench cost` for the full profile)",
+                tables=[cost_table(timing.cost_points(report.aggregate, report.cost))], key="cost"),
+        Section(f"Paired tests against {baseline} (test error, runs paired by seed)",
+                tables=[tests_table(report.tests)], key="tests"),
+        Section("Figures", figures=rest, key="figures"),
+        settings_section(report.runs),
+        Section("Notes", [SATURATION_NOTE] if _has_diagnostics(report.epochs) else [], key="notes"),
+        Section("Provenance", bullets=[f"{k}: {v}" for k, v in provenance(report.runs).items()], key="provenance"),
+    ]
+    return Document("afbench results", sections)
+
+
+def targets_set(runs: pd.DataFrame) -> bool:
+    """Whether any run trained toward a target accuracy (else the target columns say nothing)."""
+    return "config.target" in runs and runs["config.target"].notna().any()
+
+
+def settings_section(runs: pd.DataFrame) -> Section:
+    shared, varying = tables.settings(runs)
+    paragraphs = [display(", ".join(f"{k}={v}" for k, v in shared.items()))] if shared else []
+    if varying:
+        paragraphs.append(display(f"Varying: {', '.join(varying)}"))
+    return Section("Settings shared by every run", paragraphs, key="settings")
+
+
+def provenance(runs: pd.DataFrame) -> dict[str, str]:
+    columns = [c for c in runs.columns if c.startswith("provenance.")]
+    return {display(c.split(".", 1)[1]): display(", ".join(sorted({str(v) for v in runs[c].dropna()})))
+            for c in columns}
+
+
+def _has_diagnostics(epochs: pd.DataFrame) -> bool:
+    return any(c.startswith(("saturation", "dead_")) for c in epochs.columns)
+
+
+def timing_notes(report) -> str:
+    """Where the table's times come from, and whether raw wall clocks compare."""
+    notes, runs = [], report.runs
+    measured = "cost_train_s_mean" in report.aggregate and report.aggregate["cost_train_s_mean"].notna().any()
+    caveat = timing.wall_clock_caveat(runs) if len(runs) else None
+    if measured:
+        notes.append("Times are optimizer steps x each activation's step time measured apart from training "
+                     "(interleaved rounds, see the cost profile), with the 95% CI of its ratio to the baseline's "
+                     "step; each run's raw wall clock is in runs.csv (wall_train_s).")
+    elif caveat:
+        notes.append(f"Times are the runs' own wall clocks, which measure more than the activation here ({caveat}): "
+                     "do not rank activations by them. Run `afbench cost` for step times measured apart.")
+    if "provenance.compile_s" in runs and runs["provenance.compile_s"].notna().any():
+        compiled = runs["provenance.compile_s"].dropna()
+        notes.append(f"{len(compiled)} of {len(runs)} runs trained through torch.compile; compiling took "
+                     f"{compiled.min():.1f}-{compiled.max():.1f} s per run, in the warm-up, outside the training "
+                     "times.")
+    return " ".join(notes)
