@@ -11,14 +11,13 @@ skipped, so exporting twice adds nothing.
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import time
 from pathlib import Path
 
 from afbench import export as common
 from afbench.errors import AfbenchError
+from afbench.store.reading import StoreView
 
 ARTIFACTS = ("report.html", "cost.csv")
 
@@ -27,14 +26,9 @@ def experiment_name(out: str | Path, given: str | None = None) -> str:
     """The given name, else the stored study's name, else the out folder's name."""
     if given:
         return given
-    path = Path(out) / "results.sqlite"
-    if path.exists():
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # an export never changes the results
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'study'").fetchone()
-        finally:
-            db.close()
-        study = json.loads(row[0]) if row else {}
+    if (Path(out) / "results.sqlite").exists():
+        with StoreView(out) as view:  # an export never changes the results
+            study = view.meta().get("study")
         if isinstance(study, dict) and study.get("name"):
             return study["name"]
     return Path(out).resolve().name

@@ -24,7 +24,7 @@ from afbench.report import figures, tables, timing
 from afbench.stats import paired as stats
 from afbench.report.verdict import verdict_lines
 from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
-from afbench.store.database import Store
+from afbench.store.reading import Reader, StoreView
 
 EQUIVALENCE = 0.001  # practical-equivalence margin of the verdicts: 0.1 percentage points of error
 TAUS = [1 + i / 20 for i in range(41)]  # performance-profile factors 1.0 .. 3.0
@@ -59,7 +59,7 @@ class Report:
         return tables.comparison_rows(self.aggregate, self.tests, bold, self.top, self.baseline)
 
 
-def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
+def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
     records = store.records()
     runs = tables.runs_frame(records)
     baseline = _baseline(baseline, runs)
@@ -69,7 +69,7 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
         epochs = epochs.merge(kept[["key"]].rename(columns={"key": "run_key"}), on="run_key")
     order = list(dict.fromkeys(runs["activation"])) if len(runs) else []
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
-    cost = timing.load_cost(store.db)
+    cost = timing.load_cost(store)
     aggregate = timing.cost_times(aggregate, kept, cost)
     meta = store.meta()
     alpha = meta.get("alpha", stats.ALPHA)  # --seeds auto looked several times: each look at a share of 0.05
@@ -355,7 +355,7 @@ def write(folder: str | Path, baseline: str | None = None) -> Report:
     if not (folder / "results.sqlite").exists():
         raise FileNotFoundError(f"{folder} holds no results.sqlite: run `afbench run --out {folder}` first")
     (folder / "tests.csv").unlink(missing_ok=True)  # never left stale from an earlier baseline
-    store = Store(folder)
+    store = StoreView(folder)  # read-only: a report never changes the results
     try:
         report = build(store, baseline)
     finally:
