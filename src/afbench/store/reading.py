@@ -137,9 +137,13 @@ class Reader:
                 self.db.execute("SELECT epoch, record FROM epochs WHERE run_key = ? ORDER BY epoch", (key,))]
 
     def runs(self, status: str | None = None) -> list[dict]:
-        """Every run with its JSON columns decoded (config, provenance, summary)."""
+        """Every run with its JSON columns decoded (config, provenance, summary). Skipping
+        damaged runs, a run with an unreadable epoch is left out too."""
         out = []
+        bad_epochs = self._bad_epoch_keys() if self.damaged == "skip" else set()
         for row in self.run_rows(status):
+            if row["key"] in bad_epochs:
+                continue
             try:
                 out.append(decode_run(row))
             except DamagedRun as err:
@@ -150,16 +154,25 @@ class Reader:
         """Every run, typed: the report's view of the store."""
         return [_record(item) for item in self.runs()]
 
-    def _epochs(self) -> list[tuple[str, dict]]:
+    def _bad_epoch_keys(self) -> set[str]:
+        """Keys of the runs with an epoch record this afbench cannot read (each said once)."""
+        return {key for key, _ in self._decoded_epochs()[1]}
+
+    def _decoded_epochs(self) -> tuple[list[tuple[str, dict]], list[tuple[str, DamagedRun]]]:
         rows = self.db.execute("SELECT e.run_key, e.record, r.key, r.activation, r.seed FROM epochs e "
                                "JOIN runs r ON r.key = e.run_key ORDER BY r.rowid, e.epoch").fetchall()
-        decoded, bad = [], set()
+        decoded, bad = [], []
         for row in rows:
             try:
                 decoded.append((row["run_key"], decode_epoch(dict(row), row["record"])))
             except DamagedRun as err:
                 self._damaged(err)
-                bad.add(row["run_key"])
+                bad.append((row["run_key"], err))
+        return decoded, bad
+
+    def _epochs(self) -> list[tuple[str, dict]]:
+        decoded, damaged = self._decoded_epochs()
+        bad = {key for key, _ in damaged}
         if self.damaged == "skip":
             bad |= {row["key"] for row in self.run_rows() if not _readable(row)}
         return [(key, values) for key, values in decoded if key not in bad]
