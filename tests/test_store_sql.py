@@ -8,8 +8,9 @@ from pathlib import Path
 import afbench
 
 PACKAGE = Path(afbench.__file__).parent
-SQL = re.compile(r"\bSELECT\s+(\*|DISTINCT\b|COUNT\b|[\w.]+\s*,|[\w.]+\s+FROM\b)|\bINSERT\s+(OR\s+\w+\s+)?INTO\b"
-                 r"|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b|\b(CREATE|DROP|ALTER)\s+(TABLE|INDEX|VIEW)\b|\bPRAGMA\s+\w+"
+SQL = re.compile(r"\bSELECT\s+(\*|DISTINCT\b|COUNT\b|[\w.]+\s*,|[\w.]+\s+FROM\b)"
+                 r"|\bINSERT\s+(OR\s+\w+\s+)?INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b"
+                 r"|\b(CREATE|DROP|ALTER)\s+(TABLE|INDEX|VIEW)\b|\bPRAGMA\s+\w+"
                  r"|\bBEGIN\s+(IMMEDIATE|EXCLUSIVE|DEFERRED)\b|\bsqlite_master\b|\bsqlite3\.connect\b|\bread_sql")
 
 

@@ -210,6 +210,8 @@ class Reader:
                    "input_shape": None if input_shape is None else schema._shape(input_shape),
                    "threads": None if threads is None else int(threads),
                    "batch_size": None if batch_size is None else int(batch_size), "afbench_version": version}
+        if "cost" not in self.tables():
+            return []  # an open connection to a database no Store has migrated yet
         used = {k: v for k, v in filters.items() if v is not None}
         where = " AND ".join(f"{k} = ?" for k in used)
         query = "SELECT record FROM cost" + (f" WHERE {where}" if where else "") + " ORDER BY measured_at, rowid"
@@ -285,16 +287,20 @@ class StoreView(Reader):
     def __init__(self, source: str | Path, damaged: str = "skip") -> None:
         self.path = database_path(source)
         self.damaged = damaged
+        self.db, private = connect_read_only(self.path)
+        if private is not None:
+            weakref.finalize(self, shutil.rmtree, private, True)
+        self.db.row_factory = sqlite3.Row
         try:
-            self.db, private = connect_read_only(self.path)
-            if private is not None:
-                weakref.finalize(self, shutil.rmtree, private, True)
-            self.db.row_factory = sqlite3.Row
             found = schema.check(self.db, self.path)
+            if found < schema.VERSION:
+                self._migrated_copy()
         except sqlite3.DatabaseError as err:
+            self.db.close()
             raise AfbenchError(f"{self.path} cannot be read as an afbench results database ({err})") from None
-        if found < schema.VERSION:
-            self._migrated_copy()
+        except AfbenchError:
+            self.db.close()
+            raise
 
     def _migrated_copy(self) -> None:
         """Read an older schema through a migrated in-memory copy; the file is not touched."""
