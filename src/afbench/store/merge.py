@@ -33,10 +33,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from afbench.config import RunConfig
 from afbench.errors import AfbenchError
 from afbench.store.database import FINISHED, Store
-from afbench.store.reading import DamagedRun, StoreView, database_path, decode_epoch, decode_run
+from afbench.store.reading import DamagedRun, StoreView, checked_run, database_path, decode_epoch
 from afbench.store.schema import CORE_TABLES
 
 
@@ -85,9 +84,9 @@ def _insert_run(out: sqlite3.Connection, row: dict, key: str, epochs: list[dict]
 
 def _readable(view: StoreView, row: dict) -> tuple[str, dict, list[dict]]:
     """(key as this afbench makes it, decoded row, epochs), or DamagedRun naming the run."""
-    item = decode_run(row)
+    item, config = checked_run(row)
     epochs = [decode_epoch(row, text) for _, text in view.epoch_rows(row["key"])]
-    return RunConfig.from_dict(item["config"]).key(), item, epochs
+    return config.key(), item, epochs
 
 
 def _merge_runs(view: StoreView, out: sqlite3.Connection, source: str, summary: dict) -> None:

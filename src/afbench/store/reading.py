@@ -61,17 +61,22 @@ def _json(row: dict, column: str, text):
 def decode_run(row: dict) -> dict:
     """A runs-table row with its JSON columns decoded and checked against this afbench's
     RunConfig and RunSummary; DamagedRun when they do not fit."""
+    return checked_run(row)[0]
+
+
+def checked_run(row: dict) -> tuple[dict, RunConfig]:
+    """(decode_run's answer, the run's RunConfig)."""
     item = dict(row)
     for column in ("config", "provenance", "summary"):
         item[column] = _json(row, column, row.get(column))
     try:
-        RunConfig.from_dict(item["config"])
+        config = RunConfig.from_dict(item["config"])
         if item["summary"]:
             RunSummary.from_dict(item["summary"])
         Status(item["status"])
     except (AfbenchError, TypeError, ValueError) as err:
         raise DamagedRun(row, str(err).splitlines()[0]) from None
-    return item
+    return item, config
 
 
 def decode_epoch(row: dict, text) -> dict:
