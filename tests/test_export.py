@@ -145,3 +145,16 @@ def test_mlflow_experiment_named_after_the_stored_study(tmp_path):
     assert experiment_name(tmp_path / "out") == "my-study"
     assert experiment_name(tmp_path / "out", "given") == "given"
     assert experiment_name(tmp_path / "elsewhere") == "elsewhere"
+
+
+def test_exporting_twice_says_what_it_replaced(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from afbench.cli import main
+
+    argv = ["export", str(sweeps()["merged"]), "--to", "tensorboard", str(tmp_path / "tb")]
+    assert main(argv) == 0
+    assert "3 new (" in capsys.readouterr().out
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 replaced an earlier export" in out and "new" not in out
+    assert len(list((tmp_path / "tb").rglob("events.out.tfevents.*"))) == 3
