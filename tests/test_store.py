@@ -327,3 +327,17 @@ def test_a_read_only_input_is_merged(tmp_path, monkeypatch):
     summary = merge([media], tmp_path / "out", report=False)
     assert summary["added"] == 2 and summary["skipped"] == {"queued": 2}
     assert _digest(media) == files
+
+
+def test_a_merged_setting_of_more_than_1023_seeds_gets_its_verdict():
+    """Why large merges ended in 'OverflowError: int too large to convert to float': the
+    verdict's smallest-possible-p bound divided by 2 ** seeds, an int no float holds past 1023."""
+    import pandas as pd
+
+    from afbench.report.verdict import setting_lines
+
+    group = pd.DataFrame([{"activation": a, "done": 1100} for a in ("relu", "tanh")])
+    tests = pd.DataFrame([{"activation": "tanh", "verdict": "undecided", "mean_diff": 0.0001, "ci_low": -0.001,
+                           "ci_high": 0.0012, "p_holm": 0.4, "n": 1100}])
+    text = " ".join(setting_lines("digits", "mlp", group, tests, [], "relu", 0.001))
+    assert "Undecided against relu" in text and "no comparison can reach" not in text  # 2/2^1100 is tiny
