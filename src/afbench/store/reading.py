@@ -212,7 +212,7 @@ class Reader:
         """Stored cost rows (cost.csv rows) measured in the given setting, oldest first;
         a filter left None is not applied."""
         filters = {"model": model, "dataset": dataset, "device": device, "dtype": dtype,
-                   "input_shape": None if input_shape is None else schema._shape(input_shape),
+                   "input_shape": None if input_shape is None else schema.shape_text(input_shape),
                    "threads": None if threads is None else int(threads),
                    "batch_size": None if batch_size is None else int(batch_size), "afbench_version": version}
         if "cost" not in self.tables():

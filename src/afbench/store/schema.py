@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS merge_conflicts (
 def cost_key(row: dict) -> tuple:
     """The values of ``COST_KEY`` for a cost row: the setting it was measured in. A row
     applies to that setting only (issue 29: an MLP on 8x8 digits is not an MLP on MNIST)."""
-    return (row["model"], row.get("dataset") or "", _shape(row["input_shape"]), row["activation"], row["device"],
+    return (row["model"], row.get("dataset") or "", shape_text(row["input_shape"]), row["activation"], row["device"],
             int(row["threads"]), int(row["batch_size"]),
             # the profile steps in torch's default dtype, float32, unless a row says otherwise
             row.get("dtype") or "float32",
@@ -67,7 +67,8 @@ def norm_text(norm) -> str:
     return "default" if norm is None else str(norm)
 
 
-def _shape(shape) -> str:
+def shape_text(shape) -> str:
+    """(C, H, W) or "CxHxW" as the cost table stores it: "CxHxW"."""
     return shape if isinstance(shape, str) else "x".join(map(str, shape))
 
 
