@@ -10,6 +10,7 @@ import pytest
 from workflow_sweeps import ACTIVATIONS, SEEDS, sweeps
 
 from afbench.errors import AfbenchError
+from afbench.store.database import Store
 from afbench.store.merge import merge
 
 
@@ -62,25 +63,37 @@ def test_idempotent_and_inputs_unchanged(built, tmp_path):
     assert {name: _digest(built[name] / "results.sqlite") for name in ("a", "b")} == before
 
 
+def _cost_row(activation, dataset, step_ms):
+    return {"activation": activation, "model": "mlp", "dataset": dataset, "input_shape": "1x8x8", "device": "cpu",
+            "threads": 1, "batch_size": 64, "afbench_version": "0.2.0", "profile_id": "p1", "measured_at": 1.0,
+            "optimizer": "adam", "norm": None, "match_params": False, "step_ms": step_ms}
+
+
 def test_extra_tables_unfinished_runs_and_meta(built, tmp_path):
     third = tmp_path / "c"
     third.mkdir()
     shutil.copy(built["b"] / "results.sqlite", third / "results.sqlite")
+    store = Store(third)
+    store.save_cost([_cost_row("elu", "digits", 0.5), _cost_row("elu", "mnist", 2.0)])
+    store.close()
     db = sqlite3.connect(third / "results.sqlite")
-    db.execute("CREATE TABLE cost (activation TEXT, device TEXT, threads INTEGER, ms REAL)")
-    db.executemany("INSERT INTO cost VALUES (?, ?, ?, ?)", [("elu", "cpu", 1, 0.5), ("elu", "cuda", 0, 0.01)])
+    db.execute("CREATE TABLE notes (activation TEXT, device TEXT, threads INTEGER, ms REAL)")  # not afbench's
+    db.executemany("INSERT INTO notes VALUES (?, ?, ?, ?)", [("elu", "cpu", 1, 0.5), ("elu", "cuda", 0, 0.01)])
     db.execute("UPDATE runs SET status = 'failed' WHERE activation = 'elu' AND seed = 0")
     db.execute("""UPDATE meta SET value = '{"mnist": {"classes": [], "counts": {}}}' WHERE key = 'class_counts'""")
     db.commit()
     db.close()
     summary = merge([built["a"], third], tmp_path / "out", report=False)
     assert summary["skipped"] == {"failed": 1} and summary["added"] == 3 * len(SEEDS) - 1
-    assert summary["tables"]["cost"] == 2
+    assert summary["tables"]["notes"] == 2 and summary["tables"]["cost"] == 2
     out = sqlite3.connect(tmp_path / "out" / "results.sqlite")
-    assert sorted(out.execute("SELECT device, threads FROM cost")) == [("cpu", 1), ("cuda", 0)]
+    assert sorted(out.execute("SELECT device, threads FROM notes")) == [("cpu", 1), ("cuda", 0)]
+    assert sorted(out.execute("SELECT dataset, json_extract(record, '$.step_ms') FROM cost")) == [
+        ("digits", 0.5), ("mnist", 2.0)]  # one row per setting, both kept
     counts = json.loads(out.execute("SELECT value FROM meta WHERE key = 'class_counts'").fetchone()[0])
     assert set(counts) == {"digits", "mnist"}  # unioned across the inputs
-    assert merge([third], tmp_path / "out", report=False)["tables"]["cost"] == 0  # no duplicate rows
+    again = merge([third], tmp_path / "out", report=False)["tables"]
+    assert again["notes"] == 0 and again["cost"] == 0  # no duplicate rows
 
 
 def test_missing_input_is_a_clear_error(tmp_path):

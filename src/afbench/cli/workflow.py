@@ -14,7 +14,7 @@ from afbench.errors import AfbenchError
 def _print(text: str) -> None:
     from rich.console import Console
 
-    Console().print(text, highlight=False, soft_wrap=True)
+    Console().print(text, highlight=False, soft_wrap=True, markup=False)  # names are text
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -23,16 +23,24 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.to == "tensorboard":
         from afbench.export import tensorboard
 
-        names = tensorboard.export(args.out, args.dest)
-        _print(f"wrote {len(names)} TensorBoard runs to {args.dest} ({', '.join(names[:6])}"
-               f"{', ...' if len(names) > 6 else ''}): tensorboard --logdir {args.dest}")
+        done = tensorboard.export(args.out, args.dest)
+        _print(f"wrote {len(done.written)} TensorBoard runs to {args.dest}: "
+               + _parts((done.added, "new"), (done.replaced, "replaced an earlier export"))
+               + f". View: tensorboard --logdir {args.dest}")
     else:
         from afbench.export import mlflow
 
         name = mlflow.experiment_name(args.out, args.experiment)
-        ids = mlflow.export(args.out, args.dest, args.experiment)
-        _print(f"logged {len(ids)} runs to MLflow experiment '{name}' at {args.dest}"
-               + ("" if ids else " (every run was already there)"))
+        done = mlflow.export(args.out, args.dest, args.experiment)
+        _print(f"logged {len(done.written)} runs to MLflow experiment '{name}' at {mlflow.tracking_uri(args.dest)}: "
+               + _parts((done.added, "new"), (done.replaced, "replaced (left unfinished before)"),
+                        (done.skipped, "skipped (already there)")))
+
+
+def _parts(*groups: tuple[list[str], str]) -> str:
+    """'2 new (relu/seed0, tanh/seed0); 1 skipped (already there) (elu/seed0)', empty groups left out."""
+    return "; ".join(f"{len(names)} {what} ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+                     for names, what in groups if names) or "nothing"
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -63,8 +71,8 @@ def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._Su
     export = commands.add_parser("export", help="export an out folder to TensorBoard or MLflow")
     export.add_argument("out", help="a results folder written by `afbench run`")
     export.add_argument("--to", required=True, nargs=2, metavar=("TOOL", "DEST"),
-                        help="tensorboard LOGDIR, or mlflow TRACKING_URI (e.g. file:///abs/mlruns); "
-                             "needs pip install 'afbench[export]'")
+                        help="tensorboard LOGDIR, or mlflow TRACKING_URI (sqlite:///PATH/mlflow.db or "
+                             "http://HOST:PORT); needs pip install 'afbench[export]'")
     export.add_argument("--experiment", help="MLflow experiment name (default: the study's name, else OUT's "
                                              "folder name)")
     export.set_defaults(func=_export_entry)

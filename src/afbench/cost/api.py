@@ -78,7 +78,9 @@ def profile_for_sweep(configs, prepared, threads: int, store, *, baseline: str =
     for group, names in groups.items():
         model, batch_size, optimizer, norm, match_params = group
         wanted = sorted(names | {activations.factory(baseline).name})
-        rows = [r for r in load_cost(store, model, prepared.input_shape, wanted, device, threads, batch_size)
+        dataset = firsts[group].dataset  # a row applies to its own data set only (issue 29)
+        rows = [r for r in load_cost(store, model, prepared.input_shape, wanted, device, threads, batch_size,
+                                     dataset=dataset)
                 if (r.get("optimizer"), r.get("norm"), r.get("match_params")) == (optimizer, norm, match_params)]
         by_profile: dict[str, dict] = {}
         for row in rows:
@@ -87,7 +89,8 @@ def profile_for_sweep(configs, prepared, threads: int, store, *, baseline: str =
         if complete:
             chosen = complete[-1]
         else:
-            measured = profile(model, prepared, wanted, baseline=baseline, batch_size=batch_size, threads=threads,
+            measured = profile(model, prepared, wanted, dataset=dataset, baseline=baseline, batch_size=batch_size,
+                               threads=threads,
                                budget_s=budget_s, check_onnx=False, check_numerics=False, config=firsts[group])
             save_cost(store, measured.rows)
             chosen = {row["activation"]: row for row in measured.rows}

@@ -1,6 +1,6 @@
 """Exports of an out folder to experiment trackers: TensorBoard and MLflow.
 
-Both read the results database read-only (through afbench.store.frames.load) and import
+Both read the results database read-only (through afbench.store.frames.load, a StoreView) and import
 their library only when called: `pip install 'afbench[export]'` installs them.
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -40,14 +42,44 @@ def frames(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs.reset_index(drop=True), epochs
 
 
+@dataclass
+class Exported:
+    """What an export did, run by run (names as ``run_name`` gives them)."""
+
+    added: list[str] = field(default_factory=list)  # written where nothing of theirs was
+    replaced: list[str] = field(default_factory=list)  # an earlier export of the run, replaced
+    skipped: list[str] = field(default_factory=list)  # already there, left as they were
+    ids: list[str] = field(default_factory=list)  # the tracker's ids of the runs written (MLflow)
+
+    @property
+    def written(self) -> list[str]:
+        return self.added + self.replaced
+
+
+NAMED = ("dataset", "model", "lr")  # settings named bare in run names (lr as lr<x>), in this order
+
+
 def run_name(run: pd.Series, varying: list[str]) -> str:
-    """'activation/seed<k>', prefixed by dataset, model and lr when they vary."""
-    parts = [f"{c}{run[c]:g}" if c == "lr" else str(run[c]) for c in ("dataset", "model", "lr") if c in varying]
+    """'activation/seed<k>', prefixed by dataset, model and lr when they vary, then by any
+    other setting that varies as <setting><value> (epochs3): runs that differ in a setting
+    are different runs and never share a name."""
+    parts = [f"{c}{run[c]:g}" if c == "lr" else _text(run[c]) for c in NAMED if c in varying]
+    parts += [f"{c}{_text(run[f'config.{c}'])}" for c in varying if c not in NAMED]
     return "/".join(parts + [str(run["activation"]), f"seed{run['seed']}"])
 
 
+def _text(value) -> str:
+    text = "none" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return re.sub(r"[^\w.+-]", "_", text)  # a folder name, never a path
+
+
 def varying(runs: pd.DataFrame) -> list[str]:
-    return [c for c in ("dataset", "model", "lr") if runs[c].nunique() > 1]
+    """The settings (besides activation and seed) whose values differ across ``runs``."""
+    named = [c for c in NAMED if runs[c].nunique() > 1]
+    others = sorted(c.split(".", 1)[1] for c in runs.columns if c.startswith("config.")
+                    and c.split(".", 1)[1] not in (*NAMED, "activation", "seed")
+                    and runs[c].astype(str).nunique() > 1)
+    return named + others
 
 
 def number(value) -> float | None:

@@ -28,7 +28,7 @@ from afbench.report.verdict import verdict_lines
 from afbench.report.writers import FIGURES, FORMATS
 from afbench.report.writers.files import csv_bytes, write_all
 from afbench.stats import paired as stats
-from afbench.store.database import Store
+from afbench.store.reading import Reader, StoreView
 
 EQUIVALENCE = 0.001  # practical-equivalence margin of the verdicts: 0.1 percentage points of error
 TAUS = [1 + i / 20 for i in range(41)]  # performance-profile factors 1.0 .. 3.0
@@ -68,7 +68,7 @@ class Report:
         return document.build(self, verdict_text(self), list(self.figures.values()))
 
 
-def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
+def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
     records = store.records()
     runs = tables.runs_frame(records)
     baseline = _baseline(baseline, runs)
@@ -78,7 +78,7 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
         epochs = epochs.merge(kept[["key"]].rename(columns={"key": "run_key"}), on="run_key")
     order = list(dict.fromkeys(runs["activation"])) if len(runs) else []
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
-    cost = timing.load_cost(store.db)
+    cost = timing.load_cost(store)
     aggregate = timing.cost_times(aggregate, kept, cost)
     meta = store.meta()
     equivalence = meta.get("equivalence", equivalence)  # one margin for the tests, the verdict and the figure
@@ -178,7 +178,7 @@ def write(folder: str | Path, baseline: str | None = None) -> Report:
     folder = Path(folder)
     if not (folder / "results.sqlite").exists():
         raise FileNotFoundError(f"{folder} holds no results.sqlite: run `afbench run --out {folder}` first")
-    store = Store(folder)
+    store = StoreView(folder)  # read-only: a report never changes the results
     try:
         report = build(store, baseline)
     except AfbenchError:

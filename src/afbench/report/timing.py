@@ -12,12 +12,10 @@ trained alike (same threads, stack size, compile flag, one run at a time).
 
 from __future__ import annotations
 
-import json
-import sqlite3
-
 import pandas as pd
 
 from afbench.stats import paired as stats
+from afbench.store import cost as cost_store
 
 COST_COLUMNS = ["model", "activation", "device", "threads", "step_ms", "step_ratio", "step_ratio_low",
                 "step_ratio_high"]
@@ -29,14 +27,10 @@ COST_TIMES = {
 }
 
 
-def load_cost(db: sqlite3.Connection) -> pd.DataFrame:
-    """The cost table of a results database, or an empty frame when it has none."""
-    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cost'").fetchone()
-    if not exists:
-        return pd.DataFrame(columns=COST_COLUMNS)
-    frame = pd.read_sql_query("SELECT * FROM cost ORDER BY measured_at", db)
-    if "record" in frame:  # afbench.cost keeps each row whole as JSON beside its key columns
-        frame = pd.DataFrame([json.loads(record) for record in frame["record"]])
+def load_cost(store) -> pd.DataFrame:
+    """The cost table of a results database (a Store, a StoreView or an open connection),
+    or an empty frame when it has none."""
+    frame = pd.DataFrame(cost_store.all_rows(store))
     if frame.empty:
         return pd.DataFrame(columns=COST_COLUMNS)
     missing = [c for c in COST_COLUMNS if c not in frame]
@@ -60,8 +54,16 @@ def wall_clock_caveat(runs: pd.DataFrame) -> str | None:
     return "; ".join(reasons) or None
 
 
-def _match(cost: pd.DataFrame, model: str, activation: str, device: str, threads) -> pd.Series | None:
-    rows = cost[(cost["model"] == model) & (cost["activation"] == activation) & (cost["device"] == device)]
+def _match(cost: pd.DataFrame, model: str, activation: str, device: str, threads, dataset: str,
+           batch_size=None) -> pd.Series | None:
+    """The latest cost row of exactly this setting: a row of the same model on another data set
+    (other input shape, other step time) or batch size never stands in (issue 29)."""
+    if "dataset" not in cost:
+        return None
+    rows = cost[(cost["model"] == model) & (cost["activation"] == activation) & (cost["device"] == device)
+                & (cost["dataset"] == dataset)]
+    if batch_size is not None and "batch_size" in cost:
+        rows = rows[rows["batch_size"] == batch_size]
     if threads is not None and len(rows):
         same = rows[rows["threads"] == threads]
         rows = same if len(same) else rows.iloc[0:0]
@@ -87,7 +89,8 @@ def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) 
             continue
         device = str(group["config.device"].iloc[0]) if "config.device" in group else "cpu"
         threads = group["provenance.threads"].mode().iloc[0] if "provenance.threads" in group else None
-        profile = _match(cost, row["model"], row["activation"], device, threads)
+        batch_size = group["config.batch_size"].iloc[0] if "config.batch_size" in group else None
+        profile = _match(cost, row["model"], row["activation"], device, threads, row["dataset"], batch_size)
         if profile is None:
             continue
         step_s = profile["step_ms"] / 1000
@@ -111,8 +114,10 @@ def cost_points(aggregate: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     ratio and memory: the points of the accuracy-against-cost (Pareto) figure."""
     if cost.empty or aggregate.empty or "saved_bytes_per_sample" not in cost:
         return pd.DataFrame()
-    latest = cost.drop_duplicates(["model", "activation", "device", "threads"], keep="last")
-    points = aggregate.merge(latest, on=["model", "activation"], how="inner", suffixes=("", "_cost"))
+    if "dataset" not in cost:
+        return pd.DataFrame()
+    latest = cost.drop_duplicates(["dataset", "model", "activation", "device", "threads"], keep="last")
+    points = aggregate.merge(latest, on=["dataset", "model", "activation"], how="inner", suffixes=("", "_cost"))
     return points.rename(columns={"error_rate_mean": "error_mean", "error_rate_ci95": "error_ci95"})
 
 

@@ -47,7 +47,7 @@ def setting_lines(dataset: str, model: str, group: pd.DataFrame, tests: pd.DataF
     undecided = tests[tests["verdict"] == "undecided"]
     if len(undecided):
         spans = "; ".join(_span(t, with_p=True) for _, t in undecided.iterrows())
-        smallest = min(1.0, len(tests) * 2.0 / 2 ** seeds)  # all differences of one sign, Holm's first step
+        smallest = min(1.0, len(tests) * 2.0 ** (1 - seeds))  # a float power: 2 ** 1024 overflows a float  # all differences of one sign, Holm's first step
         limit = (f" With {seeds} seeds no comparison can reach p < 0.05: the smallest possible permutation p is "
                  f"2/2^{seeds}, {smallest:.3g} after Holm over {len(tests)}.") if smallest >= 0.05 else ""
         lines.append(f"Undecided against {baseline}: {spans}. The data cannot tell these apart from {baseline} "

@@ -1,16 +1,19 @@
 """The cost table: cost.csv, and the `cost` table of the results database.
 
-A stored row is reused only under the same conditions: model, input shape,
-activation, device, threads, batch size and afbench version. Rows measured together
+A stored row is reused only under the same conditions: model, data set, input
+shape, activation, device, threads, batch size, dtype, optimizer, norm, match_params
+and afbench version (``afbench.store.schema.COST_KEY``). Rows measured together
 (one ``profile`` call, paired ratios) share a ``profile_id``.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import math
+import sqlite3
 from pathlib import Path
+
+from afbench.store.reading import Reader
+from afbench.store.schema import COST_KEY
 
 COLUMNS = ("activation", "model", "dataset", "input_shape", "device", "threads", "batch_size", "params", "flops",
            "step_ms", "step_ms_low", "step_ms_high", "step_ratio", "step_ratio_low", "step_ratio_high",
@@ -20,24 +23,7 @@ COLUMNS = ("activation", "model", "dataset", "input_shape", "device", "threads",
            "price_per_hour", "train_cost", "cost_per_1000_inferences", "afbench_version", "torch_version",
            "profile_id", "measured_at")
 
-KEY = ("model", "input_shape", "activation", "device", "threads", "batch_size", "afbench_version")
-
-DDL = """
-CREATE TABLE IF NOT EXISTS cost (
-    model TEXT NOT NULL, input_shape TEXT NOT NULL,   -- input_shape as CxHxW, e.g. 1x28x28
-    activation TEXT NOT NULL, device TEXT NOT NULL, threads INTEGER NOT NULL, batch_size INTEGER NOT NULL,
-    afbench_version TEXT NOT NULL,
-    profile_id TEXT NOT NULL,                         -- rows measured in one interleaved profile
-    measured_at REAL NOT NULL,                        -- unix time
-    record TEXT NOT NULL,                             -- the whole cost.csv row as JSON
-    PRIMARY KEY (model, input_shape, activation, device, threads, batch_size, afbench_version)
-)
-"""
-
-
-def _clean(value):
-    """JSON has no NaN: store it as null."""
-    return None if isinstance(value, float) and math.isnan(value) else value
+KEY = COST_KEY  # a row applies to exactly this setting (afbench.store.schema.cost_key)
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
@@ -54,40 +40,36 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 
 def save_cost(store, rows: list[dict]) -> None:
-    """Insert or replace ``rows`` in the ``cost`` table of ``store`` (an ``afbench.store.database.Store``)."""
-    db = store.db
-    db.execute(DDL)
-    db.execute("BEGIN IMMEDIATE")  # one transaction: a profile's rows land together or not at all
-    try:
-        for row in rows:
-            db.execute("INSERT OR REPLACE INTO cost VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       tuple(row[k] for k in KEY) + (row["profile_id"], row["measured_at"],
-                                                     json.dumps({k: _clean(v) for k, v in row.items()})))
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    """Insert or replace ``rows`` in the ``cost`` table of ``store`` (a read-write ``Store``)."""
+    store.save_cost(rows)
 
 
 def load_cost(store, model: str, input_shape, activations: list[str] | None, device: str,
-              threads: int, batch_size: int | None = None, version: str | None = None) -> list[dict]:
+              threads: int, batch_size: int | None = None, version: str | None = None, *,
+              dataset: str | None = None, dtype: str = "float32") -> list[dict]:
     """Stored rows measured under the same conditions (``activations`` None: all of them).
 
-    ``input_shape`` is (C, H, W) or 'CxHxW'; ``version`` defaults to this afbench's.
+    ``input_shape`` is (C, H, W) or 'CxHxW'; ``version`` defaults to this afbench's;
+    ``dataset`` None: any data set of that input shape (give it whenever known).
     """
     from afbench import __version__
 
-    db = store.db
-    db.execute(DDL)
-    shape = input_shape if isinstance(input_shape, str) else "x".join(map(str, input_shape))
-    query = ("SELECT record FROM cost WHERE model = ? AND input_shape = ? AND device = ? AND threads = ? "
-             "AND afbench_version = ?")
-    params: list = [model, shape, device, int(threads), version or __version__]
-    if batch_size is not None:
-        query += " AND batch_size = ?"
-        params.append(int(batch_size))
-    rows = [json.loads(r[0]) for r in db.execute(query + " ORDER BY measured_at", params)]
+    rows = store.cost_rows(model=model, dataset=dataset, input_shape=input_shape, device=device, threads=threads,
+                           batch_size=batch_size, version=version or __version__, dtype=dtype)
     if activations is not None:
         wanted = set(activations)
         rows = [r for r in rows if r["activation"] in wanted]
     return rows
+
+
+def all_rows(source) -> list[dict]:
+    """Every stored cost row, oldest first: ``source`` a Store, a StoreView, or an open
+    connection to a results database (of the current schema)."""
+    if isinstance(source, sqlite3.Connection):
+        return _Connected(source).cost_rows()
+    return source.cost_rows()
+
+
+class _Connected(Reader):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db, self.path = db, Path("<connection>")

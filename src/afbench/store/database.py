@@ -20,55 +20,15 @@ from typing import Iterator
 
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
-from afbench.results import FINISHED as _FINISHED, EpochRecord, RunRecord, RunSummary, Status, run_record
+from afbench.results import FINISHED as _FINISHED, EpochRecord, RunSummary, Status
+from afbench.store import schema
+from afbench.store.reading import Reader
+from afbench.store.schema import MIGRATIONS
 
-
-
-def _rekey(db: sqlite3.Connection) -> None:
-    """afbench 0.1.0 keyed runs by a hash of every setting; keys now hash only the
-    settings that differ from their defaults (RunConfig.key), so that a new setting
-    with a default changes no stored key. Recompute every key from its stored config."""
-    db.execute("PRAGMA defer_foreign_keys = ON")  # runs and epochs change keys together; checked at commit
-    rows = db.execute("SELECT key, config FROM runs").fetchall()
-    for old, config in rows:
-        new = RunConfig.from_dict(json.loads(config)).key()
-        if new != old:
-            db.execute("UPDATE runs SET key = ? WHERE key = ?", (new, old))
-            db.execute("UPDATE epochs SET run_key = ? WHERE run_key = ?", (new, old))
-
-
-# Versioned migrations: entry i upgrades user_version i to i + 1. Append, never edit.
-# An entry is SQL, or a function of the connection for changes SQL cannot express.
-MIGRATIONS = (
-    """
-    CREATE TABLE runs (
-        key TEXT PRIMARY KEY,
-        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'diverged')),
-        activation TEXT NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL,
-        seed INTEGER NOT NULL, lr REAL NOT NULL,
-        config TEXT NOT NULL,          -- the resolved RunConfig as JSON
-        provenance TEXT,               -- versions, device, threads, code revision (JSON)
-        summary TEXT,                  -- final metrics (JSON)
-        error TEXT,
-        owner TEXT, heartbeat REAL,    -- who runs it, and when it last reported
-        attempts INTEGER NOT NULL DEFAULT 0,
-        created REAL NOT NULL, updated REAL NOT NULL
-    );
-    CREATE TABLE epochs (
-        run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
-        epoch INTEGER NOT NULL,
-        record TEXT NOT NULL,          -- the epoch's metrics (JSON)
-        PRIMARY KEY (run_key, epoch)
-    );
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE INDEX runs_by_status ON runs(status);
-    """,
-    _rekey,
-)
+__all__ = ["FINISHED", "MIGRATIONS", "Store", "current_owner", "owner_alive"]
 
 FINISHED = tuple(s.value for s in _FINISHED)
 LOCK_WAIT_S = 600.0  # how long a writer waits, with backoff, for another process's write lock
-_AFBENCH_TABLES = {"runs", "epochs", "meta"}
 STALE_REMOTE_S = 3600.0  # a run owned by another host is presumed dead after an hour of silence
 
 
@@ -100,8 +60,9 @@ def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
     return started == "?" or _process_start(int(pid)) == started
 
 
-class Store:
-    """Open (and create or migrate) ``results.sqlite`` in ``folder``."""
+class Store(Reader):
+    """Open (and create or migrate) ``results.sqlite`` in ``folder``: the read-write handle of
+    a sweep. Whatever only reads opens a ``StoreView`` instead."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -125,15 +86,11 @@ class Store:
     def _check_foreign(self) -> None:
         """Refuse an SQLite file that holds other tables and no afbench schema: adding
         afbench's tables to someone else's database would be vandalism."""
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if version == 0 and tables:
+        try:
+            schema.check(self.db, self.path)
+        except AfbenchError:
             self.db.close()
-            raise AfbenchError(f"{self.path} is an SQLite database of another program (tables: "
-                               f"{', '.join(sorted(tables))}), not afbench results: choose another --out")
-
-    def close(self) -> None:
-        self.db.close()
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -173,22 +130,8 @@ class Store:
 
     def _migrate(self) -> None:
         with self.transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise AfbenchError(f"{self.path} has schema version {version}, newer than this afbench "
-                                   f"({len(MIGRATIONS)}): upgrade afbench")
-            for step in range(version, len(MIGRATIONS)):
-                if callable(MIGRATIONS[step]):
-                    MIGRATIONS[step](db)
-                else:
-                    for statement in MIGRATIONS[step].split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                db.execute(f"PRAGMA user_version = {step + 1}")
-
-    @property
-    def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+            schema.check(db, self.path)
+            schema.migrate(db)
 
     # ---- writing -------------------------------------------------------------------
 
@@ -257,37 +200,9 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
-    # ---- reading -------------------------------------------------------------------
-
-    def runs(self, status: str | None = None) -> list[dict]:
-        query = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY rowid"
-        rows = self.db.execute(query, (status,) if status else ()).fetchall()
-        out = []
-        for row in rows:
-            item = dict(row)
-            for column in ("config", "provenance", "summary"):
-                item[column] = json.loads(item[column]) if item[column] else {}
-            out.append(item)
-        return out
-
-    def records(self) -> list[RunRecord]:
-        """Every run, typed: the report's view of the store. A summary with fields this
-        afbench does not know is an error, not silently dropped."""
-        return [run_record(r) for r in self.runs()]
-
-    def epoch_records(self) -> list[tuple[str, EpochRecord]]:
-        """(run key, epoch record) for every recorded epoch, runs in insertion order."""
-        rows = self.db.execute("SELECT e.run_key, e.record FROM epochs e JOIN runs r ON r.key = e.run_key "
-                               "ORDER BY r.rowid, e.epoch").fetchall()
-        return [(row["run_key"], EpochRecord.from_dict(json.loads(row["record"]))) for row in rows]
-
-    def epochs(self) -> list[dict]:
-        rows = self.db.execute("SELECT e.run_key, e.record FROM epochs e JOIN runs r ON r.key = e.run_key "
-                               "ORDER BY r.rowid, e.epoch").fetchall()
-        return [{"run_key": row["run_key"], **json.loads(row["record"])} for row in rows]
-
-    def meta(self) -> dict:
-        return {row["key"]: json.loads(row["value"]) for row in self.db.execute("SELECT key, value FROM meta")}
-
-    def counts(self) -> dict[str, int]:
-        return {row[0]: row[1] for row in self.db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")}
+    def save_cost(self, rows: list[dict]) -> None:
+        """Insert or replace cost rows, each under its exact setting (schema.cost_key), in one
+        transaction: a profile's rows land together or not at all."""
+        with self.transaction() as db:
+            for row in rows:
+                schema.insert_cost(db, row)
