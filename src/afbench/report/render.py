@@ -30,7 +30,8 @@ EQUIVALENCE = 0.001  # practical-equivalence margin of the verdicts: 0.1 percent
 TAUS = [1 + i / 20 for i in range(41)]  # performance-profile factors 1.0 .. 3.0
 MARKS = (f"{tables.WORSE} / {tables.BETTER} on the error: significantly worse / better than the baseline "
          "(exact paired sign-flip permutation test on the per-seed differences, Holm-corrected across "
-         "activations, p < 0.05); bold: the top group, not significantly worse than the best error. Means over "
+         "activations, at the level the Verdict states); bold: the top group, the 95% confidence set for the "
+         "best error. Means over "
          "the runs that reached a target stand beside their count and are never marked; one seed marks nothing.")
 SATURATION_NOTE = ("Diagnostics: saturation is the fraction of pre-activations where |f'(x)| < 0.01. For ReLU "
                    "and its relatives f' is 0 on the whole negative side, so there it counts inactive inputs, not "
@@ -50,7 +51,7 @@ class Report:
     ranks: dict
     meta: dict
     baseline: str
-    top: dict = field(default_factory=dict)  # (data set, model) -> the top group by error
+    top: dict = field(default_factory=dict)  # setting -> its top group by error (stats.best.TopGroup)
     cost: pd.DataFrame = field(default_factory=pd.DataFrame)  # the cost profile, if one was measured
     figures: dict[str, plt.Figure] = field(default_factory=dict)
 
@@ -72,14 +73,26 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
     cost = timing.load_cost(store.db)
     aggregate = timing.cost_times(aggregate, kept, cost)
     meta = store.meta()
-    alpha = meta.get("alpha", stats.ALPHA)  # --seeds auto looked several times: each look at a share of 0.05
-    tests = tables.significance(kept, baseline, equivalence, alpha) if len(kept) else pd.DataFrame()
+    alpha, design = _tested_as(meta)
+    equivalence = design["margin"] if design else equivalence
+    tests = tables.significance(kept, baseline, equivalence, alpha, design, meta.get("family", "setting")) \
+        if len(kept) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
                     tables.top_groups(kept, alpha) if len(kept) else {}, cost)
     report.figures = _figures(report)
     report.figures.update(_learned_figures(records))
     report.figures.update(_cost_figures(report))
     return report
+
+
+def _tested_as(meta: dict) -> tuple[float, dict | None]:
+    """The familywise alpha and, for a --seeds auto sweep, its group-sequential design
+    (meta ``sequential``: margin, looks, levels), so the report tests as the sweep did.
+    A sweep from before the design was stored kept its per-look alpha in ``alpha``."""
+    design = meta.get("sequential")
+    if design:
+        return design["alpha"], design
+    return meta.get("alpha", stats.ALPHA), None
 
 
 def _learned_figures(records) -> dict[str, plt.Figure]:
@@ -272,10 +285,18 @@ def _timing_notes(report: Report) -> str:
 
 
 def verdict_text(report: Report) -> list[str]:
-    lines = verdict_lines(report.aggregate, report.tests, report.top, report.ranks, report.baseline,
-                          report.meta.get("equivalence", EQUIVALENCE))
-    alpha = report.meta.get("alpha")
-    if alpha is not None and alpha < stats.ALPHA:
+    alpha, design = _tested_as(report.meta)
+    lines = tables.settings_notes(report.kept) + verdict_lines(
+        report.aggregate, report.tests, report.top, report.ranks, report.baseline,
+        design["margin"] if design else report.meta.get("equivalence", EQUIVALENCE), alpha, design,
+        report.meta.get("family", "setting"))
+    if design:
+        levels = ", ".join(f"{level:.3g}" for level in design["levels"])
+        lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
+                     f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
+                     f"each look: {levels}), so the chance of any false better/worse verdict stays at "
+                     f"{100 * alpha:.3g}%; equivalence means within ±{100 * design['margin']:.2g} pp.")
+    elif alpha < stats.ALPHA:
         lines.append(f"--seeds auto looked at the data after each round of seeds, so every test here is at "
                      f"p < {alpha:.3g} (0.05 split over the rounds), which keeps the chance of any false "
                      "better/worse verdict at 5%.")
@@ -363,15 +384,7 @@ def write(folder: str | Path, baseline: str | None = None) -> Report:
     report.runs[[c for c in tables.RUN_COLUMNS if c in report.runs]].to_csv(folder / "summary.csv", index=False)
     report.runs.to_csv(folder / "runs.csv", index=False)
     report.epochs.to_csv(folder / "epochs.csv", index=False)
-    stats_table = report.aggregate
-    if len(stats_table) and len(report.tests):
-        verdicts = report.tests.set_index(["dataset", "model", "activation"])
-        stats_table = stats_table.assign(verdict=[
-            "baseline" if r["activation"] == report.baseline else
-            (f"{verdicts.loc[key, 'verdict']} (n={verdicts.loc[key, 'n']})" if key in verdicts.index else "-")
-            for key, (_, r) in zip(stats_table[["dataset", "model", "activation"]].itertuples(index=False,
-                                                                                            name=None),
-                                   stats_table.iterrows())])
+    stats_table = tables.with_verdicts(report.aggregate, report.tests, report.baseline)
     stats_table.to_csv(folder / "summary_stats.csv", index=False)
     if len(report.tests):
         report.tests.to_csv(folder / "tests.csv", index=False)

@@ -205,7 +205,8 @@ def compare_with(frame: pd.DataFrame, metric: str, reference: str, alpha: float 
 
 
 def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "relu", equivalence: float = 0.001,
-             alpha: float = ALPHA, higher_is_better: bool = False, worst: float | None = None) -> pd.DataFrame:
+             alpha: float = ALPHA, higher_is_better: bool = False, worst: float | None = None,
+             family: str = "setting") -> pd.DataFrame:
     """Per setting (afbench.stats.settings: data set, model and every other config
     value but activation, seed and learning rate) and activation: is it better or
     worse than ``baseline`` (Holm-corrected permutation p < ``alpha``, direction from
@@ -215,7 +216,8 @@ def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "r
     runs count at ``worst`` (see seed_table). ``frame``: one row per run with dataset,
     model, activation, seed, status and ``metric`` (and config.* columns, if any).
     ``margin_supported``: the smallest equivalence margin the data supports (the CI's
-    farthest end from 0); ``family``: how many comparisons Holm corrects over."""
+    farthest end from 0); ``family``: how many comparisons Holm corrects over, those
+    of one setting (``family="setting"``) or of every setting (``family="all"``)."""
     parts = []
     frame = settings.with_settings(frame)
     for setting, group in frame.groupby("setting", sort=False):
@@ -230,8 +232,25 @@ def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "r
         tests["family"] = len(tests)
         tests["alpha"] = alpha
         parts.append(tests)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["setting", "dataset", "model", "activation", "n", "verdict"])
+    if not parts:
+        return pd.DataFrame(columns=["setting", "dataset", "model", "activation", "n", "verdict"])
+    out = pd.concat(parts, ignore_index=True)
+    if family == "all" and len(parts) > 1:
+        out = _one_family(out, alpha, equivalence, higher_is_better)
+    return out
+
+
+def _one_family(tests: pd.DataFrame, alpha: float, equivalence: float, higher_is_better: bool) -> pd.DataFrame:
+    """Holm and the simultaneous intervals over every comparison of every setting."""
+    m = len(tests)
+    tests = tests.assign(p_holm=holm(tests["p_permutation"]), family=m, sim_confidence=1 - alpha / m)
+    n = tests["n"].clip(lower=2) - 1
+    unadjusted = stats.t.ppf(0.5 + tests["confidence"] / 2, n)
+    scale = np.where(unadjusted > 0, stats.t.ppf(1 - alpha / (2 * m), n) / unadjusted, np.nan)
+    half = (tests["ci_high"] - tests["ci_low"]) / 2 * scale
+    tests["sim_low"], tests["sim_high"] = tests["mean_diff"] - half, tests["mean_diff"] + half
+    tests["verdict"] = [_verdict(row, alpha, equivalence, higher_is_better) for _, row in tests.iterrows()]
+    return tests
 
 
 def _verdict(row, alpha: float, equivalence: float, higher_is_better: bool) -> str:
