@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from afbench.stats import settings
-from afbench.stats.paired import ALPHA, paired_comparison, seed_table, t_interval
+from afbench.stats.paired import ALPHA, paired_comparison, seed_table, sign_flip_p, t_interval
 
 FIRST_SEEDS = 3  # paired seeds every activation starts with
 GRID_STEP = 0.01  # of the score grid; boundaries within about 2e-3 in z of a 2x finer grid
@@ -150,14 +150,15 @@ def seeds_to_reach(design: Design, comparisons: int) -> int | None:
     return next((n for n, level in zip(design.looks, levels) if 2.0 / 2 ** n < level or n > 16), None)
 
 
-def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int, rejected: int) -> list[dict]:
+def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int, rejected: int,
+           full: bool = True) -> list[dict]:
     """Verdicts at one look for the open comparisons: ``diffs`` their paired
     differences (other - baseline, lower is better), ``comparisons`` how many the
-    family holds, ``rejected`` how many earlier looks already decided better/worse."""
-    results = []
-    for diff in diffs:
-        result = paired_comparison(np.zeros(len(diff)), diff, draws=design.draws) if len(diff) else None
-        results.append(result)
+    family holds, ``rejected`` how many earlier looks already decided better/worse.
+    ``full``: every column of the paired comparison (t-test, Wilcoxon, ...), else
+    only what the decision needs (simulations)."""
+    results = [(paired_comparison(np.zeros(len(diff)), diff, draws=design.draws) if full else _brief(diff, design))
+               if len(diff) else None for diff in diffs]
     order = sorted(range(len(diffs)), key=lambda i: results[i].p_permutation if results[i] else math.inf)
     verdict = ["undecided"] * len(diffs)
     levels = [0.0] * len(diffs)
@@ -182,6 +183,20 @@ def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int,
                     "equivalence_level": equivalence_level, "equivalence_low": low, "equivalence_high": high,
                     "margin_supported": max(abs(low), abs(high))})
     return out
+
+
+@dataclass(frozen=True)
+class _Brief:
+    n: int
+    mean_diff: float
+    p_permutation: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _brief(diff: np.ndarray, design: Design) -> _Brief:
+    return _Brief(len(diff), float(np.mean(diff)), sign_flip_p(diff, design.draws)[0])
 
 
 def replay(frame: pd.DataFrame, baseline: str, design: Design) -> pd.DataFrame:
