@@ -271,8 +271,10 @@ def _timing_notes(report: Report) -> str:
     caveat = timing.wall_clock_caveat(runs) if len(runs) else None
     if measured:
         notes.append("Times are optimizer steps x each activation's step time measured apart from training "
-                     "(interleaved rounds, see the cost profile), with the 95% CI of its ratio to the baseline's "
-                     "step; each run's raw wall clock is in runs.csv (wall_train_s).")
+                     "(interleaved rounds, see the cost profile): mean ± sd over seeds, and in brackets the 95% CI "
+                     "of the mean carrying both the seed-to-seed spread of the steps and the step time's own "
+                     "uncertainty (measured in one process); each run's raw wall clock is in runs.csv "
+                     "(wall_train_s).")
     elif caveat:
         notes.append(f"Times are the runs' own wall clocks, which measure more than the activation here ({caveat}): "
                      "do not rank activations by them. Run `afbench cost` for step times measured apart.")

@@ -243,10 +243,9 @@ def _cell(row, column: str, fmt: str) -> str:
     mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
     if pd.isna(mean):
         return "not reached" if "target" in column else "-"
-    if f"{column}_low" in row and not pd.isna(row[f"{column}_low"]):  # a measured step time: its CI
-        text = f"{fmt.format(mean)} [{fmt.format(row[f'{column}_low'])}, {fmt.format(row[f'{column}_high'])}]"
-    else:
-        text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
+    text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
+    if f"{column}_low" in row and not pd.isna(row[f"{column}_low"]):  # steps x step time: the mean's 95% CI
+        text += f" [{fmt.format(row[f'{column}_low'])}, {fmt.format(row[f'{column}_high'])}]"
     if "target" in column and row["reached"] < row["done"]:
         text += f" ({row['reached']}/{row['done']} reached)"
     return text
