@@ -23,7 +23,7 @@ COLUMNS = {  # column: (heading, lower is better, format)
     "f1": ("F1", False, "{:.4f}"),
 }
 TESTED = "error_rate"  # the metric the paired tests, marks and verdicts are about
-WORST = {"error_rate": 1.0}  # the value a diverged run counts as in the tests: every answer wrong
+WORST = stats.WORST  # the value a diverged run counts as in the tests (100% error)
 IDENTITY = ["activation", "model", "dataset", "seed", "lr", "status"]
 RUN_COLUMNS = IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target", "ms_per_sample",
                           "accuracy", "error_rate", "precision", "recall", "f1", "params"]

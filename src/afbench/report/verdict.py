@@ -63,14 +63,17 @@ def _interval(t) -> str:
 
 def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: float, design: dict | None) -> str:
     """What more seeds can and cannot do for the undecided comparisons."""
-    supported = max(undecided["margin_supported"])
-    ruled_out = f"the data rule out differences beyond ±{100 * supported:.2g} pp"
+    ruled_out = "the data rule out differences beyond " + ", ".join(
+        f"±{100 * t['margin_supported']:.2g} pp for {t['activation']}" for _, t in undecided.iterrows())
     if design:
         at_cap = undecided[undecided["n"] >= design["looks"][-1]]
+        needed = seeds_needed(len(tests), alpha)
         if len(at_cap):
+            more = (f"--max-seeds {design['looks'][-1]} is too few for the exact test to decide anything: it needs "
+                    f"at least {needed} seeds for {len(tests)} comparison{'s' if len(tests) != 1 else ''}"
+                    if design["looks"][-1] < needed else "a larger --max-seeds could narrow this")
             return (f" --seeds auto stopped {_names(list(at_cap['activation']))} at its maximum of "
-                    f"{design['looks'][-1]} seeds: {ruled_out} (each is within ±{100 * supported:.2g} pp of the "
-                    "baseline); a larger --max-seeds could narrow this.")
+                    f"{design['looks'][-1]} seeds: {ruled_out}; {more}.")
         return f" {ruled_out}; rerun the same command to continue the looks."
     needed = seeds_needed(len(tests), alpha)
     if seeds < needed:

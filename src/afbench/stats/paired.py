@@ -28,6 +28,7 @@ WILCOXON_MIN_N = 6  # below this many non-zero differences, two-sided Wilcoxon c
 EXACT_MAX_N = 16  # sign-flip test: every one of the 2^n patterns up to here, Monte Carlo beyond
 MONTE_CARLO_DRAWS = 100_000
 ALPHA = 0.05
+WORST = {"error_rate": 1.0}  # a diverged run's value where the metric has a worst one: every answer wrong
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:

@@ -35,7 +35,8 @@ import pandas as pd
 from scipy import stats
 
 from afbench.stats import settings
-from afbench.stats.paired import ALPHA, paired_comparison, seed_table, sign_flip_p, t_interval
+from afbench.stats.paired import (ALPHA, WORST, paired_comparison, seed_table, sign_flip_p,  # noqa: F401
+                                  t_interval)
 
 FIRST_SEEDS = 3  # paired seeds every activation starts with
 GRID_STEP = 0.01  # of the score grid; boundaries within about 2e-3 in z of a 2x finer grid
@@ -142,14 +143,6 @@ def _boundary(at: np.ndarray, mass: np.ndarray, sigma: float, root_t: float, tar
     return high, crossing(high)
 
 
-def seeds_to_reach(design: Design, comparisons: int) -> int | None:
-    """The fewest seeds among the looks at which one of ``comparisons`` can be
-    decided better/worse at all (2 / 2^n below the look's level under Holm's first
-    step); None when no look can."""
-    levels = design.levels(design.alpha / max(comparisons, 1))
-    return next((n for n, level in zip(design.looks, levels) if 2.0 / 2 ** n < level or n > 16), None)
-
-
 def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int, rejected: int,
            full: bool = True) -> list[dict]:
     """Verdicts at one look for the open comparisons: ``diffs`` their paired
@@ -170,16 +163,21 @@ def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int,
             and result.mean_diff != 0
         if stepping:
             verdict[i] = "worse" if result.mean_diff > 0 else "better"
-    equivalence_level = design.levels(design.alpha / max(comparisons, 1))[look]
+    # the t-based equivalence test is not bounded by 2 / 2^n: its levels spend without the exact floor
+    equivalence_level = nominal_levels(design.alpha / max(comparisons, 1), tuple(design.looks), design.spending,
+                                       exact_floor=False)[look]
+    adjusted, running = {}, 0.0
+    for i in order:  # p scaled to the overall alpha, monotone as Holm's adjusted p
+        p = results[i].p_permutation if results[i] else math.nan
+        running = max(running, min(1.0, p * design.alpha / levels[i]) if levels[i] > 0 else 1.0)
+        adjusted[i] = running
     out = []
     for i, diff in enumerate(diffs):
         low, high = t_interval(diff, 1 - 2 * equivalence_level) if equivalence_level > 0 else (-math.inf, math.inf)
         if verdict[i] == "undecided" and len(diff) >= 2 and -design.margin <= low and high <= design.margin:
             verdict[i] = "equivalent"
         result = results[i].to_dict() if results[i] else {"p_permutation": math.nan}
-        # p scaled to the overall alpha: p_adjusted < alpha exactly when p < the level tested here
-        adjusted = min(1.0, result["p_permutation"] * design.alpha / levels[i]) if levels[i] > 0 else 1.0
-        out.append({**result, "verdict": verdict[i], "level": levels[i], "p_holm": adjusted,
+        out.append({**result, "verdict": verdict[i], "level": levels[i], "p_holm": adjusted[i],
                     "equivalence_level": equivalence_level, "equivalence_low": low, "equivalence_high": high,
                     "margin_supported": max(abs(low), abs(high))})
     return out

@@ -142,7 +142,7 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     rounds = seed_rounds(max_seeds)
     design = sequential.Design(alpha=alpha, margin=equivalence, looks=tuple(rounds), spending=spending,
                                metric=metric, higher_is_better=higher_is_better,
-                               worst=1.0 if metric == "error_rate" else None)
+                               worst=sequential.WORST.get(metric))
     _record_design(out, design, baseline)
     seeds = {name: rounds[0] for name in names}
     outcome = Outcome()
