@@ -56,3 +56,11 @@ def test_time_columns_carry_the_seed_spread_and_the_step_time_ci():
     assert out["cost_train_s_high"] / out["cost_train_s_low"] > 11 / 9  # wider than the step time's CI alone
     cell = tables._cell(out, "cost_train_s", "{:.3g}")
     assert "±" in cell and "[" in cell
+
+
+def test_a_profile_that_did_not_converge_is_flagged():
+    wide = {**cost_row("digits", 10.0), "step_ratio": 1.0, "step_ratio_low": 0.07, "step_ratio_high": 6.6,
+            "stop": "budget"}
+    assert "stopped on its budget" in timing.unsettled(wide) and "ratio CI" in timing.unsettled(wide)
+    assert timing.unsettled({**cost_row("digits", 10.0), "step_ratio_low": 0.99, "step_ratio_high": 1.01,
+                             "stop": "converged"}) == ""

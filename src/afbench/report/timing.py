@@ -135,15 +135,31 @@ def cost_points(aggregate: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     ratio and memory: the points of the accuracy-against-cost (Pareto) figure."""
     if cost.empty or aggregate.empty or "saved_bytes_per_sample" not in cost:
         return pd.DataFrame()
-    latest = cost.drop_duplicates(["model", "activation", "device", "threads"], keep="last")
-    points = aggregate.merge(latest, on=["model", "activation"], how="inner", suffixes=("", "_cost"))
+    keys = ["model", "activation"] + (["dataset"] if "dataset" in cost else [])  # a row is one setting's
+    latest = cost.drop_duplicates(keys + ["device", "threads"], keep="last")
+    points = aggregate.merge(latest, on=keys, how="inner", suffixes=("", "_cost"))
     return points.rename(columns={"error_rate_mean": "error_mean", "error_rate_ci95": "error_ci95"})
 
 
+UNSETTLED = 0.10  # a ratio CI wider than +-10% (log scale) is flagged: the profile did not converge
+
+
+def unsettled(profile) -> str:
+    """Why a cost row's figures are not to be trusted as a ranking, or ''."""
+    reasons = []
+    if str(profile.get("stop", "converged")) not in ("converged", "", "nan", "None"):
+        reasons.append(f"stopped on its {profile['stop']}, not converged")
+    half = _log_half(profile["step_ratio_low"], profile["step_ratio_high"])
+    if not math.isnan(half) and half > UNSETTLED:
+        reasons.append(f"ratio CI ±{100 * (math.exp(half) - 1):.0f}%")
+    return "; ".join(reasons)
+
+
 def cost_rows(points: pd.DataFrame) -> list[dict]:
-    """The report's cost table: one row per activation of the profile."""
+    """The report's cost table: one row per activation of the profile; a profile that
+    did not converge is flagged in ``note``."""
     return [{"setting": f"{p['model']}/{p['dataset']}", "activation": p["activation"],
              "step (ms)": f"{p['step_ms']:.3g}",
              "ratio [95% CI]": f"{p['step_ratio']:.3f} [{p['step_ratio_low']:.3f}, {p['step_ratio_high']:.3f}]",
              "saved B/sample": f"{p['saved_bytes_per_sample']:,.0f}", "threads": p["threads"],
-             "error (%)": f"{p['error_mean']:.2f}"} for _, p in points.iterrows()]
+             "error (%)": f"{p['error_mean']:.2f}", "note": unsettled(p)} for _, p in points.iterrows()]
