@@ -95,8 +95,8 @@ def main() -> None:
                "Pocock spending": sequential.Design(looks=LOOKS, spending="pocock", draws=args.draws),
                "fixed 20 seeds, Holm": None}
     start = time.perf_counter()
-    print(f"{args.sweeps} sweeps per cell; paired differences of sd {100 * SD * math.sqrt(2):.1f} pp, {ACTIVATIONS} activations, looks at "
-          f"{', '.join(map(str, LOOKS))} seeds; ± is one standard error\n")
+    print(f"{args.sweeps} sweeps per cell; paired differences of sd {100 * SD * math.sqrt(2):.1f} pp, "
+          f"{ACTIVATIONS} activations, looks at {', '.join(map(str, LOOKS))} seeds; ± is one standard error\n")
     print("| design | familywise false verdicts (null) | power, 0.3 pp worse | runs/comparison (null) "
           "| runs/comparison (0.3 pp case) | runs of the 0.3 pp one | undecided at the end (null) |")
     print("|---|---|---|---|---|---|---|")

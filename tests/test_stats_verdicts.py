@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from afbench.config import RunConfig
-from afbench.report import render, tables
+from afbench.report import render
 from afbench.results import EpochRecord, RunSummary, Status
 from afbench.stats import paired as stats
 from afbench.stats import settings
