@@ -195,3 +195,24 @@ def test_a_diverged_run_counts_at_the_worst_value_in_either_direction():
     low, _ = stats.seed_table(frame, "psnr", higher_is_better=False)
     assert high.loc[1, "tanh"] == 1.0 and low.loc[1, "tanh"] == 3.5
     assert stats.seed_table(frame.assign(status="failed"), "psnr")[0].empty  # a crash is not the activation's
+
+
+def test_the_report_corrects_across_all_settings_on_request(tmp_path):
+    store_runs(tmp_path, {"relu": BASE, "tanh": [b + 0.03 for b in BASE]}, epochs=1)
+    store_runs(tmp_path, {"relu": BASE, "tanh": [b + 0.03 for b in BASE]}, epochs=2)
+    store = Store(tmp_path)
+    try:
+        report = render.build(store, "relu", family="all")
+    finally:
+        store.close()
+    assert list(report.tests["family"]) == [2, 2]
+    assert "Holm corrects over all 2 comparisons with relu across the 2 settings" in " ".join(
+        render.verdict_text(report))
+
+
+def test_the_legend_states_the_level_tested():
+    from afbench.report.verdict import marks_legend
+
+    assert "p < 0.05" in marks_legend("relu")
+    assert "p < 0.05" not in marks_legend("relu", 0.05, {"looks": [3, 6, 9, 14, 20]})
+    assert "5 looks, 5% familywise" in marks_legend("relu", 0.05, {"looks": [3, 6, 9, 14, 20]})

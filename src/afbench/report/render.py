@@ -60,7 +60,10 @@ class Report:
         return tables.comparison_rows(self.aggregate, self.tests, bold, self.top, self.baseline)
 
 
-def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
+def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVALENCE,
+          family: str | None = None) -> Report:
+    """The report's content. ``family``: Holm over the comparisons of each "setting"
+    (default) or over "all" settings at once (kept in meta so the text says which)."""
     records = store.records()
     runs = tables.runs_frame(records)
     baseline = _baseline(baseline, runs)
@@ -73,6 +76,8 @@ def build(store: Store, baseline: str | None = None, equivalence: float = EQUIVA
     cost = timing.load_cost(store.db)
     aggregate = timing.cost_times(aggregate, kept, cost)
     meta = store.meta()
+    if family:
+        meta["family"] = family
     alpha, design = _tested_as(meta)
     equivalence = design["margin"] if design else equivalence
     tests = tables.significance(kept, baseline, equivalence, alpha, design, meta.get("family", "setting")) \
@@ -371,7 +376,7 @@ img{{max-width:560px}}</style></head><body>
 """
 
 
-def write(folder: str | Path, baseline: str | None = None) -> Report:
+def write(folder: str | Path, baseline: str | None = None, family: str | None = None) -> Report:
     """Compute the report from ``folder``/results.sqlite and write every file, for
     any state of the database (empty, all failed, all diverged, one run)."""
     folder = Path(folder)
@@ -380,7 +385,7 @@ def write(folder: str | Path, baseline: str | None = None) -> Report:
     (folder / "tests.csv").unlink(missing_ok=True)  # never left stale from an earlier baseline
     store = Store(folder)
     try:
-        report = build(store, baseline)
+        report = build(store, baseline, family=family)
     finally:
         store.close()
     report.runs[[c for c in tables.RUN_COLUMNS if c in report.runs]].to_csv(folder / "summary.csv", index=False)

@@ -174,3 +174,12 @@ def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks
                          f"Friedman test does not reject equal ranks (p = {ranks['p']:.3g}), so no ranking across "
                          "settings is supported and no critical-difference diagram is drawn.")
     return lines
+
+
+def marks_legend(baseline: str, alpha: float = ALPHA, design: dict | None = None) -> str:
+    """The marks' legend with the level actually tested (for the console table's title:
+    afbench.cli prints it; render.MARKS is the report's longer version)."""
+    level = (f"group-sequential over {len(design['looks'])} looks, {100 * alpha:.3g}% familywise" if design
+             else f"p < {alpha:.3g}")
+    return (f"▲ / ▼ error significantly worse / better than {baseline} (paired permutation test, Holm, {level}); "
+            "bold: top group (95% confidence set for the best)")
