@@ -216,3 +216,13 @@ def test_the_legend_states_the_level_tested():
     assert "p < 0.05" in marks_legend("relu")
     assert "p < 0.05" not in marks_legend("relu", 0.05, {"looks": [3, 6, 9, 14, 20]})
     assert "5 looks, 5% familywise" in marks_legend("relu", 0.05, {"looks": [3, 6, 9, 14, 20]})
+
+
+def test_the_seed_count_is_a_range_when_activations_differ():
+    """'(9 seeds per activation)' counted the most seeds any activation finished."""
+    from afbench.report.verdict import verdict_lines
+
+    agg = pd.DataFrame([{"setting": "m / d", "dataset": "d", "model": "m", "activation": a, "done": n}
+                        for a, n in (("relu", 9), ("tanh", 3), ("elu", 9))])
+    assert "On m / d (3 to 9 finished seeds per activation)" in " ".join(
+        verdict_lines(agg, pd.DataFrame(), {}, {}, "relu", 0.001))

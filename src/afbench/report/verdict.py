@@ -90,7 +90,8 @@ def _top(top) -> str:
     if top.cannot_rank:
         return f"Top group: cannot rank ({top.cannot_rank})."
     line = (f"Top group (the 95% confidence set for the lowest error: an activation as good as the best is left out "
-            f"with chance at most 5%): {_names(top.members)}.")
+            f"with chance at most 5%, its own family apart from the tests against the baseline): "
+            f"{_names(top.members)}.")
     if top.unranked:
         line += (f" Not ranked, fewer seeds than the {top.seeds} of the others: {_names(top.unranked)}.")
     return line
