@@ -143,8 +143,8 @@ def family_line(tests: pd.DataFrame, baseline: str, alpha: float, family: str = 
                 f"verdict in this report is at most {100 * alpha:.3g}%.")
     return (f"Holm corrects over the comparisons with {baseline} within each setting ({count} families): the "
             f"chance of a false verdict is at most {100 * alpha:.3g}% per setting, up to "
-            f"{min(100, 100 * count * alpha):.3g}% for the whole report (correct across all settings with "
-            "family = all).")
+            f"{min(100, 100 * count * alpha):.3g}% for the whole report (a report built with family='all' "
+            "corrects across every setting).")
 
 
 def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks: dict, baseline: str,
