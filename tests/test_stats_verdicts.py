@@ -226,3 +226,15 @@ def test_the_seed_count_is_a_range_when_activations_differ():
                         for a, n in (("relu", 9), ("tanh", 3), ("elu", 9))])
     assert "On m / d (3 to 9 finished seeds per activation)" in " ".join(
         verdict_lines(agg, pd.DataFrame(), {}, {}, "relu", 0.001))
+
+
+def test_merge_keeps_a_15_epoch_and_a_2_epoch_study_apart(tmp_path):
+    from afbench.store.merge import merge
+
+    store_runs(tmp_path / "long", {"relu": BASE, "tanh": [b + 0.03 for b in BASE]}, epochs=15)
+    store_runs(tmp_path / "short", {"relu": BASE, "tanh": [b + 0.05 for b in BASE]}, epochs=2)
+    merge([tmp_path / "long", tmp_path / "short"], tmp_path / "out", report=False)
+    tests = build(tmp_path / "out").tests.set_index("setting")
+    assert list(tests["n"]) == [8, 8]
+    assert tests.loc["mlp / digits, epochs=15", "mean_diff"] == pytest.approx(0.03)
+    assert tests.loc["mlp / digits, epochs=2", "mean_diff"] == pytest.approx(0.05)

@@ -26,9 +26,8 @@ from afbench.results import Status
 from afbench.sweep.grid import Grid
 from afbench.sweep.jobs import Backend, Counts, no_counts
 from afbench.sweep.local import LocalBackend
-from afbench.store.database import Store
-
 from afbench.stats.sequential import FIRST_SEEDS, seed_rounds  # noqa: F401 (the rounds are the design's)
+from afbench.store.database import Store
 
 EQUIVALENCE = 0.001  # default practical-equivalence margin: 0.1 percentage points of test error
 ALPHA = 0.05  # familywise error over every look at the data (spent over the looks, see stats.sequential)
