@@ -31,8 +31,8 @@ TAUS = [1 + i / 20 for i in range(41)]  # performance-profile factors 1.0 .. 3.0
 MARKS = (f"{tables.WORSE} / {tables.BETTER} on the error: significantly worse / better than the baseline "
          "(exact paired sign-flip permutation test on the per-seed differences, Holm-corrected across "
          "activations, at the level the Verdict states); bold: the top group, the 95% confidence set for the "
-         "best error. Means over "
-         "the runs that reached a target stand beside their count and are never marked; one seed marks nothing.")
+         "best error. Means over the runs that reached a target stand beside their count and are never marked; "
+         "one seed marks nothing.")
 SATURATION_NOTE = ("Diagnostics: saturation is the fraction of pre-activations where |f'(x)| < 0.01. For ReLU "
                    "and its relatives f' is 0 on the whole negative side, so there it counts inactive inputs, not "
                    "a flattening tail as for sigmoid or tanh. Dead units: zero output for every probe sample.")
