@@ -64,3 +64,10 @@ def test_a_profile_that_did_not_converge_is_flagged():
     assert "stopped on its budget" in timing.unsettled(wide) and "ratio CI" in timing.unsettled(wide)
     assert timing.unsettled({**cost_row("digits", 10.0), "step_ratio_low": 0.99, "step_ratio_high": 1.01,
                              "stop": "converged"}) == ""
+
+
+def test_the_cost_table_shows_the_baselines_own_step_time_ci():
+    point = pd.Series({**cost_row("digits", 10.0, low=9.5, high=10.5), "saved_bytes_per_sample": 100.0,
+                       "error_mean": 1.0})
+    row = timing.cost_rows(pd.DataFrame([point]))[0]
+    assert row["step (ms) [95% CI]"] == "10 [9.5, 10.5]" and row["ratio [95% CI]"] == "1.000 [1.000, 1.000]"

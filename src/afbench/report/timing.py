@@ -155,11 +155,19 @@ def unsettled(profile) -> str:
     return "; ".join(reasons)
 
 
+def _step_text(profile) -> str:
+    """The step time with its own CI (the baseline's too: its ratio CI is [1, 1] by definition)."""
+    text = f"{profile['step_ms']:.3g}"
+    if pd.notna(profile.get("step_ms_low")) and pd.notna(profile.get("step_ms_high")):
+        text += f" [{profile['step_ms_low']:.3g}, {profile['step_ms_high']:.3g}]"
+    return text
+
+
 def cost_rows(points: pd.DataFrame) -> list[dict]:
     """The report's cost table: one row per activation of the profile; a profile that
     did not converge is flagged in ``note``."""
     return [{"setting": f"{p['model']}/{p['dataset']}", "activation": p["activation"],
-             "step (ms)": f"{p['step_ms']:.3g}",
+             "step (ms) [95% CI]": _step_text(p),
              "ratio [95% CI]": f"{p['step_ratio']:.3f} [{p['step_ratio_low']:.3f}, {p['step_ratio_high']:.3f}]",
              "saved B/sample": f"{p['saved_bytes_per_sample']:,.0f}", "threads": p["threads"],
              "error (%)": f"{p['error_mean']:.2f}", "note": unsettled(p)} for _, p in points.iterrows()]
