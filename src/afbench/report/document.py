@@ -16,8 +16,9 @@ from afbench.report.model import Cell, Document, Figure, Section, Table, display
 
 MARKS = (f"{tables.WORSE} / {tables.BETTER} on the error: significantly worse / better than the baseline "
          "(exact paired sign-flip permutation test on the per-seed differences, Holm-corrected across "
-         "activations, p < 0.05); bold: the top group, not significantly worse than the best error. Means over "
-         "the runs that reached a target stand beside their count and are never marked; one seed marks nothing.")
+         "activations, at the level the Verdict states); bold: the top group, the 95% confidence set for the "
+         "best error. Means over the runs that reached a target stand beside their count and are never marked; "
+         "one seed marks nothing.")
 SATURATION_NOTE = ("Diagnostics: saturation is the fraction of pre-activations where |f'(x)| < 0.01. For ReLU "
                    "and its relatives f' is 0 on the whole negative side, so there it counts inactive inputs, not "
                    "a flattening tail as for sigmoid or tanh. Dead units: zero output for every probe sample.")
@@ -29,26 +30,34 @@ def comparison_table(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ba
                      targets_set: bool = True) -> Table:
     """Per setting and activation: n, parameters, mean ± sd of every reported column;
     the error cell marked worse / better where the paired test says so and bold in the
-    top group (only with two seeds or more); the verdict against the baseline."""
+    top group (``top``: setting -> stats.best.TopGroup, the confidence set for the best;
+    only with two seeds or more); the verdict against the baseline. A ``setting`` column
+    names what differs when one (data set, model) holds several settings."""
     if aggregate.empty:
         return Table(["dataset", "model", "activation"])
+    if "setting" not in aggregate:
+        aggregate = aggregate.assign(setting=aggregate["model"] + " / " + aggregate["dataset"])
     columns = tables.time_columns(aggregate)
-    headings = ["dataset", "model", "activation", "n", "params", *(h for h, _, _ in columns.values()),
-                "vs baseline", "note"]
+    several = aggregate.groupby(["dataset", "model"])["setting"].nunique().max() > 1
+    headings = ["dataset", "model", *(["setting"] if several else []), "activation", "n", "params",
+                *(h for h, _, _ in columns.values()), "vs baseline", "note"]
     rows = []
-    for (dataset, model), group in aggregate.groupby(["dataset", "model"], sort=False):
+    for setting, group in aggregate.groupby("setting", sort=False):
         rankable = group["done"].max() >= 2
+        members = getattr(top.get(setting), "members", top.get(setting) or [])
         for _, row in group.iterrows():
-            verdict = "baseline" if row["activation"] == baseline else _verdict_of(tests, dataset, model,
-                                                                                   row["activation"])
-            cells = [Cell.text_of(dataset), Cell.text_of(model), Cell.text_of(row["activation"]), _n_cell(row),
-                     Cell(None if pd.isna(row["params"]) else int(row["params"]), "{:,}")]
+            verdict = "baseline" if row["activation"] == baseline else _verdict_of(tests, setting, row["activation"])
+            cells = [Cell.text_of(row["dataset"]), Cell.text_of(row["model"])]
+            if several:
+                cells.append(Cell.text_of(setting.split(", ", 1)[1] if ", " in setting else "-"))
+            cells += [Cell.text_of(row["activation"]), _n_cell(row),
+                      Cell(None if pd.isna(row["params"]) else int(row["params"]), "{:,}")]
             for column, (_, _, fmt) in columns.items():
                 cell = _stat_cell(row, column, fmt)
                 if column == tables.TESTED and rankable and not cell.empty:
                     mark = verdict if verdict in ("worse", "better") else ""
-                    bold = row["activation"] in top.get((dataset, model), [])
-                    cell = Cell(cell.value, cell.fmt, cell.spread, cell.interval, cell.suffix, mark, bold)
+                    cell = Cell(cell.value, cell.fmt, cell.spread, cell.interval, cell.suffix, mark,
+                                row["activation"] in members)
                 cells.append(cell)
             cells.append(Cell(verdict if rankable else "one seed cannot rank"))
             cells.append(Cell(tables.width_note(row["activation"], row["match_params"])))
@@ -76,13 +85,13 @@ def _stat_cell(row, column: str, fmt: str) -> Cell:
     interval = (float(low), float(high)) if low is not None and not pd.isna(low) else None
     suffix = f"({row['reached']}/{row['done']} reached)" if "target" in column and row["reached"] < row["done"] \
         else ""
-    return Cell(float(mean), fmt, None if interval or pd.isna(sd) else float(sd), interval, suffix)
+    return Cell(float(mean), fmt, None if pd.isna(sd) else float(sd), interval, suffix)
 
 
-def _verdict_of(tests: pd.DataFrame, dataset: str, model: str, activation: str) -> str:
+def _verdict_of(tests: pd.DataFrame, setting: str, activation: str) -> str:
     if tests.empty:
         return "-"
-    match = tests[(tests["dataset"] == dataset) & (tests["model"] == model) & (tests["activation"] == activation)]
+    match = tests[(tests["setting"] == setting) & (tests["activation"] == activation)]
     return str(match["verdict"].iloc[0]) if len(match) else "-"
 
 
@@ -93,12 +102,16 @@ def tests_table(tests: pd.DataFrame) -> Table:
     tests = tested(tests)
     if tests.empty:
         return Table(["setting", "activation"])
-    confidence = f"{100 * tests['confidence'].iloc[0]:.4g}% CI (pp)"
+    simultaneous = "sim_low" in tests and tests["sim_low"].notna().any()
+    confidence = (f"simultaneous {100 * tests['confidence'].iloc[0]:.4g}% CI (pp)" if simultaneous
+                  else f"{100 * tests['confidence'].iloc[0]:.4g}% CI (pp, unadjusted)")
+    low, high = ("sim_low", "sim_high") if simultaneous else ("ci_low", "ci_high")
     headings = ["setting", "activation", "vs", "n pairs", "mean diff (error, pp)", confidence,
                 "permutation p (Holm)", "effect d_z", "t-test p", "Wilcoxon p", "verdict", "note"]
-    rows = [[Cell.text_of(f"{t['model']}/{t['dataset']}"), Cell.text_of(t["activation"]), Cell.text_of(t["baseline"]),
+    rows = [[Cell.text_of(t["setting"] if "setting" in t else f"{t['model']}/{t['dataset']}"),
+             Cell.text_of(t["activation"]), Cell.text_of(t["baseline"]),
              Cell(int(t["n"])), Cell(100 * t["mean_diff"], "{:+.3f}"),
-             Cell(f"{100 * t['ci_low']:+.3f} to {100 * t['ci_high']:+.3f}"),
+             Cell(f"{100 * t[low]:+.3f} to {100 * t[high]:+.3f}"),
              Cell(float(t["p_permutation"]), "{:.4g}", suffix=f"({t['p_holm']:.4g})"),
              Cell(float(t["effect_size"]), "{:.2f}"), Cell(float(t["p_ttest"]), "{:.4g}"),
              Cell(float(t["p_wilcoxon"]), "{:.4g}"), Cell(str(t["verdict"])),
@@ -193,8 +206,10 @@ def timing_notes(report) -> str:
     caveat = timing.wall_clock_caveat(runs) if len(runs) else None
     if measured:
         notes.append("Times are optimizer steps x each activation's step time measured apart from training "
-                     "(interleaved rounds, see the cost profile), with the 95% CI of its ratio to the baseline's "
-                     "step; each run's raw wall clock is in runs.csv (wall_train_s).")
+                     "(interleaved rounds, see the cost profile): mean ± sd over seeds, and in brackets the 95% CI "
+                     "of the mean carrying both the seed-to-seed spread of the steps and the step time's own "
+                     "uncertainty (measured in one process); each run's raw wall clock is in runs.csv "
+                     "(wall_train_s).")
     elif caveat:
         notes.append(f"Times are the runs' own wall clocks, which measure more than the activation here ({caveat}): "
                      "do not rank activations by them. Run `afbench cost` for step times measured apart.")

@@ -12,6 +12,7 @@ import hashlib
 import re
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from afbench import activations
 from afbench.report import document, figures, timing
@@ -54,16 +55,31 @@ def choose(report) -> list[Figure]:
     return chosen
 
 
+def _settings(frame: pd.DataFrame):
+    """(label, file-name tag, rows) per setting: per (data set, model) as before, and
+    apart where one (data set, model) holds several settings (they never share a figure)."""
+    if frame.empty:
+        return
+    several = "setting" in frame and frame.groupby(["dataset", "model"])["setting"].nunique().max() > 1
+    keys = ["dataset", "model", "setting"] if several else ["dataset", "model"]
+    for key, rows in frame.groupby(keys, sort=False):
+        dataset, model = key[0], key[1]
+        label, tag = _setting(dataset, model), f"{dataset}-{model}"
+        if several:
+            differs = key[2].split(", ", 1)[1] if ", " in key[2] else ""
+            label, tag = f"{label} ({display(differs)})", f"{tag}-{differs}"
+        yield label, tag, rows
+
+
 def _forest(report) -> list[Figure]:
     shown = document.tested(report.tests)
     if shown.empty:
         return []
     out = []
-    for (dataset, model), tests in shown.groupby(["dataset", "model"], sort=False):
-        setting = _setting(dataset, model)
+    for setting, tag, tests in _settings(shown):
         title = f"Test error against {report.baseline}, {setting}"
         out.append(Figure(
-            file_name(f"difference-from-baseline-{dataset}-{model}"),
+            file_name(f"difference-from-baseline-{tag}"),
             f"Main result, {setting}: each activation's mean difference in test error from "
             f"{display(report.baseline)} over paired seeds, with its confidence interval (percentage points; "
             "left of 0 is better). Marks as in the tables; the grey band is the equivalence margin.",
@@ -73,8 +89,7 @@ def _forest(report) -> list[Figure]:
 
 def _curves(report) -> list[Figure]:
     out = []
-    for (dataset, model), frame in report.epochs.groupby(["dataset", "model"], sort=False):
-        setting, tag = _setting(dataset, model), f"{dataset}-{model}"
+    for setting, tag, frame in _settings(report.epochs):
         for prefix, metric, what, ylabel in CURVES:
             if not frame[check_epoch_metric(metric)].notna().any():  # diverged runs have no test scores
                 continue
@@ -100,10 +115,9 @@ def _targets(report) -> list[Figure]:
     if report.aggregate.empty:
         return []
     out = []
-    for (dataset, model), frame in report.aggregate.groupby(["dataset", "model"], sort=False):
+    for setting, tag, frame in _settings(report.aggregate):
         if frame["time_to_target_s_mean"].notna().any():
-            setting = _setting(dataset, model)
-            out.append(Figure(file_name(f"time-to-target-{dataset}-{model}"),
+            out.append(Figure(file_name(f"time-to-target-{tag}"),
                               f"Training time until the target test accuracy, {setting} (mean, 95% CI).",
                               figures.plot_bars(frame.set_index("activation"), "time_to_target_s",
                                                 f"Time to target, {setting}", "seconds", floor=0.0)))

@@ -75,10 +75,10 @@ class Cell:
             return self.missing
         else:
             body = self.fmt.format(self.value)
+            if self.spread is not None and not math.isnan(self.spread):
+                body += f" ± {self.fmt.format(self.spread)}"
             if self.interval is not None:
                 body += f" [{self.fmt.format(self.interval[0])}, {self.fmt.format(self.interval[1])}]"
-            elif self.spread is not None and not math.isnan(self.spread):
-                body += f" ± {self.fmt.format(self.spread)}"
         body += f" {self.suffix}" if self.suffix else ""
         return body + (f" {MARK_GLYPHS[self.mark]}" if self.mark else "")
 

@@ -49,7 +49,7 @@ class Report:
     ranks: dict
     meta: dict
     baseline: str
-    top: dict = field(default_factory=dict)  # (data set, model) -> the top group by error
+    top: dict = field(default_factory=dict)  # setting -> its top group by error (stats.best.TopGroup)
     cost: pd.DataFrame = field(default_factory=pd.DataFrame)  # the cost profile, if one was measured
     records: list = field(default_factory=list)  # the store's RunRecords (learned curves)
     equivalence: float = EQUIVALENCE
@@ -68,7 +68,10 @@ class Report:
         return document.build(self, verdict_text(self), list(self.figures.values()))
 
 
-def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIVALENCE) -> Report:
+def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIVALENCE,
+          family: str | None = None) -> Report:
+    """The report's content. ``family``: Holm over the comparisons of each "setting"
+    (default) or over "all" settings at once (kept in meta so the text says which)."""
     records = store.records()
     runs = tables.runs_frame(records)
     baseline = _baseline(baseline, runs)
@@ -81,13 +84,27 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     cost = timing.load_cost(store)
     aggregate = timing.cost_times(aggregate, kept, cost)
     meta = store.meta()
-    equivalence = meta.get("equivalence", equivalence)  # one margin for the tests, the verdict and the figure
-    alpha = meta.get("alpha", stats.ALPHA)  # --seeds auto looked several times: each look at a share of 0.05
-    tests = tables.significance(kept, baseline, equivalence, alpha) if len(kept) else pd.DataFrame()
+    if family:
+        meta["family"] = family
+    alpha, design = _tested_as(meta)
+    # one margin for the tests, the verdict and the figure: the one the sweep used
+    equivalence = design["margin"] if design else meta.get("equivalence", equivalence)
+    tests = tables.significance(kept, baseline, equivalence, alpha, design, meta.get("family", "setting")) \
+        if len(kept) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
                     tables.top_groups(kept, alpha) if len(kept) else {}, cost, records, equivalence)
     report.figures = {f.name: f for f in gallery.choose(report)}
     return report
+
+
+def _tested_as(meta: dict) -> tuple[float, dict | None]:
+    """The familywise alpha and, for a --seeds auto sweep, its group-sequential design
+    (meta ``sequential``: margin, looks, levels), so the report tests as the sweep did.
+    A sweep from before the design was stored kept its per-look alpha in ``alpha``."""
+    design = meta.get("sequential")
+    if design:
+        return design["alpha"], design
+    return meta.get("alpha", stats.ALPHA), None
 
 
 def _baseline(name: str | None, runs: pd.DataFrame) -> str:
@@ -124,10 +141,18 @@ def _ranks(aggregate: pd.DataFrame) -> dict:
 
 
 def verdict_text(report: Report) -> list[str]:
-    lines = verdict_lines(report.aggregate, report.tests, report.top, report.ranks, report.baseline,
-                          report.equivalence)
-    alpha = report.meta.get("alpha")
-    if alpha is not None and alpha < stats.ALPHA:
+    alpha, design = _tested_as(report.meta)
+    lines = tables.settings_notes(report.kept) + verdict_lines(
+        report.aggregate, report.tests, report.top, report.ranks, report.baseline,
+        design["margin"] if design else report.meta.get("equivalence", EQUIVALENCE), alpha, design,
+        report.meta.get("family", "setting"))
+    if design:
+        levels = ", ".join(f"{level:.3g}" for level in design["levels"])
+        lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
+                     f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
+                     f"each look: {levels}), so the chance of any false better/worse verdict stays at "
+                     f"{100 * alpha:.3g}%; equivalence means within ±{100 * design['margin']:.2g} pp.")
+    elif alpha < stats.ALPHA:
         lines.append(f"--seeds auto looked at the data after each round of seeds, so every test here is at "
                      f"p < {alpha:.3g} (0.05 split over the rounds), which keeps the chance of any false "
                      "better/worse verdict at 5%.")
@@ -140,24 +165,11 @@ def _png(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _stats_table(report: Report) -> pd.DataFrame:
-    """The aggregate per activation, with its verdict against the baseline."""
-    table = report.aggregate
-    if not len(table) or not len(report.tests):
-        return table
-    verdicts = report.tests.set_index(["dataset", "model", "activation"])
-    keys = table[["dataset", "model", "activation"]].itertuples(index=False, name=None)
-    return table.assign(verdict=[
-        "baseline" if key[2] == report.baseline else
-        (f"{verdicts.loc[key, 'verdict']} (n={verdicts.loc[key, 'n']})" if key in verdicts.index else "-")
-        for key in keys])
-
-
 def files(report: Report) -> dict[str, bytes]:
     """Every file of the report: relative path -> content."""
     out = {"summary.csv": csv_bytes(report.runs[[c for c in tables.RUN_COLUMNS if c in report.runs]]),
            "runs.csv": csv_bytes(report.runs), "epochs.csv": csv_bytes(report.epochs),
-           "summary_stats.csv": csv_bytes(_stats_table(report))}
+           "summary_stats.csv": csv_bytes(tables.with_verdicts(report.aggregate, report.tests, report.baseline))}
     if len(report.tests):
         out["tests.csv"] = csv_bytes(report.tests)
     images = {}
@@ -171,7 +183,7 @@ def files(report: Report) -> dict[str, bytes]:
     return out
 
 
-def write(folder: str | Path, baseline: str | None = None) -> Report:
+def write(folder: str | Path, baseline: str | None = None, family: str | None = None) -> Report:
     """Compute the report from ``folder``/results.sqlite and write every file, for
     any state of the database (empty, all failed, all diverged, one run): all of them,
     or (a full disk) none, with an AfbenchError naming them."""
@@ -180,7 +192,7 @@ def write(folder: str | Path, baseline: str | None = None) -> Report:
         raise FileNotFoundError(f"{folder} holds no results.sqlite: run `afbench run --out {folder}` first")
     store = StoreView(folder)  # read-only: a report never changes the results
     try:
-        report = build(store, baseline)
+        report = build(store, baseline, family=family)
     except AfbenchError:
         (folder / "tests.csv").unlink(missing_ok=True)  # an earlier baseline's tests never pass for this one
         raise

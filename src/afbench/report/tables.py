@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from afbench.stats import best, sequential, settings as setting_labels
 from afbench.stats import paired as stats
 from afbench.results import EPOCH_METRICS, SUMMARY_METRICS, EpochRecord, RunRecord, Status, check_metric
 
@@ -22,6 +23,7 @@ COLUMNS = {  # column: (heading, lower is better, format)
     "f1": ("F1", False, "{:.4f}"),
 }
 TESTED = "error_rate"  # the metric the paired tests, marks and verdicts are about
+WORST = stats.WORST  # the value a diverged run counts as in the tests (100% error)
 IDENTITY = ["activation", "model", "dataset", "seed", "lr", "status"]
 RUN_COLUMNS = IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target", "ms_per_sample",
                           "accuracy", "error_rate", "precision", "recall", "f1", "params"]
@@ -47,6 +49,7 @@ def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=None if rows else ["key", *IDENTITY, *SUMMARY_METRICS, "error", "attempts"])
     for metric in SUMMARY_METRICS:
         frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
+    frame.insert(1, "setting", setting_labels.label(frame) if rows else pd.Series(dtype=str))
     return frame
 
 
@@ -66,7 +69,8 @@ def epochs_frame(epochs: list[tuple[str, EpochRecord]], runs: pd.DataFrame) -> p
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["run_key", "activation", "model", "dataset", "seed", "lr", "epoch"])
-    ids = runs[["key", "activation", "model", "dataset", "seed", "lr"]].rename(columns={"key": "run_key"})
+    ids = runs[["key", "activation", "model", "dataset", "seed", "lr"] + (["setting"] if "setting" in runs else [])]
+    ids = ids.rename(columns={"key": "run_key"})
     frame = ids.merge(pd.DataFrame(rows), on="run_key")
     for metric in EPOCH_METRICS:
         frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
@@ -78,7 +82,7 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     final validation accuracy over seeds (the nuisance parameter is tuned per
     activation, never on test). Returns (kept runs, the choices)."""
     finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])]
-    group = ["dataset", "model", "activation"]
+    group = ["setting", "dataset", "model", "activation"] if "setting" in runs else ["dataset", "model", "activation"]
     if finished.empty or finished.groupby(group)["lr"].nunique().max() <= 1:
         return finished, pd.DataFrame()
     if finished["valid_acc"].isna().all():
@@ -104,16 +108,19 @@ def settings(runs: pd.DataFrame) -> tuple[dict, list[str]]:
 
 
 def aggregate(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
-    """Per (data set, model, activation): runs, diverged, targets reached, parameters,
-    and mean, sd, n and 95% CI of every reported column (error in %). Activations in
-    ``order`` (default: first appearance)."""
+    """Per setting (afbench.stats.settings) and activation: runs, diverged, targets
+    reached, parameters, and mean, sd, n and 95% CI of every reported column (error
+    in %) over the finished runs. Activations in ``order`` (default: first
+    appearance)."""
+    runs = setting_labels.with_settings(runs)
     if order:
         rank = {name: i for i, name in enumerate(order)}
         runs = runs.iloc[sorted(range(len(runs)), key=lambda i: rank.get(runs["activation"].iloc[i], len(rank)))]
     rows = []
-    for (dataset, model, activation), group in runs.groupby(["dataset", "model", "activation"], sort=False):
+    for (setting, dataset, model, activation), group in runs.groupby(["setting", "dataset", "model", "activation"],
+                                                                      sort=False):
         done = group[group["status"] == Status.DONE.value]
-        row = {"dataset": dataset, "model": model, "activation": activation, "runs": len(group),
+        row = {"setting": setting, "dataset": dataset, "model": model, "activation": activation, "runs": len(group),
                "done": len(done), "diverged": int((group["status"] == Status.DIVERGED.value).sum()),
                "reached": int(done["epoch_to_target"].notna().sum()),
                "params": int(group["params"].dropna().iloc[0]) if group["params"].notna().any() else None,
@@ -127,19 +134,33 @@ def aggregate(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFram
 
 
 def significance(runs: pd.DataFrame, baseline: str, equivalence: float = 0.001,
-                 alpha: float = stats.ALPHA) -> pd.DataFrame:
-    """Paired tests of the error against the baseline per (data set, model), with a
-    verdict per activation (see stats.verdicts)."""
-    tests = stats.verdicts(runs, TESTED, baseline, equivalence, alpha)
+                 alpha: float = stats.ALPHA, design: dict | None = None, family: str = "setting") -> pd.DataFrame:
+    """Paired tests of the error against the baseline per setting, with a verdict per
+    activation: the fixed-design Holm tests (stats.verdicts), or, for a ``--seeds
+    auto`` sweep (``design``: its meta ``sequential``), the sweep's own looks replayed
+    with its margin and levels (stats.sequential.replay). Diverged runs count at
+    100% error. ``family``: Holm within each setting, or over "all" of them."""
+    if design:
+        tests = sequential.replay(runs, baseline, sequential.Design.from_dict({**design, "metric": TESTED}))
+    else:
+        tests = stats.verdicts(runs, TESTED, baseline, equivalence, alpha, worst=WORST[TESTED], family=family)
     if tests.empty:
         return tests
     return tests.assign(metric=TESTED, baseline=baseline)
 
 
-def top_groups(runs: pd.DataFrame, alpha: float = stats.ALPHA) -> dict[tuple[str, str], list[str]]:
-    """(data set, model) -> the activations not significantly worse than the best error."""
-    return {(dataset, model): stats.top_group(group, TESTED, alpha=alpha)
-            for (dataset, model), group in runs.groupby(["dataset", "model"], sort=False)}
+def top_groups(runs: pd.DataFrame, alpha: float = stats.ALPHA) -> dict[str, best.TopGroup]:
+    """setting -> its top group: the confidence set for the best error (stats.best),
+    or why none can be given."""
+    runs = setting_labels.with_settings(runs)
+    return {setting: best.top_group(group, TESTED, alpha=alpha, worst=WORST[TESTED])
+            for setting, group in runs.groupby("setting", sort=False)}
+
+
+def settings_notes(runs: pd.DataFrame) -> list[str]:
+    """One sentence per (data set, model) whose runs form several settings (for the
+    console and the report): the values that differ, compared apart."""
+    return setting_labels.several(runs) if len(runs) else []
 
 
 def width_note(activation: str, match_params: bool) -> str:
@@ -168,32 +189,40 @@ def time_columns(table: pd.DataFrame) -> dict:
 
 def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"), top: dict | None = None,
                     baseline: str | None = None) -> list[dict[str, str]]:
-    """The S1-style table as strings: mean ± sd per column; on the error, ▲ / ▼ when
-    the Holm-corrected permutation test finds it worse / better than the baseline,
-    and ``bold`` around the top group (not significantly worse than the best). Means
-    over the runs that reached a target stand beside their count and are never
-    marked; with one seed nothing is marked."""
+    """The S1-style table as strings, one row per setting and activation: mean ± sd
+    per column; on the error, ▲ / ▼ when the paired test finds it worse / better than
+    the baseline, and ``bold`` around the top group (``top``: setting -> TopGroup, the
+    confidence set for the best). Means over the runs that reached a target stand
+    beside their count and are never marked; with one seed nothing is marked. A
+    ``setting`` column names what differs when a (data set, model) holds several."""
     rows = []
     top = top or {}
     if table.empty:
         return rows
+    table = table if "setting" in table else table.assign(setting=table["model"] + " / " + table["dataset"])
     columns = time_columns(table)
-    for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
+    several = table.groupby(["dataset", "model"])["setting"].nunique().max() > 1
+    for setting, group in table.groupby("setting", sort=False):
         rankable = group["done"].max() >= 2
+        members = getattr(top.get(setting), "members", top.get(setting) or [])
         for _, row in group.iterrows():
-            cells = {"dataset": dataset, "model": model, "activation": row["activation"],
-                     "n": f"{row['done']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
-                     + (f" ({row['runs'] - row['done'] - row['diverged']} failed)"
-                        if row["runs"] - row["done"] - row["diverged"] else ""),
-                     "params": "-" if row["params"] is None or pd.isna(row["params"]) else f"{int(row['params']):,}"}
+            cells = {"dataset": row["dataset"], "model": row["model"]}
+            if several:
+                cells["setting"] = setting.split(", ", 1)[1] if ", " in setting else "-"
+            cells.update({"activation": row["activation"],
+                          "n": f"{row['done']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+                          + (f" ({row['runs'] - row['done'] - row['diverged']} failed)"
+                             if row["runs"] - row["done"] - row["diverged"] else ""),
+                          "params": "-" if row["params"] is None or pd.isna(row["params"])
+                          else f"{int(row['params']):,}"})
             for column, (heading, _, fmt) in columns.items():
                 cells[heading] = _cell(row, column, fmt)
             verdict = "baseline" if row["activation"] == baseline else \
-                _verdict_of(tests, dataset, model, row["activation"])
+                _verdict_of(tests, setting, row["activation"])
             error = COLUMNS[TESTED][0]
             if rankable and verdict in ("worse", "better"):
                 cells[error] += " " + (WORSE if verdict == "worse" else BETTER)
-            if rankable and row["activation"] in top.get((dataset, model), []) and cells[error] != "-":
+            if rankable and row["activation"] in members and cells[error] != "-":
                 cells[error] = f"{bold[0]}{cells[error]}{bold[1]}"
             cells["vs baseline"] = verdict if rankable else "one seed cannot rank"
             cells["note"] = width_note(row["activation"], row["match_params"])
@@ -201,21 +230,32 @@ def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"),
     return rows
 
 
+def with_verdicts(aggregate: pd.DataFrame, tests: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """``aggregate`` with a verdict column ('worse (n=8)', 'baseline', '-'), matched
+    by setting and activation (summary_stats.csv)."""
+    if aggregate.empty or tests.empty:
+        return aggregate
+    return aggregate.assign(verdict=[
+        "baseline" if r["activation"] == baseline else _verdict_of(tests, r["setting"], r["activation"], with_n=True)
+        for _, r in aggregate.iterrows()])
+
+
 def _cell(row, column: str, fmt: str) -> str:
     mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
     if pd.isna(mean):
         return "not reached" if "target" in column else "-"
-    if f"{column}_low" in row and not pd.isna(row[f"{column}_low"]):  # a measured step time: its CI
-        text = f"{fmt.format(mean)} [{fmt.format(row[f'{column}_low'])}, {fmt.format(row[f'{column}_high'])}]"
-    else:
-        text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
+    text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
+    if f"{column}_low" in row and not pd.isna(row[f"{column}_low"]):  # steps x step time: the mean's 95% CI
+        text += f" [{fmt.format(row[f'{column}_low'])}, {fmt.format(row[f'{column}_high'])}]"
     if "target" in column and row["reached"] < row["done"]:
         text += f" ({row['reached']}/{row['done']} reached)"
     return text
 
 
-def _verdict_of(tests: pd.DataFrame, dataset: str, model: str, activation: str) -> str:
+def _verdict_of(tests: pd.DataFrame, setting: str, activation: str, with_n: bool = False) -> str:
     if tests.empty:
         return "-"
-    match = tests[(tests["dataset"] == dataset) & (tests["model"] == model) & (tests["activation"] == activation)]
-    return str(match["verdict"].iloc[0]) if len(match) else "-"
+    match = tests[(tests["setting"] == setting) & (tests["activation"] == activation)]
+    if not len(match):
+        return "-"
+    return str(match["verdict"].iloc[0]) + (f" (n={match['n'].iloc[0]})" if with_n else "")

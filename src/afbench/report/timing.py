@@ -5,12 +5,15 @@ activation: threads, stacking, other processes and the machine's day all move it
 When the results database holds a cost profile (``afbench cost``, or the one a
 sweep measures at its start: interleaved rounds on this machine), the tables take
 their times from it instead: optimizer steps x the measured step time of that
-activation, with the 95% CI of its ratio to the baseline's step time. Raw wall
+activation: mean ± sd over seeds, and a 95% CI of the mean that carries both the
+seed-to-seed spread of the steps and the step time's own uncertainty. Raw wall
 clock stays in runs.csv (``wall_train_s``) and is compared only between runs that
 trained alike (same threads, stack size, compile flag, one run at a time).
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -54,27 +57,32 @@ def wall_clock_caveat(runs: pd.DataFrame) -> str | None:
     return "; ".join(reasons) or None
 
 
-def _match(cost: pd.DataFrame, model: str, activation: str, device: str, threads, dataset: str,
-           batch_size=None) -> pd.Series | None:
-    """The latest cost row of exactly this setting: a row of the same model on another data set
-    (other input shape, other step time) or batch size never stands in (issue 29)."""
-    if "dataset" not in cost:
+def _match(cost: pd.DataFrame, setting: dict, activation: str) -> pd.Series | None:
+    """The latest cost row measured for exactly this setting: model, activation, device,
+    threads, and (where the row records them) data set and batch size. A row of the
+    same model on another data set (other input shape) never applies."""
+    if "dataset" not in cost:  # rows from before data sets were recorded fit no setting for sure
         return None
-    rows = cost[(cost["model"] == model) & (cost["activation"] == activation) & (cost["device"] == device)
-                & (cost["dataset"] == dataset)]
-    if batch_size is not None and "batch_size" in cost:
-        rows = rows[rows["batch_size"] == batch_size]
-    if threads is not None and len(rows):
-        same = rows[rows["threads"] == threads]
-        rows = same if len(same) else rows.iloc[0:0]
+    rows = cost[(cost["model"] == setting["model"]) & (cost["activation"] == activation)
+                & (cost["device"] == setting["device"])]
+    for column in ("threads", "dataset", "batch_size"):
+        if setting.get(column) is not None and column in rows and len(rows):
+            rows = rows[rows[column].astype(str) == str(setting[column])]
     return rows.iloc[-1] if len(rows) else None
+
+
+def _log_half(low: float, high: float) -> float:
+    """Half the width of [low, high] on the log scale (a relative uncertainty)."""
+    return (math.log(high) - math.log(low)) / 2 if low > 0 and high > 0 else math.nan
 
 
 def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     """``aggregate`` with cost-based times: per activation, epoch, training and time-to-
-    target seconds as optimizer steps x its measured step time, each with the 95% CI
-    that the step-time ratio's CI gives. Activations without a profile measured under
-    the runs' device and threads keep NaN there."""
+    target seconds as optimizer steps x its measured step time: mean and sd over
+    seeds (steps vary by seed), and a 95% CI of the mean time that carries both
+    uncertainties, the seed-to-seed spread of the steps (t interval of their mean)
+    and the step time's own CI (the baseline's too), combined on the log scale.
+    Activations without a profile measured for the runs' setting keep NaN there."""
     if aggregate.empty or cost.empty:
         return aggregate
     out = aggregate.copy()
@@ -85,27 +93,37 @@ def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) 
     for index, row in aggregate.iterrows():
         group = done[(done["dataset"] == row["dataset"]) & (done["model"] == row["model"])
                      & (done["activation"] == row["activation"])]
+        if "setting" in row and "setting" in group:
+            group = group[group["setting"] == row["setting"]]
         if group.empty:
             continue
-        device = str(group["config.device"].iloc[0]) if "config.device" in group else "cpu"
-        threads = group["provenance.threads"].mode().iloc[0] if "provenance.threads" in group else None
-        batch_size = group["config.batch_size"].iloc[0] if "config.batch_size" in group else None
-        profile = _match(cost, row["model"], row["activation"], device, threads, row["dataset"], batch_size)
+        setting = {"model": row["model"], "dataset": row["dataset"],
+                   "device": str(group["config.device"].iloc[0]) if "config.device" in group else "cpu",
+                   "threads": group["provenance.threads"].mode().iloc[0] if "provenance.threads" in group
+                   and group["provenance.threads"].notna().any() else None,
+                   "batch_size": group["config.batch_size"].iloc[0] if "config.batch_size" in group else None}
+        profile = _match(cost, setting, row["activation"])
         if profile is None:
             continue
         step_s = profile["step_ms"] / 1000
-        baseline_s = step_s / profile["step_ratio"]  # the CI is the ratio's: relative to the baseline's step
-        low, high = baseline_s * profile["step_ratio_low"], baseline_s * profile["step_ratio_high"]
+        if pd.notna(profile.get("step_ms_low")) and pd.notna(profile.get("step_ms_high")):
+            step_half = _log_half(profile["step_ms_low"], profile["step_ms_high"])  # its own CI
+        else:  # older rows: the ratio's CI, the closest measure of the step's own
+            step_half = _log_half(profile["step_ratio_low"], profile["step_ratio_high"])
         steps = {"cost_epoch_s": group["train_steps"] / group["epochs_run"], "cost_train_s": group["train_steps"],
                  "cost_target_s": group["steps_to_target"].dropna()}
         for column, values in steps.items():
             if values.empty:
                 continue
-            described = stats.describe((values * step_s).tolist())
-            out.loc[index, f"{column}_mean"] = described["mean"]
-            out.loc[index, f"{column}_sd"] = described["sd"]
-            out.loc[index, f"{column}_low"] = values.mean() * low
-            out.loc[index, f"{column}_high"] = values.mean() * high
+            described = stats.describe(values.tolist())
+            seed_half = described["ci95"] / described["mean"] if described["n"] > 1 and described["mean"] > 0 \
+                else 0.0
+            half = math.sqrt(seed_half ** 2 + (step_half if not math.isnan(step_half) else 0.0) ** 2)
+            mean = described["mean"] * step_s
+            out.loc[index, f"{column}_mean"] = mean
+            out.loc[index, f"{column}_sd"] = described["sd"] * step_s
+            out.loc[index, f"{column}_low"] = mean * math.exp(-half)
+            out.loc[index, f"{column}_high"] = mean * math.exp(half)
     return out
 
 
@@ -114,17 +132,39 @@ def cost_points(aggregate: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     ratio and memory: the points of the accuracy-against-cost (Pareto) figure."""
     if cost.empty or aggregate.empty or "saved_bytes_per_sample" not in cost:
         return pd.DataFrame()
-    if "dataset" not in cost:
-        return pd.DataFrame()
-    latest = cost.drop_duplicates(["dataset", "model", "activation", "device", "threads"], keep="last")
-    points = aggregate.merge(latest, on=["dataset", "model", "activation"], how="inner", suffixes=("", "_cost"))
+    keys = ["model", "activation"] + (["dataset"] if "dataset" in cost else [])  # a row is one setting's
+    latest = cost.drop_duplicates(keys + ["device", "threads"], keep="last")
+    points = aggregate.merge(latest, on=keys, how="inner", suffixes=("", "_cost"))
     return points.rename(columns={"error_rate_mean": "error_mean", "error_rate_ci95": "error_ci95"})
 
 
+UNSETTLED = 0.10  # a ratio CI wider than +-10% (log scale) is flagged: the profile did not converge
+
+
+def unsettled(profile) -> str:
+    """Why a cost row's figures are not to be trusted as a ranking, or ''."""
+    reasons = []
+    if str(profile.get("stop", "converged")) not in ("converged", "", "nan", "None"):
+        reasons.append(f"stopped on its {profile['stop']}, not converged")
+    half = _log_half(profile["step_ratio_low"], profile["step_ratio_high"])
+    if not math.isnan(half) and half > UNSETTLED:
+        reasons.append(f"ratio CI ±{100 * (math.exp(half) - 1):.0f}%")
+    return "; ".join(reasons)
+
+
+def _step_text(profile) -> str:
+    """The step time with its own CI (the baseline's too: its ratio CI is [1, 1] by definition)."""
+    text = f"{profile['step_ms']:.3g}"
+    if pd.notna(profile.get("step_ms_low")) and pd.notna(profile.get("step_ms_high")):
+        text += f" [{profile['step_ms_low']:.3g}, {profile['step_ms_high']:.3g}]"
+    return text
+
+
 def cost_rows(points: pd.DataFrame) -> list[dict]:
-    """The report's cost table: one row per activation of the profile."""
+    """The report's cost table: one row per activation of the profile; a profile that
+    did not converge is flagged in ``note``."""
     return [{"setting": f"{p['model']}/{p['dataset']}", "activation": p["activation"],
-             "step (ms)": f"{p['step_ms']:.3g}",
+             "step (ms) [95% CI]": _step_text(p),
              "ratio [95% CI]": f"{p['step_ratio']:.3f} [{p['step_ratio_low']:.3f}, {p['step_ratio_high']:.3f}]",
              "saved B/sample": f"{p['saved_bytes_per_sample']:,.0f}", "threads": p["threads"],
-             "error (%)": f"{p['error_mean']:.2f}"} for _, p in points.iterrows()]
+             "error (%)": f"{p['error_mean']:.2f}", "note": unsettled(p)} for _, p in points.iterrows()]

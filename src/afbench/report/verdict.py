@@ -1,9 +1,13 @@
 """The report's opening: what the statistics support, in plain words, and nothing
-more. Every sentence is drawn from the paired tests (afbench.stats.paired)."""
+more. Every sentence is drawn from the paired tests (afbench.stats.paired, or the
+replayed looks of a --seeds auto sweep, afbench.stats.sequential) and the top group
+(afbench.stats.best). Advice is only given where the test can satisfy it."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from afbench.stats.paired import ALPHA, seeds_needed
 
 
 def _pp(value: float) -> str:
@@ -12,23 +16,97 @@ def _pp(value: float) -> str:
 
 
 def _span(t, with_p: bool = False) -> str:
-    """'tanh +0.21 pp, CI +0.05 to +0.37' for one comparison row."""
-    text = f"{t['activation']} {_pp(t['mean_diff'])} pp, CI {_pp(t['ci_low'])} to {_pp(t['ci_high'])}"
-    return text + (f", p = {t['p_holm']:.3g}" if with_p else "")
+    """'tanh +0.21 pp, 95% CI +0.05 to +0.37 (unadjusted)' for one comparison row."""
+    text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to "
+            f"{_pp(t['ci_high'])} (unadjusted)")
+    return text + (f", adjusted p = {t['p_holm']:.3g}" if with_p else "") + _diverged(t)
+
+
+def _diverged(t) -> str:
+    """', 2 of 10 seeds diverged (counted at 100% error)' when any did."""
+    parts = []
+    for column, who in (("diverged", t["activation"]), ("diverged_reference", "the baseline")):
+        count = t.get(column, 0)
+        if count and not pd.isna(count):
+            parts.append(f"{who} diverged on {int(count)} of {int(t['n'])} seeds")
+    return f" ({'; '.join(parts)}, counted at 100% error)" if parts else ""
 
 
 def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def setting_lines(dataset: str, model: str, group: pd.DataFrame, tests: pd.DataFrame, top: list[str],
-                  baseline: str, equivalence: float) -> list[str]:
-    """Sentences for one setting (data set, model)."""
+def _seeds(group: pd.DataFrame) -> str:
+    low, high = int(group["done"].min()), int(group["done"].max())
+    counted = "finished seed" + ("s" if high != 1 else "")
+    return f"{high} {counted} per activation" if low == high else f"{low} to {high} {counted} per activation"
+
+
+def _tested(t, design: dict | None) -> str:
+    """How the comparison was tested, for the sentence of a decided verdict."""
+    if design:
+        return (f"paired permutation test at look {int(t['look']) + 1} of {len(design['looks'])} with {int(t['n'])} "
+                f"seeds, p = {t['p_permutation']:.3g} against the level {t['level']:.3g} that the group-sequential "
+                f"design and Holm over {int(t['family'])} comparisons allow there")
+    return (f"p = {t['p_holm']:.3g}, paired permutation test Holm-corrected over {int(t['family'])} comparison"
+            f"{'s' if t['family'] != 1 else ''}, n = {int(t['n'])}")
+
+
+def _interval(t) -> str:
+    """The CI that matches a Holm p: simultaneous over the family (Bonferroni)."""
+    if "sim_low" in t and not pd.isna(t.get("sim_low")) and t.get("family", 1) > 1:
+        return (f"{100 * t['sim_confidence']:.3g}% CI {_pp(t['sim_low'])} to {_pp(t['sim_high'])}, simultaneous "
+                f"over the {int(t['family'])} comparisons")
+    unadjusted = ", unadjusted" if t.get("family", 1) > 1 else ""
+    return f"{100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to {_pp(t['ci_high'])}{unadjusted}"
+
+
+def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: float, design: dict | None) -> str:
+    """What more seeds can and cannot do for the undecided comparisons."""
+    ruled_out = "the data rule out differences beyond " + ", ".join(
+        f"±{100 * t['margin_supported']:.2g} pp for {t['activation']}" for _, t in undecided.iterrows())
+    if design:
+        at_cap = undecided[undecided["n"] >= design["looks"][-1]]
+        needed = seeds_needed(len(tests), alpha)
+        if len(at_cap):
+            more = (f"--max-seeds {design['looks'][-1]} is too few for the exact test to decide anything: it needs "
+                    f"at least {needed} seeds for {len(tests)} comparison{'s' if len(tests) != 1 else ''}"
+                    if design["looks"][-1] < needed else "a larger --max-seeds could narrow this")
+            return (f" --seeds auto stopped {_names(list(at_cap['activation']))} at its maximum of "
+                    f"{design['looks'][-1]} seeds: {ruled_out}; {more}.")
+        return f" {ruled_out}; rerun the same command to continue the looks."
+    needed = seeds_needed(len(tests), alpha)
+    if seeds < needed:
+        return (f" With {seeds} seeds no comparison can reach p < {alpha:.3g}: the smallest possible permutation p is "
+                f"2/2^{seeds}, {min(1.0, len(tests) * 2.0 ** (1 - seeds)):.3g} after Holm over {len(tests)}. The exact "
+                f"test needs at least {needed} seeds for {len(tests)} comparison{'s' if len(tests) != 1 else ''} "
+                f"(--seeds {needed}), or --seeds auto to add seeds until each is decided; so far {ruled_out}.")
+    return f" So far {ruled_out}; more seeds (--seeds auto) would narrow this."
+
+
+def _top(top) -> str:
+    if top is None:
+        return ""
+    if top.cannot_rank:
+        return f"Top group: cannot rank ({top.cannot_rank})."
+    line = (f"Top group (the 95% confidence set for the lowest error: an activation as good as the best is left out "
+            f"with chance at most 5%, its own family apart from the tests against the baseline): "
+            f"{_names(top.members)}.")
+    if top.unranked:
+        line += (f" Not ranked, fewer seeds than the {top.seeds} of the others: {_names(top.unranked)}.")
+    return line
+
+
+def setting_lines(setting: str, group: pd.DataFrame, tests: pd.DataFrame, top, baseline: str,
+                  equivalence: float, alpha: float = ALPHA, design: dict | None = None) -> list[str]:
+    """Sentences for one setting."""
     seeds = int(group["done"].max()) if len(group) else 0
-    head = f"On {model} / {dataset} ({seeds} seed{'s' if seeds != 1 else ''} per activation)"
+    head = f"On {setting} ({_seeds(group)})"
     if seeds < 2:
+        needed = seeds_needed(max(len(group) - 1, 1), alpha)
         return [f"{head}, nothing can be ranked: one seed cannot separate an activation from the luck of its "
-                "initialisation. Rerun with --seeds 5, or --seeds auto to add seeds until each comparison is "
+                f"initialisation. Rerun with --seeds {needed} (the fewest at which the exact test can decide "
+                f"{max(len(group) - 1, 1)} comparisons), or --seeds auto to add seeds until each comparison is "
                 "decided."]
     if tests.empty:
         return [f"{head}: no paired comparison with {baseline} (is it in this setting?)."]
@@ -36,37 +114,56 @@ def setting_lines(dataset: str, model: str, group: pd.DataFrame, tests: pd.DataF
     for verdict in ("worse", "better"):
         for _, t in tests[tests["verdict"] == verdict].iterrows():
             lines.append(f"{t['activation']} is {verdict} than {baseline}: test error {_pp(t['mean_diff'])} pp "
-                         f"({100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to {_pp(t['ci_high'])}), "
-                         f"p = {t['p_holm']:.3g} (paired permutation test, Holm-corrected, n = {t['n']}).")
+                         f"({_interval(t)}), {_tested(t, design)}{_diverged(t)}.")
     equivalent = tests[tests["verdict"] == "equivalent"]
     if len(equivalent):
         spans = "; ".join(_span(t) for _, t in equivalent.iterrows())
         lines.append(f"{_names(list(equivalent['activation']))} "
                      f"{'is' if len(equivalent) == 1 else 'are'} practically equivalent to {baseline} "
-                     f"(every CI within ±{100 * equivalence:.2g} pp: {spans}).")
+                     f"(every difference within ±{100 * equivalence:.2g} pp: {spans}).")
     undecided = tests[tests["verdict"] == "undecided"]
     if len(undecided):
         spans = "; ".join(_span(t, with_p=True) for _, t in undecided.iterrows())
-        smallest = min(1.0, len(tests) * 2.0 ** (1 - seeds))  # a float power: 2 ** 1024 overflows a float  # all differences of one sign, Holm's first step
-        limit = (f" With {seeds} seeds no comparison can reach p < 0.05: the smallest possible permutation p is "
-                 f"2/2^{seeds}, {smallest:.3g} after Holm over {len(tests)}.") if smallest >= 0.05 else ""
         lines.append(f"Undecided against {baseline}: {spans}. The data cannot tell these apart from {baseline} "
-                     f"yet; more seeds (--seeds auto) would decide.{limit}")
-    if top:
-        lines.append(f"Top group (not significantly worse than the lowest error): {_names(top)}.")
+                     f"yet.{_advice(tests, undecided, seeds, alpha, design)}")
+    top_line = _top(top)
+    if top_line:
+        lines.append(top_line)
     return [f"{head}:"] + lines
 
 
+def family_line(tests: pd.DataFrame, baseline: str, alpha: float, family: str = "setting") -> str:
+    """Which comparisons Holm corrects over, and what that means across settings."""
+    if tests.empty:
+        return ""
+    count = tests["setting"].nunique()
+    if family == "all" or count == 1:
+        return (f"Holm corrects over all {len(tests)} comparisons with {baseline}"
+                + (f" across the {count} settings" if count > 1 else "") + f": the chance of any false better/worse "
+                f"verdict in this report is at most {100 * alpha:.3g}%.")
+    return (f"Holm corrects over the comparisons with {baseline} within each setting ({count} families): the "
+            f"chance of a false verdict is at most {100 * alpha:.3g}% per setting, up to "
+            f"{min(100, 100 * count * alpha):.3g}% for the whole report (a report built with family='all' "
+            "corrects across every setting).")
+
+
 def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks: dict, baseline: str,
-                  equivalence: float) -> list[str]:
-    """Every sentence of the Verdict section."""
+                  equivalence: float, alpha: float = ALPHA, design: dict | None = None,
+                  family: str = "setting") -> list[str]:
+    """Every sentence of the Verdict section. ``design``: a --seeds auto sweep's
+    (meta ``sequential``), whose margin and levels the tests used."""
     if aggregate.empty:
         return ["No finished runs yet: nothing to compare. Runs that failed are listed in runs.csv with their "
                 "errors."]
     lines = []
-    for (dataset, model), group in aggregate.groupby(["dataset", "model"], sort=False):
-        part = tests[(tests["dataset"] == dataset) & (tests["model"] == model)] if len(tests) else tests
-        lines += setting_lines(dataset, model, group, part, top.get((dataset, model), []), baseline, equivalence)
+    if "setting" not in aggregate:
+        aggregate = aggregate.assign(setting=aggregate["model"] + " / " + aggregate["dataset"])
+    for setting, group in aggregate.groupby("setting", sort=False):
+        part = tests[tests["setting"] == setting] if len(tests) else tests
+        lines += setting_lines(setting, group, part, top.get(setting), baseline, equivalence, alpha, design)
+    family_text = family_line(tests, baseline, alpha, family) if len(tests) and "setting" in tests else ""
+    if family_text:
+        lines.append(family_text)
     if ranks:
         order = ", ".join(f"{a} {r:.2f}" for a, r in ranks["average_ranks"].items())
         if ranks["p"] < 0.05:
@@ -78,3 +175,12 @@ def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks
                          f"Friedman test does not reject equal ranks (p = {ranks['p']:.3g}), so no ranking across "
                          "settings is supported and no critical-difference diagram is drawn.")
     return lines
+
+
+def marks_legend(baseline: str, alpha: float = ALPHA, design: dict | None = None) -> str:
+    """The marks' legend with the level actually tested (for the console table's title:
+    afbench.cli prints it; render.MARKS is the report's longer version)."""
+    level = (f"group-sequential over {len(design['looks'])} looks, {100 * alpha:.3g}% familywise" if design
+             else f"p < {alpha:.3g}")
+    return (f"▲ / ▼ error significantly worse / better than {baseline} (paired permutation test, Holm, {level}); "
+            "bold: top group (95% confidence set for the best)")

@@ -22,10 +22,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from afbench.stats import settings
+
 WILCOXON_MIN_N = 6  # below this many non-zero differences, two-sided Wilcoxon cannot reach p < 0.05
 EXACT_MAX_N = 16  # sign-flip test: every one of the 2^n patterns up to here, Monte Carlo beyond
 MONTE_CARLO_DRAWS = 100_000
 ALPHA = 0.05
+WORST = {"error_rate": 1.0}  # a diverged run's value where the metric has a worst one: every answer wrong
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:
@@ -132,24 +135,70 @@ def paired_comparison(baseline: Sequence[float], other: Sequence[float], *, conf
                             "; ".join(notes))
 
 
-def _seed_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """seed x activation table of ``metric`` over finished runs (one value per cell)."""
-    done = frame[frame["status"] == "done"]
-    return done.pivot_table(index="seed", columns="activation", values=metric, aggfunc="mean")
+def t_interval(diff: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The t interval of the mean of ``diff`` at ``confidence`` (NaN below 2 values)."""
+    n = len(diff)
+    if n < 2:
+        return math.nan, math.nan
+    mean, sd = float(np.mean(diff)), float(np.std(diff, ddof=1))
+    if sd <= 1e-9 * float(np.abs(diff).max()):
+        sd = 0.0
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
+    return mean - half, mean + half
+
+
+def seeds_needed(comparisons: int, alpha: float = ALPHA) -> int:
+    """The fewest paired seeds at which the exact two-sided sign-flip test can reach
+    significance for one of ``comparisons`` Holm-corrected comparisons: its smallest
+    p is 2 / 2^n (every difference of one sign), and Holm's first step multiplies it
+    by the number of comparisons. 6 for one comparison at 0.05 (2/64 < 0.05 <= 2/32)."""
+    n = 1
+    while max(comparisons, 1) * 2.0 / 2 ** n >= alpha:
+        n += 1
+    return n
+
+
+def seed_table(frame: pd.DataFrame, metric: str, *, higher_is_better: bool = False,
+               worst: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """seed x activation table of ``metric`` over finished runs, diverged runs counted
+    at ``worst`` (None: the worst value any run of ``frame`` reached), so that an
+    activation is judged with its divergences, never over its survivors only. Returns
+    (values, diverged: a boolean table of the same shape). Failed runs (a crash, not
+    the activation's doing) stay out."""
+    kept = frame[frame["status"].isin(["done", "diverged"])]
+    values = kept.pivot_table(index="seed", columns="activation", values=metric, aggfunc="mean", dropna=False)
+    flags = kept.assign(_diverged=kept["status"] == "diverged").pivot_table(
+        index="seed", columns="activation", values="_diverged", aggfunc="max", dropna=False)
+    flags = flags.reindex(index=values.index, columns=values.columns).fillna(False).astype(bool)
+    if worst is None:
+        finished = kept.loc[kept["status"] == "done", metric].dropna()
+        worst = (finished.min() if higher_is_better else finished.max()) if len(finished) else math.nan
+    values = values.mask(flags, worst)
+    return values, flags
 
 
 def compare_with(frame: pd.DataFrame, metric: str, reference: str, alpha: float = ALPHA,
-                 confidence: float | None = None) -> pd.DataFrame:
+                 confidence: float | None = None, *, higher_is_better: bool = False,
+                 worst: float | None = None) -> pd.DataFrame:
     """Every other activation of one setting against ``reference``, paired by seed,
-    Holm-corrected (permutation p) across them. One row per activation."""
-    table = _seed_table(frame, metric)
+    Holm-corrected (permutation p) across them. One row per activation, with the
+    unadjusted (1 - alpha) CI (ci_low, ci_high) and the simultaneous one that matches
+    the family (sim_low, sim_high: Bonferroni over the comparisons, so every interval
+    of the family covers its difference with probability >= 1 - alpha together);
+    ``diverged``: pairs where this activation diverged (counted at ``worst``)."""
+    table, flags = seed_table(frame, metric, higher_is_better=higher_is_better, worst=worst)
     rows = []
     if reference not in table.columns:
         return pd.DataFrame(rows)
-    for activation in [a for a in table.columns if a != reference]:
+    others = [a for a in table.columns if a != reference]
+    for activation in others:
         pair = table[[reference, activation]].dropna()
         result = paired_comparison(pair[reference], pair[activation], confidence=confidence or 1 - alpha)
-        rows.append({"activation": activation, **result.to_dict()})
+        sim_confidence = 1 - alpha / max(len(others), 1)
+        low, high = t_interval((pair[activation] - pair[reference]).to_numpy(), sim_confidence)
+        rows.append({"activation": activation, **result.to_dict(), "sim_low": low, "sim_high": high,
+                     "sim_confidence": sim_confidence, "diverged": int(flags.loc[pair.index, activation].sum()),
+                     "diverged_reference": int(flags.loc[pair.index, reference].sum())})
     out = pd.DataFrame(rows)
     if len(out):
         out["p_holm"] = holm(out["p_permutation"])
@@ -157,48 +206,60 @@ def compare_with(frame: pd.DataFrame, metric: str, reference: str, alpha: float 
 
 
 def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "relu", equivalence: float = 0.001,
-             alpha: float = ALPHA, lower_is_better: bool = True) -> pd.DataFrame:
-    """Per setting (data set, model) and activation: is it better or worse than
-    ``baseline`` (Holm-corrected permutation p < ``alpha``, direction from the mean
-    difference), practically equivalent (the (1 - alpha) CI of the mean difference
-    lies within +-``equivalence``, in the metric's units: 0.001 = 0.1 percentage
-    points of error), or undecided? ``frame``: one row per run with dataset, model,
-    activation, seed, status and ``metric``."""
+             alpha: float = ALPHA, higher_is_better: bool = False, worst: float | None = None,
+             family: str = "setting") -> pd.DataFrame:
+    """Per setting (afbench.stats.settings: data set, model and every other config
+    value but activation, seed and learning rate) and activation: is it better or
+    worse than ``baseline`` (Holm-corrected permutation p < ``alpha``, direction from
+    the mean difference and ``higher_is_better``), practically equivalent (the
+    (1 - alpha) CI of the mean difference lies within +-``equivalence``, in the
+    metric's units: 0.001 = 0.1 percentage points of error), or undecided? Diverged
+    runs count at ``worst`` (see seed_table). ``frame``: one row per run with dataset,
+    model, activation, seed, status and ``metric`` (and config.* columns, if any).
+    ``margin_supported``: the smallest equivalence margin the data supports (the CI's
+    farthest end from 0); ``family``: how many comparisons Holm corrects over, those
+    of one setting (``family="setting"``) or of every setting (``family="all"``)."""
     parts = []
-    for (dataset, model), group in frame.groupby(["dataset", "model"], sort=False):
-        tests = compare_with(group, metric, baseline, alpha)
+    frame = settings.with_settings(frame)
+    for setting, group in frame.groupby("setting", sort=False):
+        tests = compare_with(group, metric, baseline, alpha, higher_is_better=higher_is_better, worst=worst)
         if tests.empty:
             continue
-        tests.insert(0, "model", model)
-        tests.insert(0, "dataset", dataset)
-        tests["verdict"] = [_verdict(row, alpha, equivalence, lower_is_better) for _, row in tests.iterrows()]
+        tests.insert(0, "model", group["model"].iloc[0])
+        tests.insert(0, "dataset", group["dataset"].iloc[0])
+        tests.insert(0, "setting", setting)
+        tests["verdict"] = [_verdict(row, alpha, equivalence, higher_is_better) for _, row in tests.iterrows()]
+        tests["margin_supported"] = np.maximum(tests["ci_low"].abs(), tests["ci_high"].abs())
+        tests["family"] = len(tests)
+        tests["alpha"] = alpha
         parts.append(tests)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["dataset", "model", "activation", "n", "verdict"])
+    if not parts:
+        return pd.DataFrame(columns=["setting", "dataset", "model", "activation", "n", "verdict"])
+    out = pd.concat(parts, ignore_index=True)
+    if family == "all" and len(parts) > 1:
+        out = _one_family(out, alpha, equivalence, higher_is_better)
+    return out
 
 
-def _verdict(row, alpha: float, equivalence: float, lower_is_better: bool) -> str:
+def _one_family(tests: pd.DataFrame, alpha: float, equivalence: float, higher_is_better: bool) -> pd.DataFrame:
+    """Holm and the simultaneous intervals over every comparison of every setting."""
+    m = len(tests)
+    tests = tests.assign(p_holm=holm(tests["p_permutation"]), family=m, sim_confidence=1 - alpha / m)
+    n = tests["n"].clip(lower=2) - 1
+    unadjusted = stats.t.ppf(0.5 + tests["confidence"] / 2, n)
+    scale = np.where(unadjusted > 0, stats.t.ppf(1 - alpha / (2 * m), n) / unadjusted, np.nan)
+    half = (tests["ci_high"] - tests["ci_low"]) / 2 * scale
+    tests["sim_low"], tests["sim_high"] = tests["mean_diff"] - half, tests["mean_diff"] + half
+    tests["verdict"] = [_verdict(row, alpha, equivalence, higher_is_better) for _, row in tests.iterrows()]
+    return tests
+
+
+def _verdict(row, alpha: float, equivalence: float, higher_is_better: bool) -> str:
     if row["n"] >= 2 and row["p_holm"] < alpha and row["mean_diff"] != 0:
-        return "better" if (row["mean_diff"] < 0) == lower_is_better else "worse"
+        return "better" if (row["mean_diff"] > 0) == higher_is_better else "worse"
     if row["n"] >= 2 and -equivalence <= row["ci_low"] and row["ci_high"] <= equivalence:
         return "equivalent"
     return "undecided"
-
-
-def top_group(frame: pd.DataFrame, metric: str, lower_is_better: bool = True, alpha: float = ALPHA) -> list[str]:
-    """The activations not significantly worse than the best one (by mean), Holm-
-    corrected permutation tests against it. Empty when no activation has 2 seeds."""
-    table = _seed_table(frame, metric)
-    if table.empty or table.count().max() < 2:
-        return []
-    means = table.mean()
-    best = means.idxmin() if lower_is_better else means.idxmax()
-    tests = compare_with(frame, metric, best, alpha)
-    worse = set()
-    for _, row in tests.iterrows():
-        if row["n"] >= 2 and row["p_holm"] < alpha and (row["mean_diff"] > 0) == lower_is_better:
-            worse.add(row["activation"])
-    return [a for a in table.columns if a not in worse and table[a].count() >= 2]
 
 
 def performance_profile(scores: pd.DataFrame, taus: Sequence[float]) -> pd.DataFrame:

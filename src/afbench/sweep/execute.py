@@ -12,7 +12,6 @@ only for the activations whose comparison with the baseline is still undecided.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,25 +26,11 @@ from afbench.results import Status
 from afbench.sweep.grid import Grid
 from afbench.sweep.jobs import Backend, Counts, no_counts
 from afbench.sweep.local import LocalBackend
+from afbench.stats.sequential import FIRST_SEEDS, seed_rounds  # noqa: F401 (the rounds are the design's)
 from afbench.store.database import Store
 
-FIRST_SEEDS = 3  # paired seeds every activation starts with under --seeds auto
 EQUIVALENCE = 0.001  # default practical-equivalence margin: 0.1 percentage points of test error
-ALPHA = 0.05  # familywise error over every look at the data (see seed_rounds)
-
-
-def seed_rounds(max_seeds: int) -> list[int]:
-    """The seed counts at which --seeds auto looks at the data: 3, then about 1.5x
-    (at least 3 more) per round, up to ``max_seeds``: 3, 6, 9, 14, 20 for 20.
-
-    Looking after every round and stopping at the first significant result (optional
-    stopping) would make false "better"/"worse" verdicts likelier than alpha. Each look
-    therefore tests at ALPHA / len(rounds) (Bonferroni over looks), which keeps the
-    chance of any false verdict across all rounds at most ALPHA."""
-    rounds = [min(FIRST_SEEDS, max_seeds)]
-    while rounds[-1] < max_seeds:
-        rounds.append(min(max_seeds, max(rounds[-1] + 3, math.ceil(1.5 * rounds[-1]))))
-    return rounds
+ALPHA = 0.05  # familywise error over every look at the data (spent over the looks, see stats.sequential)
 
 
 @dataclass
@@ -129,16 +114,20 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
 
 
 def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None = None, *, baseline: str = "relu",
-                          max_seeds: int = 20, equivalence: float = EQUIVALENCE, device: str = "auto") -> Outcome:
+                          max_seeds: int = 20, equivalence: float = EQUIVALENCE, device: str = "auto",
+                          alpha: float = ALPHA, spending: str = "obrien-fleming", metric: str = "error_rate",
+                          higher_is_better: bool = False) -> Outcome:
     """``--seeds auto``: start every activation with FIRST_SEEDS paired seeds, then add
     seeds in rounds (``seed_rounds``) only where the comparison with ``baseline`` is
     undecided (the baseline always gets the seeds the others need, to pair with),
-    until each is decided (Holm-corrected permutation test significant at ALPHA split
-    over the rounds, or practically equivalent: the CI of the error difference within
-    ±``equivalence``) or has ``max_seeds``. Resumes like any sweep: finished seeds are
-    read back, never retrained. Why each activation stopped is stored in the database
-    (meta ``seeds_auto``)."""
-    from afbench.stats import paired as stats  # the decision rule is the report's, so sweep and report agree
+    until each is decided or has ``max_seeds``. The decisions are a group-sequential
+    design (afbench.stats.sequential: alpha spent over the looks, Holm across the
+    comparisons, equivalence within ±``equivalence`` at the same levels), replayed
+    from the stored runs at every round, exactly as the report replays them. Resumes
+    like any sweep: finished seeds are read back, never retrained. The design (meta
+    ``sequential``: alpha, margin, looks, per-look levels) and why each activation
+    stopped (meta ``seeds_auto``) are stored in the database."""
+    from afbench.stats import sequential  # the decision rule is the report's, so sweep and report agree
 
     baseline = canonical_activation(baseline)
     if len(grid.lrs) > 1:
@@ -150,7 +139,10 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
         raise AfbenchError(f"--seeds auto compares against the baseline '{baseline}', which is not among the "
                            f"activations ({', '.join(names)}): add it or choose --baseline")
     rounds = seed_rounds(max_seeds)
-    alpha = ALPHA / len(rounds)
+    design = sequential.Design(alpha=alpha, margin=equivalence, looks=tuple(rounds), spending=spending,
+                               metric=metric, higher_is_better=higher_is_better,
+                               worst=sequential.WORST.get(metric))
+    _record_design(out, design, baseline)
     seeds = {name: rounds[0] for name in names}
     outcome = Outcome()
     while True:
@@ -161,7 +153,7 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
             outcome.counts[k] += step.counts[k]
         outcome.configs = step.configs  # every round's configs include the earlier rounds'
         outcome.counts["skipped"] = len(step.configs) - outcome.counts["ran"] - outcome.counts["failed"]
-        decided = _verdicts(stats, out, baseline, equivalence, alpha)
+        decided = _verdicts(sequential, out, baseline, design, {c.key() for c in step.configs})
         undecided = [a for a in names if a != baseline and decided.get(a, "undecided") == "undecided"
                      and seeds[a] < max_seeds]
         for name in names:
@@ -174,25 +166,25 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
         grow = next(n for n in rounds if n > seeds[undecided[0]])
         for name in undecided + [baseline]:
             seeds[name] = max(seeds[name], grow)
-    _record_stops(out, outcome.stopped, seeds, alpha)
+    _record_stops(out, outcome.stopped, seeds)
     return outcome
 
 
-def _verdicts(stats, out: str | Path, baseline: str, equivalence: float, alpha: float) -> dict[str, str]:
-    """activation -> verdict against the baseline, over every setting (the least
-    decided one counts when an activation appears in several)."""
+def _verdicts(sequential, out: str | Path, baseline: str, design, keys: set[str]) -> dict[str, str]:
+    """activation -> verdict against the baseline over this sweep's runs (``keys``:
+    runs of other settings in the same folder never count), the least decided one
+    when an activation appears in several settings."""
     store = Store(out)
     try:
         rows = [{"dataset": r.config["dataset"], "model": r.config["model"], "activation": r.config["activation"],
                  "seed": r.config["seed"], "status": r.status.value,
-                 "error_rate": r.summary.error_rate if r.summary else None}
-                for r in store.records() if r.status == Status.DONE]
+                 design.metric: getattr(r.summary, design.metric, None) if r.summary else None}
+                for r in store.records() if r.key in keys and r.status in (Status.DONE, Status.DIVERGED)]
     finally:
         store.close()
     if not rows:
         return {}
-    table = stats.verdicts(pd.DataFrame(rows), metric="error_rate", baseline=baseline, equivalence=equivalence,
-                           alpha=alpha)
+    table = sequential.replay(pd.DataFrame(rows), baseline, design)
     out: dict[str, str] = {}
     for activation, group in table.groupby("activation"):
         verdicts = set(group["verdict"])
@@ -201,10 +193,17 @@ def _verdicts(stats, out: str | Path, baseline: str, equivalence: float, alpha: 
     return out
 
 
-def _record_stops(out: str | Path, stopped: dict[str, str], seeds: dict[str, int], alpha: float) -> None:
+def _record_design(out: str | Path, design, baseline: str) -> None:
+    store = Store(out)
+    try:  # the report replays the looks with this design: same margin, same levels
+        store.set_meta("sequential", {**design.to_dict(), "baseline": baseline})
+    finally:
+        store.close()
+
+
+def _record_stops(out: str | Path, stopped: dict[str, str], seeds: dict[str, int]) -> None:
     store = Store(out)
     try:
-        store.set_meta("alpha", alpha)  # the report tests at the same level as the rounds did
         store.set_meta("seeds_auto", {name: {"stopped": stopped.get(name, "baseline"), "seeds": seeds[name]}
                                       for name in seeds})
     finally:

@@ -1,0 +1,67 @@
+"""Which runs may be compared: a *setting* is every config value except the activation
+(the scientific parameter), the seed (the pairing), the learning rate (the nuisance
+parameter, tuned per activation) and values that only change what is measured beside
+the result (latency samples, the diagnostics' probe size). Two runs of one activation
+in different settings are different experiments; a comparison, table row, top group
+or verdict never pools them.
+
+Works on a frame with ``config.*`` columns (afbench.report.tables.runs_frame); a frame
+without them (a test's hand-made rows) has one setting per (data set, model)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+# Config fields that do not make a run a different experiment.
+NOT_SETTING = ("activation", "seed", "lr", "latency_samples", "probe_size")
+
+
+def _text(value) -> str:
+    return "none" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def setting_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``config.*`` columns that identify a setting."""
+    return [c for c in frame.columns if c.startswith("config.") and c.split(".", 1)[1] not in NOT_SETTING]
+
+
+def label(frame: pd.DataFrame) -> pd.Series:
+    """One label per row: 'mlp / digits' when the (data set, model) pair holds one
+    setting, else 'mlp / digits, epochs=3' naming the values that tell its settings
+    apart (only those). Rows of one label are one setting."""
+    base = frame["model"].map(str) + " / " + frame["dataset"].map(str)
+    columns = setting_columns(frame)
+    if frame.empty or not columns:
+        return base
+    identity = frame[columns].map(_text)
+    out = base.copy()
+    for name, rows in frame.groupby(base, sort=False).groups.items():
+        ids = identity.loc[rows]
+        differing = [c for c in columns if ids[c].nunique() > 1]
+        if differing:
+            out.loc[rows] = name + ", " + ids[differing].apply(
+                lambda r: ", ".join(f"{c.split('.', 1)[1]}={r[c]}" for c in differing), axis=1)
+    return out
+
+
+def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``setting`` column (kept when it has one)."""
+    if "setting" in frame or frame.empty:
+        return frame if "setting" in frame else frame.assign(setting=pd.Series(dtype=str))
+    return frame.assign(setting=label(frame))
+
+
+def several(frame: pd.DataFrame) -> list[str]:
+    """Sentences for each (data set, model) that holds more than one setting: which
+    values differ, and that they are compared apart. Empty when nothing differs."""
+    frame = with_settings(frame)
+    lines = []
+    for (dataset, model), group in frame.groupby(["dataset", "model"], sort=False):
+        labels = list(dict.fromkeys(group["setting"]))
+        if len(labels) > 1:
+            names = "; ".join(label.split(", ", 1)[1] for label in labels)
+            lines.append(f"This folder holds {len(labels)} settings of {model} / {dataset} ({names}): each is "
+                         "compared on its own, runs are never pooled across them.")
+    return lines

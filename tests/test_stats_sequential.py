@@ -1,0 +1,125 @@
+"""Issue 29: --seeds auto as a group-sequential design (afbench.stats.sequential), and
+the report replaying it with the sweep's own margin and levels. References: a Monte
+Carlo simulation of the Brownian motion the boundaries assume; the spending functions
+written out here from Lan and DeMets (1983)."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from afbench.report import render
+from afbench.stats import sequential
+from afbench.store.database import Store
+from test_stats_verdicts import build, store_runs
+
+
+def crossing_rates(levels, looks, paths=200_000, seed=0):
+    """Cumulative share of Brownian paths (information n / n_max) whose |z| crosses
+    the boundary of each look's two-sided nominal level, simulated."""
+    rng = np.random.default_rng(seed)
+    t = np.asarray(looks, float) / looks[-1]
+    steps = rng.standard_normal((paths, len(t))) * np.sqrt(np.diff(t, prepend=0.0))
+    z = np.abs(np.cumsum(steps, axis=1)) / np.sqrt(t)
+    bounds = np.array([sps.norm.isf(level / 2) if level > 0 else np.inf for level in levels])
+    return np.mean(np.maximum.accumulate(z > bounds, axis=1), axis=0)
+
+
+@pytest.mark.parametrize("spending,reference", [
+    ("obrien-fleming", lambda t, a: 2 - 2 * sps.norm.cdf(sps.norm.isf(a / 2) / np.sqrt(t))),
+    ("pocock", lambda t, a: a * np.log(1 + (np.e - 1) * t))])
+def test_boundaries_spend_alpha_as_the_spending_function_says(spending, reference):
+    looks = (3, 6, 9, 14, 20)
+    levels = sequential.nominal_levels(0.05, looks, spending, exact_floor=False)
+    simulated = crossing_rates(levels, looks)
+    expected = reference(np.asarray(looks) / 20, 0.05)
+    assert simulated == pytest.approx(expected, abs=4 * math.sqrt(0.05 / 200_000) + 2e-4)
+
+
+def test_one_look_is_the_plain_level_and_looks_the_exact_test_cannot_use_carry_their_alpha():
+    assert sequential.nominal_levels(0.05, (20,)) == pytest.approx((0.05,), rel=1e-4)
+    floor = sequential.nominal_levels(0.05, (3, 6, 9, 14, 20))
+    free = sequential.nominal_levels(0.05, (3, 6, 9, 14, 20), exact_floor=False)
+    assert floor[:3] == (0.0, 0.0, 0.0)  # 2/2^9 = 0.0039 is above what O'Brien-Fleming spends by 9 seeds
+    assert all(f >= g - 1e-12 for f, g in zip(floor[3:], free[3:]))
+    assert floor[-1] > free[-1]  # the unused share reaches the last look
+    assert sequential.seed_rounds(20) == [3, 6, 9, 14, 20] and sequential.seed_rounds(8) == [3, 6, 8]
+
+
+def auto_frame(diffs: dict[str, list[float]], base=None) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    base = base if base is not None else list(0.1 + 0.002 * rng.standard_normal(20))
+    rows = [{"dataset": "d", "model": "m", "activation": "relu", "seed": s, "status": "done", "error_rate": b}
+            for s, b in enumerate(base)]
+    for name, values in diffs.items():
+        rows += [{"dataset": "d", "model": "m", "activation": name, "seed": s, "status": "done",
+                  "error_rate": base[s] + d} for s, d in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_replay_decides_at_the_first_look_whose_level_the_exact_test_can_reach():
+    frame = auto_frame({"tanh": [0.01] * 14})  # worse on every seed; stopped at 14 by the sweep
+    out = sequential.replay(frame, "relu", sequential.Design()).set_index("activation")
+    assert out.loc["tanh", "verdict"] == "worse" and out.loc["tanh", "n"] == 14 and out.loc["tanh", "look"] == 3
+    assert out.loc["tanh", "level"] == pytest.approx(sequential.nominal_levels(0.05, (3, 6, 9, 14, 20))[3])
+    flipped = sequential.replay(frame, "relu", sequential.Design(higher_is_better=True)).set_index("activation")
+    assert flipped.loc["tanh", "verdict"] == "better"  # a higher PSNR is better
+
+
+def test_an_unfinished_look_leaves_the_comparison_open():
+    frame = auto_frame({"tanh": [0.003 * (-1) ** s for s in range(11)]})  # the sweep is filling the 14 look
+    out = sequential.replay(frame, "relu", sequential.Design()).set_index("activation")
+    assert out.loc["tanh", "verdict"] == "undecided" and out.loc["tanh", "n"] == 9
+
+
+def stored_auto_sweep(folder, diffs, margin, looks=(3, 6, 9, 14, 20)):
+    rng = np.random.default_rng(1)
+    base = list(0.1 + 0.002 * rng.standard_normal(looks[-1]))
+    store_runs(folder, {"relu": base, **{a: [b + d for b, d in zip(base, v)] for a, v in diffs.items()}})
+    store = Store(folder)
+    store.set_meta("sequential", {**sequential.Design(margin=margin, looks=looks).to_dict(), "baseline": "relu"})
+    store.close()
+    return build(folder)
+
+
+def test_the_report_uses_the_margin_and_levels_the_sweep_used(tmp_path):
+    """The audit's case: --equivalence 4 stopped tanh as equivalent, and the report,
+    at its own ±0.1 pp, called it undecided and suggested more seeds."""
+    rng = np.random.default_rng(2)
+    report = stored_auto_sweep(tmp_path, {"tanh": list(0.004 * rng.standard_normal(14))}, margin=0.04)
+    assert report.tests.set_index("activation").loc["tanh", "verdict"] == "equivalent"
+    text = " ".join(render.verdict_text(report))
+    assert "within ±4 pp" in text and "spent alpha = 0.05 over the looks" in text and "more seeds" not in text
+
+
+def test_stopped_at_the_cap_says_so_and_what_the_data_still_allow(tmp_path):
+    rng = np.random.default_rng(3)
+    report = stored_auto_sweep(tmp_path, {"tanh": list(0.003 * rng.standard_normal(20))}, margin=0.001)
+    tanh = report.tests.set_index("activation").loc["tanh"]
+    assert tanh["verdict"] == "undecided" and tanh["n"] == 20
+    text = " ".join(render.verdict_text(report))
+    assert "--seeds auto stopped tanh at its maximum of 20 seeds" in text
+    assert f"beyond ±{100 * tanh['margin_supported']:.2g} pp for tanh" in text and "would decide" not in text
+    low, high = tanh["equivalence_low"], tanh["equivalence_high"]
+    diff = report.kept.pivot_table(index="seed", columns="activation", values="error_rate")
+    diff = (diff["tanh"] - diff["relu"]).to_numpy()
+    ci = sps.ttest_1samp(diff, 0).confidence_interval(1 - 2 * tanh["equivalence_level"])
+    assert (low, high) == pytest.approx((ci.low, ci.high))  # TOST at the look's level, by scipy
+    free = sequential.nominal_levels(0.05, (3, 6, 9, 14, 20), exact_floor=False)[-1]
+    assert tanh["equivalence_level"] == pytest.approx(free)  # the t test has no 2/2^n floor
+
+
+@pytest.mark.slow
+def test_familywise_false_verdicts_stay_at_5_percent_by_simulation():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from sequential import LOOKS, sequential_sweep, sweep_data  # bench/sequential.py
+
+    rng = np.random.default_rng(5)
+    design, sweeps = sequential.Design(looks=LOOKS, draws=1000), 300
+    false = sum(any(v in ("worse", "better") for v in sequential_sweep(sweep_data(rng, 0.0), design)[0])
+                for _ in range(sweeps))
+    assert false / sweeps <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / sweeps)
