@@ -338,6 +338,7 @@ def test_a_merged_setting_of_more_than_1023_seeds_gets_its_verdict():
 
     group = pd.DataFrame([{"activation": a, "done": 1100} for a in ("relu", "tanh")])
     tests = pd.DataFrame([{"activation": "tanh", "verdict": "undecided", "mean_diff": 0.0001, "ci_low": -0.001,
-                           "ci_high": 0.0012, "p_holm": 0.4, "n": 1100}])
-    text = " ".join(setting_lines("digits", "mlp", group, tests, [], "relu", 0.001))
+                           "ci_high": 0.0012, "p_holm": 0.4, "n": 1100, "diverged": 0, "confidence": 0.95,
+                           "setting": "mlp / digits", "margin_supported": 0.0012}])
+    text = " ".join(setting_lines("mlp / digits", group, tests, None, "relu", 0.001))
     assert "Undecided against relu" in text and "no comparison can reach" not in text  # 2/2^1100 is tiny
