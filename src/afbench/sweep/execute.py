@@ -25,8 +25,9 @@ from afbench.engine.runtime import resolve_device
 from afbench.errors import AfbenchError, UnknownNameError
 from afbench.results import Status
 from afbench.sweep.grid import Grid
-from afbench.sweep.jobs import Backend, Counts, no_counts
-from afbench.sweep.local import LocalBackend
+from afbench.sweep.backends import Backend, create, drive
+from afbench.sweep.backends.driver import default_baseline
+from afbench.sweep.jobs import Counts, no_counts
 from afbench.store.database import Store
 
 FIRST_SEEDS = 3  # paired seeds every activation starts with under --seeds auto
@@ -109,20 +110,23 @@ def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
 
 
 def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | None = None, *,
-            device: str = "auto", resolved: bool = False) -> Outcome:
+            device: str = "auto", resolved: bool = False, baseline: str | None = None) -> Outcome:
     """Train every run of ``grid`` that ``out``/results.sqlite does not hold finished;
     resumable: call it again after a crash and only the rest runs. ``resolved``: the
-    configs already went through ``resolve`` (device, names, model identities)."""
+    configs already went through ``resolve`` (device, names, model identities).
+    ``baseline``: the cost profile's reference (default relu when in the sweep, else the
+    first activation). Raises ``errors.Interrupted`` on SIGINT/SIGTERM, and an
+    AfbenchError naming what was kept when the results database cannot be written."""
     configs = grid.configs() if isinstance(grid, Grid) else list(grid)
     if not configs:
         raise AfbenchError("nothing to run: the grid is empty (give at least one activation and one seed)")
     configs = configs if resolved else resolve(configs, device)
-    backend = backend or LocalBackend()
-    if hasattr(backend, "check"):
-        backend.check(configs)  # bad data fails before a results database is made
+    backend = backend or create("local")
+    backend.check(configs)  # bad data fails before a results database is made
+    baseline = canonical_activation(baseline) if baseline else default_baseline(configs)
     store = Store(out)
     try:
-        counts = backend.execute(configs, store)
+        counts = drive(backend, configs, store, baseline)
     finally:
         store.close()
     return Outcome(counts, configs)
