@@ -12,7 +12,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from afbench.config import RunConfig  # noqa: E402
-from afbench.sweep import LocalBackend, Runtime, ray_backend  # noqa: E402
+from afbench.sweep import LocalBackend, Runtime  # noqa: E402
+from afbench.sweep.backends import ray as ray_backend  # noqa: E402
 from afbench.sweep.grid import Grid  # noqa: E402
 from afbench.store.database import Store  # noqa: E402
 

@@ -12,6 +12,7 @@ only for the activations whose comparison with the baseline is still undecided.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from dataclasses import dataclass, field
@@ -74,13 +75,30 @@ def canonical_activation(name: str) -> str:
         raise AfbenchError(f"activation '{name}': give an importable module, not a file path: put its folder on "
                            "PYTHONPATH and write module:Name (e.g. PYTHONPATH=. afbench run --activations "
                            "my_acts:Swish2)")
+    if re.fullmatch(r"[\w.]+:\w+", name.strip()):
+        _find_module(name)  # its code runs only in the sweep's workers (a user's exit fails its runs there)
+        return name
     try:
-        activations.factory(name)  # a formula or module:Name: validate it, or fail with the reason
+        activations.factory(name)  # a formula: validate it, or fail with the reason
     except AfbenchError:
         raise
     except (Exception, RecursionError) as err:  # the user's module raised on import or construction
         raise AfbenchError(f"cannot use activation '{name}': {type(err).__name__}: {err}") from None
     return name
+
+
+def _find_module(name: str) -> None:
+    """Fail now when the module of ``module:Name`` cannot be found, without running it."""
+    module = name.strip().partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as err:
+        found, why = None, f": {err}"
+    else:
+        why = ""
+    if found is None:
+        raise AfbenchError(f"cannot import custom activation '{name}': no module named '{module}'{why}. Is the "
+                           "module on PYTHONPATH?")
 
 
 def canonical_activations(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:

@@ -163,7 +163,11 @@ def check_and_drive(backend: Backend, configs: list[RunConfig], store: Store, ba
 def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: str) -> Counts:
     """Train every config not finished in ``store`` on ``backend``; returns what it did."""
     started = time.time()
-    finished_before = {r["key"] for r in store.runs() if r["status"] in {s.value for s in FINISHED}}
+    runs = store.runs()
+    finished_before = {r["key"] for r in runs if r["status"] in {s.value for s in FINISHED}}
+    for run in runs:  # left running by an earlier sweep of this process that a fault stopped
+        if run["status"] == "running" and run["owner"] == store.owner:
+            store.release(run["key"])
     recorder = None
     with stop_signals():
         try:

@@ -30,6 +30,9 @@ from afbench.sweep.options import Runtime
 from afbench.sweep.prepared import DataCache
 
 
+CALL_TIMEOUT_S = 300.0  # a check or calibration in a worker that takes longer is taken as hung
+
+
 class LocalBackend:
     name = "local"
 
@@ -80,16 +83,19 @@ class LocalBackend:
     def data(self, config: RunConfig) -> datasets.Prepared:
         return self.cache.get(config)
 
-    def call(self, task: Callable[..., Any], *args: Any, timeout_s: float | None = 600.0) -> Any:
+    def call(self, task: Callable[..., Any], *args: Any, timeout_s: float | None = None) -> Any:
+        """``task(cache, *args)`` in a worker when the sweep holds user code (within
+        ``timeout_s``, default the run_timeout or CALL_TIMEOUT_S), else here."""
         if not self.isolate:
             try:
-                return task(self.cache, *args)
+                with _time_limit(timeout_s or self.runtime.run_timeout, f"{task.__name__} in this process"):
+                    return task(self.cache, *args)
             except Exception as error:
                 raise TaskFailed(describe(error), isinstance(error, AfbenchError)) from error
         if self._worker is None or not self._worker.process.is_alive():
             self._worker = Worker(self.runtime.data_dir)
         try:
-            return self._worker.call(task, args, timeout_s)
+            return self._worker.call(task, args, timeout_s or self.runtime.run_timeout or CALL_TIMEOUT_S)
         except TaskFailed:
             self._worker.stop(kill=True)
             self._worker = None
@@ -107,7 +113,7 @@ class LocalBackend:
             with slots.reserve(threads):
                 sink.started(job)
                 try:
-                    with _time_limit(timeout_s, job):
+                    with _time_limit(timeout_s, f"training {job.label}"):
                         results = train_job(job, self.cache.get(job.configs[0]),
                                             lambda member, record: sink.epoch(job, member, record))
                 except StoreFault:
@@ -130,7 +136,7 @@ class RunTimeout(Exception):
 
 
 @contextmanager
-def _time_limit(seconds: float | None, job: Job):
+def _time_limit(seconds: float | None, doing: str):
     """In this process, a run over its limit is interrupted (SIGALRM) at its next Python
     step; only built-in code trains here, so the limit is a backstop."""
     if not seconds or threading.current_thread() is not threading.main_thread():
@@ -138,8 +144,7 @@ def _time_limit(seconds: float | None, job: Job):
         return
 
     def expire(signum, frame):
-        raise RunTimeout(f"stopped after {seconds:.0f} s, the per-run time limit (run_timeout), while training "
-                         f"{job.label}")
+        raise RunTimeout(f"stopped after {seconds:.0f} s, the per-run time limit (run_timeout), while {doing}")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -110,6 +110,7 @@ class RayBackend:
         self.runtime = runtime or Runtime(data_dir, threads=max(1, int(options.cpus_per_run)), progress=progress,
                                           compile=options.compile)
         self.raws: dict[tuple, datasets.ImageData] = {}  # loaded once on the driver, shipped to the tasks
+        self.files: dict[str, bytes] = {}  # user model files, read on the driver by ``check``
 
     def _init(self):
         ray = _ray()
@@ -123,9 +124,11 @@ class RayBackend:
         return check_and_drive(self, configs, store, baseline)
 
     def check(self, configs: list[RunConfig]) -> None:
-        """Every data set loads on the driver (tasks receive it from there)."""
+        """Every data set loads on the driver, and every user model file is read there
+        (tasks receive both from the driver)."""
         for config in configs:
             self.data(config)
+        self.files = model_files(configs)
 
     def data(self, config: RunConfig) -> datasets.Prepared:
         if _raw_key(config) not in self.raws:
@@ -144,8 +147,7 @@ class RayBackend:
         ray = self._init()
         remote = ray.remote(_call).options(num_cpus=self.options.cpus_per_run, num_gpus=self.options.gpus_per_run,
                                            max_retries=0)
-        configs = [c for arg in args if isinstance(arg, list) for c in arg if isinstance(c, RunConfig)]
-        ref = remote.remote(task, self.raws, model_files(configs), args)
+        ref = remote.remote(task, self.raws, self.files, args)
         try:
             return ray.get(ref, timeout=timeout_s)
         except Exception as error:
@@ -157,7 +159,7 @@ class RayBackend:
         ray = self._init()
         options = self.options
         jobs = list(jobs)  # claimed all at once: Ray queues what the cluster cannot start yet
-        files = ray.put(model_files([c for job in jobs for c in job.configs]))
+        files = ray.put(self.files)
         refs = {key: ray.put(raw) for key, raw in self.raws.items()}
         remote = ray.remote(_execute).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
                                               max_retries=options.max_retries, retry_exceptions=False)

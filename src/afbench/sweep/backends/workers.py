@@ -74,9 +74,9 @@ def _main(conn: Connection, data_dir) -> None:
                 job, threads = payload
                 set_threads(threads)
                 with slots.reserve(threads):
+                    prepared = cache.get(job.configs[0])  # afbench's own loading: not on the run's clock
                     conn.send(("started",))
-                    results = train_job(job, cache.get(job.configs[0]),
-                                        lambda member, record: conn.send(("epoch", member, record)))
+                    results = train_job(job, prepared, lambda member, record: conn.send(("epoch", member, record)))
                 conn.send(("done", results))
             else:
                 function, args = payload
@@ -162,20 +162,25 @@ class Pool:
         self.workers: list[Worker] = [first] if first else []
 
     def run(self, jobs, sink: Sink, count: int, threads: int, timeout_s: float | None) -> None:
-        while len(self.workers) < count:
-            self.workers.append(Worker(self.data_dir))
+        """Train what ``jobs`` yields on up to ``count`` workers; a job is claimed (drawn
+        from ``jobs``) only when a worker can take it, so concurrent sweeps share the rest."""
+        waiting: Job | None = None
         more = True
         while True:
-            for worker in self.workers:
-                if more and worker.job is None:
-                    job = next(jobs, None)
-                    if job is None:
-                        more = False
-                        break
-                    worker.job, worker.since = job, None
-                    worker.conn.send(("job", (job, threads)))
+            if more and waiting is None:
+                waiting = next(jobs, None)
+                more = waiting is not None
+            idle = [w for w in self.workers if w.job is None]
+            if waiting is not None and not idle and len(self.workers) < count:
+                self.workers.append(Worker(self.data_dir))  # started only when there is work for it
+                idle = self.workers[-1:]
+            if waiting is not None and idle:
+                idle[0].job, idle[0].since = waiting, None
+                idle[0].conn.send(("job", (waiting, threads)))
+                waiting = None
+                continue
             busy = [w for w in self.workers if w.job is not None]
-            if not busy:
+            if not busy and waiting is None:
                 return
             wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=POLL_S)
             for worker in busy:
@@ -208,9 +213,10 @@ class Pool:
                                         "raise --run-timeout")
 
     def _replace(self, worker: Worker, sink: Sink, reason: str) -> None:
+        """Drop a dead or overrunning worker (a fresh one starts when a job needs it)."""
         job = worker.job
         worker.stop(kill=True)
-        self.workers[self.workers.index(worker)] = Worker(self.data_dir)
+        self.workers.remove(worker)
         sink.failed(job, reason)
 
     def close(self, kill: bool = False) -> None:
