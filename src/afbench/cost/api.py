@@ -88,7 +88,8 @@ def measure_for_sweep(first, prepared, wanted: list[str], baseline: str, threads
     Numerics and ONNX are skipped here (they do not depend on the sweep); `afbench
     cost` measures them."""
     return profile(first.model, prepared, wanted, baseline=baseline, batch_size=first.batch_size, threads=threads,
-                   budget_s=budget_s, check_onnx=False, check_numerics=False, config=first).rows
+                   budget_s=budget_s, check_onnx=False, check_numerics=False, config=first,
+                   threads_from="training").rows
 
 
 def profile_for_sweep(configs, prepared, threads: int, store, *, baseline: str = "relu",

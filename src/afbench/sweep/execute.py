@@ -132,8 +132,8 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
     """Train every run of ``grid`` that ``out``/results.sqlite does not hold finished;
     resumable: call it again after a crash and only the rest runs. ``resolved``: the
     configs already went through ``resolve`` (device, names, model identities).
-    ``baseline``: the cost profile's reference (default relu when in the sweep, else the
-    first activation). Raises ``errors.Interrupted`` on SIGINT/SIGTERM, and an
+    ``baseline``: the cost profile's reference (default the backend's ``runtime.baseline``,
+    else relu when in the sweep, else the first activation). Raises ``errors.Interrupted`` on SIGINT/SIGTERM, and an
     AfbenchError naming what was kept when the results database cannot be written."""
     configs = grid.configs() if isinstance(grid, Grid) else list(grid)
     if not configs:
@@ -141,6 +141,7 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
     configs = configs if resolved else resolve(configs, device)
     backend = backend or create("local")
     backend.check(configs)  # bad data fails before a results database is made
+    baseline = baseline or backend.runtime.baseline
     baseline = canonical_activation(baseline) if baseline else default_baseline(configs)
     store = Store(out)
     try:

@@ -17,4 +17,5 @@ class Runtime:
     compile: bool = False  # training steps through torch.compile (CUDA graphs on a GPU); see engine.train
     cost: str = "auto"  # measure the activations' step times apart first: on | off | auto (sweeps over 2 minutes)
     run_timeout: float | None = None  # seconds one run (or stack) may train; None: 20x its calibrated time, >= 60 s
+    baseline: str | None = None  # the cost profile's reference (--baseline); None: relu if swept, else the first
     isolate: bool | str = "auto"  # train in worker processes: True, False, or "auto" (user code, or >1 worker)

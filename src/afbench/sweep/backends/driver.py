@@ -157,7 +157,7 @@ def default_baseline(configs: list[RunConfig]) -> str:
 def check_and_drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: str | None = None) -> Counts:
     """``backend.check`` then ``drive``: what a backend's ``execute`` does."""
     backend.check(configs)
-    return drive(backend, configs, store, baseline or default_baseline(configs))
+    return drive(backend, configs, store, baseline or backend.runtime.baseline or default_baseline(configs))
 
 
 def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: str) -> Counts:
