@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from afbench.config import RunConfig
 from afbench.cost import api as cost
-from afbench.errors import Interrupted
+from afbench.errors import AfbenchError, Interrupted
 from afbench.results import FINISHED
 from afbench.store.cost import save_cost
 from afbench.store.database import Store
@@ -42,14 +42,20 @@ COST_TIMEOUT_S = 900.0  # the cost profile's task: budgets are at most 12 s per 
 class Recorder:
     """The sink backends report to: every write goes to the store through ``write``."""
 
-    def __init__(self, store: Store, configs: list[RunConfig], plan: dict, progress: bool) -> None:
-        self.store, self.total, self.plan = store, len(configs), plan
+    def __init__(self, store: Store, configs: list[RunConfig]) -> None:
+        self.store, self.total, self.plan = store, len(configs), {}
         self.inode = os.stat(store.path).st_ino
         self.counts = no_counts()
         self.running: set[str] = set()  # claimed here, not yet finished: released on interruption
+        self.finished_before: set[str] = set()
         self.saved = 0  # finished runs of this sweep in the store (before it started, and since)
+        self.bar = tqdm(disable=True)
+
+    def start(self, plan: dict, progress: bool) -> None:
+        """Training begins under ``plan``: show progress over every run of the sweep."""
+        self.plan = plan
         workers = plan.get("workers") or 0
-        self.bar = tqdm(total=len(configs), desc="runs" + (f" ({workers} workers)" if workers > 1 else ""),
+        self.bar = tqdm(total=self.total, desc="runs" + (f" ({workers} workers)" if workers > 1 else ""),
                         unit="run", disable=not progress)
 
     def write(self, action, *args):
@@ -163,40 +169,40 @@ def check_and_drive(backend: Backend, configs: list[RunConfig], store: Store, ba
 def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: str) -> Counts:
     """Train every config not finished in ``store`` on ``backend``; returns what it did."""
     started = time.time()
-    runs = store.runs()
-    finished_before = {r["key"] for r in runs if r["status"] in {s.value for s in FINISHED}}
-    for run in runs:  # left running by an earlier sweep of this process that a fault stopped
-        if run["status"] == "running" and run["owner"] == store.owner:
-            store.release(run["key"])
-    recorder = None
+    recorder = Recorder(store, configs)
     with stop_signals():
         try:
-            store.enqueue(configs)
+            recorder.write(_enqueue, store, configs, recorder)
             for config in {c.data_key() + (c.device,): c for c in configs}.values():
-                record_class_counts(store, config.dataset, backend.data(config))
-            pending = [c for c in configs if c.key() not in finished_before]
+                recorder.write(record_class_counts, store, config.dataset, backend.data(config))
+            pending = [c for c in configs if c.key() not in recorder.finished_before]
             plan = _plan(backend, pending)
-            store.set_meta("scheduler", {k: v for k, v in plan.items() if k != "provenance"})
-            recorder = Recorder(store, configs, plan, backend.runtime.progress)
-            recorder.saved = sum(c.key() in finished_before for c in configs)
+            recorder.write(store.set_meta, "scheduler", {k: v for k, v in plan.items() if k != "provenance"})
+            recorder.start(plan, backend.runtime.progress)
             if pending:
                 _cost_profile(backend, pending, recorder, plan, baseline)
             backend.run(claims(configs, store, recorder, plan.get("stack", 1), started), recorder, plan)
         except (Interrupt, KeyboardInterrupt) as stop:
             backend.close(kill=True)
-            saved = recorder.saved if recorder else len(finished_before)
-            if recorder:
-                recorder.release_running()
-            raise Interrupted(saved, len(configs), getattr(stop, "signal_number", signal.SIGINT)) from None
-        except (sqlite3.Error, OSError) as error:  # outside the recorder: at the start
-            raise StoreFault(f"cannot write the results database {store.path}: {error}. Nothing new was "
-                             "trained; free space or restore write access and rerun the same command") from None
+            recorder.release_running()
+            raise Interrupted(recorder.saved, len(configs), getattr(stop, "signal_number", signal.SIGINT)) from None
         finally:
             backend.close(kill=True)
-            if recorder:
-                recorder.release_running()
-                recorder.bar.close()
+            recorder.release_running()
+            recorder.bar.close()
     return recorder.counts
+
+
+def _enqueue(store: Store, configs: list[RunConfig], recorder: Recorder) -> None:
+    """Queue the sweep's runs; note which are finished already; release runs an earlier
+    sweep of this same process left running when a fault stopped it."""
+    runs = store.runs()
+    recorder.finished_before = {r["key"] for r in runs if r["status"] in {s.value for s in FINISHED}}
+    recorder.saved = sum(c.key() in recorder.finished_before for c in configs)
+    for run in runs:
+        if run["status"] == "running" and run["owner"] == store.owner:
+            store.release(run["key"])
+    store.enqueue(configs)
 
 
 def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
@@ -204,6 +210,9 @@ def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
     RUN_TIMEOUT_FACTOR x the calibrated seconds of one job, at least a minute."""
     plan = backend.plan(pending)
     given = backend.runtime.run_timeout
+    if given is not None and not given > 0:
+        raise AfbenchError(f"run_timeout must be a positive number of seconds, got {given}: give seconds, or leave "
+                           "it out for 20x the calibrated time of a run")
     if given:
         plan["run_timeout_s"] = float(given)
     elif plan.get("run_s"):

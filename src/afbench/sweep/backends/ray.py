@@ -111,6 +111,7 @@ class RayBackend:
                                           compile=options.compile)
         self.raws: dict[tuple, datasets.ImageData] = {}  # loaded once on the driver, shipped to the tasks
         self.files: dict[str, bytes] = {}  # user model files, read on the driver by ``check``
+        self.prepared: dict[tuple, datasets.Prepared] = {}
 
     def _init(self):
         ray = _ray()
@@ -131,9 +132,13 @@ class RayBackend:
         self.files = model_files(configs)
 
     def data(self, config: RunConfig) -> datasets.Prepared:
-        if _raw_key(config) not in self.raws:
-            self.raws[_raw_key(config)] = load_raw(config, self.runtime.data_dir)
-        return prepare_for(config.with_(device="cpu"), self.raws[_raw_key(config)])
+        """``config``'s data prepared on the driver's CPU (class counts, shapes)."""
+        key = config.data_key()
+        if key not in self.prepared:
+            if _raw_key(config) not in self.raws:
+                self.raws[_raw_key(config)] = load_raw(config, self.runtime.data_dir)
+            self.prepared[key] = prepare_for(config.with_(device="cpu"), self.raws[_raw_key(config)])
+        return self.prepared[key]
 
     def plan(self, pending: list[RunConfig]) -> dict:
         threads = max(1, int(self.options.cpus_per_run))

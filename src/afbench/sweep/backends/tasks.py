@@ -11,19 +11,28 @@ from afbench import activations, models
 from afbench.config import RunConfig
 from afbench.cost import api as cost
 from afbench.engine import train as engine
+from afbench.errors import AfbenchError
 from afbench.sweep import calibrate, slots
 from afbench.sweep.options import Runtime
 
 
 def check(cache, configs: list[RunConfig]) -> None:
     """Load every data set and build every model once: bad data, a user's model the
-    activation swap cannot fully reach, or an activation that cannot be built fails now."""
+    activation swap cannot fully reach, or an activation that cannot be imported or
+    built fails now, as bad input (AfbenchError), before anything is queued. A user's
+    module that exits or crashes instead ends this process: the caller goes on, and
+    each run it touches fails with the reason."""
     for config in {c.data_key() + (c.device,): c for c in configs}.values():
         cache.get(config)
+    for name in sorted({c.activation for c in configs}):
+        try:
+            activations.factory(name)(8)  # imports a module:Name and builds one layer of it
+        except AfbenchError:
+            raise
+        except Exception as error:  # the user's module raised on import or construction
+            raise AfbenchError(f"cannot use activation '{name}': {type(error).__name__}: {error}") from None
     for config in {(c.model, c.dataset): c for c in configs}.values():
         engine.build_model(config, cache.get(config))
-    for name in {c.activation for c in configs}:
-        activations.factory(name)(8)
 
 
 def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: int) -> dict:
