@@ -221,12 +221,20 @@ def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
     return plan
 
 
+def _too_short(runtime, plan: dict, pending: int) -> bool:
+    """cost "auto" skips sweeps under calibrate.COST_WORTH_S of training, judged from the
+    plan's calibrated job time before anything is looked up (the worker decides exactly)."""
+    if runtime.cost != "auto" or not plan.get("run_s"):
+        return False
+    return plan["run_s"] / plan.get("stack", 1) * pending < calibrate.COST_WORTH_S
+
+
 def _cost_profile(backend: Backend, pending: list[RunConfig], recorder: Recorder, plan: dict,
                   baseline: str) -> None:
     """Step times of every (model, activation) apart from training, before it starts, with
     the sweep's threads and ``baseline`` as the reference (or reused from the store): the
     report's time columns use them. What it cost is kept in meta.cost_profile."""
-    if backend.runtime.cost == "off":
+    if backend.runtime.cost == "off" or _too_short(backend.runtime, plan, len(pending)):
         return
     store, threads, missing = recorder.store, plan["threads"], []
     by_data: dict[tuple, list[RunConfig]] = {}

@@ -17,23 +17,23 @@ from typing import Any, Callable, Iterator
 from afbench import data as datasets
 from afbench.config import RunConfig
 from afbench.engine.runtime import available_cores, set_threads
+from afbench.errors import AfbenchError
+from afbench.store.database import Store
 from afbench.sweep import calibrate, slots
 from afbench.sweep.backends import tasks
-from afbench.store.database import Store
-from afbench.sweep.backends.driver import check_and_drive
-from afbench.sweep.jobs import Counts
 from afbench.sweep.backends.base import Sink, StoreFault, TaskFailed
+from afbench.sweep.backends.driver import check_and_drive
 from afbench.sweep.backends.workers import Pool, Worker
-from afbench.errors import AfbenchError
-from afbench.sweep.jobs import Job, describe, train_job
+from afbench.sweep.jobs import Counts, Job, describe, train_job
 from afbench.sweep.options import Runtime
 from afbench.sweep.prepared import DataCache
-
 
 CALL_TIMEOUT_S = 300.0  # a check or calibration in a worker that takes longer is taken as hung
 
 
 class LocalBackend:
+    """Jobs on this machine: worker processes (user code, or several workers) or this process."""
+
     name = "local"
 
     def __init__(self, runtime: Runtime = Runtime()) -> None:

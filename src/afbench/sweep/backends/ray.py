@@ -23,18 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from afbench import data as datasets
 from afbench import models
-from afbench.models import user
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
+from afbench.models import user
 from afbench.store.database import Store
-from afbench.sweep.backends.driver import check_and_drive
-from afbench.sweep.jobs import Counts
 from afbench.sweep.backends.base import TaskFailed
-from afbench.sweep.jobs import Job, train_job
+from afbench.sweep.backends.driver import check_and_drive
+from afbench.sweep.jobs import Counts, Job, train_job
 from afbench.sweep.options import Runtime
 from afbench.sweep.prepared import load_raw, prepare_for
 
@@ -102,6 +99,8 @@ def _raw_key(config: RunConfig) -> tuple:
 
 
 class RayBackend:
+    """One Ray task per job; the driver loads the data and ships it (see the module docstring)."""
+
     name = "ray"
 
     def __init__(self, options: RayOptions = RayOptions(), data_dir: str | Path | None = None,
