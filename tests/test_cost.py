@@ -263,3 +263,48 @@ def test_lenet_mnist_cost_profile_of_the_issue(mnist_dir, tmp_path):
     assert rows["relu"]["params"] == 21840  # as afbench.models' docstring states
     # forward FLOPs by hand: conv1 10x24x24 outputs x 25 MACs, conv2 20x8x8 x 250, fc 320x50 + 50x10; 2 per MAC
     assert rows["relu"]["flops"] == 2 * (10 * 24 * 24 * 25 + 20 * 8 * 8 * 250 + 320 * 50 + 50 * 10)
+
+
+# ---- issue 29: measurements a busy machine cannot fake --------------------------------------------------
+
+
+def test_a_step_far_from_the_sum_of_its_parts_or_with_wild_rounds_is_flagged():
+    from statistics import mean, stdev
+
+    from afbench.cost.profile import step_flag
+
+    # The issue's case: a 12.2 ms step whose forward, backward and optimizer add up to 2.5 ms.
+    assert "parts add up to 2.5 ms" in step_flag(12.2, 2.5, [12.0, 12.4, 12.2])
+    assert step_flag(2.5, 2.4, [2.5, 2.6, 2.45]) == ""  # within 50% of its parts, rounds agree
+    rounds = [1.0, 5.0, 1.0, 5.0]
+    spread = stdev(rounds) / mean(rounds)  # 0.77, written out apart from the code under test
+    assert f"vary by {100 * spread:.0f}%" in step_flag(3.0, 3.0, rounds)
+
+
+def test_flagged_rows_publish_no_step_figure_and_a_flagged_baseline_takes_the_ratios():
+    from afbench.cost.profile import withhold_flagged
+
+    def row(name, flag=""):
+        return {"activation": name, "step_ms": 2.0, "step_ms_low": 1.9, "step_ms_high": 2.1, "step_ratio": 1.1,
+                "step_ratio_low": 1.0, "step_ratio_high": 1.2, "train_cost": None, "step_flag": flag}
+
+    rows = withhold_flagged([row("relu"), row("tanh", "step 12 ms but its parts add up to 2 ms")], "relu")
+    assert rows[0]["step_ms"] == 2.0 and rows[0]["step_flag"] == ""
+    assert math.isnan(rows[1]["step_ms"]) and math.isnan(rows[1]["step_ratio"]) and rows[1]["step_ms_measured"] == 2.0
+    assert "not published" in rows[1]["step_flag"]
+    rows = withhold_flagged([row("relu", "its rounds vary by 90% (sd / mean)"), row("tanh")], "relu")
+    assert math.isnan(rows[1]["step_ratio"]) and "baseline relu's step is flagged" in rows[1]["step_flag"]
+
+
+def test_a_profile_defaults_to_one_thread_states_its_scope_and_flags_a_budget_stop(digits):
+    from afbench.cost import profile
+
+    torch.set_num_threads(2)
+    result = profile("mlp", digits, ["tanh"], budget_s=0.0, check_onnx=False, check_numerics=False)
+    assert torch.get_num_threads() == 2  # restored
+    for r in result.rows:
+        assert (r["threads"], r["threads_from"], r["ci_covers"]) == (1, "default", "one process")
+        assert r["stop"] == "budget" and "stopped on its time budget after 2 rounds" in r["profile_flag"]
+        assert r["latency_mean_ms"] > 0 and r["latency_batch_mean_ms"] > 0  # mean beside the median
+    given = profile("mlp", digits, ["tanh"], budget_s=0.0, threads=2, check_onnx=False, check_numerics=False)
+    assert {(r["threads"], r["threads_from"]) for r in given.rows} == {(2, "given")}

@@ -12,7 +12,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from afbench.config import RunConfig  # noqa: E402
-from afbench.sweep import LocalBackend, Runtime, ray_backend  # noqa: E402
+from afbench.sweep import LocalBackend, Runtime  # noqa: E402
+from afbench.sweep.backends import ray as ray_backend  # noqa: E402
 from afbench.sweep.grid import Grid  # noqa: E402
 from afbench.store.database import Store  # noqa: E402
 
@@ -90,6 +91,21 @@ def test_a_user_model_file_travels_with_the_tasks(local_ray, tmp_path, monkeypat
     assert not path.exists()
     assert counts == {"ran": 2, "skipped": 0, "failed": 0}, [r["error"] for r in store.runs()]
     assert {r["config"]["model"] for r in store.runs()} == {ident}
+
+
+def test_the_ray_backend_measures_the_cost_profile_too(local_ray, tmp_path):
+    from afbench.sweep import execute
+    from afbench.sweep.backends import create
+
+    cells = Grid(RunConfig(epochs=1, batch_size=64, train_subset=256), ("tanh", "elu"), seeds=(0,)).configs()
+    backend = create("ray", Runtime(threads=1, progress=False, cost="on"), cpus_per_run=1)
+    assert execute(cells, tmp_path, backend, device="cpu", baseline="tanh").counts["ran"] == 2
+    store = Store(tmp_path)
+    rows = store.db.execute("SELECT activation, record FROM cost").fetchall()
+    meta = store.meta()
+    store.close()
+    assert {r[0] for r in rows} == {"tanh", "elu"} and all('"baseline": "tanh"' in r[1] for r in rows)
+    assert meta["cost_profile"]["baseline"] == "tanh" and meta["scheduler"]["how"] == "ray: one task per run"
 
 
 @pytest.mark.slow

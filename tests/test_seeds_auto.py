@@ -55,29 +55,52 @@ def test_the_baseline_must_be_in_the_sweep(tmp_path):
 
 
 class Synthetic:
-    """A backend that 'trains' instantly: error = a per-activation offset + seeded noise."""
+    """A backend that 'trains' instantly: error = a per-activation offset + seeded noise.
+    Claiming, recording and resuming stay the sweep driver's."""
+
+    name = "synthetic"
 
     def __init__(self, offsets: dict[str, float], sd: float = 0.003):
         self.offsets, self.sd = offsets, sd
+        self.runtime = Runtime(progress=False, cost="off")
 
-    def execute(self, configs, store):
+    def check(self, configs):
+        pass
+
+    def data(self, config):
+        from afbench.sweep.prepared import DataCache
+
+        return DataCache().get(config)
+
+    def plan(self, pending):
+        return {"workers": 1, "threads": 1, "stack": 1, "how": "synthetic"}
+
+    def call(self, task, *args, timeout_s=None):
+        from afbench.sweep.prepared import DataCache
+
+        return task(DataCache(), *args)
+
+    def run(self, jobs, sink, plan):
         import numpy as np
 
+        from afbench.engine.train import RunResult
         from afbench.results import EpochRecord, RunSummary, Status
 
-        ran = 0
-        for config in configs:
-            if not store.claim(config):
-                continue
-            noise = np.random.default_rng([config.seed, len(config.activation)]).standard_normal()
-            error = 0.1 + self.offsets[config.activation] + self.sd * noise
-            store.record_epoch(config.key(), EpochRecord(1, 0.5, 0.8, 1.0, 1.0, train_steps=10, test_loss=0.4,
-                                                         test_acc=1 - error))
-            summary = RunSummary(params=1000, epochs_run=1, total_train_s=1.0, train_steps=10, error_rate=error,
-                                 accuracy=1 - error, f1=1 - error)
-            store.finish(config.key(), Status.DONE, summary, {"stack_size": 1})
-            ran += 1
-        return {"ran": ran, "skipped": len(configs) - ran, "failed": 0}
+        for job in jobs:
+            sink.started(job)
+            results = []
+            for config in job.configs:
+                noise = np.random.default_rng([config.seed, len(config.activation)]).standard_normal()
+                error = 0.1 + self.offsets[config.activation] + self.sd * noise
+                epoch = EpochRecord(1, 0.5, 0.8, 1.0, 1.0, train_steps=10, test_loss=0.4, test_acc=1 - error)
+                sink.epoch(job, 0, epoch)
+                summary = RunSummary(params=1000, epochs_run=1, total_train_s=1.0, train_steps=10, error_rate=error,
+                                     accuracy=1 - error, f1=1 - error)
+                results.append(RunResult(config, Status.DONE, [epoch], summary, {"stack_size": 1}))
+            sink.finished(job, results)
+
+    def close(self, kill=False):
+        pass
 
 
 def test_the_report_says_what_the_sweep_decided_with_its_margin(tmp_path):

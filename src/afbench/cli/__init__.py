@@ -12,7 +12,7 @@ from rich.table import Table
 from afbench import __version__, activations
 from afbench.cli import args as types
 from afbench.cli.run import add_run_arguments, cmd_run, print_comparison
-from afbench.errors import AfbenchError
+from afbench.errors import AfbenchError, Interrupted
 
 console = Console()
 
@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args) or 0
+    except Interrupted as err:  # Ctrl-C / SIGTERM during a sweep: one line, the shell's exit code
+        print(err, file=sys.stderr)
+        return 128 + err.signal_number
     except AfbenchError as err:
         console.print(f"[red]error:[/red] {err}", highlight=False)
     except sqlite3.Error as err:  # a full disk, a file that is not a database, ...

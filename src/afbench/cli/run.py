@@ -213,7 +213,7 @@ def _backend(args: argparse.Namespace):
     from afbench.sweep import LocalBackend, Runtime
 
     return LocalBackend(Runtime(args.data_dir, args.threads, not args.no_progress, args.workers, args.stack,
-                                args.compile, args.cost_profile))
+                                args.compile, args.cost_profile, baseline=args.baseline))
 
 
 def _out_folder(args: argparse.Namespace, name: str) -> Path:

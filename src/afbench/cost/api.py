@@ -1,5 +1,7 @@
-"""Entry points: ``run_cost`` (what `afbench cost` does) and ``profile_for_sweep``
-(measure or reuse the cost profile of a sweep's (model, activation) pairs)."""
+"""Entry points: ``run_cost`` (what `afbench cost` does), and for sweeps
+``sweep_groups`` / ``stored_profile`` / ``measure_for_sweep`` (which profiles a sweep
+needs, a stored one to reuse, a new one measured) with ``profile_for_sweep`` doing all
+three. Nothing here imports the sweep or the report: they import this."""
 
 from __future__ import annotations
 
@@ -52,47 +54,63 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
     return result
 
 
+def sweep_groups(configs, baseline: str) -> list[tuple[object, list[str]]]:
+    """The profiles a sweep needs: per (model, batch size, optimizer, norm, match_params),
+    the first ``RunConfig`` and the sorted activation names with ``baseline``. Names are
+    used as the configs hold them (already canonical), so no user module is imported here."""
+    groups: dict[tuple, tuple[object, set[str]]] = {}
+    for config in configs:
+        # Step time depends on the optimizer and the model's norm and widths too.
+        key = (config.model, config.batch_size, config.optimizer, config.norm, config.match_params)
+        groups.setdefault(key, (config, set()))[1].add(config.activation)
+    return [(first, sorted(names | {baseline})) for first, names in groups.values()]
+
+
+def stored_profile(store, first, wanted: list[str], baseline: str, input_shape, device: str,
+                   threads: int) -> dict[str, dict] | None:
+    """activation -> row of the newest stored profile (one ``profile_id``, so its ratios are
+    paired) that covers every name in ``wanted`` under ``first``'s conditions, with its
+    ratios to ``baseline``; None when there is none."""
+    # A row applies to its own data set only (issue 29).
+    rows = [r for r in load_cost(store, first.model, input_shape, wanted, device, threads, first.batch_size,
+                                 dataset=first.dataset)
+            if (r.get("optimizer"), r.get("norm"), r.get("match_params")) == (first.optimizer, first.norm,
+                                                                               first.match_params)
+            and r.get("baseline") == baseline]
+    by_profile: dict[str, dict] = {}
+    for row in rows:
+        by_profile.setdefault(row["profile_id"], {})[row["activation"]] = row
+    complete = [p for p in by_profile.values() if set(wanted) <= set(p)]
+    return complete[-1] if complete else None
+
+
+def measure_for_sweep(first, prepared, wanted: list[str], baseline: str, threads: int,
+                      budget_s: float | None) -> list[dict]:
+    """One interleaved profile of ``wanted`` in ``first``'s model, optimizer and norm.
+    Numerics and ONNX are skipped here (they do not depend on the sweep); `afbench
+    cost` measures them."""
+    return profile(first.model, prepared, wanted, dataset=first.dataset, baseline=baseline,
+                   batch_size=first.batch_size, threads=threads,
+                   budget_s=budget_s, check_onnx=False, check_numerics=False, config=first,
+                   threads_from="training").rows
+
+
 def profile_for_sweep(configs, prepared, threads: int, store, *, baseline: str = "relu",
                       budget_s: float | None = None) -> dict[tuple[str, str], dict]:
     """Cost rows for every (model, activation) of ``configs`` (``RunConfig``s sharing
-    ``prepared`` data), keyed by (model, activation name).
-
-    Per (model, batch size, optimizer, norm, match_params): when the store holds one profile (one ``profile_id``, so
-    its ratios are paired) covering all the sweep's activations under the same
-    conditions, it is reused; otherwise all of them (and ``baseline``) are measured
-    now, in one interleaved profile, and stored. Numerics and ONNX are skipped here
-    (they do not depend on the sweep); `afbench cost` measures them.
-    """
+    ``prepared`` data), keyed by (model, activation name): a stored profile covering them
+    under the same conditions and baseline (``stored_profile``) is reused; otherwise all
+    of them (and ``baseline``) are measured now, in one interleaved profile, and stored."""
     from afbench import activations
 
+    baseline = activations.factory(baseline).name
     device = prepared.train.x.device.type
-    torch.set_num_threads(threads)
-    groups: dict[tuple, set[str]] = {}
-    firsts: dict[tuple, object] = {}
-    for config in configs:
-        # Step time depends on the optimizer and the model's norm and widths too.
-        group = (config.model, config.batch_size, config.optimizer, config.norm, config.match_params)
-        groups.setdefault(group, set()).add(activations.factory(config.activation).name)
-        firsts.setdefault(group, config)
     found: dict[tuple[str, str], dict] = {}
-    for group, names in groups.items():
-        model, batch_size, optimizer, norm, match_params = group
-        wanted = sorted(names | {activations.factory(baseline).name})
-        dataset = firsts[group].dataset  # a row applies to its own data set only (issue 29)
-        rows = [r for r in load_cost(store, model, prepared.input_shape, wanted, device, threads, batch_size,
-                                     dataset=dataset)
-                if (r.get("optimizer"), r.get("norm"), r.get("match_params")) == (optimizer, norm, match_params)]
-        by_profile: dict[str, dict] = {}
-        for row in rows:
-            by_profile.setdefault(row["profile_id"], {})[row["activation"]] = row
-        complete = [p for p in by_profile.values() if set(wanted) <= set(p)]
-        if complete:
-            chosen = complete[-1]
-        else:
-            measured = profile(model, prepared, wanted, dataset=dataset, baseline=baseline, batch_size=batch_size,
-                               threads=threads,
-                               budget_s=budget_s, check_onnx=False, check_numerics=False, config=firsts[group])
-            save_cost(store, measured.rows)
-            chosen = {row["activation"]: row for row in measured.rows}
-        found.update({(model, name): chosen[name] for name in names})
+    for first, wanted in sweep_groups(configs, baseline):
+        chosen = stored_profile(store, first, wanted, baseline, prepared.input_shape, device, threads)
+        if chosen is None:
+            rows = measure_for_sweep(first, prepared, wanted, baseline, threads, budget_s)
+            save_cost(store, rows)
+            chosen = {row["activation"]: row for row in rows}
+        found.update({(first.model, name): chosen[name] for name in wanted})
     return found

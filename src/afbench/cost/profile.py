@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from statistics import median
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +34,9 @@ from afbench.cost import deploy, memory, numerics, timing
 from afbench.engine.train import make_optimizer
 from afbench.errors import AfbenchError
 
+DEFAULT_THREADS = 1  # see ``profile``: what a profile measures with unless told (or the sweep's own)
+PARTS_TOLERANCE = 0.5  # a step more than 50% off the sum of its forward, backward and optimizer parts is flagged
+MAX_ROUND_SPREAD = 0.5  # ... and one whose per-round times vary more than this (sd / mean)
 BUDGET_PER_ACTIVATION_S = 12.0  # default timing budget: 8 activations -> 96 s of rounds
 WARMUP_MEASURES = 3  # untimed measure() calls per activation before the rounds
 ONNX_SAMPLES = 256  # real test images compared between onnxruntime and PyTorch
@@ -89,7 +94,10 @@ def _measure(subject: Subject, batches, x1, xb, steps: int, device: torch.device
                 _sync(device)
                 phases[key].append((clock() - t0) * 1e3)
     model.train()
-    return {key: median(values) for key, values in phases.items()}
+    out = {key: median(values) for key, values in phases.items()}
+    for key in ("latency_ms", "latency_batch_ms"):  # a mean far above the median: stalls
+        out[key.replace("_ms", "_mean_ms")] = sum(phases[key]) / len(phases[key])
+    return out
 
 
 def _build(name: str, config: RunConfig, prepared, device) -> Subject:
@@ -123,11 +131,10 @@ def _static_row(subject: Subject, prepared, batch_size: int, device, check_onnx:
 
 
 @contextlib.contextmanager
-def _threads(threads: int | None):
+def _threads(threads: int):
     """Fix torch's intra-op threads inside the block; restore the old setting after."""
     previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -139,11 +146,13 @@ def profile(model: str, prepared, activation_names: list[str], *, dataset: str |
             budget_s: float | None = None, price_per_hour: float | None = None,
             steps_to_target: dict[str, int] | None = None, epochs: int | None = None, steps: int = 3,
             seed: int = 0, check_onnx: bool = True, check_numerics: bool = True,
-            config: RunConfig | None = None) -> CostProfile:
+            config: RunConfig | None = None, threads_from: str | None = None) -> CostProfile:
     """Measure the cost of each activation in ``model`` on ``prepared`` data (``afbench.data.prepare``).
 
-    ``threads`` fixes torch's intra-op threads for the whole measurement (None: keep the
-    current setting; restored afterwards). ``budget_s`` bounds the timing rounds (default
+    ``threads`` fixes torch's intra-op threads for the whole measurement (None: DEFAULT_THREADS,
+    one: at two threads on a shared machine plain ``torch.tanh`` stalled 3,000x; restored
+    afterwards); ``threads_from`` says in the rows where the count came from ("default",
+    "given", "training": the sweep's own). ``budget_s`` bounds the timing rounds (default
     ``BUDGET_PER_ACTIVATION_S`` per activation); rounds stop earlier when every step-time
     ratio's 95% CI is within +-3%. The rows' ``stop`` says which happened. ``steps``:
     training steps (and inferences) per activation per round, of which the median counts.
@@ -164,7 +173,8 @@ def profile(model: str, prepared, activation_names: list[str], *, dataset: str |
     batches = [(prepared.train.x[i * batch_size:(i + 1) * batch_size].clone(),
                 prepared.train.y[i * batch_size:(i + 1) * batch_size].clone()) for i in range(n_batches)]
     x1, xb = prepared.test.x[:1].clone(), prepared.test.x[:batch_size].clone()
-    with _threads(threads):
+    threads_from = threads_from or ("default" if threads is None else "given")
+    with _threads(DEFAULT_THREADS if threads is None else threads):
         measured_threads = torch.get_num_threads()
         subjects = {n: _build(n, config, prepared, device) for n in names}
         static = {n: _static_row(s, prepared, batch_size, device, check_onnx, check_numerics)
@@ -179,12 +189,13 @@ def profile(model: str, prepared, activation_names: list[str], *, dataset: str |
               "threads": measured_threads, "batch_size": batch_size, "rounds": rounds.count, "stop": rounds.stop,
               "afbench_version": __version__, "torch_version": torch.__version__,
               "profile_id": uuid.uuid4().hex[:12], "baseline": baseline, "measured_at": time.time(),
-              "optimizer": config.optimizer, "norm": config.norm, "match_params": config.match_params}
+              "optimizer": config.optimizer, "norm": config.norm, "match_params": config.match_params,
+              "threads_from": threads_from, "ci_covers": "one process", "profile_flag": _profile_flag(rounds)}
     steps_default = epochs * math.ceil(len(prepared.train) / batch_size) if epochs else None
     rows = [{"activation": n, **common, **static[n],
              **_timed_columns(rounds, n, price_per_hour, (steps_to_target or {}).get(n, steps_default))}
             for n in names]
-    return CostProfile(rows, rounds)
+    return CostProfile(withhold_flagged(rows, baseline), rounds)
 
 
 def _timed_columns(rounds: timing.Rounds, name: str, price_per_hour: float | None,
@@ -196,8 +207,54 @@ def _timed_columns(rounds: timing.Rounds, name: str, price_per_hour: float | Non
            "step_ratio": ratio, "step_ratio_low": low, "step_ratio_high": high}
     for phase in ("forward_ms", "backward_ms", "optimizer_ms", "latency_ms", "latency_batch_ms"):
         row[phase] = rounds.median(name, phase)
+    for phase in ("latency_mean_ms", "latency_batch_mean_ms"):
+        row[phase] = float(np.mean([t[phase] for t in rounds.times[name]]))
+    row["step_flag"] = step_flag(step, row["forward_ms"] + row["backward_ms"] + row["optimizer_ms"],
+                                 [t["step_ms"] for t in rounds.times[name]])
     row["train_steps"] = train_steps
     row["price_per_hour"] = price_per_hour
     row["train_cost"] = price_per_hour * train_steps * step / 3.6e6 if price_per_hour and train_steps else None
     row["cost_per_1000_inferences"] = price_per_hour * 1000 * row["latency_ms"] / 3.6e6 if price_per_hour else None
     return row
+
+
+def step_flag(step_ms: float, parts_ms: float, per_round_ms: list[float]) -> str:
+    """Why a step time cannot be published, or '' when it can. A step whose median parts
+    add up to far less (or more) than the step, or whose rounds disagree wildly, was
+    measured on a machine busy with something else (seen: a 12.2 ms step whose parts
+    added up to 2.5 ms, 1.68 ms when measured again at one thread)."""
+    reasons = []
+    if abs(step_ms - parts_ms) > PARTS_TOLERANCE * step_ms:
+        reasons.append(f"step {step_ms:.3g} ms but its forward, backward and optimizer parts add up to "
+                       f"{parts_ms:.3g} ms")
+    spread = float(np.std(per_round_ms, ddof=1) / np.mean(per_round_ms)) if len(per_round_ms) > 1 else 0.0
+    if spread > MAX_ROUND_SPREAD:
+        reasons.append(f"its rounds vary by {100 * spread:.0f}% (sd / mean)")
+    return "; ".join(reasons)
+
+
+TIMED = ("step_ms", "step_ms_low", "step_ms_high", "step_ratio", "step_ratio_low", "step_ratio_high", "train_cost")
+
+
+def withhold_flagged(rows: list[dict], baseline: str) -> list[dict]:
+    """Rows whose step failed its checks keep the measurement (``step_ms_measured``) and
+    the reason (``step_flag``) but publish no step figure (NaN); a flagged baseline
+    takes every ratio with it."""
+    base = next((r for r in rows if r["activation"] == baseline), None)
+    for row in rows:
+        row["step_ms_measured"] = row["step_ms"]
+        if base is not None and base["step_flag"] and row is not base and not row["step_flag"]:
+            row["step_flag"] = f"the baseline {baseline}'s step is flagged ({base['step_flag']})"
+        if row["step_flag"]:
+            row["step_flag"] += ": not published; measure again on a quiet machine (afbench cost --threads 1)"
+            row.update({column: math.nan for column in TIMED})
+    return rows
+
+
+def _profile_flag(rounds: timing.Rounds) -> str:
+    """A profile that stopped before its ratios' CIs reached the target says so."""
+    if rounds.stop == "converged":
+        return ""
+    return (f"stopped on its {'time budget' if rounds.stop == 'budget' else 'round limit'} after {rounds.count} "
+            f"rounds, before every ratio's 95% CI was within ±{100 * timing.TARGET_HALF_WIDTH:.0f}%: the ratios "
+            "are rough")

@@ -12,6 +12,7 @@ only for the activations whose comparison with the baseline is still undecided.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,10 @@ from afbench.engine.runtime import resolve_device
 from afbench.errors import AfbenchError, UnknownNameError
 from afbench.results import Status
 from afbench.sweep.grid import Grid
-from afbench.sweep.jobs import Backend, Counts, no_counts
-from afbench.sweep.local import LocalBackend
-from afbench.stats.sequential import FIRST_SEEDS, seed_rounds  # noqa: F401 (the rounds are the design's)
+from afbench.stats.sequential import FIRST_SEEDS, seed_rounds
+from afbench.sweep.backends import Backend, create, drive
+from afbench.sweep.backends.driver import default_baseline
+from afbench.sweep.jobs import Counts, no_counts
 from afbench.store.database import Store
 
 EQUIVALENCE = 0.001  # default practical-equivalence margin: 0.1 percentage points of test error
@@ -58,13 +60,30 @@ def canonical_activation(name: str) -> str:
         raise AfbenchError(f"activation '{name}': give an importable module, not a file path: put its folder on "
                            "PYTHONPATH and write module:Name (e.g. PYTHONPATH=. afbench run --activations "
                            "my_acts:Swish2)")
+    if re.fullmatch(r"[\w.]+:\w+", name.strip()):
+        _find_module(name)  # its code runs only in the sweep's workers (a user's exit fails its runs there)
+        return name
     try:
-        activations.factory(name)  # a formula or module:Name: validate it, or fail with the reason
+        activations.factory(name)  # a formula: validate it, or fail with the reason
     except AfbenchError:
         raise
     except (Exception, RecursionError) as err:  # the user's module raised on import or construction
         raise AfbenchError(f"cannot use activation '{name}': {type(err).__name__}: {err}") from None
     return name
+
+
+def _find_module(name: str) -> None:
+    """Fail now when the module of ``module:Name`` cannot be found, without running it."""
+    module = name.strip().partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as err:
+        found, why = None, f": {err}"
+    else:
+        why = ""
+    if found is None:
+        raise AfbenchError(f"cannot import custom activation '{name}': no module named '{module}'{why}. Is the "
+                           "module on PYTHONPATH?")
 
 
 def canonical_activations(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
@@ -94,20 +113,24 @@ def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
 
 
 def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | None = None, *,
-            device: str = "auto", resolved: bool = False) -> Outcome:
+            device: str = "auto", resolved: bool = False, baseline: str | None = None) -> Outcome:
     """Train every run of ``grid`` that ``out``/results.sqlite does not hold finished;
     resumable: call it again after a crash and only the rest runs. ``resolved``: the
-    configs already went through ``resolve`` (device, names, model identities)."""
+    configs already went through ``resolve`` (device, names, model identities).
+    ``baseline``: the cost profile's reference (default the backend's ``runtime.baseline``,
+    else relu when in the sweep, else the first activation). Raises ``errors.Interrupted`` on SIGINT/SIGTERM, and an
+    AfbenchError naming what was kept when the results database cannot be written."""
     configs = grid.configs() if isinstance(grid, Grid) else list(grid)
     if not configs:
         raise AfbenchError("nothing to run: the grid is empty (give at least one activation and one seed)")
     configs = configs if resolved else resolve(configs, device)
-    backend = backend or LocalBackend()
-    if hasattr(backend, "check"):
-        backend.check(configs)  # bad data fails before a results database is made
+    backend = backend or create("local")
+    backend.check(configs)  # bad data fails before a results database is made
+    baseline = baseline or backend.runtime.baseline
+    baseline = canonical_activation(baseline) if baseline else default_baseline(configs)
     store = Store(out)
     try:
-        counts = backend.execute(configs, store)
+        counts = drive(backend, configs, store, baseline)
     finally:
         store.close()
     return Outcome(counts, configs)

@@ -1,20 +1,17 @@
 """What a backend executes: a job is one run, or the seeds of one configuration
-trained as a stack. Training a job and recording its outcome happen here, once,
-for every backend: the only place a run is marked finished or failed."""
+trained as a stack. Training a job happens here, once, for every backend; recording
+its outcome is the driver's (``backends.driver``)."""
 
 from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Callable, Protocol
-
-from tqdm import tqdm
+from typing import Callable
 
 from afbench import data as datasets
 from afbench.config import RunConfig
 from afbench.engine import train as engine
 from afbench.results import EpochRecord
-from afbench.store.database import Store
 
 Counts = dict[str, int]  # {"ran": ..., "skipped": ..., "failed": ...}
 
@@ -41,12 +38,6 @@ class Job:
                f"{seeds}{stacked}"
 
 
-class Backend(Protocol):
-    """Executes every unfinished config into the store; returns what it did."""
-
-    def execute(self, configs: list[RunConfig], store: Store) -> Counts: ...
-
-
 def train_job(job: Job, prepared: datasets.Prepared,
               on_epoch: Callable[[int, EpochRecord], None] | None = None) -> list[engine.RunResult]:
     """Train a job; ``on_epoch(member, record)`` as each member's epoch ends."""
@@ -56,19 +47,7 @@ def train_job(job: Job, prepared: datasets.Prepared,
     return engine.train_stack(list(job.configs), prepared, on_epoch=on_epoch, compile=job.compile)
 
 
-def record_results(store: Store, job: Job, results: list[engine.RunResult], extra: dict | None = None) -> list[str]:
-    """Mark every run of a finished job done or diverged, with its summary and provenance."""
-    for key, result in zip(job.keys, results):
-        store.finish(key, result.status, result.summary, {**result.provenance, **(extra or {})})
-    return ["ran"] * len(job.configs)
-
-
-def record_failure(store: Store, job: Job, error: BaseException) -> list[str]:
-    """Mark every run of a job that raised as failed, with the error and its traceback;
-    the sweep goes on, and the next sweep retries them."""
-    text = f"{type(error).__name__}: {error}"
+def describe(error: BaseException) -> str:
+    """A failed run's stored reason: the error on the first line, its traceback after."""
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    for key in job.keys:
-        store.fail(key, f"{text}\n{trace}")
-    tqdm.write(f"run failed: {job.label}: {text}")
-    return ["failed"] * len(job.configs)
+    return f"{type(error).__name__}: {error}\n{trace}"

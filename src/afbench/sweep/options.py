@@ -16,3 +16,6 @@ class Runtime:
     stack: int | str = "auto"  # seeds trained as one stack: 1 = never, k = up to k, "auto": calibrate
     compile: bool = False  # training steps through torch.compile (CUDA graphs on a GPU); see engine.train
     cost: str = "auto"  # measure the activations' step times apart first: on | off | auto (sweeps over 2 minutes)
+    run_timeout: float | None = None  # seconds one run (or stack) may train; None: 20x its calibrated time, >= 60 s
+    baseline: str | None = None  # the cost profile's reference (--baseline); None: relu if swept, else the first
+    isolate: bool | str = "auto"  # train in worker processes: True, False, or "auto" (user code, or >1 worker)

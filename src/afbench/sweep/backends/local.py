@@ -1,0 +1,155 @@
+"""The local backend: jobs train on this machine, in worker processes, or in this
+process when that is safe and saves starting one.
+
+Worker processes (``workers``) run every job of a sweep that holds user code (a
+user's model, an activation given as module:Name) and of every sweep with several
+workers: a user's ``sys.exit``, ``os._exit``, crash or endless forward then fails one
+run, not the sweep. A sweep of built-in models and activations with one worker
+trains in this process (starting a worker costs a few seconds of imports)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from afbench import data as datasets
+from afbench.config import RunConfig
+from afbench.engine.runtime import available_cores, set_threads
+from afbench.errors import AfbenchError
+from afbench.store.database import Store
+from afbench.sweep import calibrate, slots
+from afbench.sweep.backends import tasks
+from afbench.sweep.backends.base import Sink, StoreFault, TaskFailed
+from afbench.sweep.backends.driver import check_and_drive
+from afbench.sweep.backends.workers import Pool, Worker
+from afbench.sweep.jobs import Counts, Job, describe, train_job
+from afbench.sweep.options import Runtime
+from afbench.sweep.prepared import DataCache
+
+CALL_TIMEOUT_S = 300.0  # a check or calibration in a worker that takes longer is taken as hung
+
+
+class LocalBackend:
+    """Jobs on this machine: worker processes (user code, or several workers) or this process."""
+
+    name = "local"
+
+    def __init__(self, runtime: Runtime = Runtime()) -> None:
+        self.runtime = runtime
+        self.cache = DataCache(runtime.data_dir)  # this process's copy: class counts, in-process training
+        self.isolate = runtime.isolate is True  # decided per sweep in ``check`` when "auto"
+        self.schedule_used: dict | None = None  # the last plan, for the caller to show
+        self._worker: Worker | None = None  # the worker that ran the checks, reused for training
+        self._pool: Pool | None = None
+
+    def execute(self, configs: list[RunConfig], store: Store, baseline: str | None = None) -> Counts:
+        """Check, then train every unfinished config into ``store`` (``driver.check_and_drive``)."""
+        return check_and_drive(self, configs, store, baseline)
+
+    def check(self, configs: list[RunConfig]) -> None:
+        """Bad data, or a model the activation swap cannot fully reach, fails now. With user
+        code the models are built in a worker: a user's exit there is a failed run later."""
+        if self.runtime.isolate == "auto":
+            self.isolate = tasks.uses_user_code(configs) or self.runtime.workers not in ("auto", 1)
+        if not self.isolate:
+            tasks.check(self.cache, configs)
+            return
+        for config in {c.data_key() + (c.device,): c for c in configs}.values():
+            self.cache.get(config)  # data is afbench's own code: load it here, with its errors
+        try:
+            self.call(tasks.check, configs)
+        except TaskFailed as failure:
+            if failure.bad_input:
+                raise AfbenchError(failure.headline) from None
+            # a user's module that exits, crashes or hangs: each of its runs fails with the reason
+
+    def plan(self, pending: list[RunConfig]) -> dict:
+        """Workers x threads and stack size, calibrated (``tasks.plan``) where user code may run."""
+        cores = available_cores()
+        if not pending:
+            schedule = {"workers": 1, "threads": self.runtime.threads or cores, "how": "nothing to do"}
+        else:
+            try:
+                schedule = self.call(tasks.plan, self.runtime, pending, calibrate.largest_seed_group(pending))
+            except TaskFailed as failure:  # the user's model failed in it: its runs will say how
+                schedule = {"workers": 1, "threads": min(self.runtime.threads or cores, cores), "stack": 1,
+                            "cores": cores, "how": f"not calibrated: {failure.reason.splitlines()[0]}"}
+        self.schedule_used = dict(schedule)
+        schedule["provenance"] = {"threads": schedule["threads"], "concurrent_runs": schedule["workers"]}
+        return schedule
+
+    def data(self, config: RunConfig) -> datasets.Prepared:
+        return self.cache.get(config)
+
+    def call(self, task: Callable[..., Any], *args: Any, timeout_s: float | None = None) -> Any:
+        """``task(cache, *args)`` in a worker when the sweep holds user code (within
+        ``timeout_s``, default the run_timeout or CALL_TIMEOUT_S), else here."""
+        if not self.isolate:
+            try:
+                with _time_limit(timeout_s or self.runtime.run_timeout, f"{task.__name__} in this process"):
+                    return task(self.cache, *args)
+            except Exception as error:
+                raise TaskFailed(describe(error), isinstance(error, AfbenchError)) from error
+        if self._worker is None or not self._worker.process.is_alive():
+            self._worker = Worker(self.runtime.data_dir)
+        try:
+            return self._worker.call(task, args, timeout_s or self.runtime.run_timeout or CALL_TIMEOUT_S)
+        except TaskFailed:
+            self._worker.stop(kill=True)
+            self._worker = None
+            raise
+
+    def run(self, jobs: Iterator[Job], sink: Sink, plan: dict) -> None:
+        threads, timeout_s = plan["threads"], plan.get("run_timeout_s")
+        if self.isolate:
+            self._pool = Pool(self.runtime.data_dir, self._worker)
+            self._worker = None
+            self._pool.run(jobs, sink, plan["workers"], threads, timeout_s)
+            return
+        set_threads(threads)
+        for job in jobs:
+            with slots.reserve(threads):
+                sink.started(job)
+                try:
+                    with _time_limit(timeout_s, f"training {job.label}"):
+                        results = train_job(job, self.cache.get(job.configs[0]),
+                                            lambda member, record: sink.epoch(job, member, record))
+                except StoreFault:
+                    raise
+                except Exception as error:  # a failed job is recorded and the sweep goes on
+                    sink.failed(job, describe(error))
+                    continue
+            sink.finished(job, results)
+
+    def close(self, kill: bool = False) -> None:
+        for pool in [self._pool] if self._pool else []:
+            pool.close(kill=kill)
+        if self._worker is not None:
+            self._worker.stop(kill=kill)
+        self._pool = self._worker = None
+
+
+class RunTimeout(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float | None, doing: str):
+    """In this process, a run over its limit is interrupted (SIGALRM) at its next Python
+    step; only built-in code trains here, so the limit is a backstop."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise RunTimeout(f"stopped after {seconds:.0f} s, the per-run time limit (run_timeout), while {doing}")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
