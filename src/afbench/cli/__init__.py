@@ -164,8 +164,7 @@ def _add_study_parsers(commands) -> None:
     init.add_argument("--data-dir", help="folder with local copies of the data")
     init.add_argument("--activations", type=types.activation_list, default=("tanh", "sigmoid", "relu", "leaky_relu"),
                       help="(default: tanh,sigmoid,relu,leaky_relu)")
-    init.add_argument("--inits", type=types.flag(rules.ListRule("initialisations among default, xavier, he, "
-                                                                "normal001, zeros",
+    init.add_argument("--inits", type=types.flag(rules.ListRule("comma-separated initialisations",
                                                                 rules.choice("default", "xavier", "he",
                                                                              "normal001", "zeros"), unique=True)),
                       default=("zeros", "normal001", "xavier", "he"), help="(default: zeros,normal001,xavier,he)")
@@ -185,8 +184,7 @@ def _add_study_parsers(commands) -> None:
                       help="lenet or vgg11 (default: %(default)s)")
     norm.add_argument("--activations", type=types.activation_list, default=("relu", "tanh", "elu", "relu_softsign"),
                       help="(default: relu,tanh,elu,relu_softsign)")
-    norm.add_argument("--norms", type=types.flag(rules.ListRule("normalisations among none, batch, layer, group, "
-                                                                "instance",
+    norm.add_argument("--norms", type=types.flag(rules.ListRule("comma-separated normalisations",
                                                                 rules.choice("none", "batch", "layer", "group",
                                                                              "instance"), unique=True)),
                       default=("none", "batch", "layer", "group", "instance"),
