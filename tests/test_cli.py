@@ -31,6 +31,17 @@ def test_plot_activations_writes_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_takes_what_run_takes_a_formula_with_commas(tmp_path):
+    from afbench.report.figures import activation_curves
+
+    out = tmp_path / "fig.svg"
+    assert main(["plot", "activations", "relu,maximum(x, 0.1 * x)", "--out", str(out)]) == 0
+    assert b"<svg" in out.read_bytes()[:400]
+    x, y, dy, _ = activation_curves("maximum(x, 0.1 * x)")  # leaky ReLU, slope 0.1: written out here
+    assert (abs(y - (x * (x > 0) + 0.1 * x * (x <= 0))) < 1e-12).all()
+    assert (abs(dy[x < -0.01] - 0.1) < 1e-12).all() and (abs(dy[x > 0.01] - 1) < 1e-12).all()
+
+
 def test_run_trains_reports_and_resumes(tmp_path, capsys):
     args = ["run", "--activations", "relu,tanh", "--epochs", "2", "--batch-size", "64", "--seeds", "2",
             "--target", "0.5", "--out", str(tmp_path), "--no-progress"]

@@ -297,21 +297,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except Interrupted as err:
-        error(str(err))
-        return 128 + err.signal_number
+        return _failed(args, str(err), 128 + err.signal_number)
     except KeyboardInterrupt:
-        error("interrupted; what was saved stays saved: rerun the same command to resume")
-        return 128 + signal.SIGINT
+        return _failed(args, "interrupted; what was saved stays saved: rerun the same command to resume",
+                       128 + signal.SIGINT)
     except AfbenchError as err:
-        error(str(err))
+        return _failed(args, str(err))
     except sqlite3.Error as err:  # a full disk, a file that is not a database, ...
-        error(f"results database: {err}. Nothing computed so far is lost: free the disk or fix the file, then "
-              "rerun the same command to resume")
+        return _failed(args, f"results database: {err}. Nothing computed so far is lost: free the disk or fix the "
+                             "file, then rerun the same command to resume")
     except OSError as err:
-        error(str(err))
+        return _failed(args, str(err))
     except MemoryError:
-        error("out of memory: use a smaller --batch-size, --image-size or --train-subset")
-    return 2
+        return _failed(args, "out of memory: use a smaller --batch-size, --image-size or --train-subset")
+
+
+def _failed(args: argparse.Namespace, message: str, status: int = 2) -> int:
+    """One line on stderr; with --json also the summary on stdout, so a script always gets one."""
+    error(message)
+    if getattr(args, "json", False):
+        Output(as_json=True, summary={"error": message}).finish(status)
+    return status
 
 
 if __name__ == "__main__":
