@@ -38,8 +38,8 @@ def test_plot_takes_what_run_takes_a_formula_with_commas(tmp_path):
     assert main(["plot", "activations", "relu,maximum(x, 0.1 * x)", "--out", str(out)]) == 0
     assert b"<svg" in out.read_bytes()[:400]
     x, y, dy, _ = activation_curves("maximum(x, 0.1 * x)")  # leaky ReLU, slope 0.1: written out here
-    assert (abs(y - (x * (x > 0) + 0.1 * x * (x <= 0))) < 1e-12).all()
-    assert (abs(dy[x < -0.01] - 0.1) < 1e-12).all() and (abs(dy[x > 0.01] - 1) < 1e-12).all()
+    assert (abs(y - (x * (x > 0) + 0.1 * x * (x <= 0))) < 1e-6).all()  # the formula keeps 0.1 in float32
+    assert (abs(dy[x < -0.01] - 0.1) < 1e-6).all() and (abs(dy[x > 0.01] - 1) < 1e-12).all()
 
 
 def test_run_trains_reports_and_resumes(tmp_path, capsys):
