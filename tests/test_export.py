@@ -81,7 +81,7 @@ def test_mlflow_experiment_named_after_the_stored_study(tmp_path):
     from afbench.export.mlflow import experiment_name
     from afbench.sweep import study
 
-    study.save_study(tmp_path / "out", {**study.parse_study(""), "name": "my-study"})
+    study.save_study(tmp_path / "out", study.Study(name="my-study"))
     assert experiment_name(tmp_path / "out") == "my-study"
     assert experiment_name(tmp_path / "out", "given") == "given"
     assert experiment_name(tmp_path / "elsewhere") == "elsewhere"
