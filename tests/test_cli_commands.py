@@ -72,37 +72,54 @@ def test_a_long_request_says_so_and_repeats_are_one_note(tmp_path, capsys, monke
     assert "for at least 1.3 hours" in capsys.readouterr().err
 
 
-def test_a_run_logs_plain_lines_and_prints_json_then_quiet(tmp_path, capsys):
-    argv = ["run", "--activations", "relu,sigmoid", "--seeds", "2", "--epochs", "1", "--latency-samples", "5",
-            "--workers", "1", "--stack", "1", "--out", str(tmp_path)]
-    assert main(argv + ["--json"]) == 0
-    captured = capsys.readouterr()
-    summary = json.loads(captured.out)  # stdout holds the JSON and nothing else
-    assert summary["exit_status"] == 0 and summary["counts"]["ran"] == 4 and summary["runs"] == 4
-    assert {v["activation"] for v in summary["verdicts"]} == {"sigmoid"}
-    assert summary["paths"]["html"].endswith("report.html")
-    for text in (captured.out, captured.err):
-        assert "\r" not in text and "\x1b" not in text  # a log gets no bars and no escape codes
-    assert "[4/4] " in captured.err and "runs ->" in captured.err  # a line per finished run
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory):
+    """One small sweep as `afbench run > log 2>&1` sees it: (out folder, argv, stdout, stderr)."""
+    import contextlib
+    import io
 
-    assert main(argv + ["--quiet"]) == 0
-    captured = capsys.readouterr()
-    assert captured.err == "" and captured.out.startswith("verdict:") and "report:" in captured.out
-
-
-def test_the_report_table_fits_80_columns_and_splits_nothing(tmp_path, capsys):
+    out = tmp_path_factory.mktemp("logged")
     argv = ["run", "--activations", "relu,x * sigmoid(1.5 * x) + 0.0001 * x", "--seeds", "2", "--epochs", "1",
-            "--latency-samples", "5", "--workers", "1", "--stack", "1", "--out", str(tmp_path)]
-    assert main(argv + ["--quiet"]) == 0
-    capsys.readouterr()
-    assert main(["report", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+            "--latency-samples", "5", "--workers", "1", "--stack", "1", "--out", str(out)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    columns = os.environ.pop("COLUMNS", None)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            assert main(argv) == 0
+    finally:
+        if columns is not None:
+            os.environ["COLUMNS"] = columns
+    return out, argv, stdout.getvalue(), stderr.getvalue()
+
+
+def test_a_log_gets_plain_lines_and_a_table_in_80_columns(logged_run):
+    _, _, out, err = logged_run
+    for text in (out, err):
+        assert "\r" not in text and "\x1b" not in text  # no bars, no escape codes
+    assert "[4/4] " in err and "runs ->" in err and "ran 4" in err  # a line per finished run, on stderr
     lines = out.splitlines()
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
     row = next(line for line in lines if line.startswith("relu "))
     assert "17,226" in row and " ± " in row  # the parameter count and the spread on one line
     assert "a1 = x * sigmoid(1.5 * x) + 0.0001 * x" in out  # a long name is spelled out, never split
-    assert main(["report", str(tmp_path), "--wide"]) == 0
+
+
+def test_json_then_quiet(logged_run, capsys):
+    _, argv, _, _ = logged_run
+    assert main(argv + ["--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # stdout holds the JSON and nothing else
+    assert summary["exit_status"] == 0 and summary["counts"]["skipped"] == 4 and summary["runs"] == 4
+    assert [v["activation"] for v in summary["verdicts"]] == ["x * sigmoid(1.5 * x) + 0.0001 * x"]
+    assert summary["paths"]["html"].endswith("report.html")
+    assert main(argv + ["--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith("verdict:") and "report:" in captured.out
+
+
+def test_report_wide_is_markdown_without_empty_columns(logged_run, capsys):
+    out, _, _, _ = logged_run
+    assert main(["report", str(out), "--wide"]) == 0
     wide = capsys.readouterr().out
     assert wide.splitlines()[0].startswith("| dataset | model | activation") and "not reached" not in wide
 

@@ -11,6 +11,7 @@ Start with `afbench run` (a one-minute demo on embedded data), then
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import sys
@@ -96,9 +97,9 @@ def cmd_list_datasets(args: argparse.Namespace) -> None:
     output.result("Local copies are looked up in --data-dir, then AFBENCH_DATA_DIR, then the user cache.")
     for row in data.availability(args.data_dir):
         where = row["location"] or f"not here: `afbench data fetch {row['name']}`"
-        output.result(f"{row['name']:<14} {row['train']} train, {row['test']} test, {row['classes']} classes, "
-                      f"{row['shape']}: {row['description']}")
-        output.result(f"{'':<14} {where}")
+        output.result(f"{row['name']:<14} {row['description']}")
+        output.result(f"{'':<14} {row['train']} train, {row['test']} test, {row['classes']} classes, {row['shape']}; "
+                      f"{where}")
     output.result("imagefolder:PATH  <split>/<class>/<image> trees, a folder or an archive")
 
 
@@ -306,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as err:  # a full disk, a file that is not a database, ...
         return _failed(args, f"results database: {err}. Nothing computed so far is lost: free the disk or fix the "
                              "file, then rerun the same command to resume")
+    except BrokenPipeError:  # `afbench list activations | head`: the reader has all it wants
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as err:
         return _failed(args, str(err))
     except MemoryError:

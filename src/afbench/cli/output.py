@@ -91,7 +91,7 @@ class RunLines:
     """A line on stderr per finished run, for logs (where there are no bars): polls the
     results database from a thread, so it works the same under every backend."""
 
-    def __init__(self, folder, total: int, say, every_s: float = 1.0) -> None:
+    def __init__(self, folder, total: int | None, say, every_s: float = 1.0) -> None:
         self.folder, self.total, self.say, self.every_s = folder, total, say, every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -138,7 +138,8 @@ class RunLines:
                 continue
             self._seen.add(run["key"])
             self._done += 1
-            self.say(f"[{self._done}/{self.total}] {describe_run(run)}")
+            count = f"{self._done}/{self.total}" if self.total else f"{self._done}"
+            self.say(f"[{count}] {describe_run(run)}")
 
 
 def describe_run(run: dict) -> str:

@@ -376,7 +376,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         output.note("preparing: loading the data and timing a few steps to choose workers, threads and "
                     "stacking (seconds to a minute)")
     started = time.monotonic()
-    lines = RunLines(out, len(configs), output.note) if not progress and not args.quiet else _Nothing()
+    total = None if auto_seeds else len(configs)  # --seeds auto adds runs as it goes
+    lines = RunLines(out, total, output.note) if not progress and not args.quiet else _Nothing()
     with lines:
         if auto_seeds:
             output.note(f"--seeds auto: {len(grid.activations)} activations, 3 paired seeds first, at most "
