@@ -19,7 +19,7 @@ import sys
 from afbench import __version__, rules
 from afbench.cli import args as types
 from afbench.cli.output import Output, error, terminal_width
-from afbench.cli.run import EXAMPLES, add_run_arguments, cmd_run, print_comparison
+from afbench.cli.run import EXAMPLES, add_run_arguments, cmd_run
 from afbench.errors import AfbenchError, Interrupted
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")

@@ -13,7 +13,6 @@ import os
 import sys
 import textwrap
 import threading
-import time
 from dataclasses import dataclass, field
 
 
@@ -156,8 +155,3 @@ def describe_run(run: dict) -> str:
     if seconds is not None:
         text += f", {seconds:.1f} s"
     return text
-
-
-def elapsed(started: float) -> str:
-    seconds = time.monotonic() - started
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

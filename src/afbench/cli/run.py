@@ -8,12 +8,13 @@ every flag given on top of it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from afbench import rules
@@ -340,65 +341,59 @@ def _say_duration(configs, output: Output) -> None:
                     "command resumes")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from afbench.engine.runtime import check_compile_toolchain
-    from afbench.report import render
-    from afbench.sweep import execute, execute_until_decided
-    from afbench.sweep.execute import resolve
-    from afbench.sweep.study import save_study
+@dataclass(frozen=True)
+class Plan:
+    """A sweep resolved and checked, before anything is written: what cmd_run executes."""
+    study: object  # afbench.sweep.study.Study
+    grid: object  # afbench.sweep.grid.Grid, activations resolved
+    configs: list  # RunConfig, device and names resolved
+    baseline: str
+    device: str
+    notes: list[str]
 
-    output = Output(quiet=args.quiet, as_json=args.json)
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Flags -> Study -> resolved runs; every check that needs no data runs here."""
+    from afbench.engine.runtime import check_compile_toolchain
+    from afbench.sweep.execute import resolve
+
     study, notes = study_from_args(args)
     ex = study.execution
     if ex.backend == "ray" and ex.stack not in ("auto", 1):
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
     names, folded = activation_names(study)
-    notes += folded
     check_models(study.models)
     grid = study.grid(names)
     baseline, note = choose_baseline(ex.baseline, grid.activations)
-    notes += [note] if note else []
     device = "cuda" if ex.backend == "ray" and ex.gpus_per_run > 0 and ex.device == "auto" else ex.device
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)
-    out = _out_folder(study)
-    for note in notes:
+    return Plan(study, grid, configs, baseline, device, notes + folded + ([note] if note else []))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from afbench.report import render
+    from afbench.sweep.study import save_study
+
+    output = Output(quiet=args.quiet, as_json=args.json)
+    sweep = plan(args)
+    out = _out_folder(sweep.study)
+    for note in sweep.notes:
         output.note(f"note: {note}")
-    _say_duration(configs, output)
+    _say_duration(sweep.configs, output)
     progress = progress_bars(args.no_progress) and not (args.quiet or args.json)
-    backend = _backend(study, progress)
+    backend = _backend(sweep.study, progress)
     if hasattr(backend, "check"):
-        backend.check(configs)  # bad data fails before anything is written to --out
-    save_study(out, study, grid.activations)
-    auto_seeds = study.seeds == "auto"
-    if ex.workers == "auto" or ex.stack == "auto":
-        output.note("preparing: loading the data and timing a few steps to choose workers, threads and "
-                    "stacking (seconds to a minute)")
+        backend.check(sweep.configs)  # bad data fails before anything is written to --out
+    save_study(out, sweep.study, sweep.grid.activations)
     started = time.monotonic()
-    total = None if auto_seeds else len(configs)  # --seeds auto adds runs as it goes
-    lines = RunLines(out, total, output.note) if not progress and not args.quiet else _Nothing()
-    with lines:
-        if auto_seeds:
-            output.note(f"--seeds auto: {len(grid.activations)} activations, 3 paired seeds first, at most "
-                        f"{ex.max_seeds}, against {baseline} -> {out}/results.sqlite")
-            outcome = execute_until_decided(grid, out, backend, baseline=baseline, max_seeds=ex.max_seeds,
-                                            equivalence=ex.equivalence / 100, device=device)
-            for activation, why in outcome.stopped.items():
-                output.note(f"  {activation}: {why}")
-        else:
-            output.note(f"{len(configs)} runs -> {out}/results.sqlite")
-            outcome = execute(configs, out, backend, resolved=True)
-    counts = outcome.counts
-    schedule = getattr(backend, "schedule_used", None)
-    if schedule:
-        output.note(f"scheduler: {schedule_sentence(schedule)}")
-    _note_cost_profile(out, output)
+    counts = _execute(sweep, out, backend, output, lines=not progress and not args.quiet)
     output.note(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']} "
                 f"in {time.monotonic() - started:.0f} s")
-    report = render.write(out, baseline)
+    report = render.write(out, sweep.baseline)
     show_report(report, out, output, wide=args.wide)
-    output.summary.update(counts=counts, runs=len(configs), out=str(out), baseline=baseline,
+    output.summary.update(counts=counts, runs=len(sweep.configs), out=str(out), baseline=sweep.baseline,
                           verdicts=verdicts(report), paths=_paths(out))
     if counts["failed"]:
         output.note(f"{counts['failed']} runs failed: their errors are in {out}/runs.csv (column error); rerun "
@@ -407,12 +402,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return output.finish(0)
 
 
-class _Nothing:
-    def __enter__(self):
-        return self
+def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool) -> dict:
+    """Train what is not done yet, saying what happens; returns the counts."""
+    from afbench.sweep import execute, execute_until_decided
 
-    def __exit__(self, *exc):
-        return None
+    ex, auto_seeds = sweep.study.execution, sweep.study.seeds == "auto"
+    if ex.workers == "auto" or ex.stack == "auto":
+        output.note("preparing: loading the data and timing a few steps to choose workers, threads and "
+                    "stacking (seconds to a minute)")
+    total = None if auto_seeds else len(sweep.configs)  # --seeds auto adds runs as it goes
+    with RunLines(out, total, output.note) if lines else contextlib.nullcontext():
+        if auto_seeds:
+            output.note(f"--seeds auto: {len(sweep.grid.activations)} activations, 3 paired seeds first, at most "
+                        f"{ex.max_seeds}, against {sweep.baseline} -> {out}/results.sqlite")
+            outcome = execute_until_decided(sweep.grid, out, backend, baseline=sweep.baseline,
+                                            max_seeds=ex.max_seeds, equivalence=ex.equivalence / 100,
+                                            device=sweep.device)
+            for activation, why in outcome.stopped.items():
+                output.note(f"  {activation}: {why}")
+        else:
+            output.note(f"{len(sweep.configs)} runs -> {out}/results.sqlite")
+            outcome = execute(sweep.configs, out, backend, resolved=True)
+    schedule = getattr(backend, "schedule_used", None)
+    if schedule:
+        output.note(f"scheduler: {schedule_sentence(schedule)}")
+    _note_cost_profile(out, output)
+    return outcome.counts
 
 
 def _note_cost_profile(out: Path, output: Output) -> None:
@@ -462,21 +477,3 @@ def show_report(report, out: Path, output: Output, wide: bool = False) -> None:
         output.result(f"  {line}", essential=True)
     output.result(f"report: {out}/summary.md, {out}/report.html, {out}/summary.csv, {out}/epochs.csv, "
                   f"{out}/figures/", essential=True)
-
-
-def print_comparison(report) -> None:
-    """The 80-column comparison table and the verdict on stdout (`afbench report`)."""
-    from afbench.cli.table import format_compact
-    from afbench.report.render import verdict_text
-
-    output = Output()
-    if not report.comparison():
-        output.result("no finished runs")
-        return
-    rows, legend = format_compact(report)
-    for line in rows:
-        output.result(line, wrap=False)
-    for line in legend:
-        output.result(line)
-    for line in verdict_text(report):
-        output.result(f"  {line}")
