@@ -59,18 +59,21 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def cmd_plot_activations(args: argparse.Namespace) -> None:
+def _names(given) -> list[str]:
+    """--activations as every command takes it: "all", or names, formulas and PATH.py:NAME."""
     from afbench.cli.run import import_path
-    from afbench.report import figures
 
-    if args.out.suffix.lower() not in FIGURE_FORMATS:
-        raise AfbenchError(f"--out {args.out}: a figure is written as {', '.join(FIGURE_FORMATS)}; name the file "
-                           "with one of these extensions")
-    names = [import_path(n) for n in ([] if args.names == "all" else args.names)]
-    if args.names == "all":
+    if given == "all":
         from afbench import activations
 
-        names = activations.names()
+        return activations.names()
+    return list(dict.fromkeys(import_path(name) for name in given))
+
+
+def cmd_plot_activations(args: argparse.Namespace) -> None:
+    from afbench.report import figures
+
+    names = _names(args.names)
     try:
         figure = figures.plot_activations(names)
     except (KeyError, ValueError) as err:
@@ -130,7 +133,7 @@ def cmd_study_init(args: argparse.Namespace) -> None:
         set_threads(args.threads)
     prepared = data.prepare(data.load(args.dataset, args.data_dir))
     study = studies.InitStudy(depth=args.depth, width=args.width, train_steps=args.train_steps)
-    result = studies.write_init_study(prepared, args.activations, args.inits, study, args.out)
+    result = studies.write_init_study(prepared, tuple(_names(args.activations)), args.inits, study, args.out)
     output = Output()
     output.result(studies.summary_markdown(result, prepared.num_classes))
     output.result(f"wrote {args.out}/init_summary.md, init_layers.csv, init_training.csv and figures")
@@ -144,7 +147,10 @@ def cmd_study_norm(args: argparse.Namespace) -> None:
 
     base = RunConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                      target=args.target, train_subset=args.train_subset)
-    table = studies.run_norm_study(base, args.activations, args.norms, args.seeds, args.device, args.out,
+    if args.seeds == "auto":
+        raise AfbenchError("study norm: give a number of seeds or a list (--seeds auto is for afbench run)")
+    table = studies.run_norm_study(base, tuple(_names(args.activations)), args.norms, args.seeds, args.device,
+                                   args.out,
                                    LocalBackend(Runtime(args.data_dir, args.threads,
                                                         progress_bars(args.no_progress))))
     output = Output()

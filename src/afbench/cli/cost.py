@@ -53,17 +53,12 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def cmd_cost(args: argparse.Namespace) -> None:
+    from afbench.cli import _names
     from afbench.cli.output import Output
-    from afbench.cli.run import import_path
     from afbench.cost.api import run_cost
     from afbench.engine.runtime import resolve_device
 
-    if args.activations == "all":
-        from afbench import activations
-
-        names = activations.names()
-    else:
-        names = list(dict.fromkeys(import_path(n) for n in args.activations))
+    names = _names(args.activations)
     device = resolve_device(args.device).type if args.device == "auto" else args.device
     result = run_cost(args.out, args.dataset, args.model, names, baseline=args.baseline, batch_size=args.batch_size,
                       threads=args.threads, budget_s=args.budget, price_per_hour=args.price_per_hour,

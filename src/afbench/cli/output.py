@@ -75,15 +75,16 @@ def progress_bars(no_progress: bool) -> bool:
 
 
 def terminal_width() -> int:
-    """The columns to fit: COLUMNS, else the terminal's, else 80."""
+    """The columns to fit: COLUMNS, else the terminal's, else 80 (also for a terminal
+    that reports no size)."""
     try:
-        return int(os.environ["COLUMNS"])
+        columns = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    except (OSError, ValueError, AttributeError):
-        return 80
+        try:
+            columns = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 80
+    return columns if columns >= 20 else 80
 
 
 class RunLines:
