@@ -108,7 +108,9 @@ class Study:
         instead of the study's own text. Seeds "auto" start from seed 0."""
         names = activations if activations is not None else self.activations
         if names == "all":
-            raise AfbenchError("expand activations = \"all\" first (cli: resolved names)")
+            from afbench import activations as registry
+
+            names = tuple(registry.names())
         base = self.settings.with_(model=self.models[0], dataset=self.datasets[0], lr=self.lrs[0])
         seeds = (0,) if self.seeds == "auto" else self.seeds
         return Grid(base, tuple(names), tuple(seeds), self.lrs if len(self.lrs) > 1 else (),
