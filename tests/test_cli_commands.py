@@ -124,12 +124,6 @@ def test_report_wide_is_markdown_without_empty_columns(logged_run, capsys):
     assert wide.splitlines()[0].startswith("| dataset | model | activation") and "not reached" not in wide
 
 
-def test_markdown_table_escapes_nothing_needed(tmp_path):
-    from afbench.cli.table import MARKS
-
-    assert set(MARKS) == {"worse", "better", "equivalent", "undecided", "baseline"}
-
-
 def test_progress_bars_only_on_a_terminal(monkeypatch):
     from afbench.cli import output
 
