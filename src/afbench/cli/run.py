@@ -182,6 +182,11 @@ def study_from_args(args: argparse.Namespace):
     return study, notes
 
 
+def grid_flags(args: argparse.Namespace) -> set[str]:
+    """The grid flags given on the command line (the rest came from a preset or study)."""
+    return {dest for dest in _GRID_DESTS if getattr(args, dest, None) is not None}
+
+
 def _override_notes(base, grid: dict, settings: dict, execution: dict) -> list[str]:
     notes = []
     for group, values, owner in (("grid", grid, base), ("settings", settings, base.settings),
@@ -361,8 +366,12 @@ def plan(args: argparse.Namespace) -> Plan:
     ex = study.execution
     if ex.backend == "ray" and ex.stack not in ("auto", 1):
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
-    names, folded = activation_names(study)
-    check_models(study.models)
+    try:
+        names, folded = activation_names(study)
+        check_models(study.models)
+    except AfbenchError as err:  # a name from a study file: say which file
+        where = f"{args.study}: [grid] " if args.study and not grid_flags(args) else ""
+        raise AfbenchError(f"{where}{err}") from None
     grid = study.grid(names)
     baseline, note = choose_baseline(ex.baseline, grid.activations)
     device = "cuda" if ex.backend == "ray" and ex.gpus_per_run > 0 and ex.device == "auto" else ex.device
