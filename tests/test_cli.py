@@ -10,7 +10,7 @@ from afbench.cli import main
 
 @pytest.fixture(autouse=True)
 def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "300")  # rich wraps at 80 columns when not on a terminal
+    monkeypatch.setenv("COLUMNS", "300")  # long sentences on one line, for the asserts
 
 
 def test_list_activations_shows_every_one(capsys):
@@ -31,24 +31,35 @@ def test_plot_activations_writes_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_takes_what_run_takes_a_formula_with_commas(tmp_path):
+    from afbench.report.figures import activation_curves
+
+    out = tmp_path / "fig.svg"
+    assert main(["plot", "activations", "relu,maximum(x, 0.1 * x)", "--out", str(out)]) == 0
+    assert b"<svg" in out.read_bytes()[:400]
+    x, y, dy, _ = activation_curves("maximum(x, 0.1 * x)")  # leaky ReLU, slope 0.1: written out here
+    assert (abs(y - (x * (x > 0) + 0.1 * x * (x <= 0))) < 1e-6).all()  # the formula keeps 0.1 in float32
+    assert (abs(dy[x < -0.01] - 0.1) < 1e-6).all() and (abs(dy[x > 0.01] - 1) < 1e-12).all()
+
+
 def test_run_trains_reports_and_resumes(tmp_path, capsys):
     args = ["run", "--activations", "relu,tanh", "--epochs", "2", "--batch-size", "64", "--seeds", "2",
             "--target", "0.5", "--out", str(tmp_path), "--no-progress"]
     assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "ran 4" in out and "time to target" in out
+    captured = capsys.readouterr()
+    assert "ran 4" in captured.err and "test error %" in captured.out and "ran 4" not in captured.out
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert sorted(summary["activation"]) == ["relu", "relu", "tanh", "tanh"] and set(summary["seed"]) == {0, 1}
     assert (summary["status"] == "done").all() and (summary["dataset"] == "digits").all()
     assert (tmp_path / "figures" / "accuracy-digits-mlp.png").exists()
     assert main(args) == 0
-    assert "ran 0, skipped 4" in capsys.readouterr().out
+    assert "ran 0, skipped 4" in capsys.readouterr().err
 
 
 def test_stack_trains_seeds_together_and_says_so(tmp_path, capsys):
     assert main(["run", "--activations", "relu", "--epochs", "2", "--seeds", "3", "--stack", "3", "--out",
                  str(tmp_path), "--no-progress"]) == 0
-    assert "'stack': 3" in capsys.readouterr().out  # the scheduler line
+    assert "up to 3 seeds stacked per model" in capsys.readouterr().err  # the scheduler, in words
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert len(runs) == 3 and (runs["provenance.stack_size"] == 3).all()
     assert "stacked runs share one clock" in (tmp_path / "summary.md").read_text()
@@ -76,27 +87,28 @@ def test_several_learning_rates_pick_one_per_activation_on_validation(tmp_path, 
 ])
 def test_bad_input_is_a_clear_error_not_a_traceback(argv, message, capsys, tmp_path):
     assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2
-    assert message in capsys.readouterr().out.replace("\n", " ")
+    captured = capsys.readouterr()
+    assert message in captured.err.replace("\n", " ") and captured.out == ""  # errors on stderr only
 
 
 @pytest.mark.parametrize("preset,count,model,dataset", [("s1-mnist", 6, "lenet", "mnist"),
                                                        ("s1-cifar10", 6, "vgg11", "cifar10"),
-                                                       ("s2-mlp", 3, "mlp", "mnist"), ("quick", 80, "mlp", "digits")])
+                                                       ("s2-mlp", 3, "mlp", "mnist"), ("quick", 40, "mlp", "digits")])
 def test_presets_expand_to_the_studies_grids(preset, count, model, dataset):
     from afbench.cli import build_parser
-    from afbench.cli.run import grid_from_args
+    from afbench.cli.run import study_from_args
 
-    grid, name, _, _ = grid_from_args(build_parser().parse_args(["run", "--preset", preset]))
-    cells = grid.configs()
-    assert name == preset and len(cells) == count
+    study, _ = study_from_args(build_parser().parse_args(["run", "--preset", preset]))
+    cells = study.grid(study.activations).configs()
+    assert study.name == preset and len(cells) == count
     assert {(c.model, c.dataset) for c in cells} == {(model, dataset)}
 
 
 def test_explicit_flags_override_the_preset():
     from afbench.cli import build_parser
-    from afbench.cli.run import grid_from_args
+    from afbench.cli.run import study_from_args
 
-    grid, *_ = grid_from_args(build_parser().parse_args(["run", "--preset", "s1-mnist", "--epochs", "2",
-                                                        "--activations", "relu,elu", "--seeds", "3"]))
-    cells = grid.configs()
+    study, _ = study_from_args(build_parser().parse_args(["run", "--preset", "s1-mnist", "--epochs", "2",
+                                                          "--activations", "relu,elu", "--seeds", "3"]))
+    cells = study.grid(study.activations).configs()
     assert len(cells) == 6 and {c.epochs for c in cells} == {2} and {c.target for c in cells} == {0.98}

@@ -66,7 +66,7 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error(tmp_path, monkeypatch, 
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr("shutil.which", lambda name: None)
     assert main(["run", "--device", "cpu", "--compile", "--out", str(tmp_path)]) == 2
-    assert "--compile on a CPU needs a C++ compiler" in capsys.readouterr().out
+    assert "--compile on a CPU needs a C++ compiler" in capsys.readouterr().err
     assert not (tmp_path / "results.sqlite").exists()  # refused before anything was queued
 
 

@@ -141,7 +141,7 @@ def test_mlflow_experiment_named_after_the_stored_study(tmp_path):
     from afbench.export.mlflow import experiment_name
     from afbench.sweep import study
 
-    study.save_study(tmp_path / "out", {**study.parse_study(""), "name": "my-study"})
+    study.save_study(tmp_path / "out", study.Study(name="my-study"))
     assert experiment_name(tmp_path / "out") == "my-study"
     assert experiment_name(tmp_path / "out", "given") == "given"
     assert experiment_name(tmp_path / "elsewhere") == "elsewhere"
@@ -153,8 +153,8 @@ def test_exporting_twice_says_what_it_replaced(tmp_path, capsys):
 
     argv = ["export", str(sweeps()["merged"]), "--to", "tensorboard", str(tmp_path / "tb")]
     assert main(argv) == 0
-    assert "3 new (" in capsys.readouterr().out
+    assert "3 new (" in " ".join(capsys.readouterr().out.split())  # lines wrap at the terminal's width
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "3 replaced an earlier export" in out and "new" not in out
     assert len(list((tmp_path / "tb").rglob("events.out.tfevents.*"))) == 3

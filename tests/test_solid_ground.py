@@ -68,12 +68,12 @@ def test_names_are_canonical_everywhere(tmp_path, capsys):
     argv = ["run", "--activations", "relu,RELU,ReLU,swish,silu", "--baseline", "ReLU", "--epochs", "1",
             "--latency-samples", "5", "--out", str(tmp_path), "--no-progress", "--workers", "1"]
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "already in the sweep: trained once" in out
     assert sorted(r.config["activation"] for r in Store(tmp_path).records()) == ["relu", "silu"]
     argv[2] = "RELU,Swish"  # the same runs under other spellings: nothing retrained
     assert main(argv) == 0
-    assert "ran 0, skipped 2" in capsys.readouterr().out
+    assert "ran 0, skipped 2" in capsys.readouterr().err
 
 
 def test_formulas_keep_their_commas(tmp_path):
@@ -85,8 +85,8 @@ def test_formulas_keep_their_commas(tmp_path):
 # ---- bad input: clear errors, before anything is computed -----------------------------
 
 @pytest.mark.parametrize("flags,message", [
-    (["--lr", "fast"], "--lr: learning rates must be positive numbers"),
-    (["--lr", "nan"], "--lr: learning rates must be positive numbers"),
+    (["--lr", "fast"], "--lr: expected learning rates such as 3e-4,1e-3, each a number > 0"),
+    (["--lr", "nan"], "--lr: expected learning rates such as 3e-4,1e-3, each a number > 0"),
     (["--seeds", "abc"], "--seeds: expected N >= 1"),
     (["--seeds", "0"], "--seeds: expected N >= 1"),
     (["--threads", "0"], "--threads: expected a whole number >= 1"),
@@ -109,7 +109,7 @@ def test_bad_flag_values_are_refused_by_name(flags, message, capsys):
 
 @pytest.mark.parametrize("flags,message", [
     (["--model", "foo"], "unknown model 'foo'"),
-    (["--activations", "x" + " + x" * 990], "too long"),
+    (["--activations", "x" + " + x" * 990], "too long"),  # the rule says "longer: too long"
     (["--activations", "(" * 300 + "x" + ")" * 300], "not a valid expression"),
     (["--activations", "bad_import_module:Act"], "RuntimeError: broken on import"),
 ])
@@ -132,7 +132,7 @@ def test_out_naming_a_file_is_a_clear_error(tmp_path, capsys):
     target = tmp_path / "file.txt"
     target.write_text("not a folder")
     assert main(["run", "--out", str(target)]) == 2
-    assert "is a file, not a folder" in capsys.readouterr().out
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_a_corrupt_or_foreign_database_is_refused_and_left_alone(tmp_path):
@@ -196,7 +196,7 @@ def test_failed_runs_give_a_non_zero_exit(tmp_path, capsys, monkeypatch):
     code = main(["run", "--activations", "relu,fails_in_forward:Act", "--epochs", "1", "--latency-samples", "5",
                  "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1"])
     assert code == 1
-    assert "1 runs failed" in capsys.readouterr().out
+    assert "1 runs failed" in capsys.readouterr().err
     statuses = sorted(r.status.value for r in Store(tmp_path / "out").records())
     assert statuses == ["done", "failed"]
 

@@ -4,7 +4,7 @@ import pytest
 
 from afbench import data, studies
 from afbench.cli import build_parser, main
-from afbench.cli.run import grid_from_args
+from afbench.cli.run import study_from_args
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,8 @@ def test_study_init_command_writes_its_figures(tmp_path, capsys):
 
 
 def test_s4_preset_sweeps_learning_rates_and_seeds():
-    grid, *_ = grid_from_args(build_parser().parse_args(["run", "--preset", "s4-relu-softsign"]))
-    cells = grid.configs()
+    study, _ = study_from_args(build_parser().parse_args(["run", "--preset", "s4-relu-softsign"]))
+    cells = study.grid(study.activations).configs()
     assert len(cells) == 6 * 3 * 3 and {c.lr for c in cells} == {3e-4, 1e-3, 3e-3}
     assert {c.activation for c in cells} >= {"relu_softsign", "relu_softplus"}
     assert all(c.valid_fraction == 0.1 for c in cells)  # learning rates are chosen on validation data

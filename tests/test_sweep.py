@@ -16,7 +16,8 @@ from afbench.config import RunConfig
 from afbench.errors import AfbenchError
 from afbench.results import EpochRecord, RunSummary, Status
 from afbench.sweep import LocalBackend, Runtime, calibrate
-from afbench.sweep.grid import Grid, preset
+from afbench.sweep.grid import Grid
+from afbench.sweep.study import preset
 from afbench.store.database import MIGRATIONS, Store
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from afbench.cli import workflow as workflow_cli
 from afbench.errors import AfbenchError
-from afbench.sweep import grid, study
+from afbench.sweep import study
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,8 +25,8 @@ def _run(argv: list[str]) -> None:
 def test_show_preset_prints_the_study_file(capsys):
     _run(["show", "preset", "s1-mnist"])
     text = capsys.readouterr().out
-    assert text == grid.show_preset("s1-mnist")
-    assert study.parse_study(text)["grid"]["models"] == ["lenet"]
+    assert text == study.show_preset("s1-mnist")
+    assert study.parse_study(text).models == ("lenet",)
 
 
 def test_list_presets_names_every_preset(capsys):
@@ -47,11 +47,11 @@ def test_export_rejects_an_unknown_tool_and_a_missing_folder(tmp_path):
 def test_save_study_stores_and_writes_the_resolved_study(tmp_path):
     from afbench.store.database import Store
 
-    resolved = study.parse_study(grid.show_preset("s2-mlp"))
+    resolved = study.parse_study(study.show_preset("s2-mlp"))
     path = study.save_study(tmp_path, resolved)
-    assert study.load_study(path) == resolved
+    assert study.load_study(path) == resolved.with_(execution=resolved.execution.__class__(out=str(tmp_path)))
     store = Store(tmp_path)
     try:
-        assert store.meta()["study"] == resolved
+        assert store.meta()["study"]["name"] == "s2-mlp" and store.meta()["study"]["settings"]["epochs"] == 100
     finally:
         store.close()

@@ -1,7 +1,5 @@
 """Study files: checking, line numbers, the TOML round trip, presets as study files."""
 
-import argparse
-
 import pytest
 
 from afbench.config import RunConfig
@@ -18,7 +16,7 @@ OLD_S4 = dict(dataset="mnist", model="lenet", activations=("relu", "leaky_relu",
 
 
 def _old_keys(old: dict) -> list[str]:
-    """The run keys the flag path built from an old preset dict (cli.grid_from_args's logic, restated)."""
+    """The run keys the flag path built from an old preset dict (the old grid_from_args's logic, restated)."""
     settings = dict(old)
     names, lrs, seeds = settings.pop("activations"), settings.pop("lrs", None), settings.pop("seeds", 1)
     lrs = lrs or (settings["lr"],)
@@ -29,30 +27,32 @@ def _old_keys(old: dict) -> list[str]:
 
 @pytest.mark.parametrize("name, old", [("s1-mnist", OLD_S1_MNIST), ("s4-relu-softsign", OLD_S4)])
 def test_preset_study_file_gives_the_old_run_keys(name, old):
-    built, execution = study.study_to_grid(study.parse_study(grid.show_preset(name)))
-    assert [c.key() for c in built.configs()] == _old_keys(old)
-    assert execution == {}
-    from_preset = grid.preset(name)  # the dict cli.grid_from_args reads
-    assert _old_keys(from_preset) == _old_keys(old)
+    loaded = study.parse_study(study.show_preset(name))
+    assert [c.key() for c in loaded.grid().configs()] == _old_keys(old)
+    assert loaded.execution == study.Execution()
+    flat = study.preset(name)
+    same = [k for k in old if k not in ("seeds", "lr")]  # with several lrs, lr is only the first one
+    assert {k: flat[k] for k in same} == {k: old[k] for k in same}
 
 
-def test_s1_mnist_preset_dict_matches_the_old_one():
-    assert grid.preset("s1-mnist") == OLD_S1_MNIST
-    assert grid.preset("S1_MNIST") == OLD_S1_MNIST  # lookups stay forgiving
-    assert list(grid.PRESETS) == grid.list_presets()
+def test_presets_are_found_forgivingly_and_listed_quick_first():
+    assert study.preset_study("S1_MNIST") == study.preset_study("s1-mnist")  # lookups stay forgiving
+    assert study.list_presets()[0] == "quick"
     assert {"s1-mnist", "s1-cifar10", "s2-mlp", "s4-relu-softsign", "s4-cifar100", "quick", "cifar-resnet20",
-            "cifar-vit"} == set(grid.PRESETS)
+            "cifar-vit"} == set(study.list_presets())
 
 
-@pytest.mark.parametrize("name", grid.list_presets())
+@pytest.mark.parametrize("name", study.list_presets())
 def test_every_preset_round_trips(name):
-    loaded = study.parse_study(grid.show_preset(name), name)
+    loaded = study.parse_study(study.show_preset(name), name)
     assert study.parse_study(study.dump_study(loaded)) == loaded
-    assert loaded["name"] == name
+    assert study.parse_study(study.dump_study(loaded, every_setting=True)) == loaded
+    assert loaded.name == name
 
 
 def test_dump_writes_every_kind_of_value(tmp_path):
-    text = """name = "odd \\"one\\""
+    text = """name = "odd-one"
+description = "quotes \\" and a [/x] in text"
 [grid]
 activations = "all"
 seeds = [3, 7]
@@ -70,22 +70,22 @@ compile = true
     path = tmp_path / "s.toml"
     path.write_text(text)
     loaded = study.load_study(path)
-    assert loaded["name"] == 'odd "one"'
-    assert loaded["grid"]["lrs"] == [1e-05, 2.0] and loaded["settings"]["target"] == 1.0
-    assert loaded["execution"] == {"workers": "auto", "stack": 2, "equivalence": 1.0, "compile": True}
+    assert loaded.description == 'quotes " and a [/x] in text'
+    assert loaded.lrs == (1e-05, 2.0) and loaded.settings.target == 1.0 and loaded.seeds == (3, 7)
+    assert loaded.execution == study.Execution(stack=2, equivalence=1.0, compile=True)
     assert study.parse_study(study.dump_study(loaded)) == loaded
-    built, _ = study.study_to_grid(loaded)
+    built = loaded.grid(("relu",))
     assert built.seeds == (3, 7) and built.lrs == (1e-05, 2.0) and built.base.norm == "layer"
 
 
 @pytest.mark.parametrize("text, line, words", [
     ("[grid]\nactivation = ['relu']", 2, ["activation", "Did you mean 'activations'", "Valid: activations"]),
     ("[settings]\n\nbatchsize = 3", 3, ["batchsize", "Did you mean 'batch_size'"]),
-    ("[settings]\nepochs = '3'", 2, ["epochs", "expected int"]),
+    ("[settings]\nepochs = '3'", 2, ["epochs", "expected a whole number >= 1"]),
     ("[settings]\nseed = 3", 2, ["seed", "[grid]"]),
     ("name = 'x'\n[exec]\nworkers = 1", 2, ["exec", "Did you mean 'execution'"]),
     ("[execution]\nworkers = 1.5", 2, ["workers", "auto"]),
-    ("[grid]\nseeds = 0", 2, ["seeds", "count >= 1"]),
+    ("[grid]\nseeds = 0", 2, ["seeds", "N >= 1"]),
     ("[execution]\ncompile = 1", 2, ["compile", "true or false"]),
 ])
 def test_wrong_keys_name_the_key_line_and_choices(text, line, words):
@@ -102,35 +102,14 @@ def test_bad_toml_and_missing_file(tmp_path):
     with pytest.raises(AfbenchError, match="not found"):
         study.load_study(tmp_path / "nope.toml")
     with pytest.raises(AfbenchError, match="unknown preset"):
-        grid.show_preset("s9")
+        study.show_preset("s9")
 
 
-def test_grid_to_study_reproduces_the_grid():
+def test_a_study_reproduces_its_grid_through_toml():
     base = RunConfig(dataset="digits", model="mlp", epochs=2, target=0.9, hidden_bias=0.01)
-    original = grid.Grid(base, ("relu", "tanh"), (0, 1, 2), (1e-3, 3e-3), ("mlp",), ())
-    resolved = study.grid_to_study(original, {"workers": 2, "device": "cpu"}, name="mine")
-    again, execution = study.study_to_grid(study.parse_study(study.dump_study(resolved)))
-    assert [c.key() for c in again.configs()] == [c.key() for c in original.configs()]
-    assert execution == {"workers": 2, "device": "cpu"} and resolved["grid"]["seeds"] == 3
-
-
-def _parser() -> argparse.ArgumentParser:
-    """The run flags apply_study fills (a subset of cli's, same dests and defaults)."""
-    parser = argparse.ArgumentParser()
-    for flag in ("--activations", "--models", "--datasets", "--lr", "--seeds", "--epochs", "--threads", "--out"):
-        parser.add_argument(flag, type=int if flag in ("--epochs", "--threads") else str)
-    parser.add_argument("--workers", default="auto")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--baseline", default="relu")
-    return parser
-
-
-def test_apply_study_fills_defaults_and_notes_overrides():
-    loaded = study.parse_study('name = "n"\n[grid]\nactivations = ["relu", "elu"]\nmodels = ["mlp", "lenet"]\n'
-                               'seeds = 2\n[settings]\nepochs = 4\n[execution]\nworkers = 3\ndevice = "cpu"\n')
-    parser = _parser()
-    args = parser.parse_args(["--epochs", "2", "--device", "cuda"])
-    notes = study.apply_study(args, loaded, parser)
-    assert (args.activations, args.models, args.workers, args.device) == ("relu,elu", "mlp,lenet", 3, "cuda")
-    assert args.study_settings["epochs"] == 4 and args.study_settings["seeds"] == 2 and args.study_name == "n"
-    assert len(notes) == 2 and any("--epochs 2" in n for n in notes) and any("--device cuda" in n for n in notes)
+    original = study.Study(name="mine", activations=("relu", "tanh"), seeds=(0, 1, 2), lrs=(1e-3, 3e-3),
+                           settings=base, execution=study.Execution(workers=2, device="cpu"))
+    again = study.parse_study(study.dump_study(original, every_setting=True))
+    assert again == original
+    assert [c.key() for c in again.grid().configs()] == [c.key() for c in original.grid().configs()]
+    assert "seeds = 3\n" in study.dump_study(original)  # seeds 0..N-1 written as their count

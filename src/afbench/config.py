@@ -17,9 +17,11 @@ import json
 import math
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 
+from afbench import rules
 from afbench.errors import AfbenchError
 
 OPTIMIZERS = ("adam", "sgd")
+SWEPT = ("activation", "seed", "model", "dataset", "lr", "device")  # set by a study's grid, or its execution
 KEY_SCHEMA = 2  # bump only when the meaning of a stored setting changes (1 hashed every field: afbench 0.1.0)
 
 
@@ -56,29 +58,17 @@ class RunConfig:
     data_fingerprint: str | None = None  # data.fingerprint of what it trains on: runs on other data never pair
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise AfbenchError(f"unknown optimizer '{self.optimizer}': choose one of {', '.join(OPTIMIZERS)}")
-        for name in ("epochs", "batch_size", "probe_size"):
-            if getattr(self, name) < 1:
-                raise AfbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("train_subset", "image_size", "latency_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise AfbenchError(f"{name} must be at least 1 (or left out), got {value}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        """Every field follows its rule (the same rules the flags and study files use)."""
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is None or item.name == "device":
+                continue
+            try:
+                setting_rule(item.name, type(self)).value(value)
+            except rules.Invalid as err:
+                raise AfbenchError(describe(item.name, err)) from None
+        if not math.isfinite(self.lr) or self.lr <= 0:
             raise AfbenchError(f"learning rate must be a positive number, got {self.lr} (e.g. --lr 1e-3)")
-        if self.act_lr is not None and not (math.isfinite(self.act_lr) and self.act_lr > 0):
-            raise AfbenchError(f"activation learning rate must be a positive number, got {self.act_lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise AfbenchError(f"weight decay must be 0 or more, got {self.weight_decay}")
-        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
-            raise AfbenchError(f"momentum must be in [0, 1), got {self.momentum} (e.g. 0.9)")
-        if not 0 <= self.valid_fraction < 1:
-            raise AfbenchError(f"valid fraction must be in [0, 1), got {self.valid_fraction} (e.g. 0.1)")
-        if self.target is not None and not 0 < self.target <= 1:
-            raise AfbenchError(f"target is an accuracy in (0, 1], got {self.target} (e.g. 0.98 for 98%)")
-        if self.hidden_bias is not None and not math.isfinite(self.hidden_bias):
-            raise AfbenchError(f"hidden bias must be a finite number, got {self.hidden_bias}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,3 +105,38 @@ class RunConfig:
         """Runs with equal data keys share one prepared data set."""
         return (self.dataset, self.split, self.valid_fraction, self.whitening, self.train_subset, self.image_size,
                 self.coarse)
+
+
+# RunConfig fields with a rule narrower than their type; any other field follows its annotation.
+SETTING_RULES: dict[str, rules.Rule] = {
+    "epochs": rules.POSITIVE_INT, "batch_size": rules.POSITIVE_INT, "probe_size": rules.POSITIVE_INT,
+    "seed": rules.SEED, "lr": rules.POSITIVE, "optimizer": rules.choice(*OPTIMIZERS),
+    "momentum": rules.UNIT_INTERVAL, "weight_decay": rules.NON_NEGATIVE, "act_lr": rules.POSITIVE,
+    "target": rules.ACCURACY, "hidden_bias": rules.FINITE, "split": rules.choice("official", "s2"),
+    "valid_fraction": rules.UNIT_INTERVAL, "whitening": rules.choice("pca", "zca"),
+    "train_subset": rules.POSITIVE_INT, "image_size": rules.IMAGE_SIZE, "latency_samples": rules.POSITIVE_INT}
+_BY_TYPE = {"int": rules.Rule("a whole number", (int,)), "float": rules.FINITE, "str": rules.TEXT,
+            "bool": rules.BOOL}
+_ANY = rules.Rule("a value", (object,))
+
+
+def setting_rule(name: str, config_type: type | None = None) -> rules.Rule:
+    """The rule of RunConfig field ``name`` (or of a subclass's, ``config_type``): a
+    [settings] key, or the flag that sets it."""
+    if name in SETTING_RULES:
+        return SETTING_RULES[name]
+    annotation = next(str(f.type) for f in fields(config_type or RunConfig) if f.name == name)
+    kinds = [part.strip() for part in annotation.split("|") if part.strip() != "None"]
+    return _BY_TYPE.get(kinds[0], _ANY)  # a field of another type is checked where it is used
+
+
+def setting_names() -> list[str]:
+    """RunConfig fields a study's [settings] table may hold: all but the swept ones."""
+    return [f.name for f in fields(RunConfig) if f.name not in SWEPT]
+
+
+def describe(name: str, err: rules.Invalid) -> str:
+    """A broken rule in words: 'unknown optimizer 'rmsprop': choose adam or sgd'."""
+    if err.choices:
+        return f"unknown {name} {err.got}: choose {err.expected}"
+    return f"{name} is {err.expected}, got {err.got}"

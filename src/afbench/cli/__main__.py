@@ -1,4 +1,4 @@
-"""`python -m afbench.cli ...`: the same as the `afbench` command."""
+"""`python -m afbench.cli`: the same as the `afbench` command."""
 
 import sys
 

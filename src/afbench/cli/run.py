@@ -1,168 +1,263 @@
-"""`afbench run` / `afbench sweep`: flags -> a Grid -> afbench.sweep.execute -> report."""
+"""`afbench run` / `afbench sweep`: flags -> a Study -> afbench.sweep.execute -> report.
+
+The flags build the same `Study` a study file declares (afbench.sweep.study), value by
+value through the same rules (afbench.rules): a preset or a study file first, then
+every flag given on top of it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from afbench import activations
+from afbench import rules
 from afbench.cli import args as types
+from afbench.cli.output import Output, RunLines, progress_bars
+from afbench.config import setting_rule
 from afbench.errors import AfbenchError
 
-console = Console()
-
-_RUN_FLAGS = {  # flag: (RunConfig field, type, help)
-    "--dataset": ("dataset", str, "digits, mnist, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"),
-    "--model": ("model", str, "mlp, lenet, vgg11, resnet20, vit, or your own: PATH.py:NAME or package.module:NAME "
-                              "(a function returning an nn.Module)"),
-    "--epochs": ("epochs", types.positive_int, "training epochs (default 10)"),
-    "--batch-size": ("batch_size", types.positive_int, "training batch size (default 128)"),
-    "--optimizer": ("optimizer", str, "adam or sgd (default adam)"),
-    "--momentum": ("momentum", types.unit_interval, "SGD momentum in [0, 1) (default 0.9)"),
-    "--weight-decay": ("weight_decay", types.non_negative,
-                       "weight decay; never on learned activation parameters (default 0)"),
-    "--act-lr": ("act_lr", types.positive, "learning rate of learned activation parameters (PReLU slopes, ...) "
-                                           "(default: the run's --lr)"),
-    "--target": ("target", types.accuracy, "test accuracy for time-to-target, e.g. 0.98"),
-    "--init": ("init", str, "default, xavier, he, normal001 or zeros (default: default)"),
-    "--norm": ("norm", str, "none, batch, layer, group or instance (default: the model's own)"),
-    "--hidden-bias": ("hidden_bias", float, "initial bias of hidden layers, e.g. 0.01 for ReLU units"),
-    "--split": ("split", str, "official, or s2 (all images re-split train/test/valid 7:2:1)"),
-    "--valid-fraction": ("valid_fraction", types.unit_interval,
-                         "fraction of train held out for validation (default 0; 0.1 when several learning rates "
-                         "are given)"),
-    "--whitening": ("whitening", str, "pca or zca (default none)"),
-    "--train-subset": ("train_subset", types.positive_int, "train on only this many images"),
-    "--image-size": ("image_size", types.positive_int, "resize image folders to this square size"),
-    "--latency-samples": ("latency_samples", types.positive_int, "test images timed one at a time (default: all)"),
+_SETTING_FLAGS = {  # flag: (RunConfig field, help)
+    "--epochs": ("epochs", "training epochs (default 10)"),
+    "--batch-size": ("batch_size", "training batch size (default 128)"),
+    "--optimizer": ("optimizer", "adam or sgd (default adam)"),
+    "--momentum": ("momentum", "SGD momentum in [0, 1) (default 0.9)"),
+    "--weight-decay": ("weight_decay", "weight decay; never on learned activation parameters (default 0)"),
+    "--act-lr": ("act_lr", "learning rate of learned activation parameters (PReLU slopes, ...) "
+                           "(default: the run's --lr)"),
+    "--target": ("target", "test accuracy for time-to-target, e.g. 0.98 (default: none)"),
+    "--init": ("init", "default, xavier, he, normal001 or zeros (default: default)"),
+    "--norm": ("norm", "none, batch, layer, group or instance (default: the model's own)"),
+    "--hidden-bias": ("hidden_bias", "initial bias of hidden layers, e.g. 0.01 for ReLU units"),
+    "--split": ("split", "official, or s2 (all images re-split train/test/valid 7:2:1)"),
+    "--valid-fraction": ("valid_fraction", "fraction of train held out for validation (default 0; 0.1 when "
+                                           "several learning rates are given)"),
+    "--whitening": ("whitening", "pca or zca (default: none)"),
+    "--train-subset": ("train_subset", "train on only this many images"),
+    "--image-size": ("image_size", f"resize image folders to this square size (at most {rules.MAX_IMAGE_SIZE})"),
+    "--latency-samples": ("latency_samples", "test images timed one at a time (default: all)"),
 }
-_RUN_SWITCHES = {"--nesterov": ("nesterov", "SGD with Nesterov momentum"),
-                 "--match-params": ("match_params", "scale hidden widths so that models whose activation widens "
-                                                    "the layer before (maxout) match the ReLU model's parameters"),
-                 "--augment": ("augment", "random crop (pad 4) and horizontal flip"),
-                 "--coarse": ("coarse", "CIFAR-100's 20 superclasses"),
-                 "--allow-partial": ("allow_partial", "your own model may keep nonlinearities the swap cannot reach "
-                                                      "(F.relu in forward); the report lists them")}
-_GRID_FLAGS = ("activations", "lr", "seeds", "models", "datasets")
+_SETTING_SWITCHES = {
+    "--nesterov": ("nesterov", "SGD with Nesterov momentum"),
+    "--match-params": ("match_params", "scale hidden widths so that models whose activation widens the layer "
+                                       "before (maxout) match the ReLU model's parameters"),
+    "--augment": ("augment", "random crop (pad 4) and horizontal flip"),
+    "--coarse": ("coarse", "CIFAR-100's 20 superclasses"),
+    "--allow-partial": ("allow_partial", "your own model may keep nonlinearities the swap cannot reach "
+                                         "(F.relu in forward); the report lists them")}
+_EXECUTION_FLAGS = {  # flag: help (the Execution field is the flag's name; its rule is rules.EXECUTION_RULES')
+    "--workers": "worker processes, or auto: a short calibration picks workers x threads for the cores "
+                 "(default: auto)",
+    "--threads": "torch threads per worker (default: chosen with --workers); workers x threads never exceeds "
+                 "the cores",
+    "--stack": "train up to N seeds of one configuration as one stacked model (1: never), or auto: stack when a "
+               "short calibration finds it faster per run (default: auto)",
+    "--device": "auto, cpu, cuda, cuda:N or mps (default: auto: cuda if torch sees a GPU, else cpu)",
+    "--backend": "local: processes on this machine; ray: one task per run on a Ray cluster "
+                 "(pip install 'afbench[ray]') (default: local)",
+    "--cost-profile": "auto, on or off: measure each activation's step time apart from training before the "
+                      "sweep (about 5%% of the training time), so the tables' times are steps x that step time; "
+                      "auto: for sweeps estimated over 2 minutes (default: auto)",
+    "--run-timeout": "seconds one run (or stack of seeds) may train before it is stopped and marked failed, "
+                     "the sweep going on (default: 20x its calibrated time, at least 60)",
+    "--out": "results folder (default: results/<preset, study name or run>)",
+    "--baseline": "activation the others are tested against (default: relu if it is in the sweep, else the "
+                  "first activation)",
+    "--max-seeds": "--seeds auto: at most this many seeds per activation (default: 20)",
+    "--equivalence": "--seeds auto: differences in test error within ± this many percentage points are "
+                     "practically equivalent (default: 0.1)",
+    "--data-dir": "folder with local copies of the data (default: AFBENCH_DATA_DIR, else the user cache)",
+    "--address": "Ray cluster: auto or ray://host:port (default: start a local Ray)",
+    "--cpus-per-run": "Ray: CPUs (and threads) per run (default: 1)",
+    "--gpus-per-run": "Ray: GPUs per run, fractions share a GPU (default: 0)",
+    "--max-retries": "Ray: re-executions of a run whose worker dies (default: 2)",
+}
+_GRID_DESTS = ("activations", "models", "model", "datasets", "dataset", "seeds", "seed", "lr")
+LONG_RUN_S = 3600.0  # an estimate over this is said before the sweep starts
+
+EXAMPLES = """examples:
+  afbench run                           the one-minute demo (embedded digits)
+  afbench run --activations relu,gelu,"x * sigmoid(1.5 * x)" --seeds 5
+  afbench run --preset s1-mnist --seeds 3  a preset (afbench list presets)
+  afbench run --study my.toml           (afbench show preset quick > my.toml)
+  afbench run --activations myacts.py:Squareplus --model my_net.py:make"""
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    from afbench.sweep.grid import PRESETS
-
-    parser.add_argument("--preset", help=f"fill the settings from a study: {', '.join(PRESETS)} "
-                                         "(explicit flags override it; `afbench show preset NAME` prints one)")
-    parser.add_argument("--study", help="a study file (TOML: [grid], [settings], [execution]); flags given beside it "
-                                        "override it, with a note. Every run writes OUT/study.toml, which reproduces it")
+    parser.add_argument("--preset", help="start from a study shipped with afbench: quick, s1-mnist, ... "
+                                         "(`afbench list presets`); flags given beside it override it")
+    parser.add_argument("--study", help="start from a study file (TOML: [grid], [settings], [execution]); flags "
+                                        "given beside it override it, with a note. Every run writes "
+                                        "OUT/study.toml, which repeats it")
     parser.add_argument("--activations", type=types.activation_list,
-                        help="comma-separated activations (formulas may contain commas inside parentheses), or "
-                             "'all' (every hidden one)")
-    for flag, (_, kind, text) in _RUN_FLAGS.items():
-        parser.add_argument(flag, type=kind, help=text)
-    for flag, (_, text) in _RUN_SWITCHES.items():
-        parser.add_argument(flag, action="store_true", default=None, help=text)
+                        help="comma-separated activations: names (`afbench list activations`), formulas in x "
+                             "(commas inside parentheses are fine), PATH.py:NAME or module:NAME, or 'all' "
+                             "(every hidden one)")
+    parser.add_argument("--model", type=types.flag(rules.TEXT),
+                        help="mlp, lenet, vgg11, resnet20, vit, or your own: PATH.py:NAME or package.module:NAME "
+                             "(a function returning an nn.Module) (default: mlp)")
+    parser.add_argument("--models", type=types.name_list, help="comma-separated models, to sweep several")
+    parser.add_argument("--dataset", type=types.flag(rules.TEXT),
+                        help="digits, mnist, fashion-mnist, cifar10, cifar100 or imagefolder:PATH (default: digits)")
+    parser.add_argument("--datasets", type=types.name_list, help="comma-separated data sets, to sweep several")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=types.seeds,
+                       help="N seeds (0..N-1), a comma list such as 3,7, or auto: start with 3 paired seeds and add "
+                            "seeds only where the comparison with --baseline is undecided (default 1)")
+    seeds.add_argument("--seed", type=types.seed, help="one seed, e.g. --seed 42")
     parser.add_argument("--lr", type=types.learning_rates,
                         help="learning rate, or several comma-separated: then each activation gets the one with "
                              "the best validation accuracy (default 1e-3)")
-    parser.add_argument("--seeds", type=types.seeds, default=None,
-                        help="N seeds (0..N-1), a comma list such as 3,7 (one seed: 42,), or auto: start with 3 paired "
-                             "seeds and add seeds only where the comparison with --baseline is undecided "
-                             "(default 1)")
-    parser.add_argument("--max-seeds", type=types.positive_int, default=20,
-                        help="--seeds auto: at most this many seeds per activation (default: %(default)s)")
-    parser.add_argument("--equivalence", type=types.positive, default=0.1,
-                        help="--seeds auto: differences in test error within ± this many percentage points are "
-                             "practically equivalent (default: %(default)s)")
-    parser.add_argument("--models", type=types.name_list, help="comma-separated models, to sweep several")
-    parser.add_argument("--datasets", type=types.name_list, help="comma-separated data sets, to sweep several")
-    parser.add_argument("--device", type=types.device, default="auto",
-                        help="auto, cpu or cuda (default: %(default)s)")
-    parser.add_argument("--threads", type=types.positive_int,
-                        help="torch threads per worker (default: chosen with --workers); workers x threads never "
-                             "exceeds the cores")
-    parser.add_argument("--workers", default="auto", type=types.auto_or_count,
-                        help="worker processes, or auto: a short calibration picks workers x threads for the "
-                             "cores (default: %(default)s)")
-    parser.add_argument("--stack", default="auto", type=types.auto_or_count,
-                        help="train up to N seeds of one configuration as one stacked model (1: never), or auto: "
-                             "stack when a short calibration finds it faster per run (default: %(default)s)")
-    parser.add_argument("--compile", action="store_true",
-                        help="train through torch.compile (with CUDA graphs on a GPU, against kernel-launch "
-                             "overhead). Compiling happens in the warm-up, is recorded as provenance compile_s "
-                             "and is never counted as training time. On a CPU it needs a C++ compiler and was "
-                             "slower than eager on the 2-core machine afbench is developed on")
-    parser.add_argument("--cost-profile", default="auto", choices=("auto", "on", "off"),
-                        help="measure each activation's step time apart from training before the sweep (interleaved "
-                             "rounds under the sweep's threads, about 5%% of the training time) so the tables' times "
-                             "are steps x that step time; auto: for sweeps estimated over 2 minutes "
-                             "(default: %(default)s)")
-    parser.add_argument("--backend", default="local", choices=("local", "ray"),
-                        help="local: processes on this machine; ray: one task per run on a Ray cluster "
-                             "(pip install 'afbench[ray]') (default: %(default)s)")
-    parser.add_argument("--address", help="Ray cluster: auto or ray://host:port (default: start a local Ray)")
-    parser.add_argument("--cpus-per-run", type=types.positive, default=1.0,
-                        help="Ray: CPUs (and threads) per run (default: %(default)s)")
-    parser.add_argument("--gpus-per-run", type=types.non_negative, default=0.0,
-                        help="Ray: GPUs per run, fractions share a GPU (default: %(default)s)")
-    parser.add_argument("--max-retries", type=int, default=2, help="Ray: re-executions of a run whose worker "
-                                                                    "dies (default: %(default)s)")
-    parser.add_argument("--data-dir", help="folder with local copies of the data")
-    parser.add_argument("--out", help="results folder (default: results/<preset or run>)")
-    parser.add_argument("--baseline", help="activation the others are tested against (default: relu if it is in "
-                                           "the sweep, else the first activation)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for flag, (name, text) in _SETTING_FLAGS.items():
+        parser.add_argument(flag, type=types.flag(setting_rule(name)), help=text)
+    for flag, (_, text) in _SETTING_SWITCHES.items():
+        parser.add_argument(flag, action="store_true", default=None, help=text)
+    for flag, text in _EXECUTION_FLAGS.items():
+        parser.add_argument(flag, type=types.flag(rules.EXECUTION_RULES[_dest(flag)]), help=text)
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="train through torch.compile (with CUDA graphs on a GPU). Compiling happens in the "
+                             "warm-up and is never counted as training time; on a CPU it needs a C++ compiler")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (off a terminal there are "
+                                                                   "none: a line per finished run instead)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--wide", action="store_true", help="the full comparison table (every column, Markdown "
+                                                           "rows) instead of the 80-column one")
+    shown.add_argument("--quiet", action="store_true", help="print only the verdict and the paths")
+    shown.add_argument("--json", action="store_true", help="print a JSON summary on stdout (verdicts, paths, "
+                                                           "counts, exit status) and nothing else there")
 
 
-def grid_from_args(args: argparse.Namespace):
-    """Preset values, then explicit flags on top; no flags at all means `quick`.
-    Returns (grid, name, notes): notes say what was folded (aliases, duplicates)."""
-    from afbench.config import RunConfig
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+# ---- flags -> Study ------------------------------------------------------------------------------
+
+
+def _base_study(args: argparse.Namespace, given: bool):
+    """The study the flags start from: --study FILE, --preset NAME, the quick preset
+    when no flag says what to train, else the defaults. Returns (study, source)."""
+    from afbench.sweep import study as studies
+
+    if args.study and args.preset:
+        raise AfbenchError("give --study or --preset, not both")
+    if args.study:
+        return studies.load_study(args.study), "the study"
+    if args.preset:
+        return studies.preset_study(args.preset), "the preset"
+    if not given:
+        return studies.preset_study("quick"), "the preset"
+    return studies.Study(name="run"), None
+
+
+def study_from_args(args: argparse.Namespace):
+    """The Study the flags describe, and notes on what they override. Every value has
+    passed its rule already (argparse types); the Study checks the whole once more."""
+    from afbench.sweep.study import Execution
+
+    settings = {name: getattr(args, _dest(flag)) for flag, (name, _) in {**_SETTING_FLAGS, **_SETTING_SWITCHES}.items()
+                if getattr(args, _dest(flag)) is not None}
+    grid = {}
+    if args.activations is not None:
+        grid["activations"] = args.activations
+    if args.models or args.model:
+        grid["models"] = args.models or (args.model,)
+    if args.datasets or args.dataset:
+        grid["datasets"] = args.datasets or (args.dataset,)
+    if args.seeds is not None or args.seed is not None:
+        grid["seeds"] = args.seeds if args.seeds is not None else (args.seed,)
+    if args.lr is not None:
+        grid["lrs"] = args.lr
+    base, source = _base_study(args, given=bool(settings or grid))
+    execution = {f.name: getattr(args, f.name) for f in fields(Execution) if getattr(args, f.name, None) is not None}
+    notes = []
+    if source == "the study":
+        notes = _override_notes(base, grid, settings, execution)
+    study = base.with_(**grid, settings=base.settings.with_(**settings),
+                       execution=replace(base.execution, **execution))
+    return study, notes
+
+
+def grid_flags(args: argparse.Namespace) -> set[str]:
+    """The grid flags given on the command line (the rest came from a preset or study)."""
+    return {dest for dest in _GRID_DESTS if getattr(args, dest, None) is not None}
+
+
+def _override_notes(base, grid: dict, settings: dict, execution: dict) -> list[str]:
+    notes = []
+    for group, values, owner in (("grid", grid, base), ("settings", settings, base.settings),
+                                 ("execution", execution, base.execution)):
+        for key, value in values.items():
+            old = getattr(owner, key)
+            if old != value:
+                notes.append(f"--{key.replace('_', '-')} {_text(value)} overrides the study's {key} = {_text(old)}")
+    return notes
+
+
+def _text(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+# ---- names resolved once, at the edge -------------------------------------------------------------
+
+
+def activation_names(study) -> tuple[tuple[str, ...], list[str]]:
+    """The study's activations as the registry names them ("all" expanded, aliases
+    and repeats folded, PATH.py:NAME made importable), and notes on what was folded."""
+    from afbench import activations
     from afbench.sweep.execute import canonical_activations
-    from afbench.sweep.grid import Grid, preset
 
-    explicit = {flag: getattr(args, flag.lstrip("-").replace("-", "_")) for flag in list(_RUN_FLAGS) + list(
-        _RUN_SWITCHES)}
-    given = any(v is not None for v in explicit.values()) or any(getattr(args, a) is not None for a in _GRID_FLAGS)
-    if getattr(args, "study_settings", None) is not None:
-        name, settings = args.study_name or "study", dict(args.study_settings)
-    else:
-        name = args.preset or (None if given else "quick")
-        settings = preset(name) if name else {}
-    chosen = args.activations or settings.pop("activations", None) or ("relu",)
-    settings.pop("activations", None)
-    preset_lrs, preset_seeds = settings.pop("lrs", None), settings.pop("seeds", None)
-    for flag, value in explicit.items():
-        if value is not None:
-            settings[(_RUN_FLAGS.get(flag) or _RUN_SWITCHES.get(flag))[0]] = value
-    lrs = args.lr or tuple(preset_lrs or (settings.get("lr", 1e-3),))
-    settings["lr"] = lrs[0]
-    chosen = tuple(activations.names()) if chosen == "all" else \
-        tuple(types.split_top_level(chosen)) if isinstance(chosen, str) else tuple(chosen)
-    names, notes = canonical_activations(chosen)  # fail on a bad name before anything runs
-    _check_models(tuple(args.models.split(",")) if isinstance(args.models, str) else
-                  args.models or (settings.get("model", "mlp"),))
-    seeds = args.seeds if args.seeds is not None else \
-        types.seeds(str(preset_seeds)) if preset_seeds is not None else (0,)
-    models, datasets = (tuple(v.split(",")) if isinstance(v, str) else tuple(v or ())
-                        for v in (args.models, args.datasets))  # a study sets them as text
-    grid = Grid(RunConfig(**settings), names, (0,) if seeds == "auto" else seeds, lrs if len(lrs) > 1 else (),
-                models, datasets)
-    return grid, name or "run", notes, seeds == "auto"
+    given = tuple(activations.names()) if study.activations == "all" else study.activations
+    given = tuple(import_path(name) for name in given)
+    repeats = len(given) - len(set(given))
+    names, notes = canonical_activations(tuple(dict.fromkeys(given)))
+    if repeats:
+        notes.insert(0, f"{repeats} repeated activation{'s' if repeats > 1 else ''} dropped: each is trained once")
+    return names, _fold(notes)
 
 
-def _check_models(names: tuple[str, ...]) -> None:
+def _fold(notes: list[str]) -> list[str]:
+    """At most a few notes of one kind: a list of 2,000 names is not 2,000 lines."""
+    if len(notes) <= 5:
+        return notes
+    return notes[:3] + [f"... and {len(notes) - 3} more notes like these"]
+
+
+def import_path(name: str) -> str:
+    """``dir/myacts.py:Squareplus`` -> ``myacts:Squareplus``, with dir put on the import
+    path of this process and of the workers it starts (as --model PATH.py:NAME works)."""
+    match = re.fullmatch(r"(.+\.py):(\w+)", name.strip())
+    if not match:
+        return name
+    path = Path(match.group(1)).expanduser()
+    if not path.is_file():
+        raise AfbenchError(f"activation '{name}': no file {path}. Give PATH.py:NAME with an existing file "
+                           "(relative to the current folder)")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if folder not in paths:  # spawned workers import it too
+        os.environ["PYTHONPATH"] = os.pathsep.join([folder] + [p for p in paths if p])
+    return f"{path.stem}:{match.group(2)}"
+
+
+def check_models(names: tuple[str, ...]) -> None:
     """Unknown model names fail now, not as one failed run per config."""
     from afbench import models
     from afbench.errors import lookup
 
-    own = hasattr(models, "identity")  # this afbench can load a user's model file
     for name in names:
-        if ":" in name and own:
+        if ":" in name:
             models.identity(name)  # the file or module exists and holds NAME
         else:
-            lookup("model", name, models.names(), hint=" Or your own: --model PATH.py:NAME" if own else "")
+            lookup("model", name, models.names(), hint=" Or your own: --model PATH.py:NAME")
 
 
 def choose_baseline(given: str | None, names: tuple[str, ...]) -> tuple[str, str | None]:
@@ -170,7 +265,7 @@ def choose_baseline(given: str | None, names: tuple[str, ...]) -> tuple[str, str
     from afbench.sweep.execute import canonical_activation
 
     if given is not None:
-        baseline = canonical_activation(given)
+        baseline = canonical_activation(import_path(given))
         if baseline not in names:
             raise AfbenchError(f"--baseline {given} is not among the activations ({', '.join(names)}): add it or "
                                "choose one of them")
@@ -180,44 +275,28 @@ def choose_baseline(given: str | None, names: tuple[str, ...]) -> tuple[str, str
     return names[0], f"relu is not in the sweep: the baseline is {names[0]} (--baseline to choose)"
 
 
-def _apply_study(args: argparse.Namespace) -> list[str]:
-    """--study FILE: fill what the flags left at their defaults; returns the notes."""
-    if not args.study:
-        return []
-    if args.preset:
-        raise AfbenchError("give --study or --preset, not both")
-    from afbench.sweep import study as study_files
-
-    return study_files.apply_study(args, study_files.load_study(args.study))
+# ---- running ------------------------------------------------------------------------------------
 
 
-def _save_study(args: argparse.Namespace, grid, name: str, out: Path, auto_seeds: bool) -> None:
-    """OUT/study.toml: the resolved sweep, so `afbench run --study OUT/study.toml` repeats it."""
-    from afbench.sweep import study as study_files
+def _backend(study, progress: bool):
+    """The study's backend, from the registry (a plugin's included)."""
+    from afbench.sweep import Runtime
+    from afbench.sweep.backends import create
 
-    execution = {"workers": args.workers, "threads": args.threads, "stack": args.stack, "compile": args.compile,
-                 "device": args.device, "backend": args.backend, "out": str(out), "baseline": args.baseline}
-    execution = {k: v for k, v in execution.items() if v is not None}
-    if auto_seeds:
-        execution.update(seeds="auto", max_seeds=args.max_seeds, equivalence=args.equivalence)
-    study_files.save_study(out, study_files.grid_to_study(grid, execution, name=name))
+    ex = study.execution
+    if ex.backend == "ray":
+        from afbench.sweep.backends.ray import RayOptions
 
-
-def _backend(args: argparse.Namespace):
-    if args.backend == "ray":
-        from afbench.sweep import ray_backend
-
-        options = ray_backend.RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries,
-                                         compile=args.compile)
-        return ray_backend.RayBackend(options, args.data_dir, not args.no_progress)
-    from afbench.sweep import LocalBackend, Runtime
-
-    return LocalBackend(Runtime(args.data_dir, args.threads, not args.no_progress, args.workers, args.stack,
-                                args.compile, args.cost_profile, baseline=args.baseline))
+        options = RayOptions(ex.address, ex.cpus_per_run, ex.gpus_per_run, ex.max_retries, compile=ex.compile)
+        runtime = Runtime(ex.data_dir, max(1, int(ex.cpus_per_run)), progress, compile=ex.compile,
+                          run_timeout=ex.run_timeout, baseline=ex.baseline)
+        return create("ray", runtime, options=options)
+    return create(ex.backend, Runtime(ex.data_dir, ex.threads, progress, ex.workers, ex.stack, ex.compile,
+                                      ex.cost_profile, run_timeout=ex.run_timeout, baseline=ex.baseline))
 
 
-def _out_folder(args: argparse.Namespace, name: str) -> Path:
-    out = Path(args.out or f"results/{name}")
+def _out_folder(study) -> Path:
+    out = study.out_folder()
     if out.exists() and not out.is_dir():
         raise AfbenchError(f"--out {out} is a file, not a folder: name a folder for the results")
     try:
@@ -230,76 +309,185 @@ def _out_folder(args: argparse.Namespace, name: str) -> Path:
     return out
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from afbench.engine.runtime import check_compile_toolchain
-    from afbench.report import render
-    from afbench.sweep import execute, execute_until_decided
-    from afbench.sweep.execute import canonical_activation, resolve
+def schedule_sentence(schedule: dict) -> str:
+    """The scheduler's choice in words: '2 workers x 1 thread, 8 seeds stacked per
+    model: calibrated, 3.1x faster than one at a time'."""
+    workers, threads = schedule.get("workers", 1), schedule.get("threads", 1)
+    text = f"{workers} worker{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"
+    how = schedule.get("how")
+    if how:
+        text += f" ({how})"
+    stack = schedule.get("stack", 1)
+    if stack and stack > 1:
+        text += f", up to {stack} seeds stacked per model"
+        gain = schedule.get("stack_gain")
+        text += f": {schedule.get('stack_how', 'given')}" + (f", {gain:.1f}x faster than one at a time"
+                                                             if gain else "")
+    elif schedule.get("stack_how"):
+        reason = str(schedule["stack_how"])
+        text += "; seeds trained one at a time" + ("" if reason in ("given", "calibrated") else f" ({reason})")
+    return text
 
-    study_notes = _apply_study(args)
-    if args.backend == "ray" and args.stack not in ("auto", 1):
+
+def rough_seconds(configs, step_s: float = 0.002) -> float | None:
+    """A floor on the training time from the settings alone (no data loaded): steps x a
+    small model's step time on one core. Only the data sets whose size is known count."""
+    sizes = {"digits": 1437, "mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "cifar100": 50000}
+    total = 0.0
+    for config in configs:
+        train = sizes.get(config.dataset)
+        if train is None:
+            continue
+        train = min(train, config.train_subset or train)
+        total += config.epochs * -(-train // config.batch_size) * step_s
+    return total
+
+
+def _say_duration(configs, output: Output) -> None:
+    estimate = rough_seconds(configs)
+    if estimate and estimate > LONG_RUN_S:
+        output.note(f"note: this sweep trains {len(configs):,} runs for at least {estimate / 3600:.1f} hours "
+                    f"(a lower bound from epochs x steps). Ctrl-C stops it keeping every finished run; the same "
+                    "command resumes")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sweep resolved and checked, before anything is written: what cmd_run executes."""
+    study: object  # afbench.sweep.study.Study
+    grid: object  # afbench.sweep.grid.Grid, activations resolved
+    configs: list  # RunConfig, device and names resolved
+    baseline: str
+    device: str
+    notes: list[str]
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Flags -> Study -> resolved runs; every check that needs no data runs here."""
+    from afbench.engine.runtime import check_compile_toolchain
+    from afbench.sweep.execute import resolve
+
+    study, notes = study_from_args(args)
+    ex = study.execution
+    if ex.backend == "ray" and ex.stack not in ("auto", 1):
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
-    grid, name, notes, auto_seeds = grid_from_args(args)
-    notes = study_notes + notes
-    baseline, note = choose_baseline(args.baseline, grid.activations)
-    notes += [note] if note else []
-    device = "cuda" if args.backend == "ray" and args.gpus_per_run > 0 and args.device == "auto" else args.device
+    try:
+        names, folded = activation_names(study)
+        check_models(study.models)
+    except AfbenchError as err:  # a name from a study file: say which file
+        where = f"{args.study}: [grid] " if args.study and not grid_flags(args) else ""
+        raise AfbenchError(f"{where}{err}") from None
+    grid = study.grid(names)
+    baseline, note = choose_baseline(ex.baseline, grid.activations)
+    device = "cuda" if ex.backend == "ray" and ex.gpus_per_run > 0 and ex.device == "auto" else ex.device
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
-    if args.compile and args.backend == "local":  # Ray tasks compile on their own nodes
+    if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)
-    out = _out_folder(args, name)
-    for note in notes:
-        console.print(f"note: {note}", highlight=False)
-    backend = _backend(args)
+    return Plan(study, grid, configs, baseline, device, notes + folded + ([note] if note else []))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from afbench.report import render
+    from afbench.sweep.study import save_study
+
+    output = Output(quiet=args.quiet, as_json=args.json)
+    sweep = plan(args)
+    out = _out_folder(sweep.study)
+    for note in sweep.notes:
+        output.note(f"note: {note}")
+    _say_duration(sweep.configs, output)
+    progress = progress_bars(args.no_progress) and not (args.quiet or args.json)
+    backend = _backend(sweep.study, progress)
     if hasattr(backend, "check"):
-        backend.check(configs)  # bad data fails before anything is written to --out
-    _save_study(args, grid, name, out, auto_seeds)
-    if auto_seeds:
-        console.print(f"--seeds auto: {len(grid.activations)} activations, 3 paired seeds first, at most "
-                      f"{args.max_seeds}, against {baseline} -> {out}/results.sqlite")
-        outcome = execute_until_decided(grid, out, backend, baseline=baseline, max_seeds=args.max_seeds,
-                                        equivalence=args.equivalence / 100, device=device)
-        for activation, why in outcome.stopped.items():
-            console.print(f"  {activation}: {why}", highlight=False)
-    else:
-        console.print(f"{len(configs)} runs -> {out}/results.sqlite")
-        outcome = execute(configs, out, backend, resolved=True)
-    counts = outcome.counts
-    if getattr(backend, "schedule_used", None):
-        console.print(f"scheduler: {backend.schedule_used}", highlight=False)
+        backend.check(sweep.configs)  # bad data fails before anything is written to --out
+    save_study(out, sweep.study, sweep.grid.activations)
+    started = time.monotonic()
+    counts = _execute(sweep, out, backend, output, lines=not progress and not args.quiet)
+    output.note(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']} "
+                f"in {time.monotonic() - started:.0f} s")
+    report = render.write(out, sweep.baseline)
+    show_report(report, out, output, wide=args.wide)
+    output.summary.update(counts=counts, runs=len(sweep.configs), out=str(out), baseline=sweep.baseline,
+                          verdicts=verdicts(report), paths=_paths(out))
+    if counts["failed"]:
+        output.note(f"{counts['failed']} runs failed: their errors are in {out}/runs.csv (column error); rerun "
+                    "the same command to retry them")
+        return output.finish(1)
+    return output.finish(0)
+
+
+def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool) -> dict:
+    """Train what is not done yet, saying what happens; returns the counts."""
+    from afbench.sweep import execute, execute_until_decided
+
+    ex, auto_seeds = sweep.study.execution, sweep.study.seeds == "auto"
+    if ex.workers == "auto" or ex.stack == "auto":
+        output.note("preparing: loading the data and timing a few steps to choose workers, threads and "
+                    "stacking (seconds to a minute)")
+    total = None if auto_seeds else len(sweep.configs)  # --seeds auto adds runs as it goes
+    with RunLines(out, total, output.note) if lines else contextlib.nullcontext():
+        if auto_seeds:
+            output.note(f"--seeds auto: {len(sweep.grid.activations)} activations, 3 paired seeds first, at most "
+                        f"{ex.max_seeds}, against {sweep.baseline} -> {out}/results.sqlite")
+            outcome = execute_until_decided(sweep.grid, out, backend, baseline=sweep.baseline,
+                                            max_seeds=ex.max_seeds, equivalence=ex.equivalence / 100,
+                                            device=sweep.device)
+            for activation, why in outcome.stopped.items():
+                output.note(f"  {activation}: {why}")
+        else:
+            output.note(f"{len(sweep.configs)} runs -> {out}/results.sqlite")
+            outcome = execute(sweep.configs, out, backend, resolved=True)
+    schedule = getattr(backend, "schedule_used", None)
+    if schedule:
+        output.note(f"scheduler: {schedule_sentence(schedule)}")
+    _note_cost_profile(out, output)
+    return outcome.counts
+
+
+def _note_cost_profile(out: Path, output: Output) -> None:
     from afbench.store.database import Store
 
-    profile = Store(out).meta().get("cost_profile")
+    store = Store(out)
+    try:
+        profile = store.meta().get("cost_profile")
+    finally:
+        store.close()
     if profile:
-        console.print(f"cost profile: {profile['seconds']} s, {100 * profile['share']:.1f}% of the estimated "
-                      f"{profile['estimated_training_s']} s of training", highlight=False)
-    console.print(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']}")
-    report = render.write(out, baseline)
-    print_comparison(report)
-    console.print(f"report: {out}/summary.md, {out}/report.html, {out}/summary.csv, {out}/epochs.csv, {out}/figures/")
-    if counts["failed"]:
-        console.print(f"[red]{counts['failed']} runs failed[/red]: their errors are in {out}/runs.csv (column "
-                      "error); rerun the same command to retry them", highlight=False)
-        return 1
-    return 0
+        output.note(f"cost profile: {profile['seconds']} s, {100 * profile['share']:.1f}% of the estimated "
+                    f"{profile['estimated_training_s']} s of training")
 
 
-def print_comparison(report) -> None:
-    rows = report.comparison(bold=("[bold]", "[/bold]"))
-    if not rows:
-        console.print("no finished runs")
-        return
-    constant = [c for c in ("dataset", "model") if len({r[c] for r in rows}) == 1]
-    setting = " ".join(f"{c} {rows[0][c]}" for c in constant)
-    table = Table(title=f"{setting}: mean ± sd over seeds. ▲ / ▼ error significantly worse / better than "
-                        f"{report.baseline}; bold: top group (paired permutation test, Holm, p < 0.05)")
-    columns = [c for c in rows[0] if c not in constant]
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(row[c] for c in columns))
-    console.print(table)
+def _paths(out: Path) -> dict[str, str]:
+    return {"database": f"{out}/results.sqlite", "summary": f"{out}/summary.md", "html": f"{out}/report.html",
+            "csv": f"{out}/summary.csv", "epochs": f"{out}/epochs.csv", "figures": f"{out}/figures/"}
+
+
+def verdicts(report) -> list[dict]:
+    """Each activation's verdict against the baseline, as data."""
+    tests = getattr(report, "tests", None)
+    if tests is None or len(tests) == 0:
+        return []
+    keep = [c for c in ("dataset", "model", "activation", "verdict", "n", "mean_diff", "p_holm", "ci_low",
+                        "ci_high") if c in tests]
+    return json.loads(tests[keep].to_json(orient="records"))
+
+
+def show_report(report, out: Path, output: Output, wide: bool = False) -> None:
+    """The comparison table, the verdict in words and where the files are."""
+    from afbench.cli.output import terminal_width
+    from afbench.cli.table import format_compact, format_wide
     from afbench.report.render import verdict_text
 
+    if not report.comparison():
+        output.result("no finished runs")
+        return
+    rows, legend = (format_wide(report), []) if wide else format_compact(report, max(80, terminal_width()))
+    for line in rows:
+        output.result(line, wrap=False)
+    for line in legend:
+        output.result(line)
+    output.result("verdict:", essential=True)
     for line in verdict_text(report):
-        console.print(f"  {line}", highlight=False, markup=False)
+        output.result(f"  {line}", essential=True)
+    output.result(f"report: {out}/summary.md, {out}/report.html, {out}/summary.csv, {out}/epochs.csv, "
+                  f"{out}/figures/", essential=True)

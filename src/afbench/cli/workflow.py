@@ -12,9 +12,9 @@ from afbench.errors import AfbenchError
 
 
 def _print(text: str) -> None:
-    from rich.console import Console
+    from afbench.cli.output import Output
 
-    Console().print(text, highlight=False, soft_wrap=True, markup=False)  # names are text
+    Output().result(text)  # plain text: names and paths are never read as markup
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -52,23 +52,23 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 
 def cmd_list_presets(args: argparse.Namespace) -> None:
-    from afbench.sweep import grid, study
+    from afbench.sweep import study
 
-    for name in grid.list_presets():
-        description = study.parse_study(grid.show_preset(name), name).get("description", "")
-        _print(f"{name:<18} {description}")
+    for name in study.list_presets():
+        _print(f"{name:<18} {study.preset_study(name).description or ''}")
     _print("`afbench show preset NAME > my.toml` writes one to start from; `afbench run --study my.toml` runs it")
 
 
 def cmd_show_preset(args: argparse.Namespace) -> None:
-    from afbench.sweep import grid
+    from afbench.sweep import study
 
-    print(grid.show_preset(args.name), end="")  # plain print: the output is a file to redirect
+    print(study.show_preset(args.name), end="")  # plain print: the output is a file to redirect
 
 
 def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._SubParsersAction) -> None:
     """Add `export`, `merge` and `show` to ``commands`` and `presets` to `afbench list`."""
-    export = commands.add_parser("export", help="export an out folder to TensorBoard or MLflow")
+    export = commands.add_parser("export", help="export an out folder to TensorBoard or MLflow",
+                                 epilog="example:\n  afbench export results/quick --to tensorboard runs/")
     export.add_argument("out", help="a results folder written by `afbench run`")
     export.add_argument("--to", required=True, nargs=2, metavar=("TOOL", "DEST"),
                         help="tensorboard LOGDIR, or mlflow TRACKING_URI (sqlite:///PATH/mlflow.db or "
@@ -78,18 +78,22 @@ def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._Su
     export.set_defaults(func=_export_entry)
 
     merge = commands.add_parser("merge", help="combine results folders from several machines into one, "
-                                              "each run once; inputs are never changed")
+                                              "each run once; inputs are never changed",
+                                epilog="example:\n  afbench merge machine-a/results machine-b/results --out all")
     merge.add_argument("inputs", nargs="+", metavar="OUT", help="results folders (or results.sqlite files)")
     merge.add_argument("--out", required=True, help="the merged results folder (created, or merged into)")
     merge.add_argument("--baseline", default="relu", help="activation the others are tested against in the "
                                                           "report (default: %(default)s)")
     merge.set_defaults(func=cmd_merge)
 
-    listing_what.add_parser("presets", help="the study files shipped with afbench").set_defaults(
+    listing_what.add_parser("presets", help="the study files shipped with afbench",
+                            epilog="example:\n  afbench list presets").set_defaults(
         func=cmd_list_presets)
-    show = commands.add_parser("show", help="print a preset's study file")
+    show = commands.add_parser("show", help="print a preset's study file",
+                               epilog="example:\n  afbench show preset quick > my.toml")
     show_what = show.add_subparsers(dest="what", metavar="WHAT", required=True)
-    show_preset = show_what.add_parser("preset", help="print a preset as a study file, to start your own")
+    show_preset = show_what.add_parser("preset", help="print a preset as a study file, to start your own",
+                                       epilog="example:\n  afbench show preset quick > my.toml")
     show_preset.add_argument("name", help="a preset: `afbench list presets`")
     show_preset.set_defaults(func=cmd_show_preset)
 

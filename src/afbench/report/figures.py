@@ -54,21 +54,33 @@ def _log_axis(ax) -> None:
 
 
 def activation_curves(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """f(x), the closed-form f'(x) and its largest deviation from autograd on [-3, 3]."""
-    spec = activations.info(name)
-    module = activations.create(spec.name).eval().double()
+    """f(x), the closed-form f'(x) and its largest deviation from autograd on [-3, 3].
+    A formula or a user's activation has no closed form: f' is autograd's, deviation 0."""
+    spec = _spec(name)
+    module = (activations.create(spec.name) if spec else activations.factory(name)()).eval().double()
     x = _X.clone().requires_grad_(True)
     y = module(x)
     y.sum().backward()
+    if spec is None:
+        return _X.numpy(), y.detach().numpy(), x.grad.numpy(), 0.0
     closed = spec.derivative(_X)
     deviation = float((closed - x.grad).abs().max())
     return _X.numpy(), y.detach().numpy(), closed.numpy(), deviation
 
 
+def _spec(name: str):
+    """The registry's entry for ``name``, or None for a formula or PATH.py:NAME."""
+    try:
+        return activations.info(name)
+    except KeyError:
+        return None
+
+
 def plot_activations(names: Sequence[str]) -> plt.Figure:
     """One panel pair per activation: f on the left, f' on the right."""
-    elementwise = [activations.info(n).name for n in names if activations.info(n).elementwise]
-    skipped = [n for n in names if not activations.info(n).elementwise]
+    specs = {n: _spec(n) for n in names}
+    elementwise = [spec.name if spec else n for n, spec in specs.items() if spec is None or spec.elementwise]
+    skipped = [n for n, spec in specs.items() if spec is not None and not spec.elementwise]
     if skipped:
         warnings.warn(f"not drawn, not elementwise functions: {', '.join(skipped)}", stacklevel=2)
     if not elementwise:
@@ -81,7 +93,8 @@ def plot_activations(names: Sequence[str]) -> plt.Figure:
         row[0].plot(x, y, color="C0")
         row[0].set_title(plain(f"{name}: f(x)"), fontsize=9)
         row[1].plot(x, dy, color="C1")
-        row[1].set_title(plain(f"{name}: f'(x) (closed form, = autograd)"), fontsize=9)
+        row[1].set_title(plain(f"{name}: f'(x) " + ("(closed form, = autograd)" if _spec(name) else "(autograd)")),
+                         fontsize=9)
         for ax in row:
             ax.axhline(0, color="0.7", lw=0.6)
             ax.axvline(0, color="0.7", lw=0.6)

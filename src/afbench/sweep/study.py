@@ -1,103 +1,159 @@
-"""Study files: a sweep declared in TOML, the same grid the `afbench run` flags declare.
+"""A study: a sweep declared once, as a typed `Study`, read from and written to TOML.
 
-A study file has two optional top-level keys and three tables; every key is optional::
+The `afbench run` flags build the same `Study` (afbench.cli.run), and every value,
+from a flag or from a file, passes the same rules (afbench.sweep.rules): a study file
+can never hold what a flag would refuse. A study file has two optional top-level
+keys and three tables; every key is optional::
 
     name = "s1-mnist"            # names the default out folder (results/<name>) and the MLflow experiment
     description = "S1 Table 3"   # free text
 
     [grid]                       # what is swept
     activations = ["relu", "tanh"]   # or "all": every hidden activation (default ["relu"])
-    models = ["lenet"]               # one or more (default: RunConfig's, "mlp")
-    datasets = ["mnist"]             # one or more (default: RunConfig's, "digits")
+    models = ["lenet"]               # one or more (default "mlp")
+    datasets = ["mnist"]             # one or more (default "digits")
     seeds = 3                        # a count (0..N-1), a list such as [3, 7], or "auto" (default 1)
-    lrs = [3e-4, 1e-3]               # one or more learning rates; several: tuned per activation on validation
+    lrs = [3e-4, 1e-3]               # one or more; several: tuned per activation on validation data
 
     [settings]                   # held fixed: any RunConfig field but the swept ones
-    epochs = 10                      # (activation, seed, model, dataset, lr) and device (see [execution])
-    batch_size = 128
+    epochs = 10
     target = 0.98                    # a field left out takes RunConfig's default; TOML has no null
 
-    [execution]                  # how to run: never part of a run's identity
-    workers = "auto"                 # int or "auto"
-    threads = 2                      # torch threads per worker
-    stack = "auto"                   # int or "auto"
-    compile = false
-    device = "auto"                  # auto, cpu or cuda
-    backend = "local"                # local or ray
-    out = "results/s1-mnist"
-    baseline = "relu"
-    max_seeds = 10                   # with seeds = "auto": the most seeds to add
-    equivalence = 0.5                # with seeds = "auto": margin (error points) that counts as equal
-    data_dir = "/data"
+    [execution]                  # how to run: never part of a run's identity (see Execution)
+    workers = "auto"
+    threads = 2
 
-A wrong key or type raises AfbenchError naming the key, its line and the valid choices.
-`load_study` returns a plain dict (lists, never tuples) with the grid filled in, so
-`load_study(text_of(dump_study(s))) == s`; `study_to_grid` turns it into the `Grid` the
-flags produce; `apply_study` fills an `afbench run` argparse namespace from it.
+A wrong key, type or value raises AfbenchError naming the file, the line, the key and
+what is expected. ``parse_study(dump_study(s)) == s`` for every Study ``s``.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import math
 import re
 import tomllib
-import typing
-from dataclasses import fields
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from afbench import config
 from afbench.config import RunConfig
-from afbench.errors import AfbenchError
+from afbench.errors import AfbenchError, lookup
+from afbench import rules
+from afbench.sweep.grid import Grid
+from afbench.rules import Invalid, Rule
 
-TOP_KEYS = ("name", "description")
-TABLES = ("grid", "settings", "execution")
-GRID_KEYS = ("activations", "models", "datasets", "seeds", "lrs")
-SWEPT = ("activation", "seed", "model", "dataset", "lr", "device")  # RunConfig fields the grid or execution set
-# execution key: (accepted python types, the word "auto" allowed, description for errors)
-EXECUTION = {
-    "workers": ((int,), True, "a whole number or \"auto\""),
-    "threads": ((int,), False, "a whole number"),
-    "stack": ((int,), True, "a whole number or \"auto\""),
-    "compile": ((bool,), False, "true or false"),
-    "device": ((str,), False, "auto, cpu or cuda"),
-    "backend": ((str,), False, "local or ray"),
-    "out": ((str,), False, "a folder"),
-    "baseline": ((str,), False, "an activation name"),
-    "max_seeds": ((int,), False, "a whole number"),
-    "equivalence": ((float, int), False, "a number"),
-    "data_dir": ((str,), False, "a folder"),
-}
+# ---- what a study holds ----------------------------------------------------------------------
 
 
-def setting_fields() -> dict[str, str]:
-    """RunConfig fields a [settings] table may hold, with their annotated type as text."""
-    return {f.name: str(f.type) for f in fields(RunConfig) if f.name not in SWEPT}
+@dataclass(frozen=True)
+class Execution:
+    """How a sweep runs: its speed and where it writes, never what a run computes."""
+    workers: int | str = "auto"  # worker processes, or "auto": a short calibration picks them
+    threads: int | None = None  # torch threads per worker; None: chosen with the workers
+    stack: int | str = "auto"  # seeds of one configuration trained as one model; 1: never
+    compile: bool = False  # training steps through torch.compile
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    backend: str = "local"  # local or ray
+    cost_profile: str = "auto"  # measure step times apart from training: auto (sweeps over 2 min), on, off
+    run_timeout: float | None = None  # seconds one run may train; None: 20x its calibrated time, at least 60 s
+    out: str | None = None  # results folder; None: results/<name>
+    baseline: str | None = None  # activation the others are tested against; None: relu if swept, else the first
+    max_seeds: int = 20  # seeds = "auto": at most this many per activation
+    equivalence: float = 0.1  # seeds = "auto": error differences within +- this many points are equal
+    data_dir: str | None = None  # local copies of the data sets
+    address: str | None = None  # Ray: auto or ray://host:port; None: a local Ray
+    cpus_per_run: float = 1.0  # Ray: CPUs (and threads) per run
+    gpus_per_run: float = 0.0  # Ray: GPUs per run; fractions share a GPU
+    max_retries: int = 2  # Ray: re-executions of a run whose worker dies
 
 
-# ---- errors with positions ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Study:
+    """What a sweep trains (the grid and the fixed settings) and how it runs."""
+    name: str | None = None  # names results/<name>; letters, digits, '.', '_', '-'
+    description: str | None = None
+    activations: tuple[str, ...] | str = ("relu",)  # or "all"
+    models: tuple[str, ...] = ("mlp",)
+    datasets: tuple[str, ...] = ("digits",)
+    seeds: tuple[int, ...] | str = (0,)  # or "auto": paired seeds added until the data decides
+    lrs: tuple[float, ...] = (1e-3,)  # several: each activation gets the best on validation data
+    settings: RunConfig = field(default_factory=RunConfig)  # its swept fields are ignored
+    execution: Execution = field(default_factory=Execution)
+
+    def __post_init__(self) -> None:
+        for key, rule in GRID_RULES.items():  # a Study built in Python is checked like a file
+            try:
+                rule.value(getattr(self, key))
+            except Invalid as err:
+                raise AfbenchError(f"study {key}: {err}") from None
+        for key in EXECUTION_RULES:
+            value = getattr(self.execution, key)
+            if value is not None:
+                try:
+                    EXECUTION_RULES[key].value(value)
+                except Invalid as err:
+                    raise AfbenchError(f"study execution {key}: {err}") from None
+        if self.name is not None:
+            try:
+                rules.NAME.value(self.name)
+            except Invalid as err:
+                raise AfbenchError(f"study name: {err}") from None
+
+    def grid(self, activations: tuple[str, ...] | None = None) -> Grid:
+        """The runs: activations x models x data sets x seeds (x learning rates).
+        ``activations``: the resolved names (aliases folded, "all" expanded) to use
+        instead of the study's own text. Seeds "auto" start from seed 0."""
+        names = activations if activations is not None else self.activations
+        if names == "all":
+            from afbench import activations as registry
+
+            names = tuple(registry.names())
+        base = self.settings.with_(model=self.models[0], dataset=self.datasets[0], lr=self.lrs[0])
+        seeds = (0,) if self.seeds == "auto" else self.seeds
+        return Grid(base, tuple(names), tuple(seeds), self.lrs if len(self.lrs) > 1 else (),
+                    self.models if len(self.models) > 1 else (), self.datasets if len(self.datasets) > 1 else ())
+
+    def out_folder(self) -> Path:
+        return Path(self.execution.out or f"results/{self.name or 'run'}")
+
+    def with_(self, **changes) -> "Study":
+        return replace(self, **changes)
+
+
+GRID_RULES: dict[str, Rule | rules.ListRule] = {
+    "activations": rules.ACTIVATIONS, "models": rules.NAMES, "datasets": rules.NAMES, "seeds": rules.SEEDS,
+    "lrs": rules.LEARNING_RATES}
+EXECUTION_RULES = rules.EXECUTION_RULES
+SWEPT = config.SWEPT
+setting_rule, setting_names = config.setting_rule, config.setting_names
+
+
+# ---- errors with positions ---------------------------------------------------------------------
 
 
 def _line_of(text: str, table: str | None, key: str) -> int | None:
-    """The 1-based line where ``key`` is assigned inside ``[table]`` (None: top level).
-    tomllib reports no positions, so scan: track the current [table] header."""
+    """The 1-based line where ``key`` is assigned inside ``[table]`` (None: top level;
+    key "": the table's header). tomllib reports no positions, so scan the headers."""
     current = None
     for number, line in enumerate(text.splitlines(), 1):
         header = re.match(r"\s*\[\s*([^\]]+?)\s*\]", line)
         if header and not line.lstrip().startswith("[["):
             current = header.group(1).strip().strip('"')
-            if table is not None and key == "" and current == table:
+            if key == "" and current == table:
                 return number
             continue
-        if current == table and re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", line):
+        if key and current == table and re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", line):
             return number
     return None
 
 
-def _fail(source: str, text: str, table: str | None, key: str, problem: str, valid=()) -> AfbenchError:
-    line = _line_of(text, table, key) if table != key else _line_of(text, key, "")
-    where = f"{source}" + (f", line {line}" if line else "")
+def _error(source: str, text: str, table: str | None, key: str, problem: str, valid=()) -> AfbenchError:
+    line = _line_of(text, table, key) if key != table else _line_of(text, key, "")
+    where = source + (f", line {line}" if line else "")
     name = f"[{table}] {key}" if table and table != key else key
     message = f"{where}: {name}: {problem}"
     if valid:
@@ -106,124 +162,71 @@ def _fail(source: str, text: str, table: str | None, key: str, problem: str, val
     return AfbenchError(message)
 
 
-# ---- type checks ---------------------------------------------------------------------------
+# ---- reading -------------------------------------------------------------------------------------
+
+TOP_KEYS = ("name", "description")
+TABLES = ("grid", "settings", "execution")
 
 
-def _is(value, kinds: tuple[type, ...]) -> bool:
-    if isinstance(value, bool):  # bool is an int in Python, never in a study file
-        return bool in kinds
-    return isinstance(value, kinds)
-
-
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
-
-
-def _setting_types(annotation: str) -> tuple[type, ...]:
-    """Python types a setting accepts, from its annotation text ('float | None')."""
-    kinds = tuple(_TYPES[part.strip()] for part in annotation.split("|") if part.strip() != "None")
-    return kinds + ((int,) if float in kinds else ())  # 1 is a fine float
-
-
-def _check_list(value, kinds, error) -> list:
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(_is(v, kinds) for v in items):
-        raise error
-    return list(items)
-
-
-def _grid(table: dict, check) -> dict:
-    grid = {}
-    for key, value in table.items():
-        if key not in GRID_KEYS:
-            raise check(key, "unknown key", GRID_KEYS)
-        if key == "activations":
-            grid[key] = value if value == "all" else _check_list(
-                value, (str,), check(key, f"expected \"all\" or a list of names, got {value!r}"))
-        elif key in ("models", "datasets"):
-            grid[key] = _check_list(value, (str,), check(key, f"expected a list of names, got {value!r}"))
-        elif key == "lrs":
-            lrs = _check_list(value, (float, int), check(key, f"expected a list of numbers, got {value!r}"))
-            if any(lr <= 0 for lr in lrs):
-                raise check(key, f"learning rates must be positive, got {value!r}")
-            grid[key] = [float(lr) for lr in lrs]
-        else:  # seeds
-            if value == "auto" or (_is(value, (int,)) and value >= 1):
-                grid[key] = value
-            elif isinstance(value, list) and value and all(_is(v, (int,)) and v >= 0 for v in value):
-                grid[key] = list(value)
-            else:
-                raise check(key, f"expected a count >= 1, a list of seeds or \"auto\", got {value!r}")
-    defaults = RunConfig()
-    grid.setdefault("activations", ["relu"])
-    grid.setdefault("models", [defaults.model])
-    grid.setdefault("datasets", [defaults.dataset])
-    grid.setdefault("seeds", 1)
-    grid.setdefault("lrs", [defaults.lr])
-    return {key: grid[key] for key in GRID_KEYS}
-
-
-def _settings(table: dict, check) -> dict:
-    valid = setting_fields()
-    out = {}
-    for key, value in table.items():
-        if key not in valid:
-            hint = " (it is swept: set it in [grid], or device in [execution])" if key in SWEPT else ""
-            raise check(key, "not a setting" + hint, sorted(valid))
-        kinds = _setting_types(valid[key])
-        if not _is(value, kinds):
-            raise check(key, f"expected {' or '.join(k.__name__ for k in kinds[:2])}, got {value!r}")
-        out[key] = float(value) if "float" in valid[key] else value  # 1 and 1.0 are one study
-    RunConfig(**out)  # the dataclass's own range checks, as AfbenchError
-    return out
-
-
-def _execution(table: dict, check) -> dict:
-    out = {}
-    for key, value in table.items():
-        if key not in EXECUTION:
-            raise check(key, "unknown key", list(EXECUTION))
-        kinds, auto, text = EXECUTION[key]
-        if not (_is(value, kinds) or (auto and value == "auto")):
-            raise check(key, f"expected {text}, got {value!r}")
-        out[key] = float(value) if key == "equivalence" else value
-    return out
-
-
-def parse_study(text: str, source: str = "<study>") -> dict:
-    """Check and normalise a study given as TOML text (see the module docstring)."""
+def parse_study(text: str, source: str = "<study>") -> Study:
+    """The Study a TOML text declares, every value checked (see the module docstring)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise AfbenchError(f"{source}: not valid TOML: {err}") from None
-    study: dict = {}
+
+    def fail(table, key, problem, valid=()):
+        return _error(source, text, table, key, problem, valid)
+
+    top: dict[str, Any] = {}
     for key, value in raw.items():
         if key in TOP_KEYS:
-            if not isinstance(value, str):
-                raise _fail(source, text, None, key, f"expected text, got {value!r}")
-            study[key] = value
+            rule = rules.NAME if key == "name" else rules.Rule("text", (str,))
+            try:
+                top[key] = rule.value(value)
+            except Invalid as err:
+                raise fail(None, key, str(err)) from None
         elif key not in TABLES or not isinstance(value, dict):
-            raise _fail(source, text, key if isinstance(value, dict) else None, key,
-                        "unknown table" if isinstance(value, dict) else "unknown key", TOP_KEYS + TABLES)
+            table = key if isinstance(value, dict) else None
+            raise fail(table, key, "unknown table" if table else "unknown key", TOP_KEYS + TABLES)
+    grid = _checked(raw.get("grid", {}), GRID_RULES, lambda k, p, v=(): fail("grid", k, p, v))
+    settings = _checked(raw.get("settings", {}), {n: setting_rule(n) for n in setting_names()},
+                        lambda k, p, v=(): fail("settings", k, p, v), swept=True)
+    execution = _checked(raw.get("execution", {}), EXECUTION_RULES, lambda k, p, v=(): fail("execution", k, p, v))
+    try:
+        config = RunConfig(**settings)  # the dataclass's own checks across fields
+    except AfbenchError as err:
+        raise AfbenchError(f"{source}: [settings]: {err}") from None
+    return Study(**top, **grid, settings=config, execution=Execution(**execution))
 
-    def checker(table):
-        return lambda key, problem, valid=(): _fail(source, text, table, key, problem, valid)
 
-    study["grid"] = _grid(raw.get("grid", {}), checker("grid"))
-    study["settings"] = _settings(raw.get("settings", {}), checker("settings"))
-    study["execution"] = _execution(raw.get("execution", {}), checker("execution"))
-    return study
+def _checked(table: dict, table_rules: dict, fail, swept: bool = False) -> dict:
+    out = {}
+    for key, value in table.items():
+        if key not in table_rules:
+            hint = " (it is swept: set it in [grid], or device in [execution])" if swept and key in SWEPT else ""
+            raise fail(key, "unknown key" + hint, sorted(table_rules))
+        try:
+            out[key] = table_rules[key].value(value)
+        except Invalid as err:
+            raise fail(key, str(err)) from None
+    return out
 
 
-def load_study(path: str | Path) -> dict:
+def load_study(path: str | Path) -> Study:
     """Read and check the study file at ``path``."""
     path = Path(path)
     if not path.is_file():
         raise AfbenchError(f"study file {path} not found: give a TOML file (`afbench show preset quick` "
                            f"prints one to start from)")
-    return parse_study(path.read_text(), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise AfbenchError(f"cannot read study file {path}: {err}") from None
+    return parse_study(text, str(path))
 
 
-# ---- writing ---------------------------------------------------------------------------------
+# ---- writing -------------------------------------------------------------------------------------
 
 
 def _toml_value(value) -> str:
@@ -242,148 +245,91 @@ def _toml_value(value) -> str:
     raise AfbenchError(f"cannot write {value!r} ({type(value).__name__}) to a study file")
 
 
-def dump_study(study: dict) -> str:
-    """A study as TOML text, such that ``parse_study(dump_study(s)) == s`` for a
-    checked study ``s``. Settings equal to None are left out (TOML has no null)."""
-    lines = ["# afbench study: `afbench run --study THIS_FILE` runs it again"]
-    for key in TOP_KEYS:
-        if study.get(key) is not None:
-            lines.append(f"{key} = {_toml_value(study[key])}")
-    for table in TABLES:
-        values = {k: v for k, v in study.get(table, {}).items() if v is not None}
-        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
-
-
-# ---- to and from the flags' grid ------------------------------------------------------------
-
-
-def seed_list(seeds) -> tuple[int, ...]:
-    """The seeds a grid's ``seeds`` entry names. "auto" starts from seeds 0 and 1, the
-    fewest that give a spread; the adaptive runner adds more up to max_seeds."""
+def _seeds_value(seeds):
     if seeds == "auto":
-        return (0, 1)
-    return tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
-
-
-def study_to_grid(study: dict):
-    """``(Grid, execution options)``: the Grid `afbench run` builds from the same
-    values given as flags, and the [execution] table (plus ``seeds`` when "auto")."""
-    from afbench import activations
-    from afbench.sweep.grid import Grid
-
-    grid = study["grid"]
-    names = tuple(activations.names()) if grid["activations"] == "all" else tuple(grid["activations"])
-    for name in names:  # fail on a bad name before anything runs
-        activations.factory(name)
-    lrs = tuple(grid["lrs"])
-    base = RunConfig(**{**study["settings"], "model": grid["models"][0], "dataset": grid["datasets"][0],
-                        "lr": lrs[0]})
-    built = Grid(base, names, seed_list(grid["seeds"]), lrs if len(lrs) > 1 else (),
-                 tuple(grid["models"]) if len(grid["models"]) > 1 else (),
-                 tuple(grid["datasets"]) if len(grid["datasets"]) > 1 else ())
-    execution = dict(study["execution"])
-    if grid["seeds"] == "auto":
-        execution["seeds"] = "auto"
-    return built, execution
-
-
-def grid_to_study(grid, execution: dict | None = None, name: str | None = None,
-                  description: str | None = None) -> dict:
-    """The resolved study of a Grid (e.g. the one built from flags), to store with the
-    results and write as OUT/study.toml. Every setting is written, defaults included,
-    so the file reproduces the sweep even if a later afbench changes a default."""
-    base = grid.base.to_dict()
-    study: dict = {}
-    if name:
-        study["name"] = name
-    if description:
-        study["description"] = description
-    study["grid"] = {"activations": list(grid.activations), "models": list(grid.models or (base["model"],)),
-                     "datasets": list(grid.datasets or (base["dataset"],)),
-                     "seeds": (execution or {}).get("seeds") or _compact_seeds(grid.seeds),
-                     "lrs": [float(lr) for lr in (grid.lrs or (base["lr"],))]}
-    study["settings"] = {k: v for k, v in base.items() if k not in SWEPT and v is not None}
-    study["execution"] = {k: v for k, v in (execution or {}).items() if k in EXECUTION and v is not None}
-    return parse_study(dump_study(study), "<resolved study>")  # normalised exactly as a file would be
-
-
-def _compact_seeds(seeds: tuple[int, ...]) -> int | list[int]:
+        return seeds
     return len(seeds) if tuple(seeds) == tuple(range(len(seeds))) else list(seeds)
 
 
-def preset_settings(study: dict) -> dict:
-    """The study as the settings dict `grid.preset()` has always returned (what
-    cli.grid_from_args reads): RunConfig fields, plus activations, lrs and seeds."""
-    grid = study["grid"]
-    out = dict(study["settings"])
-    out.update(dataset=grid["datasets"][0], model=grid["models"][0], lr=grid["lrs"][0],
-               activations=grid["activations"] if grid["activations"] == "all" else tuple(grid["activations"]))
-    if len(grid["lrs"]) > 1:
-        out["lrs"] = tuple(grid["lrs"])
-    if grid["seeds"] != 1:
-        out["seeds"] = grid["seeds"] if not isinstance(grid["seeds"], list) else ",".join(map(str, grid["seeds"])) + ","
-    return out
+def study_tables(study: Study, every_setting: bool = False) -> dict:
+    """The study as TOML-ready tables. Settings and execution options at their
+    defaults are left out unless ``every_setting`` (a resolved study keeps every
+    setting, so it reproduces the sweep even if a later afbench changes a default)."""
+    defaults = RunConfig()
+    settings = {k: getattr(study.settings, k) for k in setting_names()}
+    settings = {k: v for k, v in settings.items() if v is not None and (every_setting or v != getattr(defaults, k))}
+    if settings.get("whitening") is None:
+        settings.pop("whitening", None)
+    plain = Execution()
+    execution = {f.name: getattr(study.execution, f.name) for f in fields(Execution)}
+    execution = {k: v for k, v in execution.items() if v is not None and v != getattr(plain, k)}
+    grid = {"activations": study.activations if study.activations == "all" else list(study.activations),
+            "models": list(study.models), "datasets": list(study.datasets), "seeds": _seeds_value(study.seeds),
+            "lrs": list(study.lrs)}
+    top = {k: getattr(study, k) for k in TOP_KEYS if getattr(study, k) is not None}
+    return {**top, "grid": grid, "settings": settings, "execution": execution}
 
 
-# `afbench run`'s defaults for the options a study may set (None: flags without a default).
-RUN_DEFAULTS = {"workers": "auto", "stack": "auto", "device": "auto", "backend": "local", "baseline": None,
-                "compile": False}
+def dump_study(study: Study, every_setting: bool = False) -> str:
+    """The study as TOML text: ``parse_study(dump_study(s)) == s``."""
+    tables = study_tables(study, every_setting)
+    lines = ["# afbench study: `afbench run --study THIS_FILE` runs it again"]
+    lines += [f"{key} = {_toml_value(tables[key])}" for key in TOP_KEYS if key in tables]
+    for table in TABLES:
+        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in tables[table].items()]
+    return "\n".join(lines) + "\n"
 
 
-def apply_study(args: argparse.Namespace, study: dict,
-                defaults: argparse.ArgumentParser | dict | None = None) -> list[str]:
-    """Fill an `afbench run` namespace from a study: an option still at its default
-    (from ``defaults``, a parser or a dict; by default RUN_DEFAULTS, else None) takes the
-    study's value; one given on the command line wins and yields a note. Sets
-    ``args.study_settings`` (the preset-shaped dict, for grid_from_args) and
-    ``args.study_name``. Returns the notes."""
-    def default(dest: str):
-        if isinstance(defaults, argparse.ArgumentParser):
-            return defaults.get_default(dest)
-        return (defaults if defaults is not None else RUN_DEFAULTS).get(dest)
-
-    notes = []
-    grid, execution = study["grid"], study["execution"]
-    wanted = {"activations": "all" if grid["activations"] == "all" else ",".join(grid["activations"]),
-              "models": ",".join(grid["models"]) if len(grid["models"]) > 1 else None,
-              "datasets": ",".join(grid["datasets"]) if len(grid["datasets"]) > 1 else None,
-              **{k: v for k, v in execution.items() if k not in ("max_seeds", "equivalence")}}
-    for key in ("max_seeds", "equivalence"):
-        if key in execution and hasattr(args, key):
-            wanted[key] = execution[key]
-    for dest, value in wanted.items():
-        if value is None or not hasattr(args, dest):
-            continue
-        current = getattr(args, dest)
-        if current == default(dest):
-            setattr(args, dest, value)
-        elif current != value:
-            notes.append(f"--{dest.replace('_', '-')} {current} overrides the study's {dest} = {value}")
-    settings = preset_settings(study)
-    for field, value in settings.items():
-        given = getattr(args, field, None) if field not in ("activations", "lrs", "seeds", "lr") else None
-        if given is not None and given != value:
-            notes.append(f"--{field.replace('_', '-')} {given} overrides the study's {field} = {value}")
-    for dest, key in (("lr", "lrs"), ("seeds", "seeds")):
-        given = getattr(args, dest, None)
-        if given is not None:
-            notes.append(f"--{dest} {given} overrides the study's {key} = {grid[key]}")
-    args.study_settings = settings
-    args.study_name = study.get("name")
-    return notes
-
-
-def save_study(out: str | Path, resolved: dict) -> Path:
-    """Store the resolved study with the results (meta key ``study``) and write it
-    as ``out``/study.toml, so `afbench run --study OUT/study.toml` runs the sweep again."""
+def save_study(out: str | Path, study: Study, resolved_activations: tuple[str, ...] | None = None) -> Path:
+    """Store the study with the results (meta key ``study``) and write it as
+    ``out``/study.toml, so `afbench run --study OUT/study.toml` runs the sweep again."""
     from afbench.store.database import Store
 
+    if resolved_activations is not None:
+        study = study.with_(activations=tuple(resolved_activations))
+    study = study.with_(execution=replace(study.execution, out=str(out)))
     store = Store(out)
     try:
-        store.set_meta("study", resolved)
+        store.set_meta("study", study_tables(study, every_setting=True))
     finally:
         store.close()
     path = Path(out) / "study.toml"
-    path.write_text(dump_study(resolved))
+    path.write_text(dump_study(study, every_setting=True))
     return path
+
+
+# ---- presets: study files shipped with afbench --------------------------------------------------
+
+
+def _preset_files() -> dict:
+    folder = resources.files("afbench.presets")
+    return {entry.name[:-len(".toml")]: entry for entry in folder.iterdir() if entry.name.endswith(".toml")}
+
+
+def list_presets() -> list[str]:
+    """The names of the presets shipped with afbench, quick first."""
+    return sorted(_preset_files(), key=lambda n: (n != "quick", n))
+
+
+def show_preset(name: str) -> str:
+    """The study file of preset ``name``, as text: a starting point for your own."""
+    files = _preset_files()
+    return files[lookup("preset", name, files)].read_text()
+
+
+def preset_study(name: str) -> Study:
+    """Preset ``name`` as a Study."""
+    return parse_study(show_preset(name), f"preset {name}")
+
+
+def preset(name: str) -> dict:
+    """Preset ``name`` flattened to one dict: its RunConfig settings, plus model, dataset, lr, activations, and lrs / seeds when swept."""
+    study = preset_study(name)
+    out = {k: getattr(study.settings, k) for k in setting_names() if getattr(study.settings, k) is not None}
+    out.update(dataset=study.datasets[0], model=study.models[0], lr=study.lrs[0], activations=study.activations)
+    if len(study.lrs) > 1:
+        out["lrs"] = study.lrs
+    if study.seeds != (0,):
+        out["seeds"] = len(study.seeds) if study.seeds == tuple(range(len(study.seeds))) else study.seeds
+    return out
+

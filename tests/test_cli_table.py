@@ -1,0 +1,42 @@
+"""The console's comparison table, on a report made by hand: what it shows, and that it fits."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+
+from afbench.cli.table import format_compact
+
+
+def _report(names: list[str], means: list[float], sds: list[float], times: list[float], verdicts: dict[str, str]):
+    aggregate = pd.DataFrame({"dataset": "digits", "model": "mlp", "activation": names, "runs": 10, "done": 10,
+                              "diverged": 0, "params": 1234567, "error_rate_mean": means, "error_rate_sd": sds})
+    kept = pd.DataFrame([{"dataset": "digits", "model": "mlp", "activation": n, "status": "done",
+                          "total_train_s": t * stack, "provenance.stack_size": stack}
+                         for n, t in zip(names, times) for stack in (1, 2, 2)])  # each run's share: t
+    tests = pd.DataFrame([{"dataset": "digits", "model": "mlp", "activation": n, "verdict": v}
+                          for n, v in verdicts.items()])
+    return SimpleNamespace(aggregate=aggregate, kept=kept, tests=tests, baseline=names[0])
+
+
+def test_the_columns_that_decide_with_one_precision():
+    report = _report(["relu", "sigmoid", "gelu"], [2.6101, 3.5, 2.666], [0.4, 0.6049, 0.5], [1.0, 2.5, 1.2],
+                     {"sigmoid": "worse", "gelu": "undecided"})
+    rows, legend = format_compact(report)
+    table = {line.split()[0]: line for line in rows if line.split() and line.split()[0] in ("relu", "sigmoid",
+                                                                                            "gelu")}
+    assert "2.61 ± 0.40" in table["relu"] and "baseline" in table["relu"] and "1.00" in table["relu"]
+    assert "3.50 ± 0.60" in table["sigmoid"] and "▲ worse" in table["sigmoid"] and "2.50" in table["sigmoid"]
+    assert "2.67 ± 0.50" in table["gelu"] and "? undecided" in table["gelu"] and "1.20" in table["gelu"]
+    assert all("1,234,567" in line for line in table.values())
+    assert any("▲ worse" in line for line in legend)
+
+
+def test_long_names_get_an_alias_and_every_row_fits_80_columns():
+    formula = "x * sigmoid(1.5 * x) + 0.25 * tanh(x) * exp(-x * x)"
+    report = _report(["relu", formula], [12.345, 100.5], [1.0, 10.25], [1.0, 30.0], {formula: "better"})
+    rows, legend = format_compact(report)
+    assert all(len(line) <= 80 for line in rows)
+    assert any(line.startswith("a1 ") and "▼ better" in line for line in rows)
+    assert f"a1 = {formula}" in legend
+    assert any("100.5 ± 10.2" in line for line in rows) or any("100.5 ± 10.3" in line for line in rows)
+    assert any("12.3 ± 1.0" in line for line in rows)  # one precision per column: 1 decimal once a mean is >= 100
