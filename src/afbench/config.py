@@ -37,7 +37,7 @@ class RunConfig:
     nesterov: bool = False  # sgd only
     weight_decay: float = 0.0  # never applied to learned activation parameters
     act_lr: float | None = None  # learning rate of learned activation parameters; None = lr
-    target: float | None = None  # test accuracy in [0, 1] for time-to-target
+    target: float | None = None  # time-to-target: test accuracy in [0, 1]; other workloads: their primary metric
     init: str = "default"  # default | xavier | he | normal001 | zeros
     norm: str | None = None  # None = the model's own (batch for vgg11, none otherwise)
     hidden_bias: float | None = None  # e.g. 0.01 so ReLU units start active
@@ -53,6 +53,7 @@ class RunConfig:
     latency_samples: int | None = None  # test images timed one by one; None = all
     probe_size: int = 512  # training images in the fixed probe batch for diagnostics
     device: str = "cpu"  # resolved device type; results differ across device types
+    workload: str = "classification"  # the task (afbench.workloads); the default leaves 0.2.0's keys unchanged
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -74,8 +75,10 @@ class RunConfig:
             raise AfbenchError(f"momentum must be in [0, 1), got {self.momentum} (e.g. 0.9)")
         if not 0 <= self.valid_fraction < 1:
             raise AfbenchError(f"valid fraction must be in [0, 1), got {self.valid_fraction} (e.g. 0.1)")
-        if self.target is not None and not 0 < self.target <= 1:
+        if self.target is not None and self.workload == "classification" and not 0 < self.target <= 1:
             raise AfbenchError(f"target is an accuracy in (0, 1], got {self.target} (e.g. 0.98 for 98%)")
+        if self.target is not None and not math.isfinite(self.target):
+            raise AfbenchError(f"target must be a finite number, got {self.target}")
         if self.hidden_bias is not None and not math.isfinite(self.hidden_bias):
             raise AfbenchError(f"hidden bias must be a finite number, got {self.hidden_bias}")
 
