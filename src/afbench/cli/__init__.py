@@ -70,6 +70,21 @@ def cmd_list_datasets(args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def cmd_list_workloads(args: argparse.Namespace) -> None:
+    from afbench import workloads
+
+    table = Table(title="Workloads (--workload; the primary metric decides verdicts, in its direction)")
+    for column in ("workload", "family", "data", "model", "metric", "size", "data here", "description"):
+        table.add_column(column, overflow="fold")
+    for row in workloads.rows():
+        table.add_row(row["workload"], row["family"], row["data"], row["model"],
+                      f"{row['metric']} ({row['direction']})", row["size"], "yes" if row["available"] else "[yellow]no[/yellow]",
+                      row["description"])
+    table.add_row("PATH.py:NAME", "your own", "its own", "its own", "its own", "-", "-",
+                  "NAME() returns an afbench.workloads.Workload (README, 'Workloads')")
+    console.print(table)
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> None:
     from afbench import data
 
@@ -128,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing_what.add_parser("models", help="the built-in models, and how to give your own").set_defaults(
         func=cmd_list_models)
+    listing_what.add_parser("workloads", help="the task families: data, model, metric and direction").set_defaults(
+        func=cmd_list_workloads)
     list_data = listing_what.add_parser("datasets", help="data sets, and whether they are available locally")
     list_data.add_argument("--data-dir", help="a folder with local copies of the data")
     list_data.set_defaults(func=cmd_list_datasets)

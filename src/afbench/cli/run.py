@@ -56,6 +56,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                                          "(explicit flags override it; `afbench show preset NAME` prints one)")
     parser.add_argument("--study", help="a study file (TOML: [grid], [settings], [execution]); flags given beside it "
                                         "override it, with a note. Every run writes OUT/study.toml, which reproduces it")
+    parser.add_argument("--workload", help="the task: classification (default: --dataset x --model), charlm, inr, "
+                                           "pinn, regression (NAME-large for a GPU), or your own PATH.py:NAME "
+                                           "(`afbench list workloads`); it sets the data, model and budget, "
+                                           "which flags override")
     parser.add_argument("--activations", type=types.activation_list,
                         help="comma-separated activations (formulas may contain commas inside parentheses), or "
                              "'all' (every hidden one)")
@@ -125,11 +129,13 @@ def grid_from_args(args: argparse.Namespace):
     explicit = {flag: getattr(args, flag.lstrip("-").replace("-", "_")) for flag in list(_RUN_FLAGS) + list(
         _RUN_SWITCHES)}
     given = any(v is not None for v in explicit.values()) or any(getattr(args, a) is not None for a in _GRID_FLAGS)
+    given = given or getattr(args, "workload", None) is not None
     if getattr(args, "study_settings", None) is not None:
         name, settings = args.study_name or "study", dict(args.study_settings)
     else:
         name = args.preset or (None if given else "quick")
         settings = preset(name) if name else {}
+    settings, name = _workload_settings(getattr(args, "workload", None), settings, name)
     chosen = args.activations or settings.pop("activations", None) or ("relu",)
     settings.pop("activations", None)
     preset_lrs, preset_seeds = settings.pop("lrs", None), settings.pop("seeds", None)
@@ -141,8 +147,9 @@ def grid_from_args(args: argparse.Namespace):
     chosen = tuple(activations.names()) if chosen == "all" else \
         tuple(types.split_top_level(chosen)) if isinstance(chosen, str) else tuple(chosen)
     names, notes = canonical_activations(chosen)  # fail on a bad name before anything runs
-    _check_models(tuple(args.models.split(",")) if isinstance(args.models, str) else
-                  args.models or (settings.get("model", "mlp"),))
+    if settings.get("workload", "classification") == "classification":  # other workloads build their own
+        _check_models(tuple(args.models.split(",")) if isinstance(args.models, str) else
+                      args.models or (settings.get("model", "mlp"),))
     seeds = args.seeds if args.seeds is not None else \
         types.seeds(str(preset_seeds)) if preset_seeds is not None else (0,)
     models, datasets = (tuple(v.split(",")) if isinstance(v, str) else tuple(v or ())
@@ -150,6 +157,21 @@ def grid_from_args(args: argparse.Namespace):
     grid = Grid(RunConfig(**settings), names, (0,) if seeds == "auto" else seeds, lrs if len(lrs) > 1 else (),
                 models, datasets)
     return grid, name or "run", notes, seeds == "auto"
+
+
+def _workload_settings(given: str | None, settings: dict, name: str | None) -> tuple[dict, str | None]:
+    """--workload (or a study's workload): its data, model and budget under the settings."""
+    from afbench import workloads
+
+    chosen = given or settings.get("workload")
+    if chosen in (None, "classification"):
+        return settings, name
+    workload = workloads.get(chosen)
+    if given:  # a preset's settings are an image classifier's: the workload's own replace them
+        settings = {k: v for k, v in settings.items() if k in ("activations", "seeds", "lrs")} if name else settings
+        name = name if name and name != "quick" else workload.name.rsplit("/", 1)[-1].split(":")[0].split(".")[0]
+    return {**workload.settings(), **{k: v for k, v in settings.items() if k != "workload"},
+            "workload": workloads.identity(chosen)}, name
 
 
 def _check_models(names: tuple[str, ...]) -> None:
