@@ -194,9 +194,13 @@ def test_psnr_is_ten_log10_of_one_over_the_mse_on_unit_grey_levels(prepared):
     noisy = grey01 + 0.05 * torch.randn(grey01.shape, generator=torch.Generator().manual_seed(0))
     expected = 10 * np.log10(1 / float(((noisy - grey01) ** 2).mean()))
 
-    class Fixed(torch.nn.Module):
+    class Fixed(torch.nn.Module):  # answers the noisy levels, batch after batch in order
+        done = 0
+
         def forward(self, x):
-            return 2 * noisy[:len(x)] - 1
+            out = 2 * noisy[self.done:self.done + len(x)] - 1
+            self.done += len(x)
+            return out
 
     assert workloads.get("inr").evaluate(Fixed(), split)["psnr"] == pytest.approx(expected, rel=1e-4)
 

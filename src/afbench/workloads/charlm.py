@@ -176,7 +176,7 @@ class CharLM(Workload):
 
 
 def small() -> CharLM:
-    return CharLM("charlm", "small", 128, 2, 4, 512, {"epochs": 10, "batch_size": 16, "lr": 2e-3}, target=3.0)
+    return CharLM("charlm", "small", 128, 2, 4, 512, {"epochs": 10, "batch_size": 8, "lr": 2e-3}, target=3.0)
 
 
 def large() -> CharLM:

@@ -110,7 +110,7 @@ class Poisson(Workload):
     def build(self, config, data: Prepared, act_layer) -> nn.Module:
         if config.model != self.model:
             raise AfbenchError(f"the pinn workload builds '{self.model}', not '{config.model}'")
-        return coordinate_mlp(act_layer, 2, self.width, self.depth, fourier=False, siren=False)  # a smooth solution: no w0
+        return coordinate_mlp(act_layer, 2, self.width, self.depth, siren=False)  # a smooth solution: no w0
 
     def loss(self, forward, model, x, y):
         with differentiable():
@@ -132,7 +132,7 @@ class Poisson(Workload):
 
 
 def small() -> Poisson:
-    return Poisson("pinn", "small", 64, 3, {"epochs": 60, "batch_size": 240, "lr": 2e-3}, target=0.05)
+    return Poisson("pinn", "small", 64, 3, {"epochs": 150, "batch_size": 240, "lr": 2e-3}, target=0.05)
 
 
 def large() -> Poisson:
