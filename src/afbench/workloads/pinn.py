@@ -71,7 +71,7 @@ def second_derivative_problem(act_layer) -> str | None:
             if grad.requires_grad:
                 torch.autograd.grad(grad.sum(), x, allow_unused=True)
     except Exception as error:  # any failure is the reason to refuse, said before training
-        return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__}: {str(error).split('. Hint')[0]}"
     return None
 
 
@@ -104,7 +104,8 @@ class Poisson(Workload):
     def check_activation(self, act_layer) -> str | None:
         problem = second_derivative_problem(act_layer)
         if problem:
-            return f"the PDE loss needs second derivatives of '{act_name(act_layer)}', which fail: {problem}"
+            return (f"the PDE loss needs second derivatives of '{act_name(act_layer)}', and its implementation "
+                    f"has none ({problem}): choose another activation for this workload")
         return None
 
     def build(self, config, data: Prepared, act_layer) -> nn.Module:
