@@ -30,8 +30,8 @@ from afbench.config import RunConfig
 from afbench.engine.train import train
 
 CHECKS = {  # family: ([(label, activation, model or None)], [(better, worse)])
-    "charlm": ([("relu", "relu", None), ("gelu", "gelu", None), ("geglu", "geglu", None),
-                ("swiglu", "swiglu", None)], [("geglu", "relu"), ("swiglu", "relu")]),
+    "charlm": ([("relu", "relu", None), ("geglu", "geglu", None), ("swiglu", "swiglu", None),
+                ("gelu", "gelu", None)], [("geglu", "relu"), ("swiglu", "relu"), ("gelu", "relu")]),
     "inr": ([("sine", "sin(x)", "mlp"), ("relu+pe", "relu", "mlp-pe"), ("relu", "relu", "mlp"),
              ("tanh", "tanh", "mlp")], [("sine", "relu+pe"), ("relu+pe", "relu"), ("relu+pe", "tanh")]),
     "pinn": ([("relu", "relu", None), ("tanh", "tanh", None), ("sine", "sin(x)", None), ("silu", "silu", None)],
@@ -71,7 +71,7 @@ def run_family(family: str, seeds: list[int], epochs: int | None, dataset: str |
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", default="charlm,inr,pinn,regression")
+    parser.add_argument("--families", default="pinn,inr,regression,charlm")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, help="override the workload's default epochs")
     parser.add_argument("--dataset", help="override the workload's data (e.g. special:jv)")

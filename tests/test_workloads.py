@@ -123,7 +123,7 @@ def test_the_corpus_is_pinned_and_text_files_are_accepted(tmp_path):
     from afbench.workloads import charlm
 
     text = charlm.corpus_text(charlm.CORPUS)
-    assert len(text) > 40_000 and "iris" in text.lower()
+    assert len(text) > 700_000 and "iris" in text.lower() and "def fit" in text
     own = tmp_path / "own.txt"
     own.write_text("to be or not to be, that is the question. " * 200)
     data = datasets.prepare(datasets.load(f"text:{own}"))
@@ -254,7 +254,7 @@ def test_regression_targets_are_the_scipy_functions():
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_each_family_trains_and_records_its_primary_metric(name, prepared):
-    act = "sin(x)" if name == "inr" else "tanh"
+    act = "relu" if name in ("charlm", "inr") else "tanh"  # no kernel to compile: the test is of the bookkeeping
     data = prepared[name]
     if name == "charlm":  # a few windows: the test is of the bookkeeping, not the model
         data = datasets.Prepared(data.name, data.classes, datasets.Split(data.train.x[:32], data.train.y[:32]),
