@@ -3,7 +3,7 @@ is refused everything a flag is refused, naming the file, the line and the key."
 
 import pytest
 
-from afbench.cli import build_parser
+from afbench.cli import build_parser, main
 from afbench.cli.run import study_from_args
 from afbench.errors import AfbenchError
 from afbench.sweep import study
@@ -89,7 +89,6 @@ REFUSED = [
     ("--stack", "0", "[execution]\nstack = 0", "auto or a whole number >= 1"),
     ("--max-seeds", "0", "[execution]\nmax_seeds = 0", "a whole number >= 1"),
     ("--momentum", "1.5", "[settings]\nmomentum = 1.5", "[0, 1)"),
-    ("--target", "98", "[settings]\ntarget = 98", "accuracy in (0, 1]"),
 ]
 
 
@@ -103,6 +102,16 @@ def test_what_a_flag_refuses_a_study_file_refuses(flag, value, text, words, caps
     message = str(err.value)
     assert message.startswith("my.toml, line 3: [") and words in message
     assert text.split("\n")[1].split(" =")[0] in message  # the key
+
+
+def test_a_target_is_an_accuracy_for_classification_and_in_its_own_metric_elsewhere(capsys):
+    """The flag cannot know the workload when it is parsed: the study refuses it, from flags or a file."""
+    assert main(["run", "--target", "98", "--activations", "relu"]) == 2
+    assert "target is an accuracy in (0, 1]" in capsys.readouterr().err
+    with pytest.raises(AfbenchError, match=r"my.toml: \[settings\]: target is an accuracy in \(0, 1\]"):
+        study.parse_study("# a study\n[settings]\ntarget = 98", "my.toml")
+    charlm = study.parse_study("# a study\n[settings]\nworkload = \"charlm\"\ntarget = 2.5", "my.toml")
+    assert charlm.settings.target == 2.5  # bits per character
 
 
 @pytest.mark.parametrize("name", ["../../etc", "a/b", ".hidden", "", "x" * 101, "[/x]"])

@@ -98,7 +98,6 @@ def test_formulas_keep_their_commas(tmp_path):
     (["--momentum", "-1"], "--momentum: expected a number in [0, 1)"),
     (["--activations", ""], "--activations: expected at least one activation"),
     (["--epochs", "0"], "--epochs: expected a whole number >= 1"),
-    (["--target", "98"], "--target: expected an accuracy in (0, 1]"),
 ])
 def test_bad_flag_values_are_refused_by_name(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -39,7 +39,7 @@ class RunConfig:
     nesterov: bool = False  # sgd only
     weight_decay: float = 0.0  # never applied to learned activation parameters
     act_lr: float | None = None  # learning rate of learned activation parameters; None = lr
-    target: float | None = None  # test accuracy in [0, 1] for time-to-target
+    target: float | None = None  # time-to-target: test accuracy in [0, 1]; other workloads: their primary metric
     init: str = "default"  # default | xavier | he | normal001 | zeros
     norm: str | None = None  # None = the model's own (batch for vgg11, none otherwise)
     hidden_bias: float | None = None  # e.g. 0.01 so ReLU units start active
@@ -56,6 +56,7 @@ class RunConfig:
     probe_size: int = 512  # training images in the fixed probe batch for diagnostics
     device: str = "cpu"  # resolved device type; results differ across device types
     data_fingerprint: str | None = None  # data.fingerprint of what it trains on: runs on other data never pair
+    workload: str = "classification"  # the task (afbench.workloads); the default leaves 0.2.0's keys unchanged
 
     def __post_init__(self) -> None:
         """Every field follows its rule (the same rules the flags and study files use)."""
@@ -69,6 +70,11 @@ class RunConfig:
                 raise AfbenchError(describe(item.name, err)) from None
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise AfbenchError(f"learning rate must be a positive number, got {self.lr} (e.g. --lr 1e-3)")
+        if self.target is not None and self.workload == "classification":
+            try:
+                rules.ACCURACY.value(self.target)  # any other workload's target is in its own metric
+            except rules.Invalid as err:
+                raise AfbenchError(describe("target", err)) from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +118,7 @@ SETTING_RULES: dict[str, rules.Rule] = {
     "epochs": rules.POSITIVE_INT, "batch_size": rules.POSITIVE_INT, "probe_size": rules.POSITIVE_INT,
     "seed": rules.SEED, "lr": rules.POSITIVE, "optimizer": rules.choice(*OPTIMIZERS),
     "momentum": rules.UNIT_INTERVAL, "weight_decay": rules.NON_NEGATIVE, "act_lr": rules.POSITIVE,
-    "target": rules.ACCURACY, "hidden_bias": rules.FINITE, "split": rules.choice("official", "s2"),
+    "target": rules.FINITE, "hidden_bias": rules.FINITE, "split": rules.choice("official", "s2"),
     "valid_fraction": rules.UNIT_INTERVAL, "whitening": rules.choice("pca", "zca"),
     "train_subset": rules.POSITIVE_INT, "image_size": rules.IMAGE_SIZE, "latency_samples": rules.POSITIVE_INT}
 _BY_TYPE = {"int": rules.Rule("a whole number", (int,)), "float": rules.FINITE, "str": rules.TEXT,

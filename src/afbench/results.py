@@ -61,6 +61,8 @@ class EpochRecord:
     test_acc: float | None = None
     valid_loss: float | None = None
     valid_acc: float | None = None
+    test_metric: float | None = None  # a workload's primary metric (RunSummary.primary_metric); None for images
+    valid_metric: float | None = None
     diagnostics_s: float | None = None
     stack_epoch_s: float | None = None  # a stack's own seconds for the epoch
     layers: dict[str, list[float]] | None = None  # DIAGNOSTICS name -> one value per hidden activation
@@ -103,6 +105,12 @@ class RunSummary:
     valid_loss: float | None = None
     unswapped: list[str] | None = None  # nonlinearities a user's model kept (--allow-partial)
     learned_curves: list[dict] | None = None  # learnable activations at the end: layer, activation, x, y, initial
+    # The workload's primary metric under its own name, and its direction (image classification:
+    # error_rate, lower is better); None in runs stored before workloads (read them as error_rate).
+    primary_metric: str | None = None
+    primary_value: float | None = None
+    higher_is_better: bool | None = None
+    metrics: dict[str, float] | None = None  # every metric a non-classification workload reports (test split)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,7 +121,8 @@ class RunSummary:
 
 
 SUMMARY_METRICS = tuple(f.name for f in fields(RunSummary) if f.name not in ("confusion", "unswapped",
-                                                                             "learned_curves"))
+                                                                             "learned_curves", "primary_metric",
+                                                                             "higher_is_better", "metrics"))
 EPOCH_METRICS = tuple(f.name for f in fields(EpochRecord) if f.name != "layers")
 
 

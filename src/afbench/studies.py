@@ -64,16 +64,17 @@ def _cell(study: InitStudy, data: Prepared, activation: str, init: str):
 
 
 def _short_training(study: InitStudy, data: Prepared, model: nn.Module) -> float:
+    from afbench.config import RunConfig
+    from afbench.engine.step import Step
+
     model.zero_grad(set_to_none=True)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=study.lr)
     order = torch.Generator().manual_seed(study.seed)
-    for step in range(study.train_steps):
+    step = Step(RunConfig(seed=study.seed, lr=study.lr, batch_size=study.batch_size), data.train.x.device)
+    for _ in range(study.train_steps):  # the training runs' step: autocast and loss as theirs
         idx = torch.randint(0, len(data.train), (study.batch_size,), generator=order).to(data.train.x.device)
-        loss = F.cross_entropy(model(data.train.x[idx]), data.train.y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step(model, optimizer, data.train.x[idx], data.train.y[idx])
     return evaluate(model, data.test)[1]
 
 

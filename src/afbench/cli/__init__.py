@@ -106,6 +106,20 @@ def cmd_list_datasets(args: argparse.Namespace) -> None:
     output.result("imagefolder:PATH  <split>/<class>/<image> trees, a folder or an archive")
 
 
+def cmd_list_workloads(args: argparse.Namespace) -> None:
+    from afbench import workloads
+
+    output = Output()
+    output.result("Workloads (--workload NAME): the primary metric decides verdicts, in its direction.")
+    for row in workloads.rows():
+        here = "" if row["available"] else "; its data is not here"
+        output.result(f"{row['workload']:<22} {row['description']}")
+        output.result(f"{'':<22} {row['family']}: {row['data']} x {row['model']}, {row['metric']} "
+                      f"({row['direction']}), {row['size']}{here}")
+    output.result(f"{'PATH.py:NAME':<22} your own: NAME() returns an afbench.workloads.Workload (README, "
+                  "'Workloads')")
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> None:
     from afbench import data
 
@@ -225,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     list_acts.set_defaults(func=cmd_list_activations)
     listing_what.add_parser("models", help="the built-in models, and how to give your own",
                             epilog=_examples("afbench list models")).set_defaults(func=cmd_list_models)
+    listing_what.add_parser("workloads", help="the task families: data, model, metric and its direction",
+                            epilog=_examples("afbench list workloads")).set_defaults(func=cmd_list_workloads)
     list_data = listing_what.add_parser("datasets", help="data sets, and whether they are available locally",
                                         epilog=_examples("afbench list datasets --data-dir ~/data"))
     list_data.add_argument("--data-dir", help="a folder with local copies of the data")

@@ -31,7 +31,8 @@ _SETTING_FLAGS = {  # flag: (RunConfig field, help)
     "--weight-decay": ("weight_decay", "weight decay; never on learned activation parameters (default 0)"),
     "--act-lr": ("act_lr", "learning rate of learned activation parameters (PReLU slopes, ...) "
                            "(default: the run's --lr)"),
-    "--target": ("target", "test accuracy for time-to-target, e.g. 0.98 (default: none)"),
+    "--target": ("target", "time to target: test accuracy such as 0.98, or for another --workload a value of "
+                           "its primary metric, e.g. 2.2 bpc (default: the workload's own; classification: none)"),
     "--init": ("init", "default, xavier, he, normal001 or zeros (default: default)"),
     "--norm": ("norm", "none, batch, layer, group or instance (default: the model's own)"),
     "--hidden-bias": ("hidden_bias", "initial bias of hidden layers, e.g. 0.01 for ReLU units"),
@@ -95,6 +96,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", help="start from a study file (TOML: [grid], [settings], [execution]); flags "
                                         "given beside it override it, with a note. Every run writes "
                                         "OUT/study.toml, which repeats it")
+    parser.add_argument("--workload", type=types.flag(rules.TEXT),
+                        help="the task: classification (the default: --dataset x --model), charlm, inr, pinn, "
+                             "regression (NAME-large: sized for a GPU), or your own PATH.py:NAME (`afbench list "
+                             "workloads`). It sets the data, model, learning rate and budget; flags given beside "
+                             "it override them")
     parser.add_argument("--activations", type=types.activation_list,
                         help="comma-separated activations: names (`afbench list activations`), formulas in x "
                              "(commas inside parentheses are fine), PATH.py:NAME or module:NAME, or 'all' "
@@ -174,7 +180,9 @@ def study_from_args(args: argparse.Namespace):
         grid["seeds"] = args.seeds if args.seeds is not None else (args.seed,)
     if args.lr is not None:
         grid["lrs"] = args.lr
-    base, source = _base_study(args, given=bool(settings or grid))
+    base, source = _base_study(args, given=bool(settings or grid or args.workload))
+    if args.workload is not None:
+        base = _with_workload(base, args.workload, named=source is not None)
     execution = {f.name: getattr(args, f.name) for f in fields(Execution) if getattr(args, f.name, None) is not None}
     notes = []
     if source == "the study":
@@ -182,6 +190,17 @@ def study_from_args(args: argparse.Namespace):
     study = base.with_(**grid, settings=base.settings.with_(**settings),
                        execution=replace(base.execution, **execution))
     return study, notes
+
+
+def _with_workload(base, name: str, named: bool):
+    """--workload NAME on ``base``; a study without a name of its own is named after it."""
+    from afbench.sweep.study import with_workload
+
+    study = with_workload(base, name)
+    if not named:
+        short = Path(name.split(":")[0]).stem if ":" in name else name
+        study = study.with_(name=short)
+    return study
 
 
 def grid_flags(args: argparse.Namespace) -> set[str]:
@@ -248,11 +267,17 @@ def import_path(name: str) -> str:
     return f"{path.stem}:{match.group(2)}"
 
 
-def check_models(names: tuple[str, ...]) -> None:
-    """Unknown model names fail now, not as one failed run per config."""
-    from afbench import models
+def check_models(names: tuple[str, ...], workload: str = "classification") -> None:
+    """Unknown model names fail now, not as one failed run per config. A workload other
+    than classification builds its own models: the name must be one of them."""
+    from afbench import models, workloads
     from afbench.errors import lookup
 
+    if workload != workloads.CLASSIFICATION:
+        own = workloads.get(workload)
+        for name in names:
+            lookup("model", name, own.model_names, hint=f" ({own.name} builds these)")
+        return
     for name in names:
         if ":" in name:
             models.identity(name)  # the file or module exists and holds NAME
@@ -373,7 +398,7 @@ def plan(args: argparse.Namespace) -> Plan:
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
     try:
         names, folded = activation_names(study)
-        check_models(study.models)
+        check_models(study.models, study.settings.workload)
     except AfbenchError as err:  # a name from a study file: say which file
         where = f"{args.study}: [grid] " if args.study and not grid_flags(args) else ""
         raise AfbenchError(f"{where}{err}") from None

@@ -26,11 +26,11 @@ from statistics import median
 import numpy as np
 
 import torch
-import torch.nn.functional as F
 
-from afbench import __version__, activations, models
+from afbench import __version__, activations
 from afbench.config import RunConfig
 from afbench.cost import deploy, memory, numerics, timing
+from afbench.engine.step import Step, model_for
 from afbench.engine.train import make_optimizer
 from afbench.errors import AfbenchError
 
@@ -44,11 +44,14 @@ ONNX_SAMPLES = 256  # real test images compared between onnxruntime and PyTorch
 
 @dataclass
 class Subject:
-    """One activation's model and optimizer, built once before the rounds start."""
+    """One activation's model, optimizer and training step, built once before the rounds
+    start, by the functions training runs use (``engine.step``)."""
 
     name: str
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
+    step: Step
+    config: RunConfig
 
 
 @dataclass
@@ -72,10 +75,10 @@ def _measure(subject: Subject, batches, x1, xb, steps: int, device: torch.device
         opt.zero_grad(set_to_none=True)
         _sync(device)
         t0 = clock()
-        loss = F.cross_entropy(model(x), y)
+        loss, _ = subject.step.loss(model, x, y)  # the training step's forward + loss (engine.step.Step)
         _sync(device)
         t1 = clock()
-        loss.backward()
+        loss.sum().backward()  # as Step: a scalar's sum is itself
         _sync(device)
         t2 = clock()
         opt.step()
@@ -101,22 +104,22 @@ def _measure(subject: Subject, batches, x1, xb, steps: int, device: torch.device
 
 
 def _build(name: str, config: RunConfig, prepared, device) -> Subject:
-    """The model as ``config`` builds it (norm, widths), with ``name`` in it, and its optimizer."""
-    torch.manual_seed(0)  # the same initial weights for every activation
-    model = models.build(config.model, name, prepared.input_shape, prepared.num_classes, init=config.init,
-                         norm=config.norm, hidden_bias=config.hidden_bias,
-                         match_params=config.match_params).to(device)
-    return Subject(activations.factory(name).name, model, make_optimizer(config, model))
+    """The model a training run of ``config`` with ``name`` in it trains (seed 0: the same
+    initial weights for every activation), its optimizer and its training step."""
+    run = config.with_(activation=name, seed=0)
+    model = model_for(run, prepared)  # the workload's model, on the device, channels-last convolutions
+    return Subject(activations.factory(name).name, model, make_optimizer(run, model), Step(run, device), run)
 
 
 def _static_row(subject: Subject, prepared, batch_size: int, device, check_onnx: bool, check_numerics: bool) -> dict:
     """The measurements that need no timing: memory, size, ONNX and numerics."""
     model = subject.model
     x, y = prepared.train.x[:batch_size], prepared.train.y[:batch_size]
+    classifies = subject.step.workload.family == "classification"  # other losses: the forward's bytes
     row = {"params": memory.count_parameters(model),
            "flops": memory.forward_flops(model.eval(), prepared.test.x[:1]),
-           "saved_bytes_per_sample": memory.saved_bytes_per_sample(model.train(), x, y),
-           "peak_bytes": memory.peak_bytes(lambda: F.cross_entropy(model(x), y).backward(), device)}
+           "saved_bytes_per_sample": memory.saved_bytes_per_sample(model.train(), x, y if classifies else None),
+           "peak_bytes": memory.peak_bytes(lambda: subject.step.loss(model, x, y)[0].sum().backward(), device)}
     model.zero_grad(set_to_none=True)
     if check_onnx:
         result = deploy.check_onnx(model, prepared.test.x[:ONNX_SAMPLES])

@@ -18,7 +18,7 @@ from typing import Callable
 from afbench.data import sources
 from afbench.data.formats import DataError, ImageData, check_source
 from afbench.data.imagefolder import load_imagefolder
-from afbench.data.prep import Prepared, Split, class_counts, prepare
+from afbench.data.prep import Prepared, Split, class_counts, prepare as _prepare_images
 from afbench.data.tensors import from_tensors, load_npz
 from afbench.data import cache
 from afbench.errors import AfbenchError
@@ -103,13 +103,29 @@ def _load_plugin(key: str, data_dir) -> ImageData:
     return loaded
 
 
+def prepare(raw: "ImageData | Prepared", **options) -> Prepared:
+    """Standardised tensors on the device (``prep.prepare``); a workload's data
+    (``load`` gave its ``Prepared`` splits already) just moves to the device."""
+    if isinstance(raw, Prepared):
+        device = options.get("device", "cpu")
+        move = lambda split: None if split is None else Split(split.x.to(device), split.y.to(device))
+        return Prepared(raw.name, raw.classes, move(raw.train), move(raw.test), move(raw.valid), raw.mean, raw.std)
+    return _prepare_images(raw, **options)
+
+
 def load(name: str, data_dir: str | Path | None = None, *, download: bool = True, verify: bool = True,
          image_size: int | None = None, coarse: bool = False) -> ImageData:
     """Load a data set as uint8 arrays, from a local copy, the cache or a download.
 
     ``verify`` checks the published content checksums (MNIST family); ``image_size``
-    resizes image folders; ``coarse`` selects CIFAR-100's 20 superclasses.
+    resizes image folders; ``coarse`` selects CIFAR-100's 20 superclasses. The data of
+    a workload other than image classification (``afbench.workloads``: text, an image
+    to fit, a PDE, functions) comes back as its ``Prepared`` splits.
     """
+    from afbench import workloads
+
+    if workloads.owns_data(name):
+        return workloads.load_data(name)
     if name.startswith("imagefolder:"):
         path = Path(name.split(":", 1)[1]).expanduser()
         if not os.path.exists(path):

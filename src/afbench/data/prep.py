@@ -115,7 +115,7 @@ def class_counts(data: Prepared) -> dict[str, list[int]]:
     out = {}
     for name in ("train", "valid", "test"):
         split = getattr(data, name)
-        if split is not None:
+        if split is not None and split.y.dim() == 1 and not split.y.is_floating_point():  # classes, not targets
             out[name] = torch.bincount(split.y.cpu(), minlength=data.num_classes).tolist()
     return out
 

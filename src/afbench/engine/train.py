@@ -31,6 +31,7 @@ from afbench.engine.stack import StackedSequential
 from afbench.engine.trainer import (StackTrainer, Trainer, build_model, compile_mode, make_optimizer, on_device)
 from afbench.errors import AfbenchError
 from afbench.results import EpochRecord, RunSummary, Status
+from afbench.workloads import Workload, for_config
 
 __all__ = ["RunResult", "build_model", "evaluate", "make_optimizer", "measure_latency", "time_training_steps",
            "train", "train_stack", "DIVERGED_LOSS"]
@@ -47,6 +48,7 @@ class RunResult:
     epochs: list[EpochRecord] = field(default_factory=list)
     summary: RunSummary | None = None
     provenance: dict = field(default_factory=dict)
+    final_metrics: dict = field(default_factory=dict)  # a workload's metrics at its last evaluation
 
 
 def time_training_steps(config: RunConfig, data: Prepared, steps: int, stack: int = 1) -> float:
@@ -87,6 +89,9 @@ def train_stack(configs: list[RunConfig], data: Prepared,
     """
     if len({c.stack_key() for c in configs}) != 1:
         raise AfbenchError("only runs that differ in their seed alone can train as one stack")
+    if for_config(configs[0]).family != "classification":  # stacks are of image classifiers: one by one
+        return [_fit([c], data, (lambda _m, r, i=i: on_epoch(i, r)) if on_epoch else None, compile=compile,
+                     stacked=False)[0] for i, c in enumerate(configs)]
     return _fit(configs, data, on_epoch, compile=compile, stacked=True)
 
 
@@ -117,7 +122,8 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
     torch.manual_seed(configs[0].seed)  # dropout and noise draws: paired across activations
     optimizer = make_optimizer(configs[0], trainer.model)
     k = len(configs)
-    steps_per_epoch = math.ceil(len(data.train) / configs[0].batch_size)
+    workload = for_config(configs[0])
+    steps_per_epoch = workload.steps_per_epoch(data.train, configs[0].batch_size)
     base = {**provenance(data.train.x.device), "stack_size": k, "compiled": compile, **compiled}
     results = [RunResult(c, Status.DONE, provenance=dict(base)) for c in configs]
     predictions: list[torch.Tensor | None] = [None] * k
@@ -131,13 +137,16 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
                 continue
             record = EpochRecord(epoch, float(losses[i]), float(accuracies[i]), seconds / k, cumulative,
                                  train_steps=epoch * steps_per_epoch, stack_epoch_s=seconds if stacked else None)
-            predictions[i] = _end_epoch(config, data, model, result, record, wall_start)
+            end = _end_epoch if workload.family == "classification" else _end_workload_epoch
+            predictions[i] = end(config, data, model, result, record, wall_start)
             if on_epoch:
                 on_epoch(i, record)
         if all(r.status == Status.DIVERGED for r in results):
             break
     for config, model, result, predicted in zip(configs, members, results, predictions):
-        result.summary = _summarise(config, data, model, result, predicted)
+        result.summary = _summarise(config, data, model, result, predicted) if workload.family == "classification" \
+            else _summarise_workload(workload, config, data, model, result)
+        _record_primary(workload, result.summary)
         result.summary.wall_s = time.perf_counter() - wall_start
         result.provenance["activation_kernels"] = activation_kernels.status()  # after training: a failure shows
     return results
@@ -192,6 +201,59 @@ def _summarise(config: RunConfig, data: Prepared, model: nn.Module, result: RunR
     summary.unswapped = [str(site) for site in models.leftover(model)] or None
     summary.learned_curves = _learned_curves(model)
     return summary
+
+
+def _end_workload_epoch(config: RunConfig, data: Prepared, model: nn.Module, result: RunResult, record: EpochRecord,
+                        wall_start: float) -> None:
+    """A workload's epoch end: its metrics on the test (and validation) split, or diverged."""
+    workload = for_config(config)
+    if workload.diverged(record.train_loss, data):
+        result.status = Status.DIVERGED
+    else:
+        metrics_now = workload.evaluate(model, data.test)
+        record.test_loss, record.test_metric = metrics_now["loss"], metrics_now[workload.primary.name]
+        if data.valid is not None:
+            valid = workload.evaluate(model, data.valid)
+            record.valid_loss, record.valid_metric = valid["loss"], valid[workload.primary.name]
+        result.final_metrics = metrics_now
+    record.train_acc = math.nan
+    record.wall_s = time.perf_counter() - wall_start
+    result.epochs.append(record)
+    return None
+
+
+def _summarise_workload(workload: Workload, config: RunConfig, data: Prepared, model: nn.Module,
+                        result: RunResult) -> RunSummary:
+    epochs = result.epochs
+    last = epochs[-1] if epochs else None
+    seconds = last.cum_train_s if last else 0.0
+    summary = RunSummary(params=models.count_parameters(model), epochs_run=len(epochs), total_train_s=seconds,
+                         wall_train_s=seconds, train_steps=last.train_steps if last else 0)
+    if result.status == Status.DIVERGED or last is None or last.test_metric is None:
+        summary.diverged_epoch = last.epoch if last else None
+        return summary
+    target = workload.target if config.target is None else config.target
+    reached = next((e for e in epochs if workload.primary.reached(e.test_metric, target)), None)
+    if reached is not None:
+        summary.epoch_to_target, summary.time_to_target_s = reached.epoch, reached.cum_train_s
+        summary.steps_to_target = reached.train_steps
+    summary.metrics = dict(result.final_metrics)
+    whole = lambda: workload.evaluate(model, data.test)
+    for name, value in measure_latency(model, data.test, config.latency_samples, whole).items():
+        setattr(summary, name, value)
+    summary.test_loss, summary.valid_loss = last.test_loss, last.valid_loss
+    summary.learned_curves = _learned_curves(model)
+    return summary
+
+
+def _record_primary(workload: Workload, summary: RunSummary) -> None:
+    """The workload's primary metric under its own name, with its direction."""
+    summary.primary_metric = workload.primary.name
+    summary.higher_is_better = workload.primary.higher_is_better
+    if workload.family == "classification":
+        summary.primary_value = summary.error_rate
+    elif summary.metrics is not None:
+        summary.primary_value = summary.metrics.get(workload.primary.name)
 
 
 def _learned_curves(model: nn.Module) -> list[dict] | None:

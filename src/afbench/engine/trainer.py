@@ -1,23 +1,25 @@
 """How one model (or a stack of seeds) takes training steps: the optimizer, the
-step, the untimed warm-up and the timed epoch loop. Data is resident on the
-device and batched by index slices of a per-epoch randperm.
+untimed warm-up and the timed epoch loop, around the one ``step.Step`` every
+workload trains with. Data is resident on the device; batches are drawn by the
+workload (image classification: index slices of a per-epoch randperm).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
+import math
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from afbench import activations, models
+from afbench import activations
 from afbench.config import RunConfig
 from afbench.data import Prepared
-from afbench.data.prep import random_crop_flip
 from afbench.engine.stack import StackedSequential
+from afbench.engine.step import Step, build_model, compile_mode, model_for, on_device  # noqa: F401 (re-exported)
+from afbench.workloads import for_config
 
 WARMUP_STEPS = 3
 
@@ -25,22 +27,6 @@ WARMUP_STEPS = 3
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def on_device(model: nn.Module, data: Prepared) -> nn.Module:
-    """The model on the data's device; convolutions channels-last (faster on CPU and GPU)."""
-    model = model.to(data.train.x.device)
-    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def build_model(config: RunConfig, data: Prepared) -> nn.Module:
-    """The seeded model: same seed and shapes give the same initial weights."""
-    torch.manual_seed(config.seed)
-    return models.build(config.model, config.activation, data.input_shape, data.num_classes, init=config.init,
-                        norm=config.norm, hidden_bias=config.hidden_bias, match_params=config.match_params,
-                        allow_partial=config.allow_partial)
 
 
 def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -59,45 +45,25 @@ def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer
                            nesterov=config.nesterov and config.momentum > 0)
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA only: on CPU it is slower and changes the numbers (and even
-    a disabled autocast context costs per step)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
-
-def _forward(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-    return model(xb)
-
-
-def compile_mode(device: torch.device) -> str:
-    """torch.compile's mode: CUDA graphs on a GPU, where tiny models wait on kernel
-    launches; plain inductor on a CPU."""
-    return "reduce-overhead" if device.type == "cuda" else "default"
+def _correct(output: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """Right answers of a classifier's batch (per member for a stack's (k, B, classes))."""
+    return (output.argmax(dim=-1) == yb).sum(dim=-1)
 
 
 class Trainer:
     def __init__(self, config: RunConfig, data: Prepared, model: nn.Module, compile: bool = False) -> None:
         self.config, self.data, self.model = config, data, model
+        self.workload = for_config(config)
         self.device = data.train.x.device
-        self.autocast = _autocast(self.device)
+        self.step = Step(config, self.device, compile, loss=self._loss())
+        self.autocast = self.step.autocast
         self.compiled = compile
-        # The model is an argument, not baked in: a stack and a lone run share the code path.
-        # Static shapes: each batch size gets its own graph (CUDA graphs need fixed shapes anyway).
-        self.forward = torch.compile(_forward, mode=compile_mode(self.device), dynamic=False) if compile \
-            else _forward
         self.order = torch.Generator().manual_seed(config.seed)  # data order, independent of the model
-        self.augment_rng = torch.Generator(device=self.device).manual_seed(config.seed)
+        # Train accuracy is a classifier's; other workloads record their metrics at evaluation.
+        self.classifies = self.workload.family == "classification"
 
-    def step(self, model, optimizer, xb, yb):
-        if self.config.augment:
-            xb = random_crop_flip(xb, self.augment_rng)
-        with self.autocast:
-            logits = self.forward(model, xb)
-            loss = F.cross_entropy(logits, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach(), logits.detach()
+    def _loss(self):
+        return None  # the workload's own
 
     def warm_up(self) -> float:
         """A few steps per warm-up batch, then the model's weights and buffers are copied
@@ -129,32 +95,42 @@ class Trainer:
         return self.data.train.x[:size], self.data.train.y[:size]
 
     def train_epoch(self, optimizer) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """Mean loss (1,), accuracy (1,) and seconds of one pass over the shuffled
-        training split: the shapes of a stack of one, so one loop serves both."""
+        """Mean loss (1,), accuracy (1,; NaN where the workload does not classify) and
+        seconds of one pass over the shuffled training split: the shapes of a stack of
+        one, so one loop serves both."""
         x, y = self.data.train.x, self.data.train.y
         n = len(y)
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        order = torch.randperm(n, generator=self.order).to(self.device)
+        batches = self.workload.batches(self.data.train, self.config.batch_size, self.order)
         sync(self.device)
         start = time.perf_counter()
-        for idx in order.split(self.config.batch_size):
+        for idx in batches:
             yb = y[idx]
-            loss, logits = self.step(self.model, optimizer, x[idx], yb)
+            loss, output = self.step(self.model, optimizer, x[idx], yb)
             loss_sum += loss * len(idx)
-            correct += (logits.argmax(dim=1) == yb).sum()
+            if self.classifies:
+                correct += _correct(output, yb)
         sync(self.device)
         seconds = time.perf_counter() - start
-        return (loss_sum / n).reshape(1).cpu(), (correct.double() / n).reshape(1).cpu(), seconds
+        accuracy = (correct.double() / n).reshape(1).cpu() if self.classifies else torch.full((1,), math.nan)
+        return (loss_sum / n).reshape(1).cpu(), accuracy, seconds
 
     def write_back(self) -> None:
         """Nothing to do for a lone model (a stack copies its stacked weights back)."""
 
 
+def _stack_loss(forward, model, xb, yb):
+    """xb (k, B, ...), yb (k, B): per-member mean cross-entropy (k,) and logits (k, B, classes)."""
+    logits = forward(model, xb)
+    losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)
+    return losses, logits
+
+
 class StackTrainer(Trainer):
-    """The epoch loop of a stack: member i draws its batches from its own seed's
-    order, exactly as it would alone, and optimises its own mean loss."""
+    """The epoch loop of a stack (image classification): member i draws its batches
+    from its own seed's order, exactly as it would alone, and optimises its own mean loss."""
 
     def __init__(self, configs: list[RunConfig], data: Prepared, model: StackedSequential,
                  compile: bool = False) -> None:
@@ -162,17 +138,8 @@ class StackTrainer(Trainer):
         self.configs = configs
         self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
 
-    def step(self, model, optimizer, xb, yb):
-        """xb (k, B, ...), yb (k, B); returns per-member losses (k,) and logits (k, B, classes)."""
-        if self.config.augment:
-            xb = random_crop_flip(xb.flatten(0, 1), self.augment_rng).view_as(xb)
-        with self.autocast:
-            logits = self.forward(model, xb)
-            losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)
-        optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()  # members share no weights: each gets the gradient of its own loss
-        optimizer.step()
-        return losses.detach(), logits.detach()
+    def _loss(self):
+        return _stack_loss
 
     def warm_up_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = super().warm_up_batch(size)
@@ -193,12 +160,10 @@ class StackTrainer(Trainer):
             yb = y[idx]
             losses, logits = self.step(self.model, optimizer, x[idx], yb)
             loss_sum += losses * idx.shape[1]
-            correct += (logits.argmax(dim=-1) == yb).sum(dim=1)
+            correct += _correct(logits, yb)
         sync(self.device)
         seconds = time.perf_counter() - start
         return (loss_sum / n).cpu(), (correct.double() / n).cpu(), seconds
 
     def write_back(self) -> None:
         self.model.write_back()
-
-

@@ -124,6 +124,20 @@ class Study:
         return replace(self, **changes)
 
 
+def with_workload(study: Study, name: str) -> Study:
+    """``study`` training the workload ``name``: its data set, model, learning rate and
+    budget (the RunConfig fields it was sized for) replace the study's, the rest stays.
+    A user's PATH.py:NAME is stored with its file's hash, so an edited file is another task."""
+    from afbench import workloads
+
+    settings = workloads.get(name).settings()
+    grid = {"models": (settings.pop("model"),), "datasets": (settings.pop("dataset"),)}
+    if "lr" in settings:
+        grid["lrs"] = (settings.pop("lr"),)
+    settings["workload"] = workloads.identity(name)
+    return study.with_(**grid, settings=study.settings.with_(**settings))
+
+
 GRID_RULES: dict[str, Rule | rules.ListRule] = {
     "activations": rules.ACTIVATIONS, "models": rules.NAMES, "datasets": rules.NAMES, "seeds": rules.SEEDS,
     "lrs": rules.LEARNING_RATES}
