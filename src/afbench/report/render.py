@@ -54,6 +54,7 @@ class Report:
     records: list = field(default_factory=list)  # the store's RunRecords (learned curves)
     equivalence: float = EQUIVALENCE
     figures: dict[str, Figure] = field(default_factory=dict)  # name -> figure, in reading order
+    workload_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # other workloads, in their own metric
 
     def table(self) -> Table:
         """The comparison table as data (afbench.report.model cells)."""
@@ -89,10 +90,13 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     alpha, design = _tested_as(meta)
     # one margin for the tests, the verdict and the figure: the one the sweep used
     equivalence = design["margin"] if design else meta.get("equivalence", equivalence)
-    tests = tables.significance(kept, baseline, equivalence, alpha, design, meta.get("family", "setting")) \
-        if len(kept) else pd.DataFrame()
+    images = kept[tables.is_classification(kept)] if len(kept) else kept  # the error tests' runs
+    tests = tables.significance(images, baseline, equivalence, alpha, design, meta.get("family", "setting")) \
+        if len(images) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
-                    tables.top_groups(kept, alpha) if len(kept) else {}, cost, records, equivalence)
+                    tables.top_groups(images, alpha) if len(images) else {}, cost, records, equivalence)
+    report.workload_tests = tables.workload_tests(kept, baseline, alpha, meta.get("family", "setting")) \
+        if len(kept) else pd.DataFrame()
     report.figures = {f.name: f for f in gallery.choose(report)}
     return report
 
@@ -140,12 +144,32 @@ def _ranks(aggregate: pd.DataFrame) -> dict:
     return result
 
 
+def workload_lines(tests: pd.DataFrame) -> list[str]:
+    """The other workloads' verdicts in their own metric and direction."""
+    lines = []
+    for (setting, metric), group in tests.groupby(["setting", "metric"], sort=False) if len(tests) else []:
+        first = group.iloc[0]
+        direction = "higher" if first["higher_is_better"] else "lower"
+        lines.append(f"On {first['model']} / {first['dataset']}: test {metric} ({direction} is better), paired "
+                     f"by seed against {first['baseline']} ({first['baseline_mean']:.4g}), Holm-corrected:")
+        for _, row in group.iterrows():
+            lines.append(f"  {row['activation']}: {row['verdict']}, {metric} {row['mean']:.4g} "
+                         f"({row['mean_diff']:+.3g}, 95% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}, "
+                         f"adjusted p = {row['p_holm']:.3g}, {int(row['n'])} seeds)")
+    return lines
+
+
 def verdict_text(report: Report) -> list[str]:
     alpha, design = _tested_as(report.meta)
-    lines = tables.settings_notes(report.kept) + verdict_lines(
-        report.aggregate, report.tests, report.top, report.ranks, report.baseline,
-        design["margin"] if design else report.meta.get("equivalence", EQUIVALENCE), alpha, design,
-        report.meta.get("family", "setting"))
+    images = set(report.kept.loc[tables.is_classification(report.kept), "setting"]) if len(report.kept) else set()
+    aggregate = report.aggregate[report.aggregate["setting"].isin(images)] if len(report.aggregate) else \
+        report.aggregate  # the other workloads say theirs in their own metric (workload_lines)
+    lines = tables.settings_notes(report.kept)
+    if len(aggregate) or report.workload_tests.empty:
+        lines += verdict_lines(aggregate, report.tests, report.top, report.ranks, report.baseline,
+                               design["margin"] if design else report.meta.get("equivalence", EQUIVALENCE), alpha,
+                               design, report.meta.get("family", "setting"))
+    lines += workload_lines(report.workload_tests)
     if design:
         levels = ", ".join(f"{level:.3g}" for level in design["levels"])
         lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "

@@ -43,6 +43,7 @@ def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
         rows.append({"key": record.key, "activation": record.config["activation"], "model": record.config["model"],
                      "dataset": record.config["dataset"], "seed": record.config["seed"], "lr": record.config["lr"],
                      "status": record.status.value, **{m: summary.get(m) for m in SUMMARY_METRICS},
+                     "primary_metric": summary.get("primary_metric"), "higher_is_better": summary.get("higher_is_better"),
                      "error": record.error, "attempts": record.attempts,
                      **{f"config.{k}": v for k, v in record.config.items()},
                      **{f"provenance.{k}": v for k, v in record.provenance.items()}})
@@ -147,6 +148,31 @@ def significance(runs: pd.DataFrame, baseline: str, equivalence: float = 0.001,
     if tests.empty:
         return tests
     return tests.assign(metric=TESTED, baseline=baseline)
+
+
+def is_classification(runs: pd.DataFrame) -> pd.Series:
+    """Runs whose primary metric is the test error (image classification, and every run
+    stored before workloads): the ones the error tables and tests cover."""
+    metric = runs["primary_metric"] if "primary_metric" in runs else pd.Series(None, index=runs.index)
+    return metric.isna() | (metric == TESTED)
+
+
+def workload_tests(runs: pd.DataFrame, baseline: str, alpha: float = stats.ALPHA,
+                   family: str = "setting") -> pd.DataFrame:
+    """Paired tests of each other workload's own primary metric against the baseline, in
+    its own direction (bits per character lower, PSNR higher, ...), per setting, Holm-
+    corrected. No equivalence margin is defined in another metric's units, so a verdict
+    is better, worse or undecided. Diverged runs count at the worst finished value."""
+    other = runs[~is_classification(runs)]
+    parts = []
+    for (metric, higher), group in other.groupby(["primary_metric", "higher_is_better"], sort=False):
+        tests = stats.verdicts(group, "primary_value", baseline, equivalence=0.0, alpha=alpha,
+                               higher_is_better=bool(higher), family=family)
+        if len(tests):
+            means = group[group["status"] == Status.DONE.value].groupby("activation")["primary_value"].mean()
+            parts.append(tests.assign(metric=metric, higher_is_better=bool(higher), baseline=baseline,
+                                      mean=tests["activation"].map(means), baseline_mean=means.get(baseline)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def top_groups(runs: pd.DataFrame, alpha: float = stats.ALPHA) -> dict[str, best.TopGroup]:
