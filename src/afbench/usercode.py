@@ -103,6 +103,8 @@ def check_activation(name: str) -> None:
                    "default in __init__ (def __init__(self, alpha=1.0))") from None
     except AfbenchError as err:
         raise UserCodeError(str(err)) from None
+    except TimeoutError:  # the sweep's time limit: the caller says what it means
+        raise
     except Exception as err:
         raise fail(f"building it raised {_describe(err)}", "make its constructor work with no arguments") from None
     if not isinstance(module, nn.Module):
@@ -111,6 +113,8 @@ def check_activation(name: str) -> None:
     x = PROBE.repeat(1, act.width_multiplier).clone().requires_grad_(True)
     try:
         y = module(x)
+    except TimeoutError:  # the sweep's time limit: the caller says what it means
+        raise
     except Exception as err:
         raise fail(f"it raised {_describe(err)} on a float32 tensor of shape {tuple(x.shape)}",
                    "make forward take any (batch, features) or (batch, channels, H, W) float tensor") from None
@@ -143,6 +147,8 @@ def _required_arguments(err: TypeError) -> str:
 def _backward(loss: torch.Tensor, fail, what: str, inputs: list[torch.Tensor]) -> None:
     try:
         loss.backward()
+    except TimeoutError:  # the sweep's time limit: the caller says what it means
+        raise
     except Exception as err:
         raise fail(f"its backward pass raised {_describe(err)}",
                    f"build the {what} from differentiable torch operations") from None
@@ -173,6 +179,8 @@ def _check_model(config: RunConfig, data) -> None:
                              allow_partial=config.allow_partial)
     except AfbenchError as err:  # models.build's own checks name the model and the fix
         raise UserCodeError(f"{err} (model '{name}', activation '{config.activation}')") from None
+    except TimeoutError:  # the sweep's time limit: the caller says what it means
+        raise
     except Exception as err:
         raise fail(f"building it with activation '{config.activation}' raised {_describe(err)}",
                    "make the builder return an nn.Module for any activation") from None
@@ -183,6 +191,8 @@ def _check_model(config: RunConfig, data) -> None:
     shape = ", ".join(map(str, x.shape))
     try:
         out = model(x.to(trainable[0].device))
+    except TimeoutError:  # the sweep's time limit: the caller says what it means
+        raise
     except Exception as err:
         raise fail(f"its forward pass raised {_describe(err)} on a training batch of shape ({shape})",
                    f"make forward take float images (batch, {', '.join(map(str, data.input_shape))}) and "

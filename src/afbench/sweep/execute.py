@@ -197,14 +197,13 @@ def _verdicts(sequential, out: str | Path, baseline: str, design, keys: set[str]
     """activation -> verdict against the baseline over this sweep's runs (``keys``:
     runs of other settings in the same folder never count), the least decided one
     when an activation appears in several settings."""
-    store = Store(out)
-    try:
+    from afbench.store.reading import StoreView
+
+    with StoreView(out) as store:  # read-only: deciding never writes
         rows = [{"dataset": r.config["dataset"], "model": r.config["model"], "activation": r.config["activation"],
                  "seed": r.config["seed"], "status": r.status.value,
                  design.metric: getattr(r.summary, design.metric, None) if r.summary else None}
                 for r in store.records() if r.key in keys and r.status in (Status.DONE, Status.DIVERGED)]
-    finally:
-        store.close()
     if not rows:
         return {}
     table = sequential.replay(pd.DataFrame(rows), baseline, design)

@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from typing import Iterator
@@ -93,7 +94,7 @@ class Recorder:
         for key in job.keys:
             self.write(self.store.fail, key, reason)
             self._settled(key, "failed")
-        tqdm.write(f"run failed: {job.label}: {reason.splitlines()[0]}")
+        tqdm.write(f"run failed: {job.label}: {reason.splitlines()[0]}", file=sys.stderr)
 
     def skipped(self) -> None:
         self.counts["skipped"] += 1
@@ -250,7 +251,7 @@ def _cost_profile(backend: Backend, pending: list[RunConfig], recorder: Recorder
         rows, spent = backend.call(tasks.cost_profile, missing, pending, baseline, threads, backend.runtime,
                                    timeout_s=COST_TIMEOUT_S)
     except TaskFailed as failure:  # the user's model fails here too: its runs will say why
-        tqdm.write(f"note: no cost profile: {failure.reason.splitlines()[0]}")
+        tqdm.write(f"note: no cost profile: {failure.reason.splitlines()[0]}", file=sys.stderr)
         return
     if rows:
         recorder.write(save_cost, store, rows)

@@ -54,7 +54,11 @@ class LocalBackend:
         if self.runtime.isolate == "auto":
             self.isolate = tasks.uses_user_code(configs) or self.runtime.workers not in ("auto", 1)
         if not self.isolate:
-            tasks.check(self.cache, configs)
+            try:
+                with _time_limit(self.runtime.run_timeout or CALL_TIMEOUT_S, "checking the user code"):
+                    tasks.check(self.cache, configs)
+            except RunTimeout:
+                pass  # code that hangs: each of its runs fails at its own time limit, the sweep goes on
             return
         for config in {c.data_key() + (c.device,): c for c in configs}.values():
             self.cache.get(config)  # data is afbench's own code: load it here, with its errors
@@ -131,7 +135,7 @@ class LocalBackend:
         self._pool = self._worker = None
 
 
-class RunTimeout(Exception):
+class RunTimeout(TimeoutError):
     pass
 
 

@@ -12,6 +12,7 @@ from afbench.config import RunConfig
 from afbench.cost import api as cost
 from afbench.engine import train as engine
 from afbench.errors import AfbenchError
+from afbench import usercode
 from afbench.sweep import calibrate, slots
 from afbench.sweep.options import Runtime
 
@@ -33,6 +34,8 @@ def check(cache, configs: list[RunConfig]) -> None:
             raise AfbenchError(f"cannot use activation '{name}': {type(error).__name__}: {error}") from None
     for config in {(c.model, c.dataset): c for c in configs}.values():
         engine.build_model(config, cache.get(config))
+    # User code runs forward and backward on one real batch, its output checked (usercode).
+    usercode.check([c for c in configs if c.workload == "classification"], cache.get)
 
 
 def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: int) -> dict:
