@@ -190,7 +190,9 @@ def test_a_database_locked_while_it_opens_is_waited_for_not_called_foreign(tmp_p
 
 def test_failed_runs_give_a_non_zero_exit(tmp_path, capsys, monkeypatch):
     (tmp_path / "fails_in_forward.py").write_text(
-        "import torch\nclass Act(torch.nn.Module):\n    def forward(self, x):\n        raise ValueError('boom')\n")
+        "import torch\nclass Act(torch.nn.Module):\n    def forward(self, x):\n"
+        "        if x.shape[0] > 64:\n            raise ValueError('boom')\n        return x\n")  # passes the
+    # up-front check (a few samples), fails on a training batch of 128
     monkeypatch.syspath_prepend(str(tmp_path))
     code = main(["run", "--activations", "relu,fails_in_forward:Act", "--epochs", "1", "--latency-samples", "5",
                  "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1"])
