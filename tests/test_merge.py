@@ -55,10 +55,10 @@ def test_three_activations_each_tanh_run_once(built):
 def test_idempotent_and_inputs_unchanged(built, tmp_path):
     before = {name: _digest(built[name] / "results.sqlite") for name in ("a", "b")}
     merged = _dump(built["merged"])
-    again = merge([built["a"], built["b"]], built["merged"], report=False)
+    again = merge([built["a"], built["b"]], built["merged"])
     assert again["added"] == 0 and again["conflicts"] == {"timings": 0, "results": 0}
     assert _dump(built["merged"]) == merged
-    with_input = merge([built["merged"], built["a"]], tmp_path / "m2", report=False)  # the output with an input
+    with_input = merge([built["merged"], built["a"]], tmp_path / "m2")  # the output with an input
     assert with_input["added"] == 3 * len(SEEDS) and _dump(tmp_path / "m2")["runs"] == merged["runs"]
     assert {name: _digest(built[name] / "results.sqlite") for name in ("a", "b")} == before
 
@@ -83,7 +83,7 @@ def test_extra_tables_unfinished_runs_and_meta(built, tmp_path):
     db.execute("""UPDATE meta SET value = '{"mnist": {"classes": [], "counts": {}}}' WHERE key = 'class_counts'""")
     db.commit()
     db.close()
-    summary = merge([built["a"], third], tmp_path / "out", report=False)
+    summary = merge([built["a"], third], tmp_path / "out")
     assert summary["skipped"] == {"failed": 1} and summary["added"] == 3 * len(SEEDS) - 1
     assert summary["tables"]["notes"] == 2 and summary["tables"]["cost"] == 2
     out = sqlite3.connect(tmp_path / "out" / "results.sqlite")
@@ -92,7 +92,7 @@ def test_extra_tables_unfinished_runs_and_meta(built, tmp_path):
         ("digits", 0.5), ("mnist", 2.0)]  # one row per setting, both kept
     counts = json.loads(out.execute("SELECT value FROM meta WHERE key = 'class_counts'").fetchone()[0])
     assert set(counts) == {"digits", "mnist"}  # unioned across the inputs
-    again = merge([third], tmp_path / "out", report=False)["tables"]
+    again = merge([third], tmp_path / "out")["tables"]
     assert again["notes"] == 0 and again["cost"] == 0  # no duplicate rows
 
 
@@ -102,7 +102,10 @@ def test_missing_input_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_merge_writes_the_report(built, tmp_path):
-    merge([built["a"], built["b"]], tmp_path / "out")
+def test_merge_command_writes_the_report(built, tmp_path, capsys):
+    from afbench.cli import main
+
+    main(["merge", str(built["a"]), str(built["b"]), "--out", str(tmp_path / "out")])
+    assert "runs added" in capsys.readouterr().out
     assert "elu" in (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "out" / "report.html").stat().st_size > 1000

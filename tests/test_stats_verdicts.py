@@ -233,7 +233,7 @@ def test_merge_keeps_a_15_epoch_and_a_2_epoch_study_apart(tmp_path):
 
     store_runs(tmp_path / "long", {"relu": BASE, "tanh": [b + 0.03 for b in BASE]}, epochs=15)
     store_runs(tmp_path / "short", {"relu": BASE, "tanh": [b + 0.05 for b in BASE]}, epochs=2)
-    merge([tmp_path / "long", tmp_path / "short"], tmp_path / "out", report=False)
+    merge([tmp_path / "long", tmp_path / "short"], tmp_path / "out")
     tests = build(tmp_path / "out").tests.set_index("setting")
     assert list(tests["n"]) == [8, 8]
     assert tests.loc["mlp / digits, epochs=15", "mean_diff"] == pytest.approx(0.03)

@@ -220,7 +220,7 @@ def test_a_run_is_one_run_under_the_keys_of_0_1_0_and_0_2_0(tmp_path):
     old_keys = {k for (k,) in _raw(old, "SELECT key FROM runs")}
     new_keys = {k for (k,) in _raw(rekeyed, "SELECT key FROM runs")}
     assert len(old_keys) == len(new_keys) == 4 and not old_keys & new_keys  # the same runs, other keys
-    summary = merge([old, rekeyed], tmp_path / "out", report=False)
+    summary = merge([old, rekeyed], tmp_path / "out")
     assert summary["added"] == 4 and summary["identical"] == 4 and summary["refused"] == []
     assert {k for (k,) in _raw(tmp_path / "out", "SELECT key FROM runs")} == new_keys
     assert _raw(tmp_path / "out", "SELECT COUNT(*) FROM epochs") == [(8,)]
@@ -245,7 +245,7 @@ def _damage(folder: Path) -> tuple[str, str, str]:
 def test_unreadable_runs_are_refused_by_name_never_merged(tmp_path):
     _sweep(tmp_path / "in", 6)
     damaged = _damage(tmp_path / "in")
-    summary = merge([tmp_path / "in"], tmp_path / "out", report=False)
+    summary = merge([tmp_path / "in"], tmp_path / "out")
     assert summary["added"] == 3 and len(summary["refused"]) == 3
     for key, reason in zip(damaged, ("summary is not valid JSON", "unknown fields ['mystery']",
                                      "an epoch record cannot be read")):
@@ -257,7 +257,7 @@ def test_unreadable_runs_are_refused_by_name_never_merged(tmp_path):
 
 
 def test_readers_skip_unreadable_runs_and_name_them(tmp_path, capsys):
-    from afbench.store.frames import load
+    from afbench.report.frames import load
 
     _sweep(tmp_path, 6)
     damaged = _damage(tmp_path)
@@ -284,7 +284,7 @@ def test_the_report_command_names_a_damaged_run(tmp_path, capsys):
 def _merge_in_child(inputs, out, die_midway: bool = False) -> subprocess.Popen:
     code = ("import os, sys\nfrom pathlib import Path\nfrom afbench.store import merge as m\n"
             + ("m._merge_meta = lambda *a: os.kill(os.getpid(), 9)\n" if die_midway else "")
-            + f"s = m.merge([Path(p) for p in {[str(p) for p in inputs]!r}], Path({str(out)!r}), report=False)\n"
+            + f"s = m.merge([Path(p) for p in {[str(p) for p in inputs]!r}], Path({str(out)!r}))\n"
             "print(s['added'])\n")
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -299,8 +299,8 @@ def test_a_merge_killed_midway_leaves_nothing_and_reruns_cleanly(tmp_path):
     store = Store(tmp_path / "out")
     assert store.counts() == {}  # the killed merge's runs were never committed
     store.close()
-    assert merge([tmp_path / "in"], tmp_path / "out", report=False)["added"] == len(configs)
-    assert merge([tmp_path / "in"], tmp_path / "out", report=False)["added"] == 0
+    assert merge([tmp_path / "in"], tmp_path / "out")["added"] == len(configs)
+    assert merge([tmp_path / "in"], tmp_path / "out")["added"] == 0
     assert sorted(k for (k,) in _raw(tmp_path / "out", "SELECT key FROM runs")) == sorted(c.key() for c in configs)
 
 
@@ -324,7 +324,7 @@ def test_a_read_only_input_is_merged(tmp_path, monkeypatch):
     files = _digest(media)
     real = reading.writable
     monkeypatch.setattr(reading, "writable", lambda path: real(path) and media not in path.parents)
-    summary = merge([media], tmp_path / "out", report=False)
+    summary = merge([media], tmp_path / "out")
     assert summary["added"] == 2 and summary["skipped"] == {"queued": 2}
     assert _digest(media) == files
 

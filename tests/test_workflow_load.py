@@ -7,7 +7,7 @@ import pytest
 from workflow_sweeps import SEEDS, sweeps
 
 from afbench.errors import AfbenchError
-from afbench.store.frames import load
+from afbench.report.frames import load
 
 
 def test_one_row_per_run_and_per_epoch():

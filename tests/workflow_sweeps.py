@@ -35,6 +35,6 @@ def sweeps() -> dict[str, Path]:
                 store.close()
             _BUILT[name] = root / name
         # no report here: rendering its figures takes seconds; test_merge checks it (slow)
-        _BUILT["summary"] = merge([root / "a", root / "b"], root / "merged", report=False)
+        _BUILT["summary"] = merge([root / "a", root / "b"], root / "merged")
         _BUILT["merged"] = root / "merged"
     return dict(_BUILT)

@@ -9,7 +9,7 @@ __version__ = "0.2.0"
 def load(out, epochs: bool = False):
     """The results in folder ``out`` as a pandas DataFrame: one row per run (settings,
     status, summary metrics), or with ``epochs=True`` one row per run and epoch."""
-    from afbench.store.frames import load as load_frames  # pandas only when asked
+    from afbench.report.frames import load as load_frames  # pandas only when asked
 
     return load_frames(out, epochs=epochs)
 

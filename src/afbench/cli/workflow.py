@@ -44,10 +44,12 @@ def _parts(*groups: tuple[list[str], str]) -> str:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
+    from afbench.report import render
     from afbench.store import merge
 
-    summary = merge.merge([Path(p) for p in args.inputs], Path(args.out), args.baseline)
+    summary = merge.merge([Path(p) for p in args.inputs], Path(args.out))
     _print(merge.describe(summary))
+    render.write(args.out, args.baseline)
     _print(f"report: {args.out}/summary.md, {args.out}/report.html")
 
 

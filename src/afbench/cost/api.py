@@ -21,7 +21,7 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
              figure: bool = True) -> CostProfile:
     """Load ``dataset``, profile every activation in ``model`` and write OUT/cost.csv,
     OUT/cost.png and the ``cost`` table of OUT/results.sqlite."""
-    from afbench import data
+    from afbench import data, workloads
     from afbench.store.database import Store
 
     if batch_size < 1:
@@ -36,7 +36,7 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
 
     if models.is_user_model(model):
         model = models.identity(model)  # rows name the file's version: an edited model is another model
-    prepared = data.prepare(data.load(dataset, data_dir), device=device)
+    prepared = data.prepare(workloads.load(dataset, data_dir), device=device)
     result = profile(model, prepared, activation_names, dataset=dataset, baseline=baseline, batch_size=batch_size,
                      threads=threads, budget_s=budget_s, price_per_hour=price_per_hour, epochs=epochs,
                      steps_to_target=steps_to_target)

@@ -27,7 +27,8 @@ import numpy as np
 
 import torch
 
-from afbench import __version__, activations
+from afbench import __version__
+from afbench import activations
 from afbench.config import RunConfig
 from afbench.cost import deploy, memory, numerics, timing
 from afbench.engine.step import Step, model_for

@@ -119,13 +119,9 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
 
     ``verify`` checks the published content checksums (MNIST family); ``image_size``
     resizes image folders; ``coarse`` selects CIFAR-100's 20 superclasses. The data of
-    a workload other than image classification (``afbench.workloads``: text, an image
-    to fit, a PDE, functions) comes back as its ``Prepared`` splits.
+    the other workloads (text, an image to fit, a PDE, functions) is theirs to load:
+    ``afbench.workloads.load`` takes any data set name.
     """
-    from afbench import workloads
-
-    if workloads.owns_data(name):
-        return workloads.load_data(name)
     if name.startswith("imagefolder:"):
         path = Path(name.split(":", 1)[1]).expanduser()
         if not os.path.exists(path):

@@ -6,29 +6,14 @@ import time
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from afbench.data import Split
 from afbench.engine import metrics
 from afbench.engine.trainer import sync
+from afbench.workloads.classification import EVAL_BATCH, evaluate
 
-EVAL_BATCH = 1000
 LATENCY_WARMUP = 10
-
-
-@torch.inference_mode()
-def evaluate(model: nn.Module, split: Split) -> tuple[float, float, torch.Tensor]:
-    """(mean loss, accuracy, predictions) in eval mode, in large batches."""
-    model.eval()
-    loss_sum, predictions = 0.0, []
-    for start in range(0, len(split), EVAL_BATCH):
-        xb, yb = split.x[start:start + EVAL_BATCH], split.y[start:start + EVAL_BATCH]
-        logits = model(xb).float()
-        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-        predictions.append(logits.argmax(dim=1))
-    predictions = torch.cat(predictions)
-    return loss_sum / len(split), float((predictions == split.y).float().mean()), predictions
 
 
 @torch.inference_mode()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-import afbench
+from afbench import __version__
 from afbench.errors import AfbenchError
 
 
@@ -58,7 +58,7 @@ def device_name(device: torch.device) -> str:
 
 
 def _git_revision() -> str | None:
-    root = Path(afbench.__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]  # src/afbench/engine/runtime.py -> the checkout
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=5)
@@ -76,6 +76,6 @@ def provenance(device: torch.device) -> dict:
     """What produced a result: code and library versions, hardware, threads."""
     if not _REVISION:
         _REVISION.append(_git_revision())
-    return {"afbench": afbench.__version__, "git_revision": _REVISION[0], "torch": torch.__version__,
+    return {"afbench": __version__, "git_revision": _REVISION[0], "torch": torch.__version__,
             "python": platform.python_version(), "device": str(device), "device_name": device_name(device),
             "threads": torch.get_num_threads(), "cores": available_cores(), "host": platform.node()}

@@ -1,6 +1,6 @@
 """Exports of an out folder to experiment trackers: TensorBoard and MLflow.
 
-Both read the results database read-only (through afbench.store.frames.load, a StoreView) and import
+Both read the results database read-only (through afbench.report.frames.load, a StoreView) and import
 their library only when called: `pip install 'afbench[export]'` installs them.
 """
 
@@ -30,7 +30,7 @@ def require(module: str, tool: str):
 
 def frames(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, epochs) of the finished runs in ``out``."""
-    from afbench.store.frames import load
+    from afbench.report.frames import load
 
     runs = load(out)
     if runs.empty:

@@ -174,9 +174,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def merge(inputs: list[Path], out: Path, baseline: str = "relu", report: bool = True) -> dict:
+def merge(inputs: list[Path], out: Path) -> dict:
     """Merge the results databases of ``inputs`` (out folders or .sqlite files) into
-    ``out``/results.sqlite, then write the report there. Returns a summary: runs
+    ``out``/results.sqlite (the CLI writes the report after). Returns a summary: runs
     added, identical, conflicts (new ones, by kind: timings only or results), skipped
     by status, refused (runs this afbench cannot read, each named), other tables' rows
     added, meta keys where the first value was kept."""
@@ -204,10 +204,6 @@ def merge(inputs: list[Path], out: Path, baseline: str = "relu", report: bool = 
         summary["runs"] = store.counts()
     finally:
         store.close()
-    if report:
-        from afbench.report import render
-
-        render.write(out, baseline)
     return summary
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from afbench import data as datasets
+from afbench import data as datasets, workloads
 from afbench.config import RunConfig
 from afbench.store.database import Store
 
@@ -17,7 +17,7 @@ def prepare_for(config: RunConfig, raw: datasets.ImageData) -> datasets.Prepared
 
 
 def load_raw(config: RunConfig, data_dir: str | Path | None) -> datasets.ImageData:
-    return datasets.load(config.dataset, data_dir, image_size=config.image_size, coarse=config.coarse)
+    return workloads.load(config.dataset, data_dir, image_size=config.image_size, coarse=config.coarse)
 
 
 def record_class_counts(store: Store, dataset: str, prepared: datasets.Prepared) -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from afbench import data
 from afbench.errors import AfbenchError
 from afbench.plugins import Registry
 from afbench.workloads import charlm, classification, inr, pinn, regression
 from afbench.workloads.base import Metric, Workload
 
 __all__ = ["CLASSIFICATION", "Metric", "REGISTRY", "Workload", "for_config", "get", "identity", "is_user_workload",
-           "load_data", "owns_data", "rows"]
+           "load", "load_data", "owns_data", "rows"]
 
 CLASSIFICATION = "classification"
 REGISTRY: Registry = Registry("workloads")
@@ -94,6 +95,14 @@ def load_data(name: str):
     if owner is None:
         raise AfbenchError(f"no workload knows the data set '{name}'")
     return owner.load_data(name.split("#", 1)[1] if "#" in name else name)
+
+
+def load(name: str, data_dir=None, **options):
+    """Any data set by name: a workload's own (its ``Prepared`` splits) or an image
+    data set (``afbench.data.load``'s ``ImageData``, with its ``options``)."""
+    if owns_data(name):
+        return load_data(name)
+    return data.load(name, data_dir, **options)
 
 
 def rows() -> list[dict]:

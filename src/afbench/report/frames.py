@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from afbench.report import tables
 from afbench.store.reading import StoreView
 
 
@@ -18,8 +19,6 @@ def load(out: str | Path, epochs: bool = False) -> pd.DataFrame:
     ``<metric>_mean``. The database is opened read-only (StoreView), never changed; a
     run this afbench cannot read (damaged JSON, unknown fields) is left out and named
     on stderr."""
-    from afbench.report import tables
-
     with StoreView(out) as view:
         frame = tables.runs_frame(view.records())
         if not epochs:
