@@ -164,3 +164,24 @@ def test_an_image_size_that_cannot_fit_in_memory_is_refused_before_decoding(tmp_
     with deadline(20), pytest.raises(DataError, match=r"4 images of 30000x30000 \(--image-size 30000\) take about "
                                                      r"40.2 GB as float32 tensors, over half"):
         data.load(f"imagefolder:{root}", image_size=30000)  # 4 x 3 x 30000^2 x 4 bytes = 40.2 GiB
+
+
+def test_a_sweep_on_changed_data_trains_again_and_records_which_data(tmp_path):
+    """The same command on an image folder that gained an image is another run (the
+    fingerprint is in its key), never 'already done'; each run's provenance names its data."""
+    from afbench.store.reading import StoreView
+    from afbench.sweep import execute
+
+    root = tree(tmp_path / "data", {"cat": 4, "dog": 4})
+    base = RunConfig(dataset=f"imagefolder:{root}", model="mlp", epochs=1, batch_size=8, latency_samples=2,
+                     probe_size=4, activation="relu")
+    first = execute([base], tmp_path / "out", device="cpu")
+    assert first.counts["ran"] == 1
+    assert execute([base], tmp_path / "out", device="cpu").counts["ran"] == 0  # unchanged: resumed, not retrained
+    (root / "dog" / "9.png").write_bytes(png(201))
+    assert execute([base], tmp_path / "out", device="cpu").counts["ran"] == 1  # changed: trained again
+    with StoreView(tmp_path / "out") as view:
+        records = view.records()
+    fingerprints = {r.config["data_fingerprint"] for r in records}
+    assert len(records) == 2 and len(fingerprints) == 2 and None not in fingerprints
+    assert {r.provenance["data_fingerprint"] for r in records} == fingerprints

@@ -124,7 +124,8 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
     k = len(configs)
     workload = for_config(configs[0])
     steps_per_epoch = workload.steps_per_epoch(data.train, configs[0].batch_size)
-    base = {**provenance(data.train.x.device), "stack_size": k, "compiled": compile, **compiled}
+    base = {**provenance(data.train.x.device), "stack_size": k, "compiled": compile, **compiled,
+            "data_fingerprint": getattr(data, "fingerprint", "") or None}  # which data it trained on
     results = [RunResult(c, Status.DONE, provenance=dict(base)) for c in configs]
     predictions: list[torch.Tensor | None] = [None] * k
     cumulative = 0.0

@@ -107,9 +107,29 @@ def resolve(configs: list[RunConfig], device: str = "auto") -> list[RunConfig]:
 
     resolved = resolve_device(device).type
     identities = {m: models.identity(m) for m in {c.model for c in configs} if models.is_user_model(m)}
+    fingerprints = _data_fingerprints(configs)
     out = [c.with_(device=resolved, activation=canonical_activation(c.activation),
-                   model=identities.get(c.model, c.model)) for c in configs]  # a user model: path + file hash
+                   model=identities.get(c.model, c.model),
+                   data_fingerprint=fingerprints.get(_data_of(c), c.data_fingerprint))
+           for c in configs]  # a user model: path + file hash; a user's data: its content hash
     return list({c.key(): c for c in out}.values())  # duplicates after folding run once
+
+
+USER_DATA = ("imagefolder:", "npz:")
+
+
+def _data_of(config: RunConfig) -> tuple:
+    return config.dataset, config.image_size, config.coarse
+
+
+def _data_fingerprints(configs: list[RunConfig]) -> dict[tuple, str]:
+    """The content hash of each user's data set (an image folder, an .npz file), part of
+    its runs' setting: the same path with other files in it is another run, never paired
+    or resumed as this one. Named data sets are fixed by their published checksums."""
+    from afbench import data
+
+    wanted = {_data_of(c) for c in configs if c.dataset.startswith(USER_DATA)}
+    return {d: data.fingerprint(d[0], image_size=d[1], coarse=d[2]) for d in wanted}
 
 
 def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | None = None, *,
