@@ -21,5 +21,19 @@ class DieOnce(nn.Module):
 
 
 class Raises(nn.Module):
+    """Passes the up-front check (a few samples), fails on a training batch of 64."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise ValueError("this activation always fails")
+        if x.shape[0] >= 64:
+            raise ValueError("this activation always fails in training")
+        return x
+
+
+class Hangs(nn.Module):
+    """An activation whose forward never returns: a stuck user module."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        while True:
+            time.sleep(0.05)

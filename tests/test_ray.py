@@ -77,20 +77,57 @@ def test_a_user_model_file_travels_with_the_tasks(local_ray, tmp_path, monkeypat
     path.parent.mkdir()
     path.write_text((TESTS / "fixtures" / "models" / "my_net.py").read_text())
     ident = models.identity(f"{path}:make")
-    read_on_driver = ray_backend.model_files
+    read_on_driver = ray_backend.user_files
 
     def read_then_delete(configs):  # the tasks are submitted after this: no worker can see the path
         files = read_on_driver(configs)
         shutil.rmtree(path.parent)
         return files
 
-    monkeypatch.setattr(ray_backend, "model_files", read_then_delete)
+    monkeypatch.setattr(ray_backend, "user_files", read_then_delete)
     cells = Grid(RunConfig(model=ident, epochs=1, batch_size=64), ("tanh", "mish"), seeds=(0,)).configs()
     store = Store(tmp_path / "out")
     counts = ray_backend.RayBackend(ray_backend.RayOptions(), progress=False).execute(cells, store)
     assert not path.exists()
     assert counts == {"ran": 2, "skipped": 0, "failed": 0}, [r["error"] for r in store.runs()]
     assert {r["config"]["model"] for r in store.runs()} == {ident}
+
+
+def test_a_user_workload_file_travels_with_the_tasks(local_ray, tmp_path, monkeypatch):
+    from afbench import workloads
+    from test_workloads_user import MY_TASKS
+
+    path = tmp_path / "driver_only" / "my_tasks.py"
+    path.parent.mkdir()
+    path.write_text(MY_TASKS)
+    ident = workloads.identity(f"{path}:make")
+    read_on_driver = ray_backend.user_files
+
+    def read_then_delete(configs):  # the tasks are submitted after this: no worker can see the path
+        files = read_on_driver(configs)
+        shutil.rmtree(path.parent)
+        return files
+
+    monkeypatch.setattr(ray_backend, "user_files", read_then_delete)
+    base = RunConfig(**{**workloads.get(ident).settings(), "latency_samples": 2, "epochs": 1})
+    cells = Grid(base, ("tanh", "relu"), seeds=(0,)).configs()
+    store = Store(tmp_path / "out")
+    counts = ray_backend.RayBackend(ray_backend.RayOptions(), progress=False).execute(cells, store)
+    assert not path.exists()
+    assert counts == {"ran": 2, "skipped": 0, "failed": 0}, [r["error"] for r in store.runs()]
+    assert {r["summary"]["primary_metric"] for r in store.runs()} == {"mse"}
+
+
+def test_a_run_over_its_time_limit_fails_on_ray_and_the_sweep_goes_on(local_ray, tmp_path):
+    cells = Grid(RunConfig(epochs=1, batch_size=64, train_subset=256), ("ray_helpers:Hangs", "relu"),
+                 seeds=(0,)).configs()
+    store = Store(tmp_path)
+    backend = ray_backend.RayBackend(ray_backend.RayOptions(), progress=False,
+                                     runtime=Runtime(run_timeout=8, progress=False, cost="off"))
+    assert backend.execute(cells, store) == {"ran": 1, "skipped": 0, "failed": 1}
+    failed = [r for r in store.runs() if r["status"] == "failed"]
+    assert len(failed) == 1 and "per-run time limit" in failed[0]["error"], failed[0]["error"]
+    assert failed[0]["config"]["activation"] == "ray_helpers:Hangs"
 
 
 def test_the_ray_backend_measures_the_cost_profile_too(local_ray, tmp_path):

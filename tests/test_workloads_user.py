@@ -56,7 +56,7 @@ def test_a_workload_in_a_file_trains_through_the_engine(tmp_path):
     path.write_text(MY_TASKS)
     workload = workloads.get(f"{path}:make")
     config = RunConfig(**{**workload.settings(), "activation": "tanh", "latency_samples": 5})
-    result = train(config, data.prepare(data.load(config.dataset)))
+    result = train(config, data.prepare(workloads.load(config.dataset)))
     assert result.summary.primary_metric == "mse" and result.summary.primary_value < 1
     assert config.dataset.endswith("#wave") and workloads.identity(config.workload) == config.workload
 

@@ -9,6 +9,9 @@ through a backend's ``call`` or ``run``, so a backend that runs it in other proc
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from afbench import data as datasets
@@ -58,6 +61,9 @@ class Backend(Protocol):
         """Stop whatever the backend started (worker processes); idempotent."""
 
 
+CALL_TIMEOUT_S = 300.0  # a check or calibration where user code runs that takes longer is taken as hung
+
+
 class TaskFailed(Exception):
     """A backend's ``call`` did not return: the task raised, its process died or timed out.
     ``bad_input``: it raised an AfbenchError (the message names the problem and the fix)."""
@@ -75,3 +81,28 @@ class TaskFailed(Exception):
 class StoreFault(AfbenchError):
     """The results database could not be written (disk full, read-only, deleted): the
     sweep stops; the message says what was kept and how to resume."""
+
+
+class RunTimeout(TimeoutError):
+    pass
+
+
+@contextmanager
+def time_limit(seconds: float | None, doing: str):
+    """A run over its limit is interrupted (SIGALRM) at its next Python step, in the
+    process that trains it (this one, or a Ray task's worker); off the main thread, where
+    no signal can land, the caller's own watch is the only limit."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise RunTimeout(f"stopped after {seconds:.0f} s, the per-run time limit (run_timeout), while {doing}")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -9,9 +9,6 @@ trains in this process (starting a worker costs a few seconds of imports)."""
 
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from afbench import data as datasets
@@ -21,14 +18,13 @@ from afbench.errors import AfbenchError
 from afbench.store.database import Store
 from afbench.sweep import calibrate, slots
 from afbench.sweep.backends import tasks
-from afbench.sweep.backends.base import Sink, StoreFault, TaskFailed
+from afbench.sweep.backends.base import CALL_TIMEOUT_S, RunTimeout, Sink, StoreFault, TaskFailed, time_limit
 from afbench.sweep.backends.driver import check_and_drive
 from afbench.sweep.backends.workers import Pool, Worker
 from afbench.sweep.jobs import Counts, Job, describe, train_job
 from afbench.sweep.options import Runtime
 from afbench.sweep.prepared import DataCache
 
-CALL_TIMEOUT_S = 300.0  # a check or calibration in a worker that takes longer is taken as hung
 
 
 class LocalBackend:
@@ -55,19 +51,14 @@ class LocalBackend:
             self.isolate = tasks.uses_user_code(configs) or self.runtime.workers not in ("auto", 1)
         if not self.isolate:
             try:
-                with _time_limit(self.runtime.run_timeout or CALL_TIMEOUT_S, "checking the user code"):
+                with time_limit(self.runtime.run_timeout or CALL_TIMEOUT_S, "checking the user code"):
                     tasks.check(self.cache, configs)
             except RunTimeout:
                 pass  # code that hangs: each of its runs fails at its own time limit, the sweep goes on
             return
         for config in {c.data_key() + (c.device,): c for c in configs}.values():
             self.cache.get(config)  # data is afbench's own code: load it here, with its errors
-        try:
-            self.call(tasks.check, configs)
-        except TaskFailed as failure:
-            if failure.bad_input:
-                raise AfbenchError(failure.headline) from None
-            # a user's module that exits, crashes or hangs: each of its runs fails with the reason
+        tasks.check_where_it_runs(self, configs)
 
     def plan(self, pending: list[RunConfig]) -> dict:
         """Workers x threads and stack size, calibrated (``tasks.plan``) where user code may run."""
@@ -92,7 +83,7 @@ class LocalBackend:
         ``timeout_s``, default the run_timeout or CALL_TIMEOUT_S), else here."""
         if not self.isolate:
             try:
-                with _time_limit(timeout_s or self.runtime.run_timeout, f"{task.__name__} in this process"):
+                with time_limit(timeout_s or self.runtime.run_timeout, f"{task.__name__} in this process"):
                     return task(self.cache, *args)
             except Exception as error:
                 raise TaskFailed(describe(error), isinstance(error, AfbenchError)) from error
@@ -117,7 +108,7 @@ class LocalBackend:
             with slots.reserve(threads):
                 sink.started(job)
                 try:
-                    with _time_limit(timeout_s, f"training {job.label}"):
+                    with time_limit(timeout_s, f"training {job.label}"):
                         results = train_job(job, self.cache.get(job.configs[0]),
                                             lambda member, record: sink.epoch(job, member, record))
                 except StoreFault:
@@ -133,27 +124,3 @@ class LocalBackend:
         if self._worker is not None:
             self._worker.stop(kill=kill)
         self._pool = self._worker = None
-
-
-class RunTimeout(TimeoutError):
-    pass
-
-
-@contextmanager
-def _time_limit(seconds: float | None, doing: str):
-    """In this process, a run over its limit is interrupted (SIGALRM) at its next Python
-    step; only built-in code trains here, so the limit is a backstop."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise RunTimeout(f"stopped after {seconds:.0f} s, the per-run time limit (run_timeout), while {doing}")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

@@ -8,14 +8,18 @@
   Ray's object store (4x smaller than float tensors); every task prepares it on its
   own device exactly as the local backend does, so both produce the same rows.
   Workers therefore never download anything.
-- Your model file (``--model PATH.py:NAME``) travels with the tasks, checked against
-  its hash: workers need not see PATH. A ``package.module`` model or activation must
-  be importable on every node (installed, or through ``runtime_env``).
+- Your model and workload files (``--model PATH.py:NAME``, ``--workload PATH.py:NAME``)
+  travel with the tasks, checked against their hashes: workers need not see PATH. A
+  ``package.module`` model, workload or activation must be importable on every node
+  (installed, or through ``runtime_env``).
 - A task whose worker process dies is retried by Ray (``max_retries``, bounded); a
   run that raises is recorded as failed and the sweep goes on. The driver claims
   every run in the store before submitting it, so a crashed driver's runs are
-  redone on restart and finished ones are skipped. No per-run time limit here yet
-  (``run_timeout`` applies to the local backend).
+  redone on restart and finished ones are skipped. A run over ``run_timeout`` (given:
+  Ray has no calibration to derive one from) is stopped inside its task, recorded as
+  failed with the reason, and the sweep goes on. The limit lands at the run's next
+  Python step (SIGALRM in the task's process), so code stuck inside one C call is
+  stopped only when that call returns.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from afbench import data as datasets
-from afbench import models
+from afbench import models, workloads
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError
 from afbench.models import user
 from afbench.store.database import Store
-from afbench.sweep.backends.base import TaskFailed
+from afbench.sweep.backends import tasks
+from afbench.sweep.backends.base import CALL_TIMEOUT_S, TaskFailed, time_limit
 from afbench.sweep.backends.driver import check_and_drive
 from afbench.sweep.jobs import Counts, Job, train_job
 from afbench.sweep.options import Runtime
@@ -54,21 +59,24 @@ def _ray():
     return ray
 
 
-def model_files(configs: list[RunConfig]) -> dict[str, bytes]:
-    """identity -> bytes of each user model file the sweep trains, read on the driver."""
+def user_files(configs: list[RunConfig]) -> dict[str, bytes]:
+    """identity -> bytes of each user model and workload file the sweep trains, read on the driver."""
     idents = {c.model for c in configs if models.is_user_model(c.model) and c.model not in models.MODELS}
+    idents |= {c.workload for c in configs if workloads.is_user_workload(c.workload)}
     files = {ident: user.source(ident) for ident in sorted(idents)}
     return {ident: data for ident, data in files.items() if data is not None}
 
 
-def _execute(job: Job, raw: datasets.ImageData, threads: int, files: dict[str, bytes]):
+def _execute(job: Job, raw: datasets.ImageData, threads: int, files: dict[str, bytes],
+             timeout_s: float | None = None):
     """Runs inside a Ray worker: prepare the data, train, return the results (epochs included)."""
     import torch
 
     for ident, data in files.items():
         user.provide(ident, data)
     torch.set_num_threads(max(1, threads))
-    results = train_job(job, prepare_for(job.configs[0], raw))
+    with time_limit(timeout_s, f"training {job.label}"):
+        results = train_job(job, prepare_for(job.configs[0], raw))
     node = _ray().get_runtime_context().get_node_id()
     for result in results:
         result.provenance.update(ray_node=node, threads=max(1, threads))
@@ -109,7 +117,7 @@ class RayBackend:
         self.runtime = runtime or Runtime(data_dir, threads=max(1, int(options.cpus_per_run)), progress=progress,
                                           compile=options.compile)
         self.raws: dict[tuple, datasets.ImageData] = {}  # loaded once on the driver, shipped to the tasks
-        self.files: dict[str, bytes] = {}  # user model files, read on the driver by ``check``
+        self.files: dict[str, bytes] = {}  # user model and workload files, read on the driver by ``check``
         self.prepared: dict[tuple, datasets.Prepared] = {}
 
     def _init(self):
@@ -124,11 +132,12 @@ class RayBackend:
         return check_and_drive(self, configs, store, baseline)
 
     def check(self, configs: list[RunConfig]) -> None:
-        """Every data set loads on the driver, and every user model file is read there
+        """Every data set loads on the driver, and every user model and workload file is read there
         (tasks receive both from the driver)."""
         for config in configs:
             self.data(config)
-        self.files = model_files(configs)
+        self.files = user_files(configs)
+        tasks.check_where_it_runs(self, configs)  # user code runs in a task: its exit is not the driver's
 
     def data(self, config: RunConfig) -> datasets.Prepared:
         """``config``'s data prepared on the driver's CPU (class counts, shapes)."""
@@ -153,9 +162,12 @@ class RayBackend:
                                            max_retries=0)
         ref = remote.remote(task, self.raws, self.files, args)
         try:
-            return ray.get(ref, timeout=timeout_s)
+            return ray.get(ref, timeout=timeout_s or self.runtime.run_timeout or CALL_TIMEOUT_S)
         except Exception as error:
             ray.cancel(ref, force=True)
+            cause = getattr(error, "cause", None)  # what the task raised, inside Ray's wrapper
+            if isinstance(cause, AfbenchError):
+                raise TaskFailed(f"{type(cause).__name__}: {cause}", bad_input=True) from None
             raise TaskFailed(f"{type(error).__name__}: {error}") from None
 
     def run(self, jobs, sink, plan: dict) -> None:
@@ -169,7 +181,8 @@ class RayBackend:
                                               max_retries=options.max_retries, retry_exceptions=False)
         pending = {}
         for job in jobs:
-            pending[remote.remote(job, refs[_raw_key(job.configs[0])], plan["threads"], files)] = job
+            pending[remote.remote(job, refs[_raw_key(job.configs[0])], plan["threads"], files,
+                                  plan.get("run_timeout_s"))] = job
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)

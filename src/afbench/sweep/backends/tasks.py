@@ -14,6 +14,7 @@ from afbench.engine import train as engine
 from afbench.errors import AfbenchError
 from afbench import usercode
 from afbench.sweep import calibrate, slots
+from afbench.sweep.backends.base import TaskFailed
 from afbench.sweep.options import Runtime
 
 
@@ -36,6 +37,17 @@ def check(cache, configs: list[RunConfig]) -> None:
         engine.build_model(config, cache.get(config))
     # User code runs forward and backward on one real batch, its output checked (usercode).
     usercode.check([c for c in configs if c.workload == "classification"], cache.get)
+
+
+def check_where_it_runs(backend, configs: list[RunConfig]) -> None:
+    """``check`` through ``backend.call`` (a worker, a Ray task): bad input ends the sweep
+    with its message; a user's module that exits, crashes or hangs there fails only its
+    own runs later, each with the reason."""
+    try:
+        backend.call(check, configs)
+    except TaskFailed as failure:
+        if failure.bad_input:
+            raise AfbenchError(failure.headline) from None
 
 
 def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: int) -> dict:
