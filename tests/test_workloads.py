@@ -32,7 +32,7 @@ def config_for(name: str, **changes) -> RunConfig:
 
 @pytest.fixture(scope="module")
 def prepared():
-    return {name: datasets.prepare(datasets.load(workloads.get(name).data)) for name in FAMILIES}
+    return {name: datasets.prepare(workloads.load(workloads.get(name).data)) for name in FAMILIES}
 
 
 # ---- the contract -------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_a_database_written_by_afbench_0_2_0_resumes_without_retraining_and_retr
     assert set(stored) == {c.key() for c in outcome.configs}
     # The shared step trains exactly what 0.2.0 trained: same loss and predictions, bit for bit.
     config = next(c for c in outcome.configs if c.activation == "tanh" and c.seed == 1)
-    again = engine.train(config, datasets.prepare(datasets.load("digits")))
+    again = engine.train(config, datasets.prepare(workloads.load("digits")))
     old = stored[config.key()].summary
     assert again.summary.test_loss == old.test_loss and again.summary.confusion == old.confusion
     assert again.summary.primary_metric == "error_rate" and again.summary.higher_is_better is False
@@ -92,7 +92,7 @@ def test_the_cost_profile_steps_the_model_and_step_that_train(name, prepared):
     cost_profile = importlib.import_module("afbench.cost.profile")  # the module, not the function
 
     config = config_for(name, activation="gelu", allow_partial=name == "classification")
-    data = datasets.prepare(datasets.load("digits")) if name == "classification" else prepared[name]
+    data = datasets.prepare(workloads.load("digits")) if name == "classification" else prepared[name]
     trainer = engine._trainer([config], data, [engine.build_model(config, data)], stacked=False)
     subject = cost_profile._build("gelu", config, data, data.train.x.device)
     assert [type(m) for m in subject.model.modules()] == [type(m) for m in trainer.model.modules()]
@@ -126,10 +126,10 @@ def test_the_corpus_is_pinned_and_text_files_are_accepted(tmp_path):
     assert len(text) > 700_000 and "iris" in text.lower() and "def fit" in text
     own = tmp_path / "own.txt"
     own.write_text("to be or not to be, that is the question. " * 200)
-    data = datasets.prepare(datasets.load(f"text:{own}"))
+    data = datasets.prepare(workloads.load(f"text:{own}"))
     assert data.train.x.shape[1] == charlm.CONTEXT and torch.equal(data.train.x[0, 1:], data.train.y[0, :-1])
     with pytest.raises(AfbenchError, match="does not exist"):
-        datasets.load(f"text:{tmp_path / 'missing.txt'}")
+        workloads.load(f"text:{tmp_path / 'missing.txt'}")
 
 
 def test_gated_feed_forward_blocks_match_the_plain_ones_in_parameters(prepared):
@@ -206,7 +206,7 @@ def test_psnr_is_ten_log10_of_one_over_the_mse_on_unit_grey_levels(prepared):
 
 
 def test_the_poisson_data_match_the_exact_solution():
-    data = datasets.load("poisson2d")
+    data = workloads.load("poisson2d")
     points, (source, boundary) = data.train.x, data.train.y.T
     u = torch.sin(math.pi * points[:, 0]) * torch.sin(math.pi * points[:, 1])
     torch.testing.assert_close(source, 2 * math.pi ** 2 * u)
@@ -244,7 +244,7 @@ def test_every_zoo_activation_is_differentiated_twice_or_refused_before_training
 
 
 def test_regression_targets_are_the_scipy_functions():
-    data = datasets.load("special:j0")
+    data = workloads.load("special:j0")
     assert float(data.train.x.min()) == -1 and float(data.train.x.max()) == 1
     # 1024 uniform draws on [0, 20] reach within about 0.05 of either end: x back in the domain
     raw = (data.train.x[:, 0].double() + 1) / 2 * 20
