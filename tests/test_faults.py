@@ -115,8 +115,15 @@ def test_the_default_run_timeout_comes_from_the_calibration():
     assert driver._plan(Fake(), [])["run_timeout_s"] == 60.0  # 20 x 0.5 s is under a minute
     Fake.plan = lambda self, pending: {"workers": 1, "threads": 1, "run_s": 30.0}
     assert driver._plan(Fake(), [])["run_timeout_s"] == 600.0  # 20 x the estimate
+    digits = RunConfig(model="mlp", dataset="digits", epochs=2)
+    assert driver._plan(Fake(), [digits, digits.with_(seed=1)])["run_timeout_s"] == 600.0
+    # a digits MLP's time says nothing of a transformer's: a mixed sweep gets no automatic limit
+    # (a suite of workloads was stopped at 60 s per charlm run this way)
+    mixed = [digits, digits.with_(workload="charlm", model="transformer-128x2", dataset="sklearn-text")]
+    assert "run_timeout_s" not in driver._plan(Fake(), mixed)
+    assert "run_timeout_s" not in driver._plan(Fake(), [digits, digits.with_(epochs=30)])
     Fake.runtime = Runtime(run_timeout=7)
-    assert driver._plan(Fake(), [])["run_timeout_s"] == 7.0
+    assert driver._plan(Fake(), mixed)["run_timeout_s"] == 7.0
 
 
 # ---- the results database under faults ------------------------------------------------------------------

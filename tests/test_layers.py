@@ -12,7 +12,7 @@ one above, and no two modules may import each other in a circle, directly or not
     6  cost                         what an activation costs (time, memory, export)
     7  sweep                        the grid, resumable execution, backends
     8  report                       tables, verdicts, figures, writers (never the engine)
-    9  export, studies              TensorBoard and MLflow; the lecture's studies (sweep + report)
+    9  export, studies, suite       TensorBoard and MLflow; the lecture's studies; the suite (sweep + report)
     10 cli, afbench (the package)   the commands: thin shells over the library
 
 Imports inside functions count the same as top-level ones: a lazy import that only
@@ -39,6 +39,7 @@ LAYERS = {
     "report": 8,
     "export": 9,
     "studies": 9,
+    "suite": 9,
     "cli": 10, "__init__": 10, "__main__": 10, "presets": 10,
 }
 EXCEPTIONS = {("report", "engine"): "never"}  # style rule 10: the report never imports the engine

@@ -277,3 +277,14 @@ def test_a_sweep_runs_a_workload_and_stores_its_metric(tmp_path):
     store.close()
     assert {r.summary.primary_metric for r in records} == {"mse"}
     assert all(r.config["workload"] == "regression" and r.config["dataset"] == "special:j0" for r in records)
+
+
+def test_train_subset_trains_a_workload_on_the_same_fewer_rows_every_time():
+    # --train-subset was ignored for workload data before: the suite sizes charlm with it
+    full = workloads.load("special:j0")
+    a, b = datasets.prepare(full, train_subset=100), datasets.prepare(full, train_subset=100)
+    assert len(a.train.y) == 100 and torch.equal(a.train.x, b.train.x)
+    rows = {tuple(r.tolist()) for r in full.train.x}
+    assert all(tuple(r.tolist()) in rows for r in a.train.x)  # rows of the full split, none made up
+    assert torch.equal(a.test.x, full.test.x)  # the test split is never cut
+    assert len(datasets.prepare(full, train_subset=10 ** 9).train.y) == len(full.train.y)

@@ -66,7 +66,8 @@ _EXECUTION_FLAGS = {  # flag: help (the Execution field is the flag's name; its 
                       "sweep (about 5%% of the training time), so the tables' times are steps x that step time; "
                       "auto: for sweeps estimated over 2 minutes (default: auto)",
     "--run-timeout": "seconds one run (or stack of seeds) may train before it is stopped and marked failed, "
-                     "the sweep going on (default: 20x its calibrated time, at least 60; with --backend ray: no limit)",
+                     "the sweep going on (default: 20x its calibrated time, at least 60, when all runs train one model on one "
+                     "data set for as many steps; otherwise, and with --backend ray: no limit)",
     "--out": "results folder (default: results/<preset, study name or run>)",
     "--baseline": "activation the others are tested against (default: relu if it is in the sweep, else the "
                   "first activation)",

@@ -68,7 +68,7 @@ def cmd_show_preset(args: argparse.Namespace) -> None:
 
 
 def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._SubParsersAction) -> None:
-    """Add `export`, `merge` and `show` to ``commands`` and `presets` to `afbench list`."""
+    """Add `export`, `merge`, `show` and `suite` to ``commands``, and `presets` and `suites` to `afbench list`."""
     export = commands.add_parser("export", help="export an out folder to TensorBoard or MLflow",
                                  epilog="example:\n  afbench export results/quick --to tensorboard runs/")
     export.add_argument("out", help="a results folder written by `afbench run`")
@@ -91,13 +91,16 @@ def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._Su
     listing_what.add_parser("presets", help="the study files shipped with afbench",
                             epilog="example:\n  afbench list presets").set_defaults(
         func=cmd_list_presets)
-    show = commands.add_parser("show", help="print a preset's study file",
+    show = commands.add_parser("show", help="print a preset's study file or a suite's file",
                                epilog="example:\n  afbench show preset quick > my.toml")
     show_what = show.add_subparsers(dest="what", metavar="WHAT", required=True)
     show_preset = show_what.add_parser("preset", help="print a preset as a study file, to start your own",
                                        epilog="example:\n  afbench show preset quick > my.toml")
     show_preset.add_argument("name", help="a preset: `afbench list presets`")
     show_preset.set_defaults(func=cmd_show_preset)
+    from afbench.cli import suite as suite_cli
+
+    suite_cli.add_parsers(commands, listing_what, show_what)
 
 
 def _export_entry(args: argparse.Namespace) -> None:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import torch
+
 from afbench.data import sources
 from afbench.data.formats import DataError, ImageData, check_source
 from afbench.data.imagefolder import load_imagefolder
@@ -109,8 +112,18 @@ def prepare(raw: "ImageData | Prepared", **options) -> Prepared:
     if isinstance(raw, Prepared):
         device = options.get("device", "cpu")
         move = lambda split: None if split is None else Split(split.x.to(device), split.y.to(device))
-        return Prepared(raw.name, raw.classes, move(raw.train), move(raw.test), move(raw.valid), raw.mean, raw.std)
+        train = _subset(raw.train, options.get("train_subset"))
+        return Prepared(raw.name, raw.classes, move(train), move(raw.test), move(raw.valid), raw.mean, raw.std)
     return _prepare_images(raw, **options)
+
+
+def _subset(split: Split, size: int | None) -> Split:
+    """The first ``size`` rows of a fixed shuffle (the rule image data follow in
+    ``prep.prepare``), kept in their order: a smaller budget trains on the same rows."""
+    if size is None or size >= len(split.y):
+        return split
+    rows = torch.from_numpy(np.sort(np.random.default_rng(1).permutation(len(split.y))[:size]))
+    return Split(split.x[rows], split.y[rows])
 
 
 def load(name: str, data_dir: str | Path | None = None, *, download: bool = True, verify: bool = True,

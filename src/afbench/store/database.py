@@ -196,6 +196,16 @@ class Store(Reader):
             db.execute("UPDATE runs SET status = 'queued', owner = NULL, updated = ? WHERE key = ?",
                        (time.time(), key))
 
+    def keep_finished_only(self) -> None:
+        """Delete every run that is not done or diverged, every epoch record and every
+        step time, then compact the file into one (no WAL): how stored baselines ship."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM epochs")
+            db.execute("DELETE FROM runs WHERE status NOT IN ('done', 'diverged')")
+            db.execute("DELETE FROM cost")
+        self.db.execute("PRAGMA journal_mode=DELETE")
+        self.db.execute("VACUUM")
+
     def set_meta(self, key: str, value) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))

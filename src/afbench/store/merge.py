@@ -174,12 +174,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def merge(inputs: list[Path], out: Path) -> dict:
+def merge(inputs: list[Path], out: Path, *, timings: bool = True) -> dict:
     """Merge the results databases of ``inputs`` (out folders or .sqlite files) into
     ``out``/results.sqlite (the CLI writes the report after). Returns a summary: runs
     added, identical, conflicts (new ones, by kind: timings only or results), skipped
     by status, refused (runs this afbench cannot read, each named), other tables' rows
-    added, meta keys where the first value was kept."""
+    added, meta keys where the first value was kept. ``timings=False`` leaves the cost
+    table (step times measured on the inputs' machines) out."""
     sources = [database_path(p) for p in inputs]
     if not sources:
         raise AfbenchError("merge needs at least one input folder")
@@ -195,7 +196,8 @@ def merge(inputs: list[Path], out: Path) -> dict:
                 with StoreView(path, damaged="raise") as view:
                     _merge_runs(view, db, str(path), summary)
                     _merge_meta(view, db, summary)
-                    _merge_core_table(view, db, "cost", view.cost_table(), summary)
+                    if timings:
+                        _merge_core_table(view, db, "cost", view.cost_table(), summary)
                     _merge_core_table(view, db, "merge_conflicts",
                                       [tuple(r.values()) for r in view.conflict_rows()], summary)
                     for name, sql in view.tables().items():

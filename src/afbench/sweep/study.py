@@ -165,7 +165,7 @@ def _line_of(text: str, table: str | None, key: str) -> int | None:
     return None
 
 
-def _error(source: str, text: str, table: str | None, key: str, problem: str, valid=()) -> AfbenchError:
+def error_at(source: str, text: str, table: str | None, key: str, problem: str, valid=()) -> AfbenchError:
     line = _line_of(text, table, key) if key != table else _line_of(text, key, "")
     where = source + (f", line {line}" if line else "")
     name = f"[{table}] {key}" if table and table != key else key
@@ -190,7 +190,7 @@ def parse_study(text: str, source: str = "<study>") -> Study:
         raise AfbenchError(f"{source}: not valid TOML: {err}") from None
 
     def fail(table, key, problem, valid=()):
-        return _error(source, text, table, key, problem, valid)
+        return error_at(source, text, table, key, problem, valid)
 
     top: dict[str, Any] = {}
     for key, value in raw.items():
@@ -225,6 +225,19 @@ def _checked(table: dict, table_rules: dict, fail, swept: bool = False) -> dict:
         except Invalid as err:
             raise fail(key, str(err)) from None
     return out
+
+
+def overlay(study: Study, grid: dict, settings: dict, fail) -> Study:
+    """``study`` with the values of a [grid] and a [settings] table (of a file that
+    embeds studies, such as a suite) applied, each checked by a study file's rules;
+    ``fail(table, key, problem, valid)`` makes the error that names the position."""
+    grid = _checked(grid, GRID_RULES, lambda k, p, v=(): fail("grid", k, p, v))
+    settings = _checked(settings, {n: setting_rule(n) for n in setting_names()},
+                        lambda k, p, v=(): fail("settings", k, p, v), swept=True)
+    try:
+        return study.with_(**grid, settings=study.settings.with_(**settings))
+    except AfbenchError as err:
+        raise fail("settings", "", str(err)) from None
 
 
 def load_study(path: str | Path) -> Study:

@@ -206,9 +206,18 @@ def _enqueue(store: Store, configs: list[RunConfig], recorder: Recorder) -> None
     store.enqueue(configs)
 
 
+def _one_shape(pending: list[RunConfig]) -> bool:
+    """Do all runs train the calibrated run's model on its data for as many steps? Only
+    then does its timed job say how long any job should take."""
+    return len({(c.workload, c.model, c.dataset, c.epochs, c.batch_size, c.train_subset, c.image_size)
+                for c in pending}) <= 1
+
+
 def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
     """The backend's plan, with the per-run time limit: ``run_timeout`` when given, else
-    RUN_TIMEOUT_FACTOR x the calibrated seconds of one job, at least a minute."""
+    RUN_TIMEOUT_FACTOR x the calibrated seconds of one job, at least a minute, where
+    every run has the calibrated one's shape (a sweep of several models or budgets gets
+    no automatic limit: a LeNet's time says nothing of a transformer's)."""
     plan = backend.plan(pending)
     given = backend.runtime.run_timeout
     if given is not None and not given > 0:
@@ -216,7 +225,7 @@ def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
                            "it out for 20x the calibrated time of a run")
     if given:
         plan["run_timeout_s"] = float(given)
-    elif plan.get("run_s"):
+    elif plan.get("run_s") and _one_shape(pending):
         plan["run_timeout_s"] = round(max(MIN_RUN_TIMEOUT_S, RUN_TIMEOUT_FACTOR * plan["run_s"]), 1)
     plan["compile"] = backend.runtime.compile
     return plan

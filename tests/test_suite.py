@@ -1,0 +1,267 @@
+"""The suite (issue 27): a new activation trained alone and judged, paired by seed,
+against stored baselines; the same verdicts with the baseline retrained here; pairing
+refused across versions or devices; scores checked against scipy and hand counts."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+import afbench
+from afbench.cli import main
+from afbench.errors import AfbenchError
+from afbench.store.merge import merge
+from afbench.suite import baselines, leaderboard, score
+from afbench.suite.definition import load_suite, parse_suite, suite_names
+from afbench.suite.runner import configs_for, run_suite
+from afbench.sweep import Runtime
+
+TINY = """name = "tiny"
+version = 1
+baseline = "relu"
+seeds = 3
+baselines = ["relu", "tanh"]
+
+[workloads.digits]
+workload = "classification"
+equivalence = 0.01
+[workloads.digits.grid]
+datasets = ["digits"]
+models = ["mlp"]
+[workloads.digits.settings]
+epochs = 2
+batch_size = 64
+
+[workloads.regression]
+workload = "regression"
+equivalence = 0.001
+[workloads.regression.settings]
+epochs = 4
+"""
+QUIET = Runtime(progress=False, workers=1, threads=1, stack=1, cost="off")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("suite")
+    path = folder / "tiny.toml"
+    path.write_text(TINY)
+    suite = load_suite(str(path))
+    stored = folder / "stored"
+    outcome = run_suite(suite, None, stored, mode="none", runtime=QUIET)
+    assert outcome.counts["failed"] == 0
+    return {"path": path, "suite": suite, "stored": stored, "folder": folder}
+
+
+# ---- the definition ----------------------------------------------------------------------------
+
+
+def test_the_shipped_suites_load_and_small_covers_every_task_family():
+    assert suite_names()[0] == "small"
+    small = load_suite("small")
+    families = {w.study.settings.workload for w in small.workloads}
+    assert families == {"classification", "charlm", "inr", "pinn", "regression"}
+    assert len(small.seeds) >= 10 and {"relu", "gelu", "silu", "mish", "tanh"} <= set(small.baselines)
+    assert next(w for w in small.workloads if w.name == "charlm").gated == ("geglu", "swiglu", "reglu")
+    assert load_suite("full").version >= 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (("equivalence = 0.01\n[workloads.digits.grid]", "equivalence = 0.01\nepochs = 3\n[workloads.digits.grid]"),
+     r"line 10: \[workloads.digits\] epochs: unknown key"),
+    (('models = ["mlp"]', 'models = ["mlp"]\nseeds = 5'), r"\[workloads.digits.grid\] seeds: set by the suite"),
+    (("epochs = 2", "epochs = 0"), r"line 14: \[workloads.digits.settings\] epochs: .*>= 1"),
+    (('baseline = "relu"', 'baseline = "elu"'), r"line 3: baseline: 'elu' is not among the suite's baselines"),
+    (('workload = "regression"', 'workload = "regresion"'), r"\[workloads.regression\] workload: .*regression"),
+])
+def test_a_wrong_suite_file_names_the_line_and_the_key(change, message):
+    with pytest.raises(AfbenchError, match=message):
+        parse_suite(TINY.replace(*change), "tiny.toml")
+
+
+def test_two_entries_of_one_workload_are_refused():
+    twice = TINY + '\n[workloads.again]\nworkload = "regression"\n'
+    with pytest.raises(AfbenchError, match="'regression' and 'again' train the same workload"):
+        parse_suite(twice, "tiny.toml")
+
+
+# ---- judging only what is new ------------------------------------------------------------------
+
+
+def test_a_new_activation_trains_alone_and_pairs_with_the_stored_runs(tiny, tmp_path):
+    suite = tiny["suite"]
+    out = tmp_path / "mine"
+    outcome = run_suite(suite, ("silu",), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    assert outcome.counts["ran"] == 2 * 3  # 2 workloads x 3 seeds of silu: nothing else trained
+    runs = afbench.load(out)
+    assert sorted(runs["activation"].unique()) == ["relu", "silu", "tanh"]
+    result = score.score(out, suite, ("silu",))
+    assert [w.name for w in result.workloads] == ["digits", "regression"]
+    for w in result.workloads:
+        assert int(w.tests.loc["silu", "n"]) == 3  # every seed paired with a stored relu run
+        assert list(w.tests.index) == ["silu"]  # the new activation's family: itself only
+        assert set(w.board.index) == {"silu", "tanh"}
+    line = score.verdict_line(result, "silu")
+    assert line.startswith("silu: ") and "of 2 workloads" in line and "step time not measured here" in line
+
+
+def test_the_stored_runs_give_the_same_verdicts_as_the_baseline_retrained_here(tiny, tmp_path):
+    suite = tiny["suite"]
+    stored_out, local_out = tmp_path / "stored", tmp_path / "local"
+    run_suite(suite, ("silu",), stored_out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    outcome = run_suite(suite, ("silu",), local_out, mode="local", runtime=QUIET)
+    assert outcome.counts["ran"] == 2 * 2 * 3  # relu trained here next to silu
+    local, kept = afbench.load(local_out), afbench.load(tiny["stored"])
+    relu = lambda f: f[f["activation"] == "relu"].set_index(["dataset", "seed"])["primary_value"].sort_index()
+    pd.testing.assert_series_equal(relu(local), relu(kept))  # the same computation, to the bit
+    a, b = score.score(stored_out, suite, ("silu",)), score.score(local_out, suite, ("silu",))
+    for x, y in zip(a.workloads, b.workloads):
+        assert x.tests.loc["silu", "verdict"] == y.tests.loc["silu", "verdict"]
+        assert x.tests.loc["silu", "p_holm"] == y.tests.loc["silu", "p_holm"]
+    assert score.verdict_line(a, "silu") == score.verdict_line(b, "silu")
+
+
+def test_stored_runs_of_another_torch_or_device_are_never_paired(tiny, monkeypatch, tmp_path):
+    suite = tiny["suite"]
+    with pytest.raises(AfbenchError, match="made on cpu, this run trains on cuda.*--baselines local"):
+        baselines.check_pairable(suite, "cuda:0", tiny["stored"])
+    monkeypatch.setattr(baselines.torch, "__version__", "2.99.0+cpu")
+    with pytest.raises(AfbenchError, match=r"torch 2\.99\.0\+cpu.*another minor version"):
+        run_suite(suite, ("silu",), tmp_path / "x", mode="stored", runtime=QUIET, stored=tiny["stored"])
+    assert not (tmp_path / "x" / "results.sqlite").exists()  # refused before anything was written
+    monkeypatch.setattr(baselines.torch, "__version__", "2.99.7")
+    later = parse_suite(TINY.replace("version = 1", "version = 2"), "tiny.toml")
+    with pytest.raises(AfbenchError, match="made for suite tiny v1, this is tiny v2"):
+        baselines.check_pairable(later, "cpu", tiny["stored"])
+
+
+def test_one_folder_never_mixes_stored_and_local_baselines(tiny, tmp_path):
+    out = tmp_path / "mixed"
+    run_suite(tiny["suite"], ("silu",), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    with pytest.raises(AfbenchError, match="was run with --baselines stored"):
+        run_suite(tiny["suite"], ("silu",), out, mode="local", runtime=QUIET)
+
+
+# ---- scores against independent references -----------------------------------------------------
+
+
+def _means(out, suite):
+    runs = afbench.load(out)
+    runs = runs[runs["status"] == "done"]
+    return runs.pivot_table(index="dataset", columns="activation", values="primary_value", aggfunc="mean")
+
+
+def test_ranks_and_friedman_match_scipy_and_profiles_match_a_hand_count(tiny, tmp_path):
+    suite = tiny["suite"]
+    out = tmp_path / "scored"
+    run_suite(suite, ("silu", "elu"), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    result = score.score(out, suite, ("silu", "elu"))
+    means = _means(out, suite)  # both metrics lower-is-better: rank the raw means
+    names = list(result.ranks["average_ranks"])
+    expected = scipy_stats.friedmanchisquare(*[means[a] for a in names])
+    assert result.ranks["p"] == pytest.approx(expected.pvalue)
+    ranks = means[names].rank(axis=1).mean()
+    for name in names:
+        assert result.ranks["average_ranks"][name] == pytest.approx(ranks[name])
+    ratio = means[names].div(means[names].min(axis=1), axis=0)
+    for name in names:
+        assert result.profile.loc[1.0, name] == pytest.approx((ratio[name] <= 1.0).mean())
+        assert result.profile.loc[1.5, name] == pytest.approx((ratio[name] <= 1.5).mean())
+
+
+def test_the_profile_reads_a_higher_is_better_metric_as_its_reciprocal():
+    w = score.WorkloadScore("inr", "psnr", True, 0.25, pd.Series({"relu": 20.0, "sine": 25.0}), pd.Series(dtype=float),
+                            pd.Series(dtype=float), pd.DataFrame(), pd.DataFrame(), pd.Series(dtype=float))
+    costs = score._costs(w)
+    assert costs["relu"] / costs.min() == pytest.approx(25.0 / 20.0)  # relu is 1.25x worse than the best
+
+
+# ---- what the user sees --------------------------------------------------------------------------
+
+
+def test_the_command_trains_only_the_new_activation_and_writes_the_leaderboard(tiny, tmp_path, capsys):
+    out = tmp_path / "cli"
+    status = main(["suite", str(tiny["path"]), "--activations", "x*sigmoid(1.5*x)", "--stored", str(tiny["stored"]),
+                   "--out", str(out), "--workers", "1", "--threads", "1", "--no-progress"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "suite verdict:" in captured.out and "x*sigmoid(1.5*x): " in captured.out
+    assert re.search(r"x\*sigmoid\(1\.5\*x\): .* of 2 workloads.*x relu's step time", captured.out.replace("\n", ""))
+    assert "ran 6, skipped 0" in captured.err
+    summary = json.loads((out / "suite.json").read_text())
+    assert summary["new"] == ["x*sigmoid(1.5*x)"] and {r["activation"] for r in summary["board"]} == \
+        {"relu", "tanh", "x*sigmoid(1.5*x)"}
+    page = (out / "leaderboard.html").read_text()
+    assert "sortBy(" in page and "x*sigmoid(1.5*x)" in page and "<script src" not in page
+    assert (out / "figures" / "suite_profile.png").stat().st_size > 5000
+
+
+def test_bad_suite_input_is_one_line_with_the_fix(tiny, capsys):
+    assert main(["suite", "smal"]) == 2
+    assert "unknown suite 'smal'. Did you mean 'small'?" in capsys.readouterr().err
+    assert main(["suite", str(tiny["path"]), "--baselines", "local"]) == 2
+    assert "give --activations" in capsys.readouterr().err
+    assert main(["suite", str(tiny["path"]), "--activations", "silu"]) == 2  # a suite file ships no baselines
+    assert "has no stored baselines" in capsys.readouterr().err
+    assert main(["show", "suite", "small"]) == 0
+    assert 'name = "small"' in capsys.readouterr().out
+
+
+def test_contributions_merge_into_one_leaderboard(tiny, tmp_path, capsys):
+    suite = tiny["suite"]
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    run_suite(suite, ("silu",), ours, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    run_suite(suite, ("elu",), theirs, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    summary = merge([ours, theirs], tmp_path / "all")
+    assert summary["conflicts"] == {"timings": 0, "results": 0}  # the shared stored runs are identical, kept once
+    runs = afbench.load(tmp_path / "all")
+    assert runs.groupby("activation").size().to_dict() == {"elu": 6, "relu": 6, "silu": 6, "tanh": 6}
+    assert main(["suite", str(tiny["path"]), "--stored", str(tmp_path / "all"), "--out", str(tmp_path / "board")]) == 0
+    board = json.loads((tmp_path / "board" / "suite.json").read_text())["board"]
+    assert {r["activation"] for r in board} == {"elu", "relu", "silu", "tanh"}
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_the_leaderboard_renders_and_sorts_in_headless_chromium(tiny, tmp_path):
+    out = tmp_path / "page"
+    run_suite(tiny["suite"], ("silu",), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    result = score.score(out, tiny["suite"], ("silu",))
+    leaderboard.write(out, result)
+    probe = ("<script>window.onload=()=>{sortBy(3);const first=document.querySelector('#board tbody tr')"
+             ".cells[0].textContent;document.title='imgs='+[...document.images].filter(i=>i.naturalWidth>0).length"
+             "+' rows='+document.querySelectorAll('#board tbody tr').length+' first='+first;}</script>")
+    checked = tmp_path / "checked.html"
+    checked.write_text((out / "leaderboard.html").read_text().replace("</body>", probe + "</body>"))
+    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+                           checked.as_uri()], capture_output=True, text=True, timeout=120)
+    title = re.search(r"<title>imgs=(\d+) rows=(\d+) first=([^<]*)</title>", done.stdout)
+    assert title, done.stderr[-2000:]
+    frame = leaderboard.board(result)
+    best = frame.sort_values("digits").iloc[0]["activation"]  # column 3: digits' error, lowest first
+    assert int(title.group(1)) >= 1 and int(title.group(2)) == 3 and title.group(3) == best
+
+
+# ---- the shipped baselines ------------------------------------------------------------------------
+
+
+def test_the_shipped_baselines_hold_every_run_the_small_suite_pairs_with():
+    suite = load_suite("small")
+    path = baselines.stored_path(suite)
+    assert path is not None and path.stat().st_size < 5_000_000
+    made = baselines.made_under(path)
+    assert made["suite"] == "small" and made["device"] == ["cpu"] and made["torch"]
+    stored = afbench.load(path)
+    done = set(stored.loc[stored["status"].isin(["done", "diverged"]), "key"])
+    wanted = [c for configs in configs_for(suite, None, "none") for c in configs]
+    from afbench.sweep.execute import resolve
+
+    missing = [c for c in resolve(wanted, "cpu") if c.key() not in done]
+    assert not missing, f"{len(missing)} stored runs missing, e.g. {missing[0].activation} on {missing[0].dataset}"
+    assert np.isfinite(stored["primary_value"]).all()
