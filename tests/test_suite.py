@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,12 @@ workload = "regression"
 equivalence = 0.001
 [workloads.regression.settings]
 epochs = 4
+
+[workloads.inr]
+workload = "inr"
+equivalence = 0.25
+[workloads.inr.settings]
+epochs = 2
 """
 QUIET = Runtime(progress=False, workers=1, threads=1, stack=1, cost="off")
 
@@ -56,6 +63,18 @@ def tiny(tmp_path_factory):
     outcome = run_suite(suite, None, stored, mode="none", runtime=QUIET)
     assert outcome.counts["failed"] == 0
     return {"path": path, "suite": suite, "stored": stored, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def judged(tiny):
+    """silu judged against the stored runs, once: tests that change a folder copy it."""
+    out = tiny["folder"] / "judged"
+    outcome = run_suite(tiny["suite"], ("silu",), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    return {"out": out, "counts": outcome.counts}
+
+
+def copy_of(judged, tmp_path):
+    return Path(shutil.copytree(judged["out"], tmp_path / "copy"))
 
 
 # ---- the definition ----------------------------------------------------------------------------
@@ -93,29 +112,26 @@ def test_two_entries_of_one_workload_are_refused():
 # ---- judging only what is new ------------------------------------------------------------------
 
 
-def test_a_new_activation_trains_alone_and_pairs_with_the_stored_runs(tiny, tmp_path):
-    suite = tiny["suite"]
-    out = tmp_path / "mine"
-    outcome = run_suite(suite, ("silu",), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
-    assert outcome.counts["ran"] == 2 * 3  # 2 workloads x 3 seeds of silu: nothing else trained
+def test_a_new_activation_trains_alone_and_pairs_with_the_stored_runs(tiny, judged):
+    suite, out = tiny["suite"], judged["out"]
+    assert judged["counts"]["ran"] == 3 * 3  # 3 workloads x 3 seeds of silu: nothing else trained
     runs = afbench.load(out)
     assert sorted(runs["activation"].unique()) == ["relu", "silu", "tanh"]
     result = score.score(out, suite, ("silu",))
-    assert [w.name for w in result.workloads] == ["digits", "regression"]
+    assert [w.name for w in result.workloads] == ["digits", "regression", "inr"]
     for w in result.workloads:
         assert int(w.tests.loc["silu", "n"]) == 3  # every seed paired with a stored relu run
         assert list(w.tests.index) == ["silu"]  # the new activation's family: itself only
         assert set(w.board.index) == {"silu", "tanh"}
     line = score.verdict_line(result, "silu")
-    assert line.startswith("silu: ") and "of 2 workloads" in line and "step time not measured here" in line
+    assert line.startswith("silu: ") and "of 3 workloads" in line and "step time not measured here" in line
 
 
-def test_the_stored_runs_give_the_same_verdicts_as_the_baseline_retrained_here(tiny, tmp_path):
+def test_the_stored_runs_give_the_same_verdicts_as_the_baseline_retrained_here(tiny, judged, tmp_path):
     suite = tiny["suite"]
-    stored_out, local_out = tmp_path / "stored", tmp_path / "local"
-    run_suite(suite, ("silu",), stored_out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    stored_out, local_out = judged["out"], tmp_path / "local"
     outcome = run_suite(suite, ("silu",), local_out, mode="local", runtime=QUIET)
-    assert outcome.counts["ran"] == 2 * 2 * 3  # relu trained here next to silu
+    assert outcome.counts["ran"] == 3 * 2 * 3  # relu trained here next to silu
     local, kept = afbench.load(local_out), afbench.load(tiny["stored"])
     relu = lambda f: f[f["activation"] == "relu"].set_index(["dataset", "seed"])["primary_value"].sort_index()
     pd.testing.assert_series_equal(relu(local), relu(kept))  # the same computation, to the bit
@@ -140,9 +156,20 @@ def test_stored_runs_of_another_torch_or_device_are_never_paired(tiny, monkeypat
         baselines.check_pairable(later, "cpu", tiny["stored"])
 
 
-def test_one_folder_never_mixes_stored_and_local_baselines(tiny, tmp_path):
-    out = tmp_path / "mixed"
-    run_suite(tiny["suite"], ("silu",), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+def test_stored_runs_of_other_settings_under_the_same_version_are_refused(tiny):
+    edited = parse_suite(TINY.replace("epochs = 2", "epochs = 3", 1), "edited.toml")  # digits; version left at 1
+    with pytest.raises(AfbenchError, match="they lack 3 of the runs of relu this suite pairs with"):
+        baselines.check_pairable(edited, "cpu", tiny["stored"])
+
+
+def test_runs_made_under_another_torch_already_in_the_folder_refuse_new_ones(tiny, judged, monkeypatch):
+    monkeypatch.setattr(baselines.torch, "__version__", "2.99.0+cpu")
+    with pytest.raises(AfbenchError, match=r"already holds runs that would not pair.*Give another --out"):
+        run_suite(tiny["suite"], ("elu",), judged["out"], mode="none", runtime=QUIET)
+
+
+def test_one_folder_never_mixes_stored_and_local_baselines(tiny, judged, tmp_path):
+    out = judged["out"]
     with pytest.raises(AfbenchError, match="was run with --baselines stored"):
         run_suite(tiny["suite"], ("silu",), out, mode="local", runtime=QUIET)
 
@@ -151,27 +178,69 @@ def test_one_folder_never_mixes_stored_and_local_baselines(tiny, tmp_path):
 
 
 def _means(out, suite):
+    """Lower-is-better means per data set and activation, written apart from score.py:
+    PSNR (higher is better) negated for ranks."""
     runs = afbench.load(out)
     runs = runs[runs["status"] == "done"]
-    return runs.pivot_table(index="dataset", columns="activation", values="primary_value", aggfunc="mean")
+    means = runs.pivot_table(index="dataset", columns="activation", values="primary_value", aggfunc="mean")
+    return means, means.mul([-1 if d == "china-128" else 1 for d in means.index], axis=0)
 
 
-def test_ranks_and_friedman_match_scipy_and_profiles_match_a_hand_count(tiny, tmp_path):
+def test_ranks_and_friedman_match_scipy_and_profiles_match_a_hand_count(tiny, judged):
     suite = tiny["suite"]
-    out = tmp_path / "scored"
-    run_suite(suite, ("silu", "elu"), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
-    result = score.score(out, suite, ("silu", "elu"))
-    means = _means(out, suite)  # both metrics lower-is-better: rank the raw means
+    out = judged["out"]
+    result = score.score(out, suite, ("silu",))
+    raw, oriented = _means(out, suite)
     names = list(result.ranks["average_ranks"])
-    expected = scipy_stats.friedmanchisquare(*[means[a] for a in names])
+    expected = scipy_stats.friedmanchisquare(*[oriented[a] for a in names])
     assert result.ranks["p"] == pytest.approx(expected.pvalue)
-    ranks = means[names].rank(axis=1).mean()
+    ranks = oriented[names].rank(axis=1).mean()
     for name in names:
         assert result.ranks["average_ranks"][name] == pytest.approx(ranks[name])
-    ratio = means[names].div(means[names].min(axis=1), axis=0)
+    # Dolan-More on positive costs: the error and the MSE as they are, PSNR as best / value
+    cost = raw[names].copy()
+    cost.loc["china-128"] = cost.loc["china-128"].max() / cost.loc["china-128"]
+    cost.loc[["digits", "special:j0"]] = cost.loc[["digits", "special:j0"]].div(
+        cost.loc[["digits", "special:j0"]].min(axis=1), axis=0)
+    ratio = cost
     for name in names:
         assert result.profile.loc[1.0, name] == pytest.approx((ratio[name] <= 1.0).mean())
         assert result.profile.loc[1.5, name] == pytest.approx((ratio[name] <= 1.5).mean())
+
+
+def test_a_diverged_seed_counts_at_the_worst_value_and_is_never_equivalent(tiny, judged, tmp_path):
+    from afbench.store.database import Store
+
+    suite, out = tiny["suite"], copy_of(judged, tmp_path)
+    runs = afbench.load(out)
+    key = runs[(runs["activation"] == "silu") & (runs["dataset"] == "special:j0") & (runs["seed"] == 0)]["key"].iloc[0]
+    store = Store(out)
+    try:
+        with store.transaction() as db:  # as a run that blew up would be stored
+            db.execute("UPDATE runs SET status = 'diverged' WHERE key = ?", (key,))
+    finally:
+        store.close()
+    result = score.score(out, suite, ("silu",))
+    w = next(w for w in result.workloads if w.name == "regression")
+    done = runs[(runs["dataset"] == "special:j0") & (runs["status"] == "done")]
+    worst = done["primary_value"].max()  # MSE: the worst finished value of the workload, any activation
+    silu = done[(done["activation"] == "silu") & (done["seed"] != 0)]["primary_value"]
+    assert w.means["silu"] == pytest.approx((silu.sum() + worst) / 3)
+    assert w.tests.loc["silu", "diverged"] == 1 and w.tests.loc["silu", "verdict"] != "equivalent"
+
+
+def test_runs_of_another_batch_size_in_the_folder_never_count(tiny, judged, tmp_path):
+    suite, out = tiny["suite"], copy_of(judged, tmp_path)
+    before = score.score(out, suite, ("silu",))
+    other = parse_suite(TINY.replace("epochs = 4", "epochs = 4\nbatch_size = 32"), "other.toml")
+    from afbench.sweep import execute
+
+    regression = next(w for w in other.workloads if w.name == "regression")
+    execute(regression.configs(("silu",), (0, 1, 2)), out, None, device="cpu")
+    after = score.score(out, suite, ("silu",))
+    w0, w1 = (next(w for w in r.workloads if w.name == "regression") for r in (before, after))
+    assert w1.means["silu"] == w0.means["silu"] and w1.seeds["silu"] == 3
+    assert any("runs of other settings" in note for note in after.notes)
 
 
 def test_the_profile_reads_a_higher_is_better_metric_as_its_reciprocal():
@@ -191,13 +260,14 @@ def test_the_command_trains_only_the_new_activation_and_writes_the_leaderboard(t
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert "suite verdict:" in captured.out and "x*sigmoid(1.5*x): " in captured.out
-    assert re.search(r"x\*sigmoid\(1\.5\*x\): .* of 2 workloads.*x relu's step time", captured.out.replace("\n", ""))
-    assert "ran 6, skipped 0" in captured.err
+    assert re.search(r"x\*sigmoid\(1\.5\*x\): .* of 3 workloads.*x relu's step time", captured.out.replace("\n", ""))
+    assert "ran 9, skipped 0" in captured.err
     summary = json.loads((out / "suite.json").read_text())
     assert summary["new"] == ["x*sigmoid(1.5*x)"] and {r["activation"] for r in summary["board"]} == \
         {"relu", "tanh", "x*sigmoid(1.5*x)"}
     page = (out / "leaderboard.html").read_text()
     assert "sortBy(" in page and "x*sigmoid(1.5*x)" in page and "<script src" not in page
+    assert summary["ranks"]["p"] is None or 0 <= summary["ranks"]["p"] <= 1  # valid JSON: no NaN
     assert (out / "figures" / "suite_profile.png").stat().st_size > 5000
 
 
@@ -208,28 +278,28 @@ def test_bad_suite_input_is_one_line_with_the_fix(tiny, capsys):
     assert "give --activations" in capsys.readouterr().err
     assert main(["suite", str(tiny["path"]), "--activations", "silu"]) == 2  # a suite file ships no baselines
     assert "has no stored baselines" in capsys.readouterr().err
+    assert main(["suite", str(tiny["path"]), "--activations", "silu", "--baselines", "local", "--stored", "x"]) == 2
+    assert "--stored gives stored baselines to pair with" in capsys.readouterr().err
     assert main(["show", "suite", "small"]) == 0
     assert 'name = "small"' in capsys.readouterr().out
 
 
-def test_contributions_merge_into_one_leaderboard(tiny, tmp_path, capsys):
+def test_contributions_merge_into_one_leaderboard(tiny, judged, tmp_path, capsys):
     suite = tiny["suite"]
-    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
-    run_suite(suite, ("silu",), ours, mode="stored", runtime=QUIET, stored=tiny["stored"])
+    ours, theirs = judged["out"], tmp_path / "theirs"
     run_suite(suite, ("elu",), theirs, mode="stored", runtime=QUIET, stored=tiny["stored"])
     summary = merge([ours, theirs], tmp_path / "all")
     assert summary["conflicts"] == {"timings": 0, "results": 0}  # the shared stored runs are identical, kept once
     runs = afbench.load(tmp_path / "all")
-    assert runs.groupby("activation").size().to_dict() == {"elu": 6, "relu": 6, "silu": 6, "tanh": 6}
+    assert runs.groupby("activation").size().to_dict() == {"elu": 9, "relu": 9, "silu": 9, "tanh": 9}
     assert main(["suite", str(tiny["path"]), "--stored", str(tmp_path / "all"), "--out", str(tmp_path / "board")]) == 0
     board = json.loads((tmp_path / "board" / "suite.json").read_text())["board"]
     assert {r["activation"] for r in board} == {"elu", "relu", "silu", "tanh"}
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_the_leaderboard_renders_and_sorts_in_headless_chromium(tiny, tmp_path):
-    out = tmp_path / "page"
-    run_suite(tiny["suite"], ("silu",), out, mode="stored", runtime=QUIET, stored=tiny["stored"])
+def test_the_leaderboard_renders_and_sorts_in_headless_chromium(tiny, judged, tmp_path):
+    out = copy_of(judged, tmp_path)
     result = score.score(out, tiny["suite"], ("silu",))
     leaderboard.write(out, result)
     probe = ("<script>window.onload=()=>{sortBy(3);const first=document.querySelector('#board tbody tr')"
@@ -264,4 +334,5 @@ def test_the_shipped_baselines_hold_every_run_the_small_suite_pairs_with():
 
     missing = [c for c in resolve(wanted, "cpu") if c.key() not in done]
     assert not missing, f"{len(missing)} stored runs missing, e.g. {missing[0].activation} on {missing[0].dataset}"
-    assert np.isfinite(stored["primary_value"]).all()
+    finished = stored[stored["status"] == "done"]
+    assert np.isfinite(finished["primary_value"]).all() and len(finished) >= 500

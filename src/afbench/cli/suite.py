@@ -44,14 +44,19 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from afbench.store.database import Store
     from afbench.suite import baselines, leaderboard, score
     from afbench.suite.definition import load_suite
-    from afbench.suite.runner import run_suite
+    from afbench.suite.runner import execute_plan, plan_suite
     from afbench.sweep import Runtime
 
     output = Output(quiet=args.quiet, as_json=args.json)
     suite = load_suite(args.name)
     new = _activations(args.activations)
+    if suite.baseline in new:
+        output.note(f"note: {suite.baseline} is the suite's baseline: the others are judged against it")
+        new = tuple(a for a in new if a != suite.baseline)
     if not new and args.baselines != "stored":
         raise AfbenchError(f"--baselines {args.baselines} trains the activations you judge: give --activations")
+    if args.stored and args.baselines != "stored":
+        raise AfbenchError(f"--stored gives stored baselines to pair with; --baselines {args.baselines} uses none")
     out = _out(args, suite)
     if new:
         output.note(f"suite {suite.label}: {len(suite.workloads)} workloads x {len(suite.seeds)} paired seeds for "
@@ -63,14 +68,16 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if not new:  # the stored baselines alone: their leaderboard
         outcome = _stored_only(suite, out, args)
     else:
+        plan = plan_suite(suite, new, out, mode=args.baselines, runtime=runtime, device=args.device,
+                          stored=args.stored)  # every refusal comes before anything is written
         if not progress and not args.quiet:
             Store(out).close()  # the per-run lines read the results database from the start
         with RunLines(out, None, output.note) if not progress and not args.quiet else contextlib.nullcontext():
-            outcome = run_suite(suite, new, out, mode=args.baselines, runtime=runtime, device=args.device,
-                                stored=args.stored)
+            outcome = execute_plan(plan, out)
     counts = outcome.counts if outcome else {"ran": 0, "skipped": 0, "failed": 0}
-    output.note(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']} in "
-                f"{time.monotonic() - started:.0f} s")
+    if new:
+        output.note(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']} "
+                    f"in {time.monotonic() - started:.0f} s")
     result = score.score(out, suite, new)
     made = baselines.made_under(args.stored or baselines.stored_path(suite)) if args.baselines == "stored" else None
     paths = leaderboard.write(out, result, made)
@@ -140,7 +147,8 @@ def add_parsers(commands, listing_what, show_what) -> None:
     parser.add_argument("--baselines", choices=("stored", "local", "none"), default="stored",
                         help="stored: pair with the shipped runs (refused where they were made under another torch "
                              "minor version or device class); local: train the suite's baseline here too; none: "
-                             "train only the given activations, compared among themselves (default: stored)")
+                             "train only the given activations, nothing merged in (how stored baselines are made: "
+                             "verdicts need the suite's baseline among them) (default: stored)")
     parser.add_argument("--stored", help="a results folder or .sqlite of this suite's baselines to pair with, "
                                          "instead of the shipped one (e.g. a merge of contributions)")
     parser.add_argument("--out", help="results folder (default: results/suite-NAME, -local with --baselines local)")

@@ -66,6 +66,13 @@ def mismatches(suite: Suite, stored: dict, device: str) -> list[str]:
     problems = []
     if stored["suite"] != suite.name or stored["version"] != suite.version:
         problems.append(f"they were made for suite {stored['suite']} v{stored['version']}, this is {suite.label}")
+    return problems + _machine_mismatches(stored, device)
+
+
+def _machine_mismatches(stored: dict, device: str) -> list[str]:
+    if not stored["runs"]:
+        return []
+    problems = []
     ours = here(device)
     minors = {_minor(v) for v in stored["torch"]}
     if minors != {_minor(ours["torch"])}:
@@ -89,11 +96,38 @@ def check_pairable(suite: Suite, device: str, path: str | Path | None = None) ->
                            f"local (trains {suite.baseline} next to your activations), or merge results made by "
                            "others into your folder first (afbench merge)")
     problems = mismatches(suite, made_under(path), device)
+    missing = 0 if problems else _missing_baseline_runs(suite, path, device)
+    if missing:
+        problems.append(f"they lack {missing} of the runs of {suite.baseline} this suite pairs with: they were made "
+                        "with other settings (a suite file changed without a new version?)")
     if problems:
         raise AfbenchError(f"the stored baselines of suite {suite.label} would not pair with runs made here: "
                            + "; ".join(problems) + f". Pairing them would compare different computations. Use "
                            f"--baselines local to train {suite.baseline} here, next to your activations")
     return path
+
+
+def _missing_baseline_runs(suite: Suite, path: Path, device: str) -> int:
+    """How many of the suite's runs of its baseline the stored database lacks, by run
+    key (every setting and the learning rate in it)."""
+    from afbench.sweep.execute import resolve
+
+    wanted = resolve([c for w in suite.workloads for c in w.configs((suite.baseline,), suite.seeds)], device)
+    runs = frames.load(path)
+    done = set(runs.loc[runs["status"].isin(["done", "diverged"]), "key"]) if len(runs) else set()
+    return sum(c.key() not in done for c in wanted)
+
+
+def check_folder(out: str | Path, device: str) -> None:
+    """Refuse to add runs made here to a folder whose runs were made under another torch
+    minor version or device class: they would pair across the mismatch."""
+    if not (Path(out) / "results.sqlite").exists():
+        return
+    problems = _machine_mismatches(made_under(out), device)
+    if problems:
+        raise AfbenchError(f"{out} already holds runs that would not pair with runs made here: "
+                           + "; ".join(p.replace("they were", "those were") for p in problems)
+                           + ". Give another --out")
 
 
 def record(out: str | Path, suite: Suite, mode: str) -> None:

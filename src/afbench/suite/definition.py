@@ -36,6 +36,7 @@ from afbench.sweep.study import Study, error_at, overlay, with_workload
 TOP_KEYS = ("name", "version", "description", "baseline", "seeds", "baselines", "workloads")
 WORKLOAD_KEYS = ("workload", "equivalence", "gated", "grid", "settings")
 FIXED_BY_SUITE = ("activations", "seeds")  # a workload's [grid] may not set these: the suite does
+RESERVED = ("activation", "role", "rank", "step_x")  # the leaderboard's own columns
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,24 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         raise fail(None, "workloads", "give at least one [workloads.NAME] table")
     workloads = tuple(_workload(name, entry, fail) for name, entry in raw["workloads"].items())
     _distinct(workloads, source)
-    baselines = top["baselines"]
-    if isinstance(baselines, str):
+    if isinstance(top["baselines"], str):
         raise fail(None, "baselines", "name the stored activations, e.g. [\"relu\", \"gelu\"]")
-    if top["baseline"] not in baselines:
+    baselines = _canonical(top["baselines"], lambda problem: fail(None, "baselines", problem))
+    baseline = _canonical((top["baseline"],), lambda problem: fail(None, "baseline", problem))[0]
+    if baseline not in baselines:
         raise fail(None, "baseline", f"'{top['baseline']}' is not among the suite's baselines")
-    return Suite(top["name"], top["version"], top["description"], top["baseline"], tuple(range(top["seeds"])),
+    return Suite(top["name"], top["version"], top["description"], baseline, tuple(range(top["seeds"])),
                  baselines, workloads)
+
+
+def _canonical(names, fail) -> tuple[str, ...]:
+    """Activation names as the runs store them ('ReLU' and 'swish' as 'relu' and 'silu')."""
+    from afbench.sweep.execute import canonical_activations
+
+    try:
+        return canonical_activations(tuple(names))[0]
+    except AfbenchError as err:
+        raise fail(str(err)) from None
 
 
 def _workload(name: str, entry, fail) -> SuiteWorkload:
@@ -128,14 +140,23 @@ def _workload(name: str, entry, fail) -> SuiteWorkload:
             raise fail(table, key, "unknown key", WORKLOAD_KEYS)
     if "workload" not in entry:
         raise fail(table, "", "needs workload = NAME (afbench list workloads)")
+    if name in RESERVED or name.endswith(("_sd", "_verdict")):
+        raise fail(table, "", f"'{name}' is a name the leaderboard uses itself: call the workload otherwise")
+    for key, kind in (("workload", str), ("grid", dict), ("settings", dict), ("gated", list)):
+        if key in entry and not isinstance(entry[key], kind):
+            expected = {str: "a name", dict: f"a table [{table}.{key}]", list: 'a list such as ["geglu"]'}[kind]
+            raise fail(table, key, f"expected {expected}, got {entry[key]!r}")
+    try:
+        equivalence = rules.NON_NEGATIVE.value(entry.get("equivalence", 0.0))
+    except Invalid as err:
+        raise fail(table, "equivalence", str(err)) from None
     try:
         study = with_workload(Study(name=rules.NAME.value(name)), entry["workload"])
-        equivalence = rules.NON_NEGATIVE.value(entry.get("equivalence", 0.0))
-        gated = tuple(rules.ACTIVATIONS.value(entry["gated"])) if "gated" in entry else ()
     except Invalid as err:
-        raise fail(table, "", str(err)) from None
+        raise fail(table, "", f"the name {name!r}: {err}") from None
     except AfbenchError as err:
         raise fail(table, "workload", str(err)) from None
+    gated = _canonical(entry.get("gated", ()), lambda problem: fail(table, "gated", problem))
     grid = entry.get("grid", {})
     for key in FIXED_BY_SUITE:
         if key in grid:

@@ -10,12 +10,13 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from afbench.report import figures
 from afbench.suite import score as scoring
 
-MARKS = {"better": "▼", "worse": "▲", "equivalent": "=", "undecided": "?"}
+MARKS = {"better": "B", "worse": "W", "equivalent": "=", "undecided": "?"}  # direction-free: PSNR rises, bpc falls
 
 
 def _figures(result: scoring.SuiteScore, folder: Path) -> dict[str, Path]:
@@ -83,7 +84,7 @@ def text_table(result: scoring.SuiteScore, frame: pd.DataFrame) -> tuple[list[st
         rows.append(f"{name:<14} {rank:>5} " + " ".join(cells) + f" {step:>6}")
     metrics = ", ".join(f"{w.name}: {w.metric} ({'higher' if w.higher_is_better else 'lower'} is better)"
                         for w in result.workloads)
-    legend = (f"{metrics}. ▼ better, ▲ worse, = equivalent, ? undecided against {result.suite.baseline} (paired by "
+    legend = (f"{metrics}. B better, W worse, = equivalent, ? undecided against {result.suite.baseline} (paired by "
               f"seed, Holm over the workload's activations); rank: average over workloads; step x: step time / "
               f"{result.suite.baseline}'s, measured here")
     return rows, legend
@@ -144,18 +145,32 @@ def page(result: scoring.SuiteScore, frame: pd.DataFrame, drawn: dict[str, Path]
     details = "".join(f"<li>{html.escape(line)}</li>" for line in scoring.workload_lines(result))
     images = "".join(f"<h2>{html.escape(title)}</h2><img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,"
                      f"{base64.b64encode(path.read_bytes()).decode()}\">" for title, path in drawn.items())
-    provenance = (f"<p>Stored baselines: {made['runs']} runs made with afbench {', '.join(made['afbench'])}, torch "
-                  f"{', '.join(made['torch'])}, Python {', '.join(made['python'])} on {', '.join(made['device'])} "
-                  f"({', '.join(made['device_name'])}), {', '.join(made['threads'])} threads.</p>" if made else "")
+    provenance = ("<p>" + html.escape(
+        f"Stored baselines: {made['runs']} runs made with afbench {', '.join(made['afbench'])}, torch "
+        f"{', '.join(made['torch'])}, Python {', '.join(made['python'])} on {', '.join(made['device'])} "
+        f"({', '.join(made['device_name'])}), {', '.join(made['threads'])} threads.") + "</p>" if made else "")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>afbench suite {html.escape(suite.label)}</title>"
             f"<style>{STYLE}</style></head><body><h1>afbench suite {html.escape(suite.label)}</h1>"
             f"<p>{html.escape(suite.description)}. Each workload: {len(suite.seeds)} paired seeds per activation, "
             f"verdicts against {html.escape(suite.baseline)} by the paired permutation test. The table's marks are "
-            "Holm-corrected over every activation of the workload (▼ better, ▲ worse, = practically equivalent, ? "
+            "Holm-corrected over every activation of the workload (B better, W worse, = practically equivalent, ? "
             "undecided); the verdict sentences of the new activations over the new ones only. Click a column to "
             "sort (best first).</p>"
             f"<h2>Verdict</h2><ul>{verdicts}</ul>{_table(result, frame)}<h2>Per workload</h2><ul>{details}</ul>"
             f"{images}{provenance}{SORT_SCRIPT}</body></html>")
+
+
+def _no_nan(value):
+    """JSON has no NaN: a statistic that could not be computed is null."""
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def write(out: str | Path, result: scoring.SuiteScore, made: dict | None = None) -> dict[str, Path]:
@@ -172,7 +187,7 @@ def write(out: str | Path, result: scoring.SuiteScore, made: dict | None = None)
             "new": list(result.new), "verdicts": {a: scoring.verdict_line(result, a) for a in result.new},
             "ranks": {k: v for k, v in result.ranks.items()} if result.ranks else {},
             "board": json.loads(frame.to_json(orient="records")), "notes": result.notes}
-    (out / "suite.json").write_text(json.dumps(data, indent=1, default=float), encoding="utf-8")
+    (out / "suite.json").write_text(json.dumps(_no_nan(data), indent=1, allow_nan=False), encoding="utf-8")
     (out / "leaderboard.html").write_text(page(result, frame, drawn, made), encoding="utf-8")
     return {"markdown": out / "suite.md", "json": out / "suite.json", "html": out / "leaderboard.html",
             **{f"figure {title}": path for title, path in drawn.items()}}

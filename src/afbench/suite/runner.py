@@ -9,6 +9,7 @@ stored baselines themselves are made: ``activations=None`` means the suite's own
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from afbench.config import RunConfig
@@ -37,26 +38,54 @@ def configs_for(suite: Suite, activations: tuple[str, ...] | None, mode: str) ->
     return configs
 
 
-def run_suite(suite: Suite, activations: tuple[str, ...] | None, out: str | Path, *, mode: str = "stored",
-              runtime: Runtime | None = None, device: str = "auto", stored: str | Path | None = None) -> Outcome:
-    """Train the suite's runs of ``activations`` (canonical names) into ``out`` and
-    return the outcome; resumable like any sweep. Raises AfbenchError, before anything
-    trains, when stored baselines would not pair with runs made here. ``stored``: a
-    results database of the suite's baselines to use instead of the shipped one."""
+@dataclass
+class Plan:
+    """A suite run checked and resolved, before anything is written."""
+    suite: Suite
+    mode: str
+    workloads: list[list[RunConfig]]  # the runs to train, one list per workload
+    backend: object
+    stored: Path | None  # the stored baselines to merge in first
+
+
+def plan_suite(suite: Suite, activations: tuple[str, ...] | None, out: str | Path, *, mode: str = "stored",
+               runtime: Runtime | None = None, device: str = "auto", stored: str | Path | None = None) -> Plan:
+    """Every check that can refuse a suite run, before anything is written: the mode,
+    the data and activations, and whether stored runs (and runs already in ``out``)
+    pair with runs made here."""
     if mode not in baselines.MODES:
         raise AfbenchError(f"unknown --baselines '{mode}': use {', '.join(baselines.MODES)}")
     if activations is not None and not activations:
         raise AfbenchError("give the activations to judge: --activations NAME[,NAME...]")
+    if stored is not None and mode != "stored":
+        raise AfbenchError(f"--stored gives stored baselines to pair with; --baselines {mode} uses none")
     workloads = [resolve(configs, device) for configs in configs_for(suite, activations, mode)]
-    runtime = runtime or Runtime(progress=False, cost="on", baseline=suite.baseline)
-    backend = create("local", runtime)
-    backend.check([c for configs in workloads for c in configs])  # bad data or a broken activation: before anything
-    stored = baselines.check_pairable(suite, workloads[0][0].device, stored) if mode == "stored" else None
-    baselines.record(out, suite, mode)
-    if stored is not None:
-        merge([stored], Path(out), timings=False)  # step times are measured here; runs already there stay once
+    backend = create("local", runtime or Runtime(progress=False, cost="on", baseline=suite.baseline))
+    backend.check([c for configs in workloads for c in configs])  # bad data or a broken activation
+    device_used = workloads[0][0].device
+    path = baselines.check_pairable(suite, device_used, stored) if mode == "stored" else None
+    baselines.check_folder(out, device_used)
+    return Plan(suite, mode, workloads, backend, path)
+
+
+def execute_plan(plan: Plan, out: str | Path) -> Outcome:
+    """Merge the stored baselines into ``out`` and train the plan's runs, one sweep per
+    workload (each calibrates its own workers, stacking and time limit)."""
+    baselines.record(out, plan.suite, plan.mode)
+    if plan.stored is not None:
+        merge([plan.stored], Path(out), timings=False)  # step times are measured here; runs already there stay once
     counts = {"ran": 0, "skipped": 0, "failed": 0}
-    for configs in workloads:  # one sweep per workload: each calibrates its own workers, stacking and time limit
-        outcome = execute(configs, out, backend, resolved=True, baseline=suite.baseline)
+    for configs in plan.workloads:
+        outcome = execute(configs, out, plan.backend, resolved=True, baseline=plan.suite.baseline)
         counts = {k: counts[k] + outcome.counts.get(k, 0) for k in counts}
-    return Outcome(counts, [c for configs in workloads for c in configs])
+    return Outcome(counts, [c for configs in plan.workloads for c in configs])
+
+
+def run_suite(suite: Suite, activations: tuple[str, ...] | None, out: str | Path, *, mode: str = "stored",
+              runtime: Runtime | None = None, device: str = "auto", stored: str | Path | None = None) -> Outcome:
+    """Train the suite's runs of ``activations`` (canonical names) into ``out`` and
+    return the outcome; resumable like any sweep. Raises AfbenchError, before anything
+    is written, when stored baselines would not pair with runs made here. ``stored``: a
+    results database of the suite's baselines to use instead of the shipped one."""
+    return execute_plan(plan_suite(suite, activations, out, mode=mode, runtime=runtime, device=device,
+                                   stored=stored), out)

@@ -78,26 +78,70 @@ def _step_ratios(out, suite: Suite) -> dict[tuple[str, str], pd.Series]:
     return {key: pd.Series(value, dtype=float) for key, value in ratios.items()}
 
 
-def _tests(group: pd.DataFrame, baseline: str, equivalence: float, higher: bool) -> pd.DataFrame:
-    tests = stats.verdicts(group, "primary_value", baseline, equivalence=equivalence, higher_is_better=higher)
-    return tests.set_index("activation") if len(tests) else pd.DataFrame(columns=["verdict"])
+def _same(a, b) -> bool:
+    """Config values equal across JSON and pandas (15 and 15.0, None and NaN)."""
+    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))
+    if missing(a) or missing(b):
+        return missing(a) and missing(b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return str(a) == str(b)
+
+
+IGNORED = ("activation", "seed", "device", "data_fingerprint")  # device: one class per folder (check_folder)
+
+
+def _suite_runs(w, group: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The runs of ``w``'s own configuration: runs of the same workload, data and model
+    at another learning rate, budget or setting (a folder may hold them) never count."""
+    expected = w.configs(("relu",), (0,))[0]
+    keep = pd.Series(True, index=group.index)
+    for name in expected.__dataclass_fields__:
+        column = f"config.{name}"
+        if name in IGNORED or column not in group:
+            continue
+        keep &= group[column].map(lambda v, want=getattr(expected, name): _same(v, want))
+    if (~keep).any():
+        notes.append(f"{w.name}: {int((~keep).sum())} runs of other settings (learning rate, budget, ...) in this "
+                     "folder are left out")
+    return group[keep]
+
+
+def _worst(group: pd.DataFrame, metric: str, higher: bool) -> float:
+    """The value a diverged run counts as: the metric's worst (100% error) where it has
+    one, else the worst finished value of any activation on the workload."""
+    if metric in stats.WORST:
+        return stats.WORST[metric]
+    finished = group.loc[group["status"] == "done", "primary_value"].dropna()
+    return float(finished.min() if higher else finished.max()) if len(finished) else math.nan
+
+
+def _tests(group: pd.DataFrame, baseline: str, equivalence: float, higher: bool, worst: float) -> pd.DataFrame:
+    tests = stats.verdicts(group, "primary_value", baseline, equivalence=equivalence, higher_is_better=higher,
+                           worst=worst)
+    if not len(tests):
+        return pd.DataFrame(columns=["verdict"])
+    # an activation that diverged is never "equivalent": the margin says nothing of a run that failed
+    tests.loc[(tests["verdict"] == "equivalent") & (tests["diverged"] + tests["diverged_reference"] > 0),
+              "verdict"] = "undecided"
+    return tests.set_index("activation")
 
 
 def _workload(w, group: pd.DataFrame, suite: Suite, new: tuple[str, ...], ratios, notes: list[str]):
+    group = _suite_runs(w, group, notes)
     finished = group[group["status"] == "done"]
     metric = str(finished["primary_metric"].dropna().iloc[0]) if finished["primary_metric"].notna().any() \
         else "error_rate"
     higher = bool(finished["higher_is_better"].dropna().iloc[0]) if finished["higher_is_better"].notna().any() \
         else False
-    if group["setting"].nunique() > 1:
-        notes.append(f"{w.name}: its runs form {group['setting'].nunique()} settings, which never pair; only runs "
-                     "of one setting are compared (did a setting change between the stored and the new runs?)")
+    worst = _worst(group, metric, higher)
+    values = group.assign(primary_value=group["primary_value"].where(group["status"] == "done", worst))
+    by = values.groupby("activation")["primary_value"]  # diverged seeds counted at the worst value
     ours = group[group["activation"].isin((suite.baseline,) + new)]
-    by = finished.groupby("activation")["primary_value"]
     step = ratios.get((w.study.models[0], w.study.datasets[0]), pd.Series(dtype=float))
     return WorkloadScore(w.name, metric, higher, w.equivalence, by.mean(), by.std(), by.count(),
-                         _tests(ours, suite.baseline, w.equivalence, higher),
-                         _tests(group, suite.baseline, w.equivalence, higher), step)
+                         _tests(ours, suite.baseline, w.equivalence, higher, worst),
+                         _tests(group, suite.baseline, w.equivalence, higher, worst), step)
 
 
 def score(out, suite: Suite, new: tuple[str, ...]) -> SuiteScore:

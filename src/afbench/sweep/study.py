@@ -168,7 +168,7 @@ def _line_of(text: str, table: str | None, key: str) -> int | None:
 def error_at(source: str, text: str, table: str | None, key: str, problem: str, valid=()) -> AfbenchError:
     line = _line_of(text, table, key) if key != table else _line_of(text, key, "")
     where = source + (f", line {line}" if line else "")
-    name = f"[{table}] {key}" if table and table != key else key
+    name = f"[{table}] {key}" if table and table != key and key else f"[{table}]" if table else key
     message = f"{where}: {name}: {problem}"
     if valid:
         close = difflib.get_close_matches(key, list(valid), n=1)
