@@ -123,7 +123,7 @@ def test_a_run_over_its_time_limit_fails_on_ray_and_the_sweep_goes_on(local_ray,
                  seeds=(0,)).configs()
     store = Store(tmp_path)
     backend = ray_backend.RayBackend(ray_backend.RayOptions(), progress=False,
-                                     runtime=Runtime(run_timeout=8, progress=False, cost="off"))
+                                     runtime=Runtime(run_timeout=4, progress=False, cost="off"))
     assert backend.execute(cells, store) == {"ran": 1, "skipped": 0, "failed": 1}
     failed = [r for r in store.runs() if r["status"] == "failed"]
     assert len(failed) == 1 and "per-run time limit" in failed[0]["error"], failed[0]["error"]

@@ -37,18 +37,21 @@ models = ["mlp"]
 [workloads.digits.settings]
 epochs = 2
 batch_size = 64
+latency_samples = 5
 
 [workloads.regression]
 workload = "regression"
 equivalence = 0.001
 [workloads.regression.settings]
 epochs = 4
+latency_samples = 5
 
 [workloads.inr]
 workload = "inr"
 equivalence = 0.25
 [workloads.inr.settings]
 epochs = 2
+latency_samples = 5
 """
 QUIET = Runtime(progress=False, workers=1, threads=1, stack=1, cost="off")
 

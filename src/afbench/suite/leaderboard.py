@@ -60,7 +60,8 @@ def board(result: scoring.SuiteScore) -> pd.DataFrame:
                                         else "baseline" if activation == result.suite.baseline else "")
         row["step_x"] = scoring.step_time(result, activation)
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["rank", "activation"], na_position="last", ignore_index=True) if rows else frame
 
 
 def text_table(result: scoring.SuiteScore, frame: pd.DataFrame) -> tuple[list[str], str]:
@@ -73,7 +74,7 @@ def text_table(result: scoring.SuiteScore, frame: pd.DataFrame) -> tuple[list[st
     head = (f"{'activation':<14} {'rank':>5} " + " ".join(f"{w.name:>{n}}" for w, n in zip(result.workloads, widths))
             + " step x")
     rows = [head, "-" * len(head)]
-    for _, row in frame.sort_values(["rank", "activation"], na_position="last").iterrows():
+    for _, row in frame.iterrows():
         cells = []
         for w, width in zip(result.workloads, widths):
             value, mark = row[w.name], MARKS.get(row[f"{w.name}_verdict"], " ")
