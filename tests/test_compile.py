@@ -25,6 +25,7 @@ def recompiles_fail_after_warm_up(monkeypatch):
         yield
 
 
+@pytest.mark.slow  # the compiled stack below covers compiled training in the default run
 def test_a_compiled_run_trains_as_the_eager_one(digits, recompiles_fail_after_warm_up):
     # 1,437 training images in batches of 64 end with a batch of 29: a second shape, warmed up too.
     config = RunConfig(activation="tanh", epochs=2, batch_size=64, seed=1)

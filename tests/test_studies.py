@@ -50,6 +50,7 @@ def test_s4_preset_sweeps_learning_rates_and_seeds():
     assert all(c.valid_fraction == 0.1 for c in cells)  # learning rates are chosen on validation data
 
 
+@pytest.mark.slow  # study init covers the studies in the default run
 def test_study_norm_runs_one_sweep_per_norm(tmp_path, capsys):
     import pandas as pd
 
