@@ -98,6 +98,29 @@ def test_dropout_masks_differ_between_members():
     assert not torch.equal(out[0], out[1])  # same weights and input: only the masks differ
 
 
+def test_seeded_members_draw_the_masks_of_their_seed_alone():
+    """Member i draws what ``torch.manual_seed(seed_i)`` then its lone forward would draw."""
+    torch.manual_seed(0)
+    nets = [models.build("mlp", "relu", (1, 8, 8), 10) for _ in range(3)]
+    for net in nets[1:]:
+        net.load_state_dict(nets[0].state_dict())
+    for net in nets:
+        net.add_module("dropout_out", nn.Dropout(0.5))
+    stack = StackedSequential(nets).train()
+    stack.seed_members([7, 7, 8], torch.device("cpu"))
+    x = torch.randn(4, 1, 8, 8)
+    torch.manual_seed(123)  # the global stream is not the members' and is left alone
+    outs = [stack(x.expand(3, *x.shape)) for _ in range(2)]
+    assert torch.equal(torch.random.get_rng_state(), torch.manual_seed(123).get_state())
+    for step in range(2):
+        torch.testing.assert_close(outs[step][0], outs[step][1], rtol=0, atol=0)  # same seed: same masks
+        assert not torch.equal(outs[step][0], outs[step][2])
+    torch.manual_seed(8)
+    alone = [nets[2](x) for _ in range(2)]  # the seed-8 member's two lone draws
+    for step in range(2):
+        torch.testing.assert_close(outs[step][2], alone[step])
+
+
 def test_different_architectures_and_unknown_layers_are_refused():
     with pytest.raises(AfbenchError, match="same layers"):
         StackedSequential([models.build("mlp", "relu", (1, 8, 8), 10), models.build("lenet", "relu", (1, 20, 20), 10)])
@@ -142,21 +165,94 @@ def test_a_diverged_member_stops_and_the_others_go_on(digits, monkeypatch):
     assert len(results[0].epochs) == 3 and results[2].epochs[-1].test_acc > 0.8
 
 
-def test_only_seeds_of_one_configuration_stack(digits):
-    with pytest.raises(AfbenchError, match="differ in their seed"):
-        engine.train_stack([RunConfig(seed=0), RunConfig(seed=1, activation="tanh")], digits)
+def test_only_runs_that_differ_in_seed_or_activation_stack(digits):
+    with pytest.raises(AfbenchError, match="differ in their seed or activation"):
+        engine.train_stack([RunConfig(seed=0), RunConfig(seed=1, lr=0.1)], digits)
 
 
 def test_plan_stacks_only_when_it_measures_faster(monkeypatch):
     times = {1: 1.0, 3: 2.0}  # a stack of 3 takes 2x one run: 1.5x faster per run
-    monkeypatch.setattr(engine, "time_training_steps", lambda config, data, steps, stack=1: times[stack])
+    monkeypatch.setattr(engine, "time_training_steps",
+                        lambda config, data, steps, stack=1, members=None: times[len(members) if members else stack])
     auto = Runtime()
-    assert calibrate.plan_stack(auto, RunConfig(), None, 3, 2) == {"stack": 3, "stack_how": "calibrated",
-                                                                  "stack_gain": 1.5}
+    group = [RunConfig(seed=s) for s in range(3)]
+    assert calibrate.plan_stack(auto, group, None, 2) == {"stack": 3, "stack_by": "seed",
+                                                         "stack_how": "calibrated", "stack_gain": 1.5}
     times[3] = 3.0  # no faster per run: train one by one
-    assert calibrate.plan_stack(auto, RunConfig(), None, 3, 2)["stack"] == 1
-    assert calibrate.plan_stack(auto, RunConfig(), None, 1, 2) == {"stack": 1, "stack_how": "no seeds to stack"}
-    assert calibrate.plan_stack(Runtime(stack=5), RunConfig(), None, 3, 2)["stack"] == 3  # no more than seeds
+    assert calibrate.plan_stack(auto, group, None, 2)["stack"] == 1
+    assert calibrate.plan_stack(auto, group[:1], None, 2) == {"stack": 1, "stack_how": "no runs to stack"}
+    assert calibrate.plan_stack(Runtime(stack=5), group, None, 2)["stack"] == 3  # no more than runs
+
+
+def test_the_largest_stack_group_spans_activations_and_seeds_of_one_setting():
+    configs = Grid(RunConfig(epochs=1), ("relu", "tanh", "elu"), seeds=(0, 1)).configs() \
+        + [RunConfig(activation="relu", lr=0.5)]
+    group = calibrate.largest_stack_group(configs)
+    assert len(group) == 6 and {c.lr for c in group} == {RunConfig().lr}
+
+
+def test_a_gated_unit_is_planned_and_trained_apart_from_the_others(digits):
+    group = [RunConfig(activation=a, epochs=1, batch_size=64) for a in ("relu", "tanh", "geglu")]
+    members, by = calibrate.stack_members(group, 3, digits)
+    assert members == group[:1] and by.startswith("seed (activations cannot share a stack: ")
+    results = engine.train_stack(group, digits)
+    assert [r.config.activation for r in results] == ["relu", "tanh", "geglu"]
+    assert all("layer 'fc1' differs" in r.provenance["stack_refused"] for r in results)
+    assert [r.provenance["stack_size"] for r in results] == [1, 1, 1]
+    alone = engine.train(group[2], digits)
+    assert results[2].summary.error_rate == alone.summary.error_rate
+
+
+def _synthetic_images(n_train=384, n_test=192, side=20):
+    """Four classes told apart by the mean brightness of the image's halves: LeNet-sized input."""
+    from afbench.data import Prepared, Split
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        x = torch.randn(n, 1, side, side, generator=g)
+        y = (x[:, 0, : side // 2].mean((1, 2)) > 0).long() + 2 * (x[:, 0, side // 2:].mean((1, 2)) > 0).long()
+        return Split(x, y)
+    return Prepared("halves", [str(i) for i in range(4)], split(n_train), split(n_test), None, (0.0,), (1.0,))
+
+
+def test_a_stack_across_activations_trains_each_member_as_it_would_alone():
+    """LeNet has Dropout2d in its convolutional part and Dropout before its last layer;
+    members differ in activation (one learned, one random) and in seed. Each member's
+    test accuracy after every epoch, and so its final error, equals its lone run's
+    bit for bit on CPU."""
+    data = _synthetic_images()
+    configs = [RunConfig(model="lenet", activation=a, seed=s, epochs=2, batch_size=64)
+               for a, s in (("relu", 0), ("tanh", 0), ("elu", 1), ("prelu", 0), ("rrelu", 2))]
+    stacked = engine.train_stack(configs, data)
+    for config, result in zip(configs, stacked):
+        alone = engine.train(config, data)
+        assert [e.test_acc for e in result.epochs] == [e.test_acc for e in alone.epochs], config.activation
+        assert result.summary.error_rate == alone.summary.error_rate
+        assert result.epochs[-1].train_loss == pytest.approx(alone.epochs[-1].train_loss, rel=1e-5)
+        assert result.provenance["stack_size"] == 5 and result.provenance["stack_activations"] == 5
+        assert "stack_refused" not in result.provenance
+
+
+def test_an_mlp_stack_across_activations_follows_the_same_arithmetic(digits):
+    configs = [RunConfig(activation=a, seed=s, epochs=2, batch_size=64)
+               for a, s in (("relu", 0), ("tanh", 0), ("elu", 1), ("swish_beta", 0))]
+    for config, result in zip(configs, engine.train_stack(configs, digits)):
+        alone = engine.train(config, digits)
+        assert [e.train_loss for e in result.epochs] == pytest.approx([e.train_loss for e in alone.epochs], rel=1e-5)
+        assert result.summary.error_rate == alone.summary.error_rate
+
+
+def test_a_sweep_stacks_activations_and_gets_the_runs_it_gets_one_by_one(tmp_path):
+    cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh", "elu"), seeds=(0,)).configs()
+    stores = {stack: Store(tmp_path / str(stack)) for stack in (1, 3)}
+    for stack, store in stores.items():
+        assert LocalBackend(Runtime(progress=False, workers=1, stack=stack)).execute(cells, store)["ran"] == 3
+    assert stores[3].meta()["scheduler"]["stack_by"] == "seed and activation"
+    fused, lone = ({r["config"]["activation"]: r for r in stores[s].runs()} for s in (3, 1))
+    for activation in ("relu", "tanh", "elu"):
+        assert fused[activation]["provenance"]["stack_activations"] == 3
+        assert lone[activation]["provenance"]["stack_size"] == 1
+        assert fused[activation]["summary"]["error_rate"] == lone[activation]["summary"]["error_rate"]
 
 
 def test_a_stacked_sweep_records_every_seed_and_a_failed_stack_is_redone(tmp_path, monkeypatch):

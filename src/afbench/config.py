@@ -104,6 +104,11 @@ class RunConfig:
         """Runs with equal stack keys differ only in their seed and may train as one stack."""
         return self.with_(seed=0).key()
 
+    def fuse_key(self) -> str:
+        """Runs with equal fuse keys differ only in their seed and activation: they may
+        train as one stack, each member with its own activation."""
+        return self.with_(seed=0, activation="relu").key()
+
     def with_(self, **changes) -> "RunConfig":
         return replace(self, **changes)
 

@@ -57,7 +57,8 @@ _EXECUTION_FLAGS = {  # flag: help (the Execution field is the flag's name; its 
                  "(default: auto)",
     "--threads": "torch threads per worker (default: chosen with --workers); workers x threads never exceeds "
                  "the cores",
-    "--stack": "train up to N seeds of one configuration as one stacked model (1: never), or auto: stack when a "
+    "--stack": "train up to N runs that differ only in seed or activation as one stacked model, each member with "
+               "its own activation and random draws (1: never), or auto: stack when a "
                "short calibration finds it faster per run (default: auto)",
     "--device": "auto, cpu, cuda, cuda:N or mps (default: auto: cuda if torch sees a GPU, else cpu)",
     "--backend": "local: processes on this machine; ray: one task per run on a Ray cluster "
@@ -345,13 +346,14 @@ def schedule_sentence(schedule: dict) -> str:
         text += f" ({how})"
     stack = schedule.get("stack", 1)
     if stack and stack > 1:
-        text += f", up to {stack} seeds stacked per model"
+        what = "runs (seeds and activations)" if schedule.get("stack_by") == "seed and activation" else "seeds"
+        text += f", up to {stack} {what} stacked per model"
         gain = schedule.get("stack_gain")
         text += f": {schedule.get('stack_how', 'given')}" + (f", {gain:.1f}x faster than one at a time"
                                                              if gain else "")
     elif schedule.get("stack_how"):
         reason = str(schedule["stack_how"])
-        text += "; seeds trained one at a time" + ("" if reason in ("given", "calibrated") else f" ({reason})")
+        text += "; runs trained one at a time" + ("" if reason in ("given", "calibrated") else f" ({reason})")
     return text
 
 

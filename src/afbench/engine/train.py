@@ -51,15 +51,17 @@ class RunResult:
     final_metrics: dict = field(default_factory=dict)  # a workload's metrics at its last evaluation
 
 
-def time_training_steps(config: RunConfig, data: Prepared, steps: int, stack: int = 1) -> float:
+def time_training_steps(config: RunConfig, data: Prepared, steps: int, stack: int = 1,
+                        members: list[RunConfig] | None = None) -> float:
     """Seconds for ``steps`` training batches of ``config`` through the engine's own
     epoch loop after the usual warm-up, or of ``stack`` seeds of it trained as one
-    stack (for calibration and benchmarks)."""
+    stack, or of ``members`` (runs that may fuse) as one stack (for calibration and
+    benchmarks)."""
     n = steps * config.batch_size
     cut = Prepared(data.name, data.classes, Split(data.train.x[:n], data.train.y[:n]), data.test, None,
                    data.mean, data.std)
-    configs = [config.with_(seed=config.seed + i) for i in range(stack)]
-    trainer = _trainer(configs, cut, [build_model(c, cut) for c in configs], stacked=stack > 1)
+    configs = members or [config.with_(seed=config.seed + i) for i in range(stack)]
+    trainer = _trainer(configs, cut, [build_model(c, cut) for c in configs], stacked=len(configs) > 1)
     trainer.warm_up()
     return trainer.train_epoch(make_optimizer(config, trainer.model))[2]
 
@@ -78,27 +80,56 @@ def train(config: RunConfig, data: Prepared, on_epoch: Callable[[EpochRecord], N
 def train_stack(configs: list[RunConfig], data: Prepared,
                 on_epoch: Callable[[int, EpochRecord], None] | None = None, *,
                 compile: bool = False) -> list[RunResult]:
-    """Train the seeds ``configs`` (equal ``stack_key()``) as one stack; one result each.
+    """Train ``configs`` (equal ``fuse_key()``: they differ in seed or activation alone)
+    as one stack; one result each.
 
-    Each member starts from the weights and follows the batch order its seed gives
-    it alone; dropout masks come from one shared stream, so they differ from an
-    unstacked run's draw by draw but not in distribution. Evaluation, diagnostics
-    and latency run on each member's own model. ``epoch_train_s`` is the stack's
-    epoch time divided by its size (the stack's own time is kept as
-    ``stack_epoch_s``); a diverged member stops recording and the others go on.
+    Each member starts from the weights, follows the batch order and draws the
+    dropout masks its seed gives it alone, with its own activation. Evaluation,
+    diagnostics and latency run on each member's own model. ``epoch_train_s`` is the
+    stack's epoch time divided by its size (the stack's own time is kept as
+    ``stack_epoch_s``): one clock for all, so the report's times come from the cost
+    profile. A diverged member stops recording and the others go on. Members whose
+    structures differ (a gated unit changes widths) train in stacks of their own
+    seeds, the reason kept in their provenance as ``stack_refused``.
     """
-    if len({c.stack_key() for c in configs}) != 1:
-        raise AfbenchError("only runs that differ in their seed alone can train as one stack")
+    if len({c.fuse_key() for c in configs}) != 1:
+        raise AfbenchError("only runs that differ in their seed or activation alone can train as one stack")
     if for_config(configs[0]).family != "classification":  # stacks are of image classifiers: one by one
         return [_fit([c], data, (lambda _m, r, i=i: on_epoch(i, r)) if on_epoch else None, compile=compile,
                      stacked=False)[0] for i, c in enumerate(configs)]
-    return _fit(configs, data, on_epoch, compile=compile, stacked=True)
+    refused = stack_refusal(configs, data)
+    if refused is None:
+        return _fit(configs, data, on_epoch, compile=compile, stacked=True)
+    results: dict[int, RunResult] = {}
+    for key in dict.fromkeys(c.stack_key() for c in configs):  # one stack per activation, in order
+        positions = [i for i, c in enumerate(configs) if c.stack_key() == key]
+        report = (lambda j, r, at=positions: on_epoch(at[j], r)) if on_epoch else None
+        for i, result in zip(positions, _fit([configs[i] for i in positions], data, report, compile=compile,
+                                             stacked=len(positions) > 1)):
+            result.provenance["stack_refused"] = refused
+            results[i] = result
+    return [results[i] for i in range(len(configs))]
+
+
+def stack_refusal(configs: list[RunConfig], data: Prepared) -> str | None:
+    """Why ``configs`` cannot share one stack, or None when they can."""
+    members = [build_model(c, data) for c in configs]  # a model that cannot be built fails as itself
+    try:
+        StackedSequential(members, mixed_activations=_mixed(configs))
+    except AfbenchError as err:
+        return str(err)
+    return None
+
+
+def _mixed(configs: list[RunConfig]) -> bool:
+    return len({c.activation for c in configs}) > 1
 
 
 def _trainer(configs: list[RunConfig], data: Prepared, members: list[nn.Module], stacked: bool,
              compile: bool = False) -> Trainer:
     if stacked:
-        return StackTrainer(configs, data, on_device(StackedSequential(members), data), compile)
+        stack = StackedSequential(members, mixed_activations=_mixed(configs))
+        return StackTrainer(configs, data, on_device(stack, data), compile)
     return Trainer(configs[0], data, on_device(members[0], data), compile)
 
 
@@ -120,11 +151,14 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
         members = [trainer.model]  # on the device, channels-last
     compiled = _prepare(trainer)
     torch.manual_seed(configs[0].seed)  # dropout and noise draws: paired across activations
+    if stacked:
+        trainer.model.seed_members([c.seed for c in configs], data.train.x.device)  # each draws as alone
     optimizer = make_optimizer(configs[0], trainer.model)
     k = len(configs)
     workload = for_config(configs[0])
     steps_per_epoch = workload.steps_per_epoch(data.train, configs[0].batch_size)
     base = {**provenance(data.train.x.device), "stack_size": k, "compiled": compile, **compiled,
+            "stack_activations": len({c.activation for c in configs}),
             "data_fingerprint": getattr(data, "fingerprint", "") or None}  # which data it trained on
     results = [RunResult(c, Status.DONE, provenance=dict(base)) for c in configs]
     predictions: list[torch.Tensor | None] = [None] * k

@@ -20,12 +20,13 @@ MAX_STACK = 8
 STACK_GAIN = 1.1  # stack only when it trains at least this much faster per run
 
 
-def largest_seed_group(configs: list[RunConfig]) -> int:
-    """How many runs share one stack key (differ only in their seed), at most."""
-    sizes: dict[str, int] = {}
+def largest_stack_group(configs: list[RunConfig]) -> list[RunConfig]:
+    """The largest set of runs that may share one stack (equal fuse keys: they differ
+    in seed or activation alone), in sweep order."""
+    groups: dict[str, list[RunConfig]] = {}
     for config in configs:
-        sizes[config.stack_key()] = sizes.get(config.stack_key(), 0) + 1
-    return max(sizes.values(), default=0)
+        groups.setdefault(config.fuse_key(), []).append(config)
+    return max(groups.values(), key=len, default=[])
 
 
 def unstackable(sample: RunConfig, prepared: datasets.Prepared) -> str | None:
@@ -38,27 +39,48 @@ def unstackable(sample: RunConfig, prepared: datasets.Prepared) -> str | None:
     return None
 
 
-def plan_stack(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None, group: int,
+def stack_members(group: list[RunConfig], size: int, prepared: datasets.Prepared | None) -> tuple[list[RunConfig], str]:
+    """Up to ``size`` runs of ``group`` to stack, and by what they may differ: "seed and
+    activation" when their models share one structure, else "seed" (the seeds of the
+    first activation), with the reason."""
+    members = group[:size]
+    if len({c.activation for c in members}) == 1:
+        return members, "seed"
+    why = engine.stack_refusal(members, prepared) if prepared is not None else None
+    if why is None:
+        return members, "seed and activation"
+    seeds = [c for c in group if c.stack_key() == group[0].stack_key()][:size]
+    return seeds, f"seed (activations cannot share a stack: {why})"
+
+
+def plan_stack(runtime: Runtime, group: list[RunConfig], prepared: datasets.Prepared | None,
                threads: int) -> dict:
-    """How many seeds to train as one stack. "auto" times a few steps of one run and
-    of a stack of ``group`` seeds (at most MAX_STACK) and stacks when that trains
-    STACK_GAIN faster per run (measured here: 6 MLPs stacked train 2x faster per run
-    on a 2-core CPU; stacked LeNets train slower, since grouped convolutions are).
-    Models that cannot stack (not one nn.Sequential with a Flatten) train one by one."""
-    size = min(group, MAX_STACK) if runtime.stack == "auto" else max(1, min(int(runtime.stack), group or 1))
+    """How many runs of ``group`` (``largest_stack_group``) to train as one stack, and
+    whether activations may share it. "auto" times a few steps of one run and of a
+    stack of up to MAX_STACK of them and stacks when that trains STACK_GAIN faster per
+    run (measured here: 6 MLPs stacked train 2x faster per run on a 2-core CPU; in a
+    LeNet only the fully connected part batches). Models that cannot stack (not one
+    nn.Sequential with a Flatten) train one by one."""
+    auto = runtime.stack == "auto"
+    size = min(len(group), MAX_STACK) if auto else max(1, min(int(runtime.stack), len(group) or 1))
     if size < 2:
-        return {"stack": 1, "stack_how": "given" if runtime.stack != "auto" else "no seeds to stack"}
-    why = unstackable(sample, prepared) if prepared is not None else None
+        return {"stack": 1, "stack_how": "no runs to stack" if auto else "given"}
+    why = unstackable(group[0], prepared) if prepared is not None else None
     if why:
         return {"stack": 1, "stack_how": f"cannot stack: {why}"}
-    if runtime.stack != "auto":
-        return {"stack": size, "stack_how": "given"}
+    members, by = stack_members(group, size, prepared)
+    if len(members) < 2:
+        return {"stack": 1, "stack_how": f"cannot stack: {by}"}
+    if not auto:
+        return {"stack": len(members), "stack_by": by, "stack_how": "given"}
     torch.set_num_threads(threads)
     with slots.reserve(threads):
-        alone = engine.time_training_steps(sample, prepared, CALIBRATION_STEPS)
-        stacked = engine.time_training_steps(sample, prepared, CALIBRATION_STEPS, stack=size)
-    gain = size * alone / stacked
-    return {"stack": size if gain >= STACK_GAIN else 1, "stack_how": "calibrated", "stack_gain": round(gain, 2)}
+        alone = engine.time_training_steps(members[0], prepared, CALIBRATION_STEPS)
+        stacked = engine.time_training_steps(members[0], prepared, CALIBRATION_STEPS, members=members)
+    gain = len(members) * alone / stacked
+    stacks = gain >= STACK_GAIN
+    return {"stack": len(members) if stacks else 1, "stack_by": by, "stack_how": "calibrated",
+            "stack_gain": round(gain, 2)}
 
 
 def _steps_per_s(config: RunConfig, prepared: datasets.Prepared, threads: int) -> float:

@@ -1,5 +1,5 @@
-"""What a backend executes: a job is one run, or the seeds of one configuration
-trained as a stack. Training a job happens here, once, for every backend; recording
+"""What a backend executes: a job is one run, or runs that differ only in their
+seed or activation, trained as a stack. Training a job happens here, once, for every backend; recording
 its outcome is the driver's (``backends.driver``)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def no_counts() -> Counts:
 
 @dataclass(frozen=True)
 class Job:
-    configs: tuple[RunConfig, ...]  # one run, or seeds of one configuration (equal stack keys)
+    configs: tuple[RunConfig, ...]  # one run, or runs that differ in seed or activation alone (equal fuse keys)
     compile: bool = False
 
     @property
@@ -32,9 +32,10 @@ class Job:
     @property
     def label(self) -> str:
         first = self.configs[0]
-        seeds = ",".join(str(c.seed) for c in self.configs)
+        seeds = ",".join(dict.fromkeys(str(c.seed) for c in self.configs))
+        activations = ",".join(dict.fromkeys(c.activation for c in self.configs))
         stacked = " stacked" if len(self.configs) > 1 else f" lr {first.lr:g}"
-        return f"{first.activation} {first.model}/{first.dataset} seed{'s' if len(self.configs) > 1 else ''} " \
+        return f"{activations} {first.model}/{first.dataset} seed{'s' if ',' in seeds else ''} " \
                f"{seeds}{stacked}"
 
 

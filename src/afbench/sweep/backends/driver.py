@@ -114,10 +114,13 @@ class Recorder:
         self.running.clear()
 
 
-def claims(configs: list[RunConfig], store: Store, recorder: Recorder, stack: int, started: float) -> Iterator[Job]:
-    """Jobs claimed one by one as the backend asks: a run (or ``stack`` seeds of one
-    configuration) that no other process holds. A run that failed since ``started`` is
-    not retried in this sweep; finished runs and runs alive elsewhere are skipped."""
+def claims(configs: list[RunConfig], store: Store, recorder: Recorder, stack: int, started: float,
+           by_activation: bool = False) -> Iterator[Job]:
+    """Jobs claimed one by one as the backend asks: a run, or up to ``stack`` runs that
+    differ only in their seed (and, ``by_activation``, their activation), that no other
+    process holds. A run that failed since ``started`` is not retried in this sweep;
+    finished runs and runs alive elsewhere are skipped."""
+    same = RunConfig.fuse_key if by_activation else RunConfig.stack_key
     taken: set[str] = set()
     for config in configs:
         if config.key() in taken:  # trained already, in a stack with an earlier seed
@@ -129,7 +132,7 @@ def claims(configs: list[RunConfig], store: Store, recorder: Recorder, stack: in
         for other in configs:
             if len(group) >= stack:
                 break
-            if other.stack_key() == config.stack_key() and other.key() not in taken | {config.key()} \
+            if same(other) == same(config) and other.key() not in taken | {config.key()} \
                     and recorder.write(store.claim, other, started):
                 group.append(other)
         taken.update(c.key() for c in group)
@@ -182,7 +185,8 @@ def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: st
             recorder.start(plan, backend.runtime.progress)
             if pending:
                 _cost_profile(backend, pending, recorder, plan, baseline)
-            backend.run(claims(configs, store, recorder, plan.get("stack", 1), started), recorder, plan)
+            by_activation = plan.get("stack_by") == "seed and activation"
+            backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, by_activation), recorder, plan)
         except (Interrupt, KeyboardInterrupt) as stop:
             backend.close(kill=True)
             recorder.release_running()

@@ -67,7 +67,7 @@ class LocalBackend:
             schedule = {"workers": 1, "threads": self.runtime.threads or cores, "how": "nothing to do"}
         else:
             try:
-                schedule = self.call(tasks.plan, self.runtime, pending, calibrate.largest_seed_group(pending))
+                schedule = self.call(tasks.plan, self.runtime, pending, calibrate.largest_stack_group(pending))
             except TaskFailed as failure:  # the user's model failed in it: its runs will say how
                 schedule = {"workers": 1, "threads": min(self.runtime.threads or cores, cores), "stack": 1,
                             "cores": cores, "how": f"not calibrated: {failure.reason.splitlines()[0]}"}

@@ -50,13 +50,14 @@ def check_where_it_runs(backend, configs: list[RunConfig]) -> None:
             raise AfbenchError(failure.headline) from None
 
 
-def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: int) -> dict:
+def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: list[RunConfig]) -> dict:
     """Workers x threads and the stack size (``calibrate``), and ``run_s``: the seconds
     one job of the first pending config should take, timed on a few steps."""
     sample = pending[0]
     prepared = cache.get(sample)
     schedule = calibrate.plan(runtime, sample, prepared, len(pending))
-    schedule.update(calibrate.plan_stack(runtime, sample, prepared, stack_group, schedule["threads"]))
+    schedule.update(calibrate.plan_stack(runtime, stack_group, cache.get(stack_group[0]) if stack_group else None,
+                                         schedule["threads"]))
     with slots.reserve(schedule["threads"]):
         run_s = calibrate.estimate_s(sample, prepared, [sample], schedule["threads"])
     schedule["run_s"] = round(run_s * schedule.get("stack", 1), 3)
