@@ -41,9 +41,16 @@ def _times(report, group, dataset, model) -> dict[str, float]:
     if runs is None or len(runs) == 0 or "total_train_s" not in runs:
         return {}
     runs = runs[(runs["dataset"] == dataset) & (runs["model"] == model) & (runs["status"] == "done")]
+    if _fused(runs):  # one clock for several activations: none of them has its own time
+        return {}
     stack = runs["provenance.stack_size"].fillna(1) if "provenance.stack_size" in runs else 1
     share = runs.assign(share=runs["total_train_s"] / stack)
     return share.groupby("activation")["share"].median().to_dict()
+
+
+def _fused(runs) -> bool:
+    """Whether some runs trained in one stack with other activations."""
+    return "provenance.stack_activations" in runs and bool((runs["provenance.stack_activations"].fillna(1) > 1).any())
 
 
 def compact_rows(report) -> list[tuple[str, list[dict]]]:
@@ -102,6 +109,11 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
         legend.append(f"{alias} = {name}")
     legend.append("▲ worse, ▼ better, = equivalent, ? undecided (paired test by seed, Holm-corrected); "
                  "time x: training time / the baseline's (median).")
+    kept = getattr(report, "kept", None)
+    if kept is not None and len(kept) and _fused(kept) and any(
+            r["ratio"] is None for _, rows in compact_rows(report) for r in rows):
+        legend.append("time x -: activations trained together in one stack share one clock; `afbench cost` "
+                      "measures each activation's own step time.")
     return lines, legend
 
 

@@ -185,7 +185,7 @@ def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: st
             recorder.start(plan, backend.runtime.progress)
             if pending:
                 _cost_profile(backend, pending, recorder, plan, baseline)
-            by_activation = plan.get("stack_by") == "seed and activation"
+            by_activation = plan.get("stack_by") == FUSED
             backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, by_activation), recorder, plan)
         except (Interrupt, KeyboardInterrupt) as stop:
             backend.close(kill=True)
@@ -210,6 +210,9 @@ def _enqueue(store: Store, configs: list[RunConfig], recorder: Recorder) -> None
     store.enqueue(configs)
 
 
+FUSED = "seed and activation"  # plan["stack_by"] when activations share stacks
+
+
 def _one_shape(pending: list[RunConfig]) -> bool:
     """Do all runs train the calibrated run's model on its data for as many steps? Only
     then does its timed job say how long any job should take."""
@@ -232,6 +235,10 @@ def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
     elif plan.get("run_s") and _one_shape(pending):
         plan["run_timeout_s"] = round(max(MIN_RUN_TIMEOUT_S, RUN_TIMEOUT_FACTOR * plan["run_s"]), 1)
     plan["compile"] = backend.runtime.compile
+    if plan.get("stack_by") == FUSED and (backend.runtime.cost == "off" or _too_short(backend.runtime, plan,
+                                                                                       len(pending))):
+        # A fused stack has one clock for all its activations: only a cost profile gives each its own time.
+        plan["stack_by"] = "seed (activations share a stack only where a cost profile measures their times)"
     return plan
 
 
