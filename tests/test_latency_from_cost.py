@@ -1,8 +1,7 @@
 """The tables' ms/sample (batch-1 latency) comes from the cost profile, with its 95% CI,
 where a profile was measured for the runs' setting; elsewhere the runs' own value stays,
 headed as measured in the run. A run times its latency while other runs may train
-beside it (one S1 run: elu 1.00 ms against relu 0.68 ms, a gap the profile does not
-show), so the two sources never share a column."""
+beside it, so the two sources never share a column."""
 
 import math
 import shutil

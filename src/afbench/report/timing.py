@@ -11,10 +11,10 @@ clock stays in runs.csv (``wall_train_s``) and is compared only between runs tha
 trained alike (same threads, stack size, compile flag, one run at a time).
 
 The same holds for batch-1 latency (ms/sample): a run times it after training while
-other workers may still train beside it (one S1 run: elu 1.00 ms against relu's
-0.68 ms, a gap the profile does not show). Where a profile matches, the table takes
-its latency and 95% CI; where none does, the runs' own value stays, headed as
-measured in the run. runs.csv keeps every run's own ``ms_per_sample``.
+other workers may still train beside it, so it carries their load too. Where a
+profile matches, the table takes the profile's latency and 95% CI; where none does,
+the runs' own value stays, headed as measured in the run. runs.csv keeps every run's
+own ``ms_per_sample``.
 """
 
 from __future__ import annotations
