@@ -18,8 +18,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="measure each activation's cost in a model: step time (paired ratios with CIs), memory, "
                      "FLOPs, ONNX export, bf16/fp16 error, price",
         description="Measure, in one process with fixed threads, each activation's training step time "
-                    "(forward, backward, optimizer), inference latency, bytes saved for backward, FLOPs, "
-                    "ONNX deployability and bf16/fp16 error. Activations are interleaved in shuffled rounds "
+                    "(forward, backward, optimizer), inference latency (batch 1 with its 95% CI, and batched), "
+                    "bytes saved for backward, FLOPs, ONNX deployability and bf16/fp16 error. "
+                    "Activations are interleaved in shuffled rounds "
                     "until every step-time ratio to the baseline has a 95% CI within +-3% or the budget is "
                     "spent. Writes OUT/cost.csv, OUT/cost.png and the cost table of OUT/results.sqlite.")
     cost.add_argument("--dataset", type=types.flag(rules.TEXT), default="digits", help="data set, e.g. mnist (see `afbench list datasets`) (default: %(default)s)")
@@ -50,6 +51,13 @@ def _fmt(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _with_ci(row: dict, column: str) -> str:
+    """``column`` with its 95% CI in brackets where the row has one."""
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    interval = "" if _fmt(low) == "-" or _fmt(high) == "-" else f" [{_fmt(low)}, {_fmt(high)}]"
+    return _fmt(row[column]) + interval
 
 
 def cmd_cost(args: argparse.Namespace) -> None:
@@ -87,7 +95,7 @@ def table_lines(rows: list[dict]) -> list[str]:
         cells = [r["activation"], _fmt(r["step_ms"]),
                  f"{r['step_ratio']:.3f} [{_fmt(r['step_ratio_low'], 4)}, {_fmt(r['step_ratio_high'], 4)}]",
                  "/".join(_fmt(r[k], 2) for k in ("forward_ms", "backward_ms", "optimizer_ms")),
-                 f"{_fmt(r['latency_ms'])} / {_fmt(r['latency_batch_ms'])}", f"{r['saved_bytes_per_sample']:.0f}",
+                 f"{_with_ci(r, 'latency_ms')} / {_fmt(r['latency_batch_ms'])}", f"{r['saved_bytes_per_sample']:.0f}",
                  _fmt(r["peak_bytes"]), f"{r['params']:,}", _fmt(r["flops"] / 1e6),
                  "yes" if r.get("onnx") else ("no: " + r.get("onnx_error", "") if "onnx" in r else "-"),
                  _flagged(r, "bf16"), _flagged(r, "fp16")]

@@ -4,8 +4,9 @@ All activations are measured in one process, with fixed threads, after a warm-up
 interleaved in shuffled rounds (see ``timing``). Each round measures, per activation,
 ``steps`` training steps split into forward (+ loss), backward and optimizer step,
 ``steps`` batch-1 inferences and ``steps`` batched inferences, and keeps the median of
-each. Over rounds: step_ms and its CI are the geometric mean and t interval of the
-per-round step times; the phase times and latencies are medians over rounds.
+each. Over rounds: step_ms and latency_ms (batch 1), each with its 95% CI (``_low``,
+``_high``), are the geometric mean and t interval of the per-round times (``timing.ratio_ci``);
+the phase times and the batched latency are medians over rounds.
 
 Money (with ``price_per_hour``, the machine's price in any currency):
   train_cost       = price_per_hour x train_steps x step_ms / 3.6e6
@@ -204,15 +205,16 @@ def profile(model: str, prepared, activation_names: list[str], *, dataset: str |
 
 def _timed_columns(rounds: timing.Rounds, name: str, price_per_hour: float | None,
                    train_steps: int | None) -> dict:
-    """Step time with its CI, the ratio to the baseline with its CI, phase medians and price."""
-    step, step_low, step_high = timing.ratio_ci([t["step_ms"] for t in rounds.times[name]])
+    """Step time and batch-1 latency with their CIs, the ratio to the baseline with its CI,
+    phase medians and price."""
     ratio, low, high = (1.0, 1.0, 1.0) if name == rounds.baseline else rounds.ratio_ci(name)
-    row = {"step_ms": step, "step_ms_low": step_low, "step_ms_high": step_high,
+    row = {**_with_ci(rounds, name, "step_ms"), **_with_ci(rounds, name, "latency_ms"),
            "step_ratio": ratio, "step_ratio_low": low, "step_ratio_high": high}
-    for phase in ("forward_ms", "backward_ms", "optimizer_ms", "latency_ms", "latency_batch_ms"):
+    for phase in ("forward_ms", "backward_ms", "optimizer_ms", "latency_batch_ms"):
         row[phase] = rounds.median(name, phase)
     for phase in ("latency_mean_ms", "latency_batch_mean_ms"):
         row[phase] = float(np.mean([t[phase] for t in rounds.times[name]]))
+    step = row["step_ms"]
     row["step_flag"] = step_flag(step, row["forward_ms"] + row["backward_ms"] + row["optimizer_ms"],
                                  [t["step_ms"] for t in rounds.times[name]])
     row["train_steps"] = train_steps
@@ -220,6 +222,15 @@ def _timed_columns(rounds: timing.Rounds, name: str, price_per_hour: float | Non
     row["train_cost"] = price_per_hour * train_steps * step / 3.6e6 if price_per_hour and train_steps else None
     row["cost_per_1000_inferences"] = price_per_hour * 1000 * row["latency_ms"] / 3.6e6 if price_per_hour else None
     return row
+
+
+def _with_ci(rounds: timing.Rounds, name: str, phase: str) -> dict:
+    """``phase``'s geometric mean over rounds and its 95% CI, as {phase, phase_low, phase_high}:
+    a t interval on the per-round log times (``timing.ratio_ci``, a ratio to 1 ms), so the
+    interval is multiplicative and its centre is the value it belongs to (a median over
+    rounds may lie outside it when the rounds split into a fast and a stalled group)."""
+    centre, low, high = timing.ratio_ci([t[phase] for t in rounds.times[name]])
+    return {phase: centre, f"{phase}_low": low, f"{phase}_high": high}
 
 
 def step_flag(step_ms: float, parts_ms: float, per_round_ms: list[float]) -> str:

@@ -76,10 +76,11 @@ def _n_cell(row) -> Cell:
 
 
 def _stat_cell(row, column: str, fmt: str) -> Cell:
-    """mean ± sd, or mean [low, high] for a measured step time; a target column says
-    how many runs reached it."""
+    """mean ± sd, or mean [low, high] for a measured step time or latency; a target
+    column says how many runs reached it. A run-measured cell whose cost-profile
+    counterpart fills this row is empty (``tables.shown``)."""
     mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
-    if pd.isna(mean):
+    if pd.isna(mean) or not tables.shown(row, column):
         return Cell(None, fmt, missing="not reached" if "target" in column else "-")
     low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
     interval = (float(low), float(high)) if low is not None and not pd.isna(low) else None
@@ -213,9 +214,22 @@ def timing_notes(report) -> str:
     elif caveat:
         notes.append(f"Times are the runs' own wall clocks, which measure more than the activation here ({caveat}): "
                      "do not rank activations by them. Run `afbench cost` for step times measured apart.")
+    notes += latency_notes(tables.latency_columns(report.aggregate))
     if "provenance.compile_s" in runs and runs["provenance.compile_s"].notna().any():
         compiled = runs["provenance.compile_s"].dropna()
         notes.append(f"{len(compiled)} of {len(runs)} runs trained through torch.compile; compiling took "
                      f"{compiled.min():.1f}-{compiled.max():.1f} s per run, in the warm-up, outside the training "
                      "times.")
     return " ".join(notes)
+
+
+def latency_notes(columns: dict) -> list[str]:
+    """Where each ms/sample column of the table comes from (``tables.latency_columns``)."""
+    notes = []
+    if "cost_latency_ms" in columns:
+        notes.append("ms/sample (cost profile): batch-1 inference latency measured apart from training, in the "
+                     "profile's interleaved rounds: geometric mean over rounds and its 95% CI in brackets.")
+    if "ms_per_sample" in columns:
+        notes.append("ms/sample (in run): batch-1 latency each run timed after its training, while other runs may "
+                     "have trained beside it; no cost profile matched these rows (`afbench cost` measures one).")
+    return notes

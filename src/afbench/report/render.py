@@ -83,7 +83,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     order = list(dict.fromkeys(runs["activation"])) if len(runs) else []
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
     cost = timing.load_cost(store)
-    aggregate = timing.cost_times(aggregate, kept, cost)
+    aggregate = timing.cost_latency(timing.cost_times(aggregate, kept, cost), kept, cost)
     meta = store.meta()
     if family:
         meta["family"] = family

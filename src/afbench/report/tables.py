@@ -204,13 +204,40 @@ def width_note(activation: str, match_params: bool) -> str:
 
 def time_columns(table: pd.DataFrame) -> dict:
     """The table's columns: times from the cost profile where one was measured
-    (steps x step time, with its CI), else the runs' own wall clocks."""
+    (steps x step time, with its CI), else the runs' own wall clocks; ms/sample as
+    ``latency_columns`` says."""
     from afbench.report.timing import COST_TIMES
 
+    columns = COLUMNS
     if "cost_train_s_mean" in table and table["cost_train_s_mean"].notna().any():
-        columns = {k: v for k, v in COLUMNS.items() if k not in ("total_train_s", "time_to_target_s")}
-        return {**COST_TIMES, **columns}
-    return COLUMNS
+        wall_clock = ("total_train_s", "time_to_target_s")  # replaced by steps x step time
+        columns = {**COST_TIMES, **{k: v for k, v in COLUMNS.items() if k not in wall_clock}}
+    out = {}
+    for column, spec in columns.items():
+        out.update(latency_columns(table) if column == "ms_per_sample" else {column: spec})
+    return out
+
+
+def latency_columns(table: pd.DataFrame) -> dict:
+    """ms/sample under a heading naming its source, never two sources in one column: the
+    cost profile's latency (with its CI) for the rows a profile matched, the runs' own
+    (timed while other runs may train beside them) for the rest. A table with both
+    kinds of row has both columns; ``shown`` leaves each row's other one empty."""
+    from afbench.report.timing import COST_LATENCY, IN_RUN_LATENCY
+
+    profiled = table["cost_latency_ms_mean"].notna() if "cost_latency_ms_mean" in table else \
+        pd.Series(False, index=table.index)
+    return {**(COST_LATENCY if profiled.any() else {}), **(IN_RUN_LATENCY if not profiled.all() else {})}
+
+
+REPLACED_BY = {"ms_per_sample": "cost_latency_ms"}  # a run's own measurement -> the profile's, where one matched
+
+
+def shown(row, column: str) -> bool:
+    """False for a run-measured column in a row where the cost profile's measurement of
+    the same thing stands in for it (the row shows that one, in its own column)."""
+    replacement = REPLACED_BY.get(column)
+    return replacement is None or pd.isna(row.get(f"{replacement}_mean", math.nan))
 
 
 def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"), top: dict | None = None,
@@ -268,7 +295,7 @@ def with_verdicts(aggregate: pd.DataFrame, tests: pd.DataFrame, baseline: str) -
 
 def _cell(row, column: str, fmt: str) -> str:
     mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
-    if pd.isna(mean):
+    if pd.isna(mean) or not shown(row, column):
         return "not reached" if "target" in column else "-"
     text = fmt.format(mean) + ("" if pd.isna(sd) else " ± " + fmt.format(sd))
     if f"{column}_low" in row and not pd.isna(row[f"{column}_low"]):  # steps x step time: the mean's 95% CI

@@ -9,6 +9,12 @@ activation: mean ± sd over seeds, and a 95% CI of the mean that carries both th
 seed-to-seed spread of the steps and the step time's own uncertainty. Raw wall
 clock stays in runs.csv (``wall_train_s``) and is compared only between runs that
 trained alike (same threads, stack size, compile flag, one run at a time).
+
+The same holds for batch-1 latency (ms/sample): a run times it after training while
+other workers may still train beside it, so it carries their load too. Where a
+profile matches, the table takes the profile's latency and 95% CI; where none does,
+the runs' own value stays, headed as measured in the run. runs.csv keeps every run's
+own ``ms_per_sample``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ COST_TIMES = {
     "cost_train_s": ("train (s, steps x step time)", True, "{:.3g}"),
     "cost_target_s": ("to target (s, steps x step time)", True, "{:.3g}"),
 }
+# Batch-1 latency from the cost profile (its geometric mean over rounds and 95% CI); the
+# runs' own ms_per_sample stands only where no profile matched, under its own heading.
+COST_LATENCY = {"cost_latency_ms": ("ms/sample (cost profile)", True, "{:.3g}")}
+IN_RUN_LATENCY = {"ms_per_sample": ("ms/sample (in run)", True, "{:.4f}")}
 
 
 def load_cost(store) -> pd.DataFrame:
@@ -85,26 +95,8 @@ def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) 
     Activations without a profile measured for the runs' setting keep NaN there."""
     if aggregate.empty or cost.empty:
         return aggregate
-    out = aggregate.copy()
-    for column in COST_TIMES:
-        for stat in ("mean", "low", "high", "sd"):
-            out[f"{column}_{stat}"] = float("nan")
-    done = runs[runs["status"] == "done"]
-    for index, row in aggregate.iterrows():
-        group = done[(done["dataset"] == row["dataset"]) & (done["model"] == row["model"])
-                     & (done["activation"] == row["activation"])]
-        if "setting" in row and "setting" in group:
-            group = group[group["setting"] == row["setting"]]
-        if group.empty:
-            continue
-        setting = {"model": row["model"], "dataset": row["dataset"],
-                   "device": str(group["config.device"].iloc[0]) if "config.device" in group else "cpu",
-                   "threads": group["provenance.threads"].mode().iloc[0] if "provenance.threads" in group
-                   and group["provenance.threads"].notna().any() else None,
-                   "batch_size": group["config.batch_size"].iloc[0] if "config.batch_size" in group else None}
-        profile = _match(cost, setting, row["activation"])
-        if profile is None:
-            continue
+    out = _with_empty(aggregate, COST_TIMES)
+    for index, group, profile in _matched_profiles(aggregate, runs, cost):
         step_s = profile["step_ms"] / 1000
         if pd.notna(profile.get("step_ms_low")) and pd.notna(profile.get("step_ms_high")):
             step_half = _log_half(profile["step_ms_low"], profile["step_ms_high"])  # its own CI
@@ -125,6 +117,59 @@ def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) 
             out.loc[index, f"{column}_low"] = mean * math.exp(-half)
             out.loc[index, f"{column}_high"] = mean * math.exp(half)
     return out
+
+
+def cost_latency(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
+    """``aggregate`` with ``cost_latency_ms_{mean,low,high,sd}``: per activation, the batch-1
+    latency of the cost profile measured for the runs' setting and its 95% CI (NaN for
+    rows measured before the CI was). Measured once, alone, it has no seed-to-seed
+    spread (sd NaN). Activations without a matching profile keep NaN, so their table
+    row shows the runs' own ms/sample instead (``afbench.report.tables.time_columns``)."""
+    if aggregate.empty or cost.empty or "latency_ms" not in cost:
+        return aggregate
+    out = _with_empty(aggregate, COST_LATENCY)
+    for index, _, profile in _matched_profiles(aggregate, runs, cost):
+        if pd.isna(profile.get("latency_ms")):
+            continue
+        out.loc[index, "cost_latency_ms_mean"] = float(profile["latency_ms"])
+        for bound in ("low", "high"):
+            value = profile.get(f"latency_ms_{bound}")
+            out.loc[index, f"cost_latency_ms_{bound}"] = float(value) if pd.notna(value) else math.nan
+    return out
+
+
+def _with_empty(aggregate: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """A copy of ``aggregate`` with mean, low, high and sd of each of ``columns``, all NaN."""
+    out = aggregate.copy()
+    for column in columns:
+        for stat in ("mean", "low", "high", "sd"):
+            out[f"{column}_{stat}"] = math.nan
+    return out
+
+
+def _matched_profiles(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame):
+    """(index, finished runs, cost row) for every aggregate row whose runs' setting a cost
+    row was measured for (``_match``); rows without one are skipped."""
+    done = runs[runs["status"] == "done"]
+    for index, row in aggregate.iterrows():
+        group = done[(done["dataset"] == row["dataset"]) & (done["model"] == row["model"])
+                     & (done["activation"] == row["activation"])]
+        if "setting" in row and "setting" in group:
+            group = group[group["setting"] == row["setting"]]
+        if group.empty:
+            continue
+        profile = _match(cost, _setting_of(row, group), row["activation"])
+        if profile is not None:
+            yield index, group, profile
+
+
+def _setting_of(row, group: pd.DataFrame) -> dict:
+    """What a cost row must have been measured in to stand for ``group``'s runs."""
+    return {"model": row["model"], "dataset": row["dataset"],
+            "device": str(group["config.device"].iloc[0]) if "config.device" in group else "cpu",
+            "threads": group["provenance.threads"].mode().iloc[0] if "provenance.threads" in group
+            and group["provenance.threads"].notna().any() else None,
+            "batch_size": group["config.batch_size"].iloc[0] if "config.batch_size" in group else None}
 
 
 def cost_points(aggregate: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,11 @@ A stored row is reused only under the same conditions: model, data set, input
 shape, activation, device, threads, batch size, dtype, optimizer, norm, match_params
 and afbench version (``afbench.store.schema.COST_KEY``). Rows measured together
 (one ``profile`` call, paired ratios) share a ``profile_id``.
+
+The database keeps each row whole as JSON (``record``), so a new column of cost.csv
+needs no migration of the cost table; rows measured before it simply lack the key
+(latency_ms_low / latency_ms_high, for one), and readers take a missing key as not
+measured.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from afbench.store.reading import Reader
 from afbench.store.schema import COST_KEY
 
 COLUMNS = ("activation", "model", "dataset", "input_shape", "device", "threads", "batch_size", "params", "flops",
-           "step_ms", "step_ms_low", "step_ms_high", "step_ratio", "step_ratio_low", "step_ratio_high",
-           "forward_ms", "backward_ms", "optimizer_ms", "latency_ms", "latency_batch_ms", "saved_bytes_per_sample",
-           "peak_bytes", "onnx", "onnx_opset", "onnx_max_abs_error", "onnx_error", "bf16_error", "bf16_flags",
-           "bf16_reason", "fp16_error", "fp16_flags", "fp16_reason", "rounds", "stop", "baseline", "train_steps",
-           "price_per_hour", "train_cost", "cost_per_1000_inferences", "afbench_version", "torch_version",
-           "profile_id", "measured_at")
+           "step_ms", "step_ms_low", "step_ms_high", "step_ratio", "step_ratio_low", "step_ratio_high", "forward_ms",
+           "backward_ms", "optimizer_ms", "latency_ms", "latency_ms_low", "latency_ms_high", "latency_batch_ms",
+           "saved_bytes_per_sample", "peak_bytes", "onnx", "onnx_opset", "onnx_max_abs_error", "onnx_error",
+           "bf16_error", "bf16_flags", "bf16_reason", "fp16_error", "fp16_flags", "fp16_reason", "rounds", "stop",
+           "baseline", "train_steps", "price_per_hour", "train_cost", "cost_per_1000_inferences", "afbench_version",
+           "torch_version", "profile_id", "measured_at")
 
 KEY = COST_KEY  # a row applies to exactly this setting (afbench.store.schema.cost_key)
 

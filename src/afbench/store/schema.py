@@ -138,6 +138,9 @@ def _clean(value):
 
 # Versioned migrations: entry i upgrades user_version i to i + 1. Append, never edit.
 # An entry is SQL, or a function of the connection for changes SQL cannot express.
+# A new cost.csv column is a key of cost.record and needs none: rows measured before it
+# lack the key, and readers take that as not measured (latency_ms_low / _high). A
+# migration that changed nothing would only make older afbench refuse the database.
 MIGRATIONS = (
     """
     CREATE TABLE runs (
