@@ -245,9 +245,14 @@ def test_an_mlp_stack_across_activations_follows_the_same_arithmetic(digits):
 def test_a_sweep_stacks_activations_and_gets_the_runs_it_gets_one_by_one(tmp_path):
     cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh", "elu"), seeds=(0,)).configs()
     stores = {stack: Store(tmp_path / str(stack)) for stack in (1, 3)}
-    for stack, store in stores.items():
-        assert LocalBackend(Runtime(progress=False, workers=1, stack=stack)).execute(cells, store)["ran"] == 3
+    for stack, store in stores.items():  # cost on: only a cost profile gives fused activations their times
+        runtime = Runtime(progress=False, workers=1, stack=stack, cost="on")
+        assert LocalBackend(runtime).execute(cells, store)["ran"] == 3
     assert stores[3].meta()["scheduler"]["stack_by"] == "seed and activation"
+    short = Store(tmp_path / "short")  # too short for a profile (cost auto): seeds alone share stacks
+    LocalBackend(Runtime(progress=False, workers=1, stack=3)).execute(cells, short)
+    assert short.meta()["scheduler"]["stack_by"].startswith("seed (activations share a stack only where")
+    assert {r["provenance"]["stack_size"] for r in short.runs()} == {1}
     fused, lone = ({r["config"]["activation"]: r for r in stores[s].runs()} for s in (3, 1))
     for activation in ("relu", "tanh", "elu"):
         assert fused[activation]["provenance"]["stack_activations"] == 3
@@ -274,3 +279,12 @@ def test_a_stacked_sweep_records_every_seed_and_a_failed_stack_is_redone(tmp_pat
     runs = store.runs()
     assert all(r["status"] == "done" and r["provenance"]["stack_size"] == 3 for r in runs)
     assert len(store.epochs()) == 12
+
+
+def test_wall_clocks_of_activations_fused_in_one_stack_are_never_compared():
+    import pandas as pd
+
+    from afbench.report import timing
+    runs = pd.DataFrame({"status": ["done", "done"], "provenance.stack_size": [2, 2],
+                         "provenance.stack_activations": [2, 2]})
+    assert "activations trained together in one stack share one clock" in timing.wall_clock_caveat(runs)

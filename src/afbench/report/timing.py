@@ -64,6 +64,8 @@ def wall_clock_caveat(runs: pd.DataFrame) -> str | None:
         reasons.append("runs trained beside other runs")
     if "provenance.stack_size" in done and (done["provenance.stack_size"].fillna(1) > 1).any():
         reasons.append("stacked runs share one clock")
+    if "provenance.stack_activations" in done and (done["provenance.stack_activations"].fillna(1) > 1).any():
+        reasons.append("activations trained together in one stack share one clock: none of them has its own")
     return "; ".join(reasons) or None
 
 
