@@ -22,7 +22,7 @@ def test_e2e_exits_cleanly_without_mnist(tmp_path, monkeypatch):
     assert "MNIST not found" in message and "--data-dir" in message
 
 
-@pytest.mark.slow  # about a minute: afbench's part measures batch-1 latency on all 10,000 test images
+@pytest.mark.slow  # 22 s on a quiet 2-core machine, a minute under load (latency on 10,000 images)
 def test_e2e_quick_two_activations(mnist_dir):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(BENCH / "e2e.py"), "--quick", "--activations", "relu,tanh",
