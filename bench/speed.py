@@ -30,6 +30,10 @@ report s_per_epoch for a full 50,000-image epoch, extrapolated from the timed st
 their "usual" line is the same model in a DataLoader loop.
 
 Usage: python bench/speed.py [--data-dir ../shared/data] [--repeats 3] [--cases lenet,mlp,...,latency]
+                            [--device cpu|cuda]
+On --device cuda the data, models and matmul live on the GPU, every clock read follows
+torch.cuda.synchronize(), the "usual" loop moves each DataLoader batch to the GPU, and
+the afbench-sweep lines (CPU worker processes) are left out.
 Prints one machine-readable line per case and implementation:
   case=lenet-mnist impl=afbench s_per_epoch=... samples_per_s=... vs_usual=... vs_tuned=... limit_fraction=...
   case=lenet-mnist impl=afbench-sweep workers=2 threads=1 how=calibrated
@@ -104,27 +108,42 @@ def forward_macs(model: nn.Module, shape) -> int:
     return total[0]
 
 
-def matmul_flops(threads: int, size: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def sync(device) -> None:
+    """Wait for the device's queued work: every clock read on a GPU follows one."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_flops(threads: int, size: int = 1024, repeats: int = 20, device="cpu") -> float:
+    """fp32 matrix-multiply FLOP/s on ``device`` (on a CPU, at the process's torch threads)."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     torch.mm(a, b)
+    sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         torch.mm(a, b)
+    sync(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
 def usual_steps(model, x, y, batch, steps):
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch, shuffle=True)
+    """A DataLoader over the tensors in host memory, each batch moved to ``x``'s device."""
+    device = x.device
+    model = model.to(device)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x.cpu(), y.cpu()), batch_size=batch,
+                                         shuffle=True)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
+    sync(device)
     start = time.perf_counter()
     for i, (xb, yb) in enumerate(loader):
         if i == steps:
             break
-        loss = F.cross_entropy(model(xb), yb)
+        loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -134,12 +153,14 @@ def eager_loss(model, xb, yb):
 
 def tuned_steps(model, x, y, batch, steps, conv, loss_fn=eager_loss, context=contextlib.nullcontext):
     """The tuned plain loop; ``loss_fn`` and ``context`` (e.g. autocast) for the variants."""
+    model = model.to(x.device)
     if conv:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
+    sync(x.device)
     start = time.perf_counter()
-    for i, idx in enumerate(torch.randperm(len(y)).split(batch)):
+    for i, idx in enumerate(torch.randperm(len(y), device=x.device).split(batch)):
         if i == steps:
             break
         with context():
@@ -147,6 +168,7 @@ def tuned_steps(model, x, y, batch, steps, conv, loss_fn=eager_loss, context=con
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    sync(x.device)
     return time.perf_counter() - start
 
 
@@ -223,7 +245,9 @@ def run_case(name, prepared, model_name, activation, batch, steps, repeats, flop
     impls = {"usual": lambda: usual_steps(usual_model(), x, y, batch, steps),
              "tuned": lambda: tuned_steps(tuned_model(), x, y, batch, steps, conv),
              "afbench": lambda: afbench_steps(config, prepared, steps)}
-    if sweep:
+    if sweep and x.device.type != "cpu":
+        print(f"case={name} impl=afbench-sweep skipped: CPU worker processes only", flush=True)
+    elif sweep:
         schedule = sweep_schedule(config, prepared)
         print(f"case={name} impl=afbench-sweep workers={schedule['workers']} threads={schedule['threads']} "
               f"how={schedule['how']}", flush=True)
@@ -245,7 +269,7 @@ def variants_case(prepared, steps, repeats):
     x, y = prepared.train.x, prepared.train.y
     model = models.build("lenet", "relu", prepared.input_shape, prepared.num_classes)
     compiled = torch.compile(eager_loss)
-    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    bf16 = lambda: torch.autocast(x.device.type, dtype=torch.bfloat16)
     start = time.perf_counter()
     tuned_steps(model, x, y, 128, 3, True, compiled)
     print(f"case=lenet-variants impl=compile compile_s={time.perf_counter() - start:.1f}", flush=True)
@@ -264,15 +288,17 @@ def bare_latency_ms(model, split, samples: int) -> float:
     with torch.inference_mode():
         for x in inputs[:10]:
             model(x)
+        sync(split.x.device)
         start = time.perf_counter()
         for x in inputs:
             model(x)
+        sync(split.x.device)
     return (time.perf_counter() - start) / samples * 1e3
 
 
 def latency_case(name, prepared, model_name, samples, repeats):
     """afbench's batch-1 latency (a timer per sample, median) against a bare loop."""
-    model = models.build(model_name, "relu", prepared.input_shape, prepared.num_classes)
+    model = models.build(model_name, "relu", prepared.input_shape, prepared.num_classes).to(prepared.test.x.device)
     if model_name != "mlp":
         model = model.to(memory_format=torch.channels_last)
     afbench_ms, bare_ms = [], []
@@ -290,15 +316,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100, help="training steps per timing (default: %(default)s)")
     parser.add_argument("--cases", default="lenet,mlp,relu_softsign,relu_softplus,vgg11,resnet20,vit,latency")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the data, models and matmul run; "
+                        "the afbench-sweep lines are CPU-only (default: %(default)s)")
     parser.add_argument("--cifar-subset", type=int, default=1024, help="CIFAR-10 JPEG training images loaded for "
                         "the vgg11, resnet20 and vit cases (default: %(default)s)")
     args = parser.parse_args()
     threads = torch.get_num_threads()  # torch's default: what the usual loop gets too
-    flops = matmul_flops(threads)
-    print(f"# torch {torch.__version__}, {threads} threads, matmul {flops / 1e9:.1f} GFLOP/s (fp32, 1024^2)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("speed.py: --device cuda, but torch sees no CUDA device")
+    flops = matmul_flops(threads, device=args.device)
+    print(f"# torch {torch.__version__}, {threads} threads, device {args.device}, matmul {flops / 1e9:.1f} GFLOP/s "
+          f"(fp32, 1024^2)")
     cases = args.cases.split(",")
     if {"lenet", "mlp", "relu_softsign", "relu_softplus", "latency", "lenet-variants"} & set(cases):
-        mnist = data.prepare(data.load("mnist", Path(args.data_dir) / "mnist", download=False))
+        mnist = data.prepare(data.load("mnist", Path(args.data_dir) / "mnist", download=False), device=args.device)
         if "lenet" in cases:
             run_case("lenet-mnist", mnist, "lenet", "relu", 128, args.steps, args.repeats, flops, sweep=True)
         if "mlp" in cases:
@@ -313,7 +344,7 @@ def main() -> None:
                 latency_case(f"latency-{model_name}", mnist, model_name, 2000, args.repeats)
     if {"vgg11", "resnet20", "vit"} & set(cases):
         cifar = data.prepare(data.load(f"imagefolder:{Path(args.data_dir) / 'cifar10-jpeg.tar.gz'}"),
-                             train_subset=args.cifar_subset)
+                             train_subset=args.cifar_subset, device=args.device)
         steps = max(1, min(4, args.cifar_subset // 128))
         if "vgg11" in cases:
             run_case("vgg11-cifar10jpeg", cifar, "vgg11", "relu", 128, steps, args.repeats, flops)
