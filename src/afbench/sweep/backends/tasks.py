@@ -5,6 +5,8 @@ checked, calibrated or profiled cannot take the sweep down with it."""
 
 from __future__ import annotations
 
+import math
+
 import time
 
 from afbench import activations, models
@@ -56,6 +58,9 @@ def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: list[Ru
     sample = pending[0]
     prepared = cache.get(sample)
     schedule = calibrate.plan(runtime, sample, prepared, len(pending))
+    # Never fewer jobs than workers: one stack of all six runs would leave the second worker idle.
+    per_worker = max(1, math.ceil(len(pending) / max(1, schedule.get("workers") or 1)))
+    stack_group = stack_group[:per_worker]
     schedule.update(calibrate.plan_stack(runtime, stack_group, cache.get(stack_group[0]) if stack_group else None,
                                          schedule["threads"]))
     with slots.reserve(schedule["threads"]):
