@@ -5,21 +5,23 @@ steps each, alternating and repeating, medians:
 - plain:   k tuned plain PyTorch loops, one after the other (bench/speed.py's:
            preloaded tensors, randperm slices; channels_last for LeNet);
 - afbench: the engine's loop, k runs one after the other;
-- stacked: the engine's stack of k seeds (afbench.engine.stack).
+- stacked: the engine's stack of k seeds (afbench.engine.stack);
+- activations: k runs of S1's activations (relu, tanh, selu, prelu, elu,
+  leaky_relu, cycled), one seed each, through the engine one after another;
+- fused: the same k runs as one stack, each member with its own activation.
 
 Statistics: each seed trained for real, alone and in a stack, for a few epochs;
 the final test errors of the two ways are compared (mean, sd, Welch's t-test).
-The MLP has no dropout, so a member follows its lone run's arithmetic up to
-the order of floating-point sums (which a few thousand steps amplify a little);
-LeNet's dropout masks are drawn differently in a stack, so its members may differ
-from their lone runs, but not in distribution.
+Each member draws its lone run's dropout masks (its own random state), so a
+member follows its lone run's arithmetic up to the order of floating-point sums
+(which a few thousand steps amplify a little).
 
 conv-layout: forward and backward of k LeNets' convolutional parts, as k small
 convolutions per layer (what the stack does) and as one grouped convolution.
 
 Usage: python bench/stacking.py [--data-dir ../shared/data] [--seeds 6] [--stats-epochs 2] [--cases ...]
 Prints one machine-readable line per case and implementation, then one per statistics case:
-  case=mlp-mnist impl=stacked k=6 s_per_run_epoch=... vs_plain=... vs_afbench=...
+  case=mlp-mnist impl=stacked k=6 s_per_run_epoch=... vs_plain=... vs_afbench=... vs_activations=...
   stats=mlp-mnist epochs=2 alone_err=...+-... stacked_err=...+-... max_member_diff=... welch_p=...
 """
 
@@ -41,6 +43,7 @@ from afbench.engine import train as engine
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASES = {"mlp-mnist": ("mlp", 64), "lenet-mnist": ("lenet", 128)}
+S1_ACTIVATIONS = ("relu", "tanh", "selu", "prelu", "elu", "leaky_relu")  # S1 Table 3's, one seed each
 
 
 def speed(name: str, prepared, k: int, steps: int, repeats: int) -> None:
@@ -48,15 +51,18 @@ def speed(name: str, prepared, k: int, steps: int, repeats: int) -> None:
     config = RunConfig(model=model_name, activation="relu", batch_size=batch, dataset=prepared.name)
     model = lambda: models.build(model_name, "relu", prepared.input_shape, prepared.num_classes)
     x, y = prepared.train.x, prepared.train.y
+    members = [config.with_(activation=S1_ACTIVATIONS[i % len(S1_ACTIVATIONS)]) for i in range(k)]
     impls = {"plain": lambda: k * tuned_steps(model(), x, y, batch, steps, conv=model_name != "mlp"),
              "afbench": lambda: k * engine.time_training_steps(config, prepared, steps),
-             "stacked": lambda: engine.time_training_steps(config, prepared, steps, stack=k)}
+             "stacked": lambda: engine.time_training_steps(config, prepared, steps, stack=k),
+             "activations": lambda: sum(engine.time_training_steps(m, prepared, steps) for m in members),
+             "fused": lambda: engine.time_training_steps(members[0], prepared, steps, members=members)}
     epoch_steps = -(-len(prepared.train) // batch)
     per_run_epoch = {impl: t / k * epoch_steps / steps for impl, t in alternate(impls, repeats).items()}
     for impl, seconds in per_run_epoch.items():
         print(f"case={name} impl={impl} k={k} s_per_run_epoch={seconds:.3f} "
-              f"vs_plain={per_run_epoch['plain'] / seconds:.2f} vs_afbench={per_run_epoch['afbench'] / seconds:.2f}",
-              flush=True)
+              f"vs_plain={per_run_epoch['plain'] / seconds:.2f} vs_afbench={per_run_epoch['afbench'] / seconds:.2f}"
+              f" vs_activations={per_run_epoch['activations'] / seconds:.2f}", flush=True)
 
 
 def grouped_head(heads: list, k: int):
