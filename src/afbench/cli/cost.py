@@ -32,7 +32,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cost.add_argument("--baseline", default="relu", help="ratios are to this activation (default: %(default)s)")
     cost.add_argument("--batch-size", type=types.positive_int, default=128, help="training batch size (default: %(default)s)")
     cost.add_argument("--threads", type=types.positive_int, default=None,
-                      help="torch intra-op threads for the whole measurement (default: torch's current setting)")
+                      help="torch intra-op threads for the whole measurement (default: 1; two threads on a shared machine "
+                           "stalled plain torch.tanh 3,000x)")
     cost.add_argument("--budget", type=types.positive, default=None, metavar="SECONDS",
                       help=f"time for the timing rounds (default: {BUDGET_PER_ACTIVATION_S:g} s per activation)")
     cost.add_argument("--price-per-hour", type=types.positive, default=None, metavar="P",
