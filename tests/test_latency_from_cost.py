@@ -174,3 +174,18 @@ def test_the_shipped_small_v1_baselines_still_read(tmp_path):
     out = timing.cost_latency(timing.cost_times(aggregate, runs, cost), runs, cost)
     assert len(out) == len(aggregate) > 0
     assert tables.latency_columns(out) == timing.IN_RUN_LATENCY  # no profile stored: the runs' own, so headed
+
+
+def test_a_profile_whose_every_step_time_was_withheld_reports_without_times(tmp_path):
+    """A busy machine can withhold every row's step figures (stored as null): the report
+    is written all the same, with no cost-based times and the rows' latency kept."""
+    withheld = {"step_ms": None, "step_ms_low": None, "step_ms_high": None, "step_ratio": None,
+                "step_ratio_low": None, "step_ratio_high": None, "step_flag": "its rounds vary by 423%"}
+    fake_sweep(tmp_path, ERRORS)
+    store = Store(tmp_path)
+    store.save_cost([{**_profile_row(a, 0.2), **withheld} for a in ("relu", "tanh")])
+    store.close()
+    render.write(tmp_path)
+    stats_csv = pd.read_csv(tmp_path / "summary_stats.csv")
+    assert stats_csv["cost_train_s_mean"].isna().all()
+    assert (tmp_path / "summary.md").exists()

@@ -49,6 +49,9 @@ def load_cost(store) -> pd.DataFrame:
     missing = [c for c in COST_COLUMNS if c not in frame]
     if missing:
         raise ValueError(f"the cost table lacks the columns {missing}")
+    for column in frame.columns:  # a withheld figure is stored as null: NaN, even when every row's is
+        if column.endswith(("_ms", "_ms_low", "_ms_high")) or column.startswith("step_ratio"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
 
 
@@ -99,6 +102,8 @@ def cost_times(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame) 
         return aggregate
     out = _with_empty(aggregate, COST_TIMES)
     for index, group, profile in _matched_profiles(aggregate, runs, cost):
+        if pd.isna(profile["step_ms"]):  # withheld (its rounds varied too much): no time from it
+            continue
         step_s = profile["step_ms"] / 1000
         if pd.notna(profile.get("step_ms_low")) and pd.notna(profile.get("step_ms_high")):
             step_half = _log_half(profile["step_ms_low"], profile["step_ms_high"])  # its own CI
