@@ -288,3 +288,29 @@ def test_wall_clocks_of_activations_fused_in_one_stack_are_never_compared():
     runs = pd.DataFrame({"status": ["done", "done"], "provenance.stack_size": [2, 2],
                          "provenance.stack_activations": [2, 2]})
     assert "activations trained together in one stack share one clock" in timing.wall_clock_caveat(runs)
+
+
+def test_random_activations_outside_torch_draw_from_each_members_own_state(digits):
+    """noisy_relu keeps a bank of normals that it refreshes from the random stream: seeds
+    stacked, and stacked beside relu, each member ends as its lone run ends."""
+    for group in ([("noisy_relu", 0), ("noisy_relu", 1)], [("relu", 0), ("noisy_relu", 0), ("noisy_relu", 1)]):
+        configs = [RunConfig(activation=a, seed=s, epochs=1, batch_size=64) for a, s in group]
+        for config, result in zip(configs, engine.train_stack(configs, digits)):
+            assert result.summary.error_rate == engine.train(config, digits).summary.error_rate, config
+
+
+def test_a_weightless_activation_that_draws_random_numbers_runs_per_member():
+    from afbench.engine.stack import _PerMember, _PerSample
+
+    class Jitter(nn.Module):  # a user's: no torch random layer, yet random in training
+        def forward(self, x):
+            return torch.relu(x) + 0.1 * torch.randn_like(x) if self.training else torch.relu(x)
+
+    def net(act):
+        return nn.Sequential(nn.Flatten(), nn.Linear(4, 3), act, nn.Linear(3, 2))
+    for act, kind in ((Jitter(), _PerMember), (nn.ReLU(), _PerSample)):
+        named = [nn.Sequential(*[]) for _ in range(2)]
+        for model in named:
+            for name, layer in zip(("flatten", "fc1", "act1", "fc2"), net(act)):
+                model.add_module(name, layer)
+        assert isinstance(StackedSequential(named).layers[1], kind)

@@ -35,6 +35,7 @@ and model as an unstacked run.
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Iterator
 
 import torch
@@ -163,9 +164,12 @@ class StackedSequential(nn.Module):
         if flatten is None or members[0][flatten].start_dim != 1 or members[0][flatten].end_dim != -1:
             raise AfbenchError("stacking needs a model with one nn.Flatten() over all but the batch dimension")
         self.heads = nn.ModuleList(member[:flatten + 1] for member in members)  # the members' own modules
-        self.layers = nn.ModuleList(_stack_layer(name, [getattr(m, name) for m in members], mixed_activations,
-                                                 self.randomness)
-                                    for name in names[flatten + 1:])
+        self.layers = nn.ModuleList()
+        width = None  # features entering the next layer, where a linear layer says
+        for name in names[flatten + 1:]:
+            layers = [getattr(m, name) for m in members]
+            self.layers.append(_stack_layer(name, layers, mixed_activations, self.randomness, width))
+            width = layers[0].out_features if isinstance(layers[0], nn.Linear) else width
 
     def seed_members(self, seeds: list[int], device: torch.device) -> None:
         """From now on member i draws what a lone run draws after ``torch.manual_seed(seeds[i])``."""
@@ -205,8 +209,26 @@ def _check_same_structure(members: list[nn.Sequential], mixed_activations: bool)
                                "(an activation that changes widths, such as a gated unit or maxout, cannot share a stack)")
 
 
+def _draws_random(layer: nn.Module, width: int | None) -> bool:
+    """Does ``layer`` (a copy of it, in training mode) draw random numbers when called?
+    Then one module cannot serve every member: each must draw from its own state.
+    Unknown input width or a failing probe: assume it does."""
+    if isinstance(layer, _RANDOM):
+        return True
+    if width is None:
+        return True
+    state = torch.random.get_rng_state()
+    try:
+        copy.deepcopy(layer).train()(torch.zeros(2, width))
+        return not torch.equal(state, torch.random.get_rng_state())
+    except Exception:  # noqa: BLE001 (any failure of user code here only means: play safe)
+        return True
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def _stack_layer(name: str, layers: list[nn.Module], mixed_activations: bool,
-                 randomness: MemberRandomness) -> nn.Module:
+                 randomness: MemberRandomness, width: int | None = None) -> nn.Module:
     first = layers[0]
     if isinstance(first, nn.Linear):
         return _Linear(layers)
@@ -214,7 +236,7 @@ def _stack_layer(name: str, layers: list[nn.Module], mixed_activations: bool,
     # afbench's models name every hidden activation act1, act2, ...: each acts per sample
     activation = name.startswith(ACT_PREFIX)
     if isinstance(first, _PER_SAMPLE) or (activation and not has_weights and not mixed_activations
-                                          and not isinstance(first, _RANDOM)):
+                                          and not _draws_random(first, width)):
         return _PerSample(first)
     if isinstance(first, _PER_MEMBER + _RANDOM) or activation:
         return _PerMember(layers, randomness)

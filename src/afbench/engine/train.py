@@ -11,6 +11,7 @@ count nor change the run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -145,14 +146,20 @@ def _prepare(trainer: Trainer) -> dict:
 def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, EpochRecord], None] | None, *,
          compile: bool, stacked: bool) -> list[RunResult]:
     wall_start = time.perf_counter()
-    members = [build_model(c, data) for c in configs]
+    members, built = [], []
+    for config in configs:
+        members.append(build_model(config, data))
+        built.append(torch.random.get_rng_state())  # where a lone run's warm-up would draw from
     trainer = _trainer(configs, data, members, stacked, compile)
     if not stacked:
         members = [trainer.model]  # on the device, channels-last
+    elif data.train.x.device.type == "cpu":
+        trainer.model.randomness.states = built  # each member warms up drawing what it would alone
     compiled = _prepare(trainer)
     torch.manual_seed(configs[0].seed)  # dropout and noise draws: paired across activations
     if stacked:
         trainer.model.seed_members([c.seed for c in configs], data.train.x.device)  # each draws as alone
+    own_randomness = trainer.model.randomness.of if stacked else (lambda _member: contextlib.nullcontext())
     optimizer = make_optimizer(configs[0], trainer.model)
     k = len(configs)
     workload = for_config(configs[0])
@@ -173,14 +180,16 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
             record = EpochRecord(epoch, float(losses[i]), float(accuracies[i]), seconds / k, cumulative,
                                  train_steps=epoch * steps_per_epoch, stack_epoch_s=seconds if stacked else None)
             end = _end_epoch if workload.family == "classification" else _end_workload_epoch
-            predictions[i] = end(config, data, model, result, record, wall_start)
+            with own_randomness(i):  # what the member's diagnostics draw, it would draw alone
+                predictions[i] = end(config, data, model, result, record, wall_start)
             if on_epoch:
                 on_epoch(i, record)
         if all(r.status == Status.DIVERGED for r in results):
             break
-    for config, model, result, predicted in zip(configs, members, results, predictions):
-        result.summary = _summarise(config, data, model, result, predicted) if workload.family == "classification" \
-            else _summarise_workload(workload, config, data, model, result)
+    for i, (config, model, result, predicted) in enumerate(zip(configs, members, results, predictions)):
+        with own_randomness(i):
+            result.summary = _summarise(config, data, model, result, predicted) \
+                if workload.family == "classification" else _summarise_workload(workload, config, data, model, result)
         _record_primary(workload, result.summary)
         result.summary.wall_s = time.perf_counter() - wall_start
         result.provenance["activation_kernels"] = activation_kernels.status()  # after training: a failure shows
