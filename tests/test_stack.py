@@ -314,3 +314,26 @@ def test_a_weightless_activation_that_draws_random_numbers_runs_per_member():
             for name, layer in zip(("flatten", "fc1", "act1", "fc2"), net(act)):
                 model.add_module(name, layer)
         assert isinstance(StackedSequential(named).layers[1], kind)
+
+
+def test_a_sweep_stacks_gated_units_with_their_own_seeds_and_fuses_the_rest(tmp_path):
+    cells = Grid(RunConfig(epochs=1, batch_size=64), ("relu", "geglu", "tanh"), seeds=(0, 1)).configs()
+    store = Store(tmp_path)
+    assert LocalBackend(Runtime(progress=False, workers=1, stack=4, cost="on")).execute(cells, store)["ran"] == 6
+    scheduler = store.meta()["scheduler"]
+    assert scheduler["stack_by"] == "seed and activation" and "layer 'fc1' differs" in scheduler["stack_apart"]["geglu"]
+    runs = {(r["config"]["activation"], r["config"].get("seed", 0)): r["provenance"] for r in store.runs()}
+    assert {runs["geglu", s]["stack_activations"] for s in (0, 1)} == {1}  # its own seeds, together
+    assert runs["geglu", 0]["stack_size"] == 2
+    assert {runs[a, s]["stack_activations"] for a in ("relu", "tanh") for s in (0, 1)} == {2}
+
+
+def test_the_scheduler_sentence_says_what_shares_a_stack_and_why_not():
+    from afbench.cli.run import schedule_sentence
+    fused = schedule_sentence({"workers": 1, "threads": 2, "stack": 4, "stack_by": "seed and activation",
+                               "stack_how": "given", "stack_apart": {"geglu": "layer 'fc1' differs"}})
+    assert "up to 4 runs (seeds and activations) stacked" in fused and "geglu stack only their own seeds" in fused
+    seeds = schedule_sentence({"workers": 1, "threads": 2, "stack": 4, "stack_how": "given",
+                               "stack_by": "seed (activations share a stack only where a cost profile measures "
+                                           "their times)"})
+    assert "up to 4 seeds stacked" in seeds and "only where a cost profile measures their times" in seeds

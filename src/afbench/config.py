@@ -107,7 +107,7 @@ class RunConfig:
     def fuse_key(self) -> str:
         """Runs with equal fuse keys differ only in their seed and activation: they may
         train as one stack, each member with its own activation."""
-        return self.with_(seed=0, activation="relu").key()
+        return self.with_(seed=0, activation="<any>").key()  # never a stack key: no activation has that name
 
     def with_(self, **changes) -> "RunConfig":
         return replace(self, **changes)

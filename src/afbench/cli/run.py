@@ -346,11 +346,17 @@ def schedule_sentence(schedule: dict) -> str:
         text += f" ({how})"
     stack = schedule.get("stack", 1)
     if stack and stack > 1:
-        what = "runs (seeds and activations)" if schedule.get("stack_by") == "seed and activation" else "seeds"
+        by = str(schedule.get("stack_by", "seed"))
+        what = "runs (seeds and activations)" if by == "seed and activation" else "seeds"
         text += f", up to {stack} {what} stacked per model"
         gain = schedule.get("stack_gain")
         text += f": {schedule.get('stack_how', 'given')}" + (f", {gain:.1f}x faster than one at a time"
                                                              if gain else "")
+        if by.startswith("seed ("):  # why activations do not share stacks
+            text += f"; {by[len('seed ('):-1]}"
+        apart = schedule.get("stack_apart") or {}
+        if apart:
+            text += f"; {', '.join(apart)} stack only their own seeds (other layer widths)"
     elif schedule.get("stack_how"):
         reason = str(schedule["stack_how"])
         text += "; runs trained one at a time" + ("" if reason in ("given", "calibrated") else f" ({reason})")

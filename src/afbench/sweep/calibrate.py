@@ -39,6 +39,32 @@ def unstackable(sample: RunConfig, prepared: datasets.Prepared) -> str | None:
     return None
 
 
+FUSED = "seed and activation"  # plan["stack_by"] when activations share stacks
+
+
+def apart_activations(group: list[RunConfig], prepared: datasets.Prepared | None) -> dict[str, str]:
+    """The activations of ``group`` whose model cannot share a stack with the first's
+    (a gated unit or maxout changes the layers' widths), each with the reason: they
+    train in stacks of their own seeds."""
+    if prepared is None or not group:
+        return {}
+    first, apart = group[0], {}
+    for config in {c.activation: c for c in group}.values():
+        if config.activation != first.activation:
+            why = engine.stack_refusal([first.with_(seed=config.seed), config], prepared)
+            if why:
+                apart[config.activation] = why
+    return apart
+
+
+def too_short_for_cost(runtime: Runtime, plan: dict, pending: int) -> bool:
+    """cost "auto" skips sweeps under COST_WORTH_S of training, judged from the plan's
+    calibrated job time before anything is looked up (the worker decides exactly)."""
+    if runtime.cost != "auto" or not plan.get("run_s"):
+        return False
+    return plan["run_s"] / plan.get("stack", 1) * pending < COST_WORTH_S
+
+
 def stack_members(group: list[RunConfig], size: int, prepared: datasets.Prepared | None) -> tuple[list[RunConfig], str]:
     """Up to ``size`` runs of ``group`` to stack, and by what they may differ: "seed and
     activation" when their models share one structure, else "seed" (the seeds of the
@@ -48,7 +74,7 @@ def stack_members(group: list[RunConfig], size: int, prepared: datasets.Prepared
         return members, "seed"
     why = engine.stack_refusal(members, prepared) if prepared is not None else None
     if why is None:
-        return members, "seed and activation"
+        return members, FUSED
     seeds = [c for c in group if c.stack_key() == group[0].stack_key()][:size]
     return seeds, f"seed (activations cannot share a stack: {why})"
 

@@ -115,12 +115,15 @@ class Recorder:
 
 
 def claims(configs: list[RunConfig], store: Store, recorder: Recorder, stack: int, started: float,
-           by_activation: bool = False) -> Iterator[Job]:
+           by_activation: bool = False, apart: set[str] = frozenset()) -> Iterator[Job]:
     """Jobs claimed one by one as the backend asks: a run, or up to ``stack`` runs that
-    differ only in their seed (and, ``by_activation``, their activation), that no other
-    process holds. A run that failed since ``started`` is not retried in this sweep;
-    finished runs and runs alive elsewhere are skipped."""
-    same = RunConfig.fuse_key if by_activation else RunConfig.stack_key
+    differ only in their seed (and, ``by_activation``, their activation, except the
+    activations ``apart``, which stack only their own seeds), that no other process
+    holds. A run that failed since ``started`` is not retried in this sweep; finished
+    runs and runs alive elsewhere are skipped."""
+    def same(config: RunConfig) -> str:
+        return config.fuse_key() if by_activation and config.activation not in apart else config.stack_key()
+
     taken: set[str] = set()
     for config in configs:
         if config.key() in taken:  # trained already, in a stack with an earlier seed
@@ -185,8 +188,9 @@ def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: st
             recorder.start(plan, backend.runtime.progress)
             if pending:
                 _cost_profile(backend, pending, recorder, plan, baseline)
-            by_activation = plan.get("stack_by") == FUSED
-            backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, by_activation), recorder, plan)
+            fuse = plan.get("stack_by") == calibrate.FUSED
+            backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, fuse,
+                               set(plan.get("stack_apart", {}))), recorder, plan)
         except (Interrupt, KeyboardInterrupt) as stop:
             backend.close(kill=True)
             recorder.release_running()
@@ -208,9 +212,6 @@ def _enqueue(store: Store, configs: list[RunConfig], recorder: Recorder) -> None
         if run["status"] == "running" and run["owner"] == store.owner:
             store.release(run["key"])
     store.enqueue(configs)
-
-
-FUSED = "seed and activation"  # plan["stack_by"] when activations share stacks
 
 
 def _one_shape(pending: list[RunConfig]) -> bool:
@@ -235,19 +236,7 @@ def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
     elif plan.get("run_s") and _one_shape(pending):
         plan["run_timeout_s"] = round(max(MIN_RUN_TIMEOUT_S, RUN_TIMEOUT_FACTOR * plan["run_s"]), 1)
     plan["compile"] = backend.runtime.compile
-    if plan.get("stack_by") == FUSED and (backend.runtime.cost == "off" or _too_short(backend.runtime, plan,
-                                                                                       len(pending))):
-        # A fused stack has one clock for all its activations: only a cost profile gives each its own time.
-        plan["stack_by"] = "seed (activations share a stack only where a cost profile measures their times)"
     return plan
-
-
-def _too_short(runtime, plan: dict, pending: int) -> bool:
-    """cost "auto" skips sweeps under calibrate.COST_WORTH_S of training, judged from the
-    plan's calibrated job time before anything is looked up (the worker decides exactly)."""
-    if runtime.cost != "auto" or not plan.get("run_s"):
-        return False
-    return plan["run_s"] / plan.get("stack", 1) * pending < calibrate.COST_WORTH_S
 
 
 def _cost_profile(backend: Backend, pending: list[RunConfig], recorder: Recorder, plan: dict,
@@ -255,7 +244,7 @@ def _cost_profile(backend: Backend, pending: list[RunConfig], recorder: Recorder
     """Step times of every (model, activation) apart from training, before it starts, with
     the sweep's threads and ``baseline`` as the reference (or reused from the store): the
     report's time columns use them. What it cost is kept in meta.cost_profile."""
-    if backend.runtime.cost == "off" or _too_short(backend.runtime, plan, len(pending)):
+    if backend.runtime.cost == "off" or calibrate.too_short_for_cost(backend.runtime, plan, len(pending)):
         return
     store, threads, missing = recorder.store, plan["threads"], []
     by_data: dict[tuple, list[RunConfig]] = {}

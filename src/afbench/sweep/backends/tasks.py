@@ -60,12 +60,19 @@ def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: list[Ru
     schedule = calibrate.plan(runtime, sample, prepared, len(pending))
     # Never fewer jobs than workers: one stack of all six runs would leave the second worker idle.
     per_worker = max(1, math.ceil(len(pending) / max(1, schedule.get("workers") or 1)))
-    stack_group = stack_group[:per_worker]
-    schedule.update(calibrate.plan_stack(runtime, stack_group, cache.get(stack_group[0]) if stack_group else None,
-                                         schedule["threads"]))
+    group_data = cache.get(stack_group[0]) if stack_group else None
+    apart = calibrate.apart_activations(stack_group, group_data) if runtime.stack != 1 else {}
+    stack_group = [c for c in stack_group if c.activation not in apart][:per_worker]
+    schedule.update(calibrate.plan_stack(runtime, stack_group, group_data, schedule["threads"]))
     with slots.reserve(schedule["threads"]):
         run_s = calibrate.estimate_s(sample, prepared, [sample], schedule["threads"])
     schedule["run_s"] = round(run_s * schedule.get("stack", 1), 3)
+    if schedule.get("stack_by") == calibrate.FUSED:
+        if apart:
+            schedule["stack_apart"] = apart
+        if runtime.cost == "off" or calibrate.too_short_for_cost(runtime, schedule, len(pending)):
+            # A fused stack has one clock for all its activations: only a cost profile gives each its own time.
+            schedule["stack_by"] = "seed (activations share a stack only where a cost profile measures their times)"
     return schedule
 
 
