@@ -159,6 +159,19 @@ def test_stored_runs_of_another_torch_or_device_are_never_paired(tiny, monkeypat
         baselines.check_pairable(later, "cpu", tiny["stored"])
 
 
+def test_stored_that_is_no_suite_results_says_which_flag_and_what_to_give(tiny, tmp_path):
+    suite = tiny["suite"]
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database")
+    with pytest.raises(AfbenchError, match=r"--stored .*notes\.txt.*Give the results folder"):
+        baselines.check_pairable(suite, "cpu", text)
+    plain = tmp_path / "plain"  # an afbench run's folder: results, but of no suite
+    assert main(["run", "--activations", "relu", "--epochs", "1", "--seeds", "1", "--out", str(plain),
+                 "--no-progress", "--quiet"]) == 0
+    with pytest.raises(AfbenchError, match="not a suite's results"):
+        baselines.check_pairable(suite, "cpu", plain)
+
+
 def test_stored_runs_of_other_settings_under_the_same_version_are_refused(tiny):
     edited = parse_suite(TINY.replace("epochs = 2", "epochs = 3", 1), "edited.toml")  # digits; version left at 1
     with pytest.raises(AfbenchError, match="they lack 3 of the runs of relu this suite pairs with"):

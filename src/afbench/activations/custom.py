@@ -52,7 +52,8 @@ def compile_formula(text: str) -> Expr:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        raise FormulaError(f"formula {text!r} is not a valid expression: {err.msg}") from None
+        raise FormulaError(f"formula {text!r} is not a valid expression: {err.msg}. Write one Python expression "
+                           "in x, such as 'x*sigmoid(1.5*x)' or 'where(x > 0, x, 0.1*x)'") from None
     expr = _compile(tree.body, text)
     probe = expr(torch.linspace(-2, 2, 5))  # fail now, not in the middle of training
     if not torch.is_tensor(probe) or probe.shape != (5,):

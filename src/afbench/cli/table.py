@@ -112,7 +112,7 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
     kept = getattr(report, "kept", None)
     if kept is not None and len(kept) and _fused(kept) and any(
             r["ratio"] is None for _, rows in compact_rows(report) for r in rows):
-        legend.append("time x -: activations trained together in one stack share one clock; `afbench cost` "
+        legend.append("time x -: activations trained together in one stack share one clock; afbench cost "
                       "measures each activation's own step time.")
     return lines, legend
 

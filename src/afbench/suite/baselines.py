@@ -64,7 +64,10 @@ def mismatches(suite: Suite, stored: dict, device: str) -> list[str]:
     """Why the stored runs would not be the same computation as runs made here
     (empty: they would)."""
     problems = []
-    if stored["suite"] != suite.name or stored["version"] != suite.version:
+    if stored["suite"] is None:
+        problems.append("they are not a suite's results (no suite recorded in them: afbench suite writes one, "
+                        "afbench run does not)")
+    elif stored["suite"] != suite.name or stored["version"] != suite.version:
         problems.append(f"they were made for suite {stored['suite']} v{stored['version']}, this is {suite.label}")
     return problems + _machine_mismatches(stored, device)
 
@@ -95,7 +98,12 @@ def check_pairable(suite: Suite, device: str, path: str | Path | None = None) ->
         raise AfbenchError(f"suite {suite.label} has no stored baselines in this afbench: run it with --baselines "
                            f"local (trains {suite.baseline} next to your activations), or merge results made by "
                            "others into your folder first (afbench merge)")
-    problems = mismatches(suite, made_under(path), device)
+    try:
+        stored = made_under(path)
+    except AfbenchError as err:  # not a results database at all: say which flag pointed there
+        raise AfbenchError(f"--stored {path}: {str(err).replace('choose another --out', 'choose another --stored')}"
+                           ". Give the results folder (or results.sqlite) of an afbench suite run") from None
+    problems = mismatches(suite, stored, device)
     missing = 0 if problems else _missing_baseline_runs(suite, path, device)
     if missing:
         problems.append(f"they lack {missing} of the runs of {suite.baseline} this suite pairs with: they were made "
