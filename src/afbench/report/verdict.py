@@ -138,7 +138,8 @@ def family_line(tests: pd.DataFrame, baseline: str, alpha: float, family: str = 
         return ""
     count = tests["setting"].nunique()
     if family == "all" or count == 1:
-        return (f"Holm corrects over all {len(tests)} comparisons with {baseline}"
+        what = f"all {len(tests)} comparisons" if len(tests) > 1 else "the 1 comparison"
+        return (f"Holm corrects over {what} with {baseline}"
                 + (f" across the {count} settings" if count > 1 else "") + f": the chance of any false better/worse "
                 f"verdict in this report is at most {100 * alpha:.3g}%.")
     return (f"Holm corrects over the comparisons with {baseline} within each setting ({count} families): the "
