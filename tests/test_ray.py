@@ -51,6 +51,7 @@ def test_ray_gives_the_same_rows_as_the_local_backend(local_ray, tmp_path):
     assert ray_backend.RayBackend(ray_backend.RayOptions(), progress=False).execute(cells, remote)["skipped"] == 4
 
 
+@pytest.mark.slow  # 7 s; the local backend's kill -9 test stays in the default run
 def test_a_killed_worker_is_retried_and_every_run_completes_once(local_ray, tmp_path):
     cells = Grid(RunConfig(epochs=2, batch_size=64), ("ray_helpers:DieOnce", "relu"), seeds=(0,)).configs()
     store = Store(tmp_path)

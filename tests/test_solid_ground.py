@@ -195,7 +195,8 @@ def test_failed_runs_give_a_non_zero_exit(tmp_path, capsys, monkeypatch):
     # up-front check (a few samples), fails on a training batch of 128
     monkeypatch.syspath_prepend(str(tmp_path))
     code = main(["run", "--activations", "relu,fails_in_forward:Act", "--epochs", "1", "--latency-samples", "5",
-                 "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1"])
+                 "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1", "--threads", "1",
+                 "--stack", "1", "--cost-profile", "off"])
     assert code == 1
     assert "1 runs failed" in capsys.readouterr().err
     statuses = sorted(r.status.value for r in Store(tmp_path / "out").records())
