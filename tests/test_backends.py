@@ -27,6 +27,17 @@ def test_backends_are_chosen_by_name_from_the_registry():
         create("slurm")
 
 
+def test_the_ray_backend_is_built_as_the_command_line_builds_it():
+    """``afbench run --backend ray`` passes a RayOptions; a library user may pass its fields."""
+    pytest.importorskip("ray")
+    from afbench.sweep.backends.ray import RayBackend, RayOptions
+
+    options = RayOptions("auto", cpus_per_run=2.0)
+    built = create("ray", Runtime(progress=False), options=options)
+    assert isinstance(built, RayBackend) and built.options is options
+    assert create("ray", Runtime(progress=False), address="auto").options.address == "auto"
+
+
 class InlineBackend:
     """A backend a plugin could add: it only says how a batch of jobs runs (here, in this
     process, one after the other); claiming, recording and releasing are the driver's."""

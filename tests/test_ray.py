@@ -159,7 +159,7 @@ def test_two_nodes_on_loopback(tmp_path):
         subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
                         "--node-ip-address=127.0.0.1"], check=True, env=env, capture_output=True)
         out = subprocess.run([sys.executable, "-m", "afbench.cli", "run", "--backend", "ray", "--address",
-                              f"127.0.0.1:{port}", "--activations", "relu,tanh,elu,selu", "--epochs", "2",
+                              f"127.0.0.1:{port}", "--activations", "relu,tanh,elu,selu", "--epochs", "8",  # long enough tasks that Ray spreads them
                               "--out", str(tmp_path), "--no-progress"], env=env, capture_output=True, text=True,
                              timeout=600)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -22,11 +22,12 @@ BACKENDS.register("local", LocalBackend)
 
 
 @BACKENDS.register("ray")
-def _ray(runtime: Runtime = Runtime(), **options) -> Backend:
-    """Ray's backend, imported only when chosen (Ray itself is optional)."""
+def _ray(runtime: Runtime = Runtime(), options=None, **fields) -> Backend:
+    """Ray's backend, imported only when chosen (Ray itself is optional): ``options`` a
+    RayOptions, or its fields by name."""
     from afbench.sweep.backends.ray import RayBackend, RayOptions
 
-    return RayBackend(RayOptions(**options), runtime=runtime)
+    return RayBackend(options if options is not None else RayOptions(**fields), runtime=runtime)
 
 
 def create(name: str, runtime: Runtime = Runtime(), **options) -> Backend:
