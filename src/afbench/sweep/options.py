@@ -13,7 +13,7 @@ class Runtime:
     threads: int | None = None  # torch threads per worker; None = decided by the plan
     progress: bool = True
     workers: int | str = "auto"  # worker processes, or "auto": calibrate (see calibrate.plan)
-    stack: int | str = "auto"  # seeds trained as one stack: 1 = never, k = up to k, "auto": calibrate
+    stack: int | str = "auto"  # runs differing in seed or activation as one stack: 1 never, k up to k, "auto"
     compile: bool = False  # training steps through torch.compile (CUDA graphs on a GPU); see engine.train
     cost: str = "auto"  # measure the activations' step times apart first: on | off | auto (sweeps over 2 minutes)
     run_timeout: float | None = None  # seconds one run (or stack) may train; None: 20x its calibrated time, >= 60 s

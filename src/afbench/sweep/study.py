@@ -54,7 +54,7 @@ class Execution:
     """How a sweep runs: its speed and where it writes, never what a run computes."""
     workers: int | str = "auto"  # worker processes, or "auto": a short calibration picks them
     threads: int | None = None  # torch threads per worker; None: chosen with the workers
-    stack: int | str = "auto"  # seeds of one configuration trained as one model; 1: never
+    stack: int | str = "auto"  # runs differing in seed or activation trained as one model; 1: never
     compile: bool = False  # training steps through torch.compile
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     backend: str = "local"  # local or ray
