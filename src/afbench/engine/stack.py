@@ -60,12 +60,13 @@ class MemberRandomness:
 
     def seed(self, seeds: list[int], device: torch.device) -> None:
         self.device = device
-        saved = self._get()
+        saved, saved_cpu = self._get(), torch.random.get_rng_state()  # manual_seed seeds every device
         self.states = []
         for seed in seeds:
             torch.manual_seed(seed)
             self.states.append(self._get())
         self._set(saved)
+        torch.random.set_rng_state(saved_cpu)
 
     @contextlib.contextmanager
     def of(self, member: int) -> Iterator[None]:
