@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+import headless
+
 from afbench.config import RunConfig
 from afbench.report import render
 from afbench.stats import paired as stats
@@ -93,12 +95,7 @@ def test_report_renders_in_headless_chromium(sweep_folder, tmp_path):
     script = ("<script>window.onload=()=>{const imgs=[...document.images];document.title="
               "'imgs='+imgs.length+' decoded='+imgs.filter(i=>i.naturalWidth>0).length+' tables='"
               "+document.querySelectorAll('table').length;}</script>")
-    checked = tmp_path / "checked.html"
-    checked.write_text(probe.read_text().replace("</body>", script + "</body>"))
-    out = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-                          checked.as_uri()], capture_output=True, text=True, timeout=120)
+    out = headless.dump_dom(probe, script, tmp_path)
     title = re.search(r"<title>imgs=(\d+) decoded=(\d+) tables=(\d+)</title>", out.stdout)
     assert title, out.stderr[-2000:]
     images, decoded, tables = map(int, title.groups())

@@ -5,13 +5,14 @@ refused across versions or devices; scores checked against scipy and hand counts
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
+
+import headless
 
 import afbench
 from afbench.cli import main
@@ -321,12 +322,7 @@ def test_the_leaderboard_renders_and_sorts_in_headless_chromium(tiny, judged, tm
     probe = ("<script>window.onload=()=>{sortBy(3);const first=document.querySelector('#board tbody tr')"
              ".cells[0].textContent;document.title='imgs='+[...document.images].filter(i=>i.naturalWidth>0).length"
              "+' rows='+document.querySelectorAll('#board tbody tr').length+' first='+first;}</script>")
-    checked = tmp_path / "checked.html"
-    checked.write_text((out / "leaderboard.html").read_text().replace("</body>", probe + "</body>"))
-    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-                           checked.as_uri()], capture_output=True, text=True, timeout=120)
+    done = headless.dump_dom(out / "leaderboard.html", probe, tmp_path)
     title = re.search(r"<title>imgs=(\d+) rows=(\d+) first=([^<]*)</title>", done.stdout)
     assert title, done.stderr[-2000:]
     frame = leaderboard.board(result)

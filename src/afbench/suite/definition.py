@@ -22,7 +22,6 @@ A wrong key or value raises AfbenchError naming the file, the line and the key.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,7 +30,7 @@ from afbench import rules
 from afbench.config import RunConfig
 from afbench.errors import AfbenchError, lookup
 from afbench.rules import Invalid
-from afbench.sweep.study import Study, error_at, overlay, with_workload
+from afbench.sweep.study import Study, error_at, overlay, read_toml, with_workload
 
 TOP_KEYS = ("name", "version", "description", "baseline", "seeds", "baselines", "workloads")
 WORKLOAD_KEYS = ("workload", "equivalence", "gated", "grid", "settings")
@@ -85,10 +84,7 @@ class Suite:
 
 def parse_suite(text: str, source: str = "<suite>") -> Suite:
     """The Suite a TOML text declares, every value checked."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise AfbenchError(f"{source}: not valid TOML: {err}") from None
+    raw = read_toml(text, source)
 
     def fail(table, key, problem, valid=()):
         return error_at(source, text, table, key, problem, valid)

@@ -182,12 +182,17 @@ TOP_KEYS = ("name", "description")
 TABLES = ("grid", "settings", "execution")
 
 
-def parse_study(text: str, source: str = "<study>") -> Study:
-    """The Study a TOML text declares, every value checked (see the module docstring)."""
+def read_toml(text: str, source: str) -> dict:
+    """The tables of a TOML text, or an AfbenchError naming ``source``."""
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise AfbenchError(f"{source}: not valid TOML: {err}") from None
+
+
+def parse_study(text: str, source: str = "<study>") -> Study:
+    """The Study a TOML text declares, every value checked (see the module docstring)."""
+    raw = read_toml(text, source)
 
     def fail(table, key, problem, valid=()):
         return error_at(source, text, table, key, problem, valid)
