@@ -83,7 +83,8 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
     the legend as sentences (to wrap)."""
     lines: list[str] = []
     aliases: dict[str, str] = {}
-    for heading, rows in compact_rows(report):
+    blocks = compact_rows(report)
+    for heading, rows in blocks:
         names = [_alias(r["activation"], aliases) for r in rows]
         name_width = max([len("activation")] + [len(n) for n in names])
         means = [r["mean"] for r in rows if r["mean"] is not None]
@@ -103,7 +104,7 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
                          f"{params:>10}".rstrip())
         lines.append("")
     legend = []
-    if any(r["failed"] for _, rows in compact_rows(report) for r in rows):
+    if any(r["failed"] for _, rows in blocks for r in rows):
         legend.append("n!: some runs failed or diverged (summary.md and runs.csv say which)")
     for name, alias in aliases.items():
         legend.append(f"{alias} = {name}")
@@ -111,7 +112,7 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
                  "time x: training time / the baseline's (median).")
     kept = getattr(report, "kept", None)
     if kept is not None and len(kept) and _fused(kept) and any(
-            r["ratio"] is None for _, rows in compact_rows(report) for r in rows):
+            r["ratio"] is None for _, rows in blocks for r in rows):
         legend.append("time x -: activations trained together in one stack share one clock; afbench cost "
                       "measures each activation's own step time.")
     return lines, legend

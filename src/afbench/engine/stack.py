@@ -45,7 +45,7 @@ from afbench.errors import AfbenchError
 from afbench.models.layers import ACT_PREFIX
 
 _PER_SAMPLE = (nn.Identity,)  # after the flatten: (k, B, F) viewed as k*B samples
-_PER_MEMBER = (nn.BatchNorm1d, nn.LayerNorm, nn.Dropout)
+_PER_MEMBER = (nn.BatchNorm1d, nn.LayerNorm)
 _RANDOM = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout, nn.RReLU)
 
 

@@ -153,7 +153,7 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
     trainer = _trainer(configs, data, members, stacked, compile)
     if not stacked:
         members = [trainer.model]  # on the device, channels-last
-    elif data.train.x.device.type == "cpu":
+    elif data.train.x.device.type == "cpu":  # ``built`` are CPU states; a GPU draws from its own
         trainer.model.randomness.states = built  # each member warms up drawing what it would alone
     compiled = _prepare(trainer)
     torch.manual_seed(configs[0].seed)  # dropout and noise draws: paired across activations

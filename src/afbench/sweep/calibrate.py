@@ -9,8 +9,6 @@ from afbench import data as datasets
 from afbench.config import RunConfig
 from afbench.engine import train as engine
 from afbench.engine.runtime import available_cores
-from afbench.engine.stack import StackedSequential
-from afbench.errors import AfbenchError
 from afbench.sweep import slots
 from afbench.sweep.options import Runtime
 
@@ -31,12 +29,7 @@ def largest_stack_group(configs: list[RunConfig]) -> list[RunConfig]:
 
 def unstackable(sample: RunConfig, prepared: datasets.Prepared) -> str | None:
     """Why seeds of this model cannot train as one stack, or None if they can."""
-    try:
-        members = [engine.build_model(sample.with_(seed=s), prepared) for s in (0, 1)]
-        StackedSequential(members)
-    except AfbenchError as err:
-        return str(err)
-    return None
+    return engine.stack_refusal([sample.with_(seed=s) for s in (0, 1)], prepared)
 
 
 FUSED = "seed and activation"  # plan["stack_by"] when activations share stacks
@@ -104,8 +97,7 @@ def plan_stack(runtime: Runtime, group: list[RunConfig], prepared: datasets.Prep
         alone = engine.time_training_steps(members[0], prepared, CALIBRATION_STEPS)
         stacked = engine.time_training_steps(members[0], prepared, CALIBRATION_STEPS, members=members)
     gain = len(members) * alone / stacked
-    stacks = gain >= STACK_GAIN
-    return {"stack": len(members) if stacks else 1, "stack_by": by, "stack_how": "calibrated",
+    return {"stack": len(members) if gain >= STACK_GAIN else 1, "stack_by": by, "stack_how": "calibrated",
             "stack_gain": round(gain, 2)}
 
 

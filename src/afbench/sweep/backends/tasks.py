@@ -6,7 +6,6 @@ checked, calibrated or profiled cannot take the sweep down with it."""
 from __future__ import annotations
 
 import math
-
 import time
 
 from afbench import activations, models
