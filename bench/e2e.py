@@ -60,17 +60,12 @@ import torch.nn.functional as F
 
 import afbench
 from afbench import data, models
-from speed import DEFAULT_DATA, forward_macs, matmul_flops  # bench/ is on sys.path when a script in it runs
+from speed import DEFAULT_DATA, forward_macs, matmul_flops, sync  # bench/ is on sys.path when a script in it runs
 
 PRESET = "s1-mnist"
 ACTIVATIONS = "relu,tanh,selu,prelu,elu,leaky_relu"  # the preset's
 BATCH, LR, SEED = 128, 1e-3, 0  # the preset's
 QUICK_SUBSET = 2000
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def child_env() -> dict:
