@@ -210,14 +210,21 @@ def limit(args, a_epoch_s: float, b_epoch_s: float, train_images: int) -> None:
           f"plain epoch {b_epoch_s:.3f} s (fraction {ideal / b_epoch_s:.3f})")
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1, for argparse."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 3; --quick: 1)")
-    parser.add_argument("--repeats", type=int, default=None, help="A B rounds (default: 2; --quick: 1)")
+    parser.add_argument("--epochs", type=positive, default=None, help="epochs per run (default: 3; --quick: 1)")
+    parser.add_argument("--repeats", type=positive, default=None, help="A B rounds (default: 2; --quick: 1)")
     parser.add_argument("--activations", default=ACTIVATIONS, help="comma-separated (default: the preset's six)")
     parser.add_argument("--data-dir", default=os.environ.get("AFBENCH_DATA_DIR") or str(DEFAULT_DATA),
                         help="holds mnist/ or the four IDX files (default: AFBENCH_DATA_DIR, else %(default)s)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive, default=None,
                         help="torch threads: passed to afbench as --threads and set in the plain loop (default: "
                              "afbench's auto choice for A, torch's default, one per core, for B)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
