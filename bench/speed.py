@@ -108,6 +108,13 @@ def forward_macs(model: nn.Module, shape) -> int:
     return total[0]
 
 
+def device_name(text: str) -> str:
+    """cpu, cuda or cuda:N, for argparse."""
+    if text in ("cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
 def sync(device) -> None:
     """Wait for the device's queued work: every clock read on a GPU follows one."""
     if torch.device(device).type == "cuda":
@@ -316,7 +323,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100, help="training steps per timing (default: %(default)s)")
     parser.add_argument("--cases", default="lenet,mlp,relu_softsign,relu_softplus,vgg11,resnet20,vit,latency")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the data, models and matmul run; "
+    parser.add_argument("--device", default="cpu", type=device_name, help="cpu or cuda: where the data, models and matmul run; "
                         "the afbench-sweep lines are CPU-only (default: %(default)s)")
     parser.add_argument("--cifar-subset", type=int, default=1024, help="CIFAR-10 JPEG training images loaded for "
                         "the vgg11, resnet20 and vit cases (default: %(default)s)")
