@@ -173,15 +173,28 @@ def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path, stack):
     assert sorted(n for _, n in epochs) == [4] * 6
 
 
-def test_worker_processes_run_every_cell_exactly_once(tmp_path):
+def test_worker_processes_run_every_cell_exactly_once(tmp_path, monkeypatch):
+    """The calibration ("auto") chooses two 1-thread workers: runs train in two worker
+    processes side by side, so their latency comes from a cost profile measured alone."""
+    from afbench.store.cost import all_rows
+    from afbench.sweep.backends import workers
+
+    monkeypatch.setattr(calibrate, "plan", lambda runtime, sample, prepared, pending: {
+        "workers": 2, "threads": 1, "cores": 2, "how": "calibrated"})
+    pools, run = [], workers.Pool.run
+    monkeypatch.setattr(workers.Pool, "run", lambda self, jobs, sink, count, *rest: (
+        pools.append(count), run(self, jobs, sink, count, *rest))[1])
     cells = Grid(RunConfig(epochs=2, batch_size=64), ("relu", "tanh", "elu"), seeds=(0, 1)).configs()
     store = Store(tmp_path)
-    counts = LocalBackend(Runtime(progress=False, workers=2, threads=1)).execute(cells, store)
-    assert counts == {"ran": 6, "skipped": 0, "failed": 0}
+    counts = LocalBackend(Runtime(progress=False)).execute(cells, store)
+    assert counts == {"ran": 6, "skipped": 0, "failed": 0} and pools == [2]
     runs = store.runs()
     assert len(runs) == 6 and all(r["status"] == "done" and r["attempts"] == 1 for r in runs)
     assert {r["provenance"]["threads"] for r in runs} == {1}
     assert store.meta()["scheduler"]["workers"] == 2
+    # A short sweep, but its runs trained side by side: the profile measured every activation, alone.
+    assert {row["activation"] for row in all_rows(store)} == {"relu", "tanh", "elu"}
+    assert all(r["summary"]["ms_per_sample"] is None and "cost profile" in r["provenance"]["latency"] for r in runs)
 
 
 def test_plan_never_oversubscribes(monkeypatch):
@@ -206,6 +219,12 @@ def test_calibration_picks_the_faster_layout(monkeypatch):
     rates[1] = 6.0  # faster in parallel, but 2 runs of 1 epoch on 1,000 images: not worth spawning
     small = calibrate.plan(Runtime(), RunConfig(epochs=1), SimpleNamespace(train=range(1000)), 2)
     assert (small["workers"], small["how"]) == (1, "short sweep")
+    # S1's table at 3 epochs: 6 x 3 x 469 steps, 77 s in one 2-thread process (110 steps/s) against 60 s in two
+    # 1-thread workers (70 steps/s each): 16 s saved, more than starting a worker costs.
+    rates.update({2: 110.0, 1: 70.0})
+    s1 = calibrate.plan(Runtime(), RunConfig(epochs=3, batch_size=128), SimpleNamespace(train=range(60_000)), 6)
+    assert (s1["workers"], s1["threads"]) == (2, 1)
+    assert 6 * 3 * 469 * (1 / 110 - 1 / 140) > calibrate.WORKER_START_S
 
 
 def _hold(count, seconds, folder, log):

@@ -13,7 +13,7 @@ from afbench.sweep import slots
 from afbench.sweep.options import Runtime
 
 CALIBRATION_STEPS = 12
-SPAWN_WORTH_S = 120.0  # estimated training seconds below which one process is faster than spawning workers
+WORKER_START_S = 5.0  # a spawned worker's start: torch and afbench imported, data loaded (3-4 s measured here)
 MAX_STACK = 8
 STACK_GAIN = 1.1  # stack only when it trains at least this much faster per run
 
@@ -50,10 +50,17 @@ def apart_activations(group: list[RunConfig], prepared: datasets.Prepared | None
     return apart
 
 
+def side_by_side(plan: dict) -> bool:
+    """Does the plan train runs beside each other (several workers)? Then no run's own
+    clock or latency is its activation's alone: only a cost profile measures them so."""
+    return (plan.get("workers") or 1) > 1
+
+
 def too_short_for_cost(runtime: Runtime, plan: dict, pending: int) -> bool:
     """cost "auto" skips sweeps under COST_WORTH_S of training, judged from the plan's
-    calibrated job time before anything is looked up (the worker decides exactly)."""
-    if runtime.cost != "auto" or not plan.get("run_s"):
+    calibrated job time before anything is looked up (the worker decides exactly),
+    unless their runs train side by side."""
+    if runtime.cost != "auto" or not plan.get("run_s") or side_by_side(plan):
         return False
     return plan["run_s"] / plan.get("stack", 1) * pending < COST_WORTH_S
 
@@ -113,9 +120,9 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None
     Explicit settings win, but never oversubscribe: workers x threads is capped at
     the cores (two 2-thread processes on 2 cores ran 20x slower here). "auto" on a CPU
     with several cores and runs times a few steps of the first run with all cores in
-    one process and with one thread, and picks one 1-thread worker per core when that
-    trains faster in total (measured here: two 1-thread LeNet processes beat one
-    2-thread process slightly).
+    one process and with one thread, and picks one 1-thread worker per core when the
+    training seconds that saves exceed a worker's start (WORKER_START_S): measured
+    here, two 1-thread LeNet processes train 1.3-1.5x faster than one 2-thread one.
     """
     cores = available_cores()
     if runtime.workers != "auto":
@@ -135,29 +142,42 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None
         together = _steps_per_s(sample, prepared, cores)
         alone = _steps_per_s(sample, prepared, 1)
     steps = pending * sample.epochs * -(-len(prepared.train) // sample.batch_size)
-    if steps / together < SPAWN_WORTH_S:  # starting workers (torch import, data) would cost more than it saves
-        return {"workers": 1, "threads": cores, "cores": cores, "how": "short sweep",
-                "estimated_s": round(steps / together, 1)}
     workers = min(cores, pending)
     parallel = workers * alone  # independent processes on separate cores
-    choice = {"workers": workers, "threads": 1} if parallel > 1.05 * together else {"workers": 1, "threads": cores}
-    return {**choice, "cores": cores, "how": "calibrated", "steps_per_s_all_cores": round(together, 2),
-            "steps_per_s_one_thread": round(alone, 2)}
+    measured = {"cores": cores, "steps_per_s_all_cores": round(together, 2), "steps_per_s_one_thread": round(alone, 2)}
+    saved_s = steps / together - steps / parallel
+    if saved_s > WORKER_START_S:
+        return {"workers": workers, "threads": 1, **measured, "how": "calibrated"}
+    # One process: faster on the cores together, or too short a sweep to pay for starting workers.
+    how = "calibrated" if parallel <= together else "short sweep"
+    return {"workers": 1, "threads": cores, **measured, "how": how, "estimated_s": round(steps / together, 1)}
 
 
 COST_WORTH_S = 120.0  # estimated training seconds from which a sweep measures its cost profile ("auto")
 COST_SHARE = 0.05  # of the estimated training time, the budget for measuring it
 
 
-def estimate_s(sample: RunConfig, prepared: datasets.Prepared, pending: list[RunConfig], threads: int) -> float:
-    """Seconds the pending runs would train for, from a few timed steps of the first."""
+def estimate_s(sample: RunConfig, prepared: datasets.Prepared, pending: list[RunConfig], threads: int,
+               schedule: dict | None = None) -> float:
+    """Seconds the pending runs would train for, from a few timed steps of the first, or
+    from the rate ``plan`` measured for ``sample`` with these threads (in ``schedule``)."""
     steps = sum(c.epochs * -(-len(prepared.train) // c.batch_size) for c in pending)
-    return steps / _steps_per_s(sample, prepared, threads)
+    return steps / (_measured_rate(schedule or {}, threads) or _steps_per_s(sample, prepared, threads))
 
 
-def cost_budget(runtime: Runtime, estimated_s: float, activations: int) -> float | None:
+def _measured_rate(schedule: dict, threads: int) -> float | None:
+    """Steps per second ``plan`` timed with ``threads`` threads, if it timed them."""
+    if threads == 1 and schedule.get("steps_per_s_one_thread"):
+        return schedule["steps_per_s_one_thread"]
+    if threads == schedule.get("cores") and schedule.get("steps_per_s_all_cores"):
+        return schedule["steps_per_s_all_cores"]
+    return None
+
+
+def cost_budget(runtime: Runtime, estimated_s: float, activations: int, side_by_side: bool = False) -> float | None:
     """Seconds per activation for the sweep's cost profile, or None not to measure one:
-    about COST_SHARE of the training time, between 1 and 12 s per activation."""
-    if runtime.cost == "off" or (runtime.cost == "auto" and estimated_s < COST_WORTH_S):
+    about COST_SHARE of the training time, between 1 and 12 s per activation. "auto"
+    measures short sweeps too when their runs train side by side (``side_by_side``)."""
+    if runtime.cost == "off" or (runtime.cost == "auto" and estimated_s < COST_WORTH_S and not side_by_side):
         return None
     return min(12.0, max(1.0, COST_SHARE * estimated_s / max(activations, 1)))
