@@ -49,9 +49,12 @@ def test_latency_summary_in_milliseconds():
 
 def test_training_is_reproducible_with_a_seed(digits):
     config = RunConfig(activation="relu", epochs=2, batch_size=64, seed=3)
-    a, b = train(config, digits), train(config, digits)
+    a, b = train(config, digits), train(config, digits, latency=False)  # a sweep's cost profile times b's latency
     for key in ("train_loss", "test_loss", "test_acc"):
         assert [getattr(e, key) for e in a.epochs] == [getattr(e, key) for e in b.epochs]
+    assert a.summary.error_rate == b.summary.error_rate and a.summary.ms_per_sample > 0
+    assert b.summary.ms_per_sample is None and b.summary.throughput_per_s is None
+    assert "cost profile" in b.provenance["latency"] and "latency" not in a.provenance
     c = train(config.with_(seed=4), digits)
     assert [e.train_loss for e in c.epochs] != [e.train_loss for e in a.epochs]
 

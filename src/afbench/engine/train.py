@@ -40,6 +40,8 @@ __all__ = ["RunResult", "build_model", "evaluate", "make_optimizer", "measure_la
 # A mean cross-entropy above this many times that of uniform guessing (ln K) has
 # exploded, not merely trained badly: Adam at lr 1e3 gave 3.2e12 at 10% accuracy.
 DIVERGED_LOSS = 100.0
+# provenance["latency"] of a run that did not time its own batch-1 latency
+SKIPPED_LATENCY = "not timed in the run: the sweep's cost profile measured it alone"
 
 
 @dataclass
@@ -68,19 +70,20 @@ def time_training_steps(config: RunConfig, data: Prepared, steps: int, stack: in
 
 
 def train(config: RunConfig, data: Prepared, on_epoch: Callable[[EpochRecord], None] | None = None, *,
-          compile: bool = False) -> RunResult:
+          compile: bool = False, latency: bool = True) -> RunResult:
     """Train ``config`` on ``data`` and measure it. A loss that turns NaN or inf, or
     explodes past DIVERGED_LOSS x ln(classes), stops the run, recorded as diverged
     with its epoch: a result, not a crash. ``compile`` runs the model's training
     forward and backward through torch.compile; evaluation, diagnostics and latency
-    use the model as it is."""
+    use the model as it is. ``latency=False`` skips the batch-1 latency and throughput
+    (a sweep whose cost profile measures them alone), noted in the provenance."""
     report = (lambda _member, record: on_epoch(record)) if on_epoch else None
-    return _fit([config], data, report, compile=compile, stacked=False)[0]
+    return _fit([config], data, report, compile=compile, stacked=False, latency=latency)[0]
 
 
 def train_stack(configs: list[RunConfig], data: Prepared,
                 on_epoch: Callable[[int, EpochRecord], None] | None = None, *,
-                compile: bool = False) -> list[RunResult]:
+                compile: bool = False, latency: bool = True) -> list[RunResult]:
     """Train ``configs`` (equal ``fuse_key()``: they differ in seed or activation alone)
     as one stack; one result each.
 
@@ -91,22 +94,23 @@ def train_stack(configs: list[RunConfig], data: Prepared,
     ``stack_epoch_s``): one clock for all, so the report's times come from the cost
     profile. A diverged member stops recording and the others go on. Members whose
     structures differ (a gated unit changes widths) train in stacks of their own
-    seeds, the reason kept in their provenance as ``stack_refused``.
+    seeds, the reason kept in their provenance as ``stack_refused``. ``latency`` as in
+    ``train``.
     """
     if len({c.fuse_key() for c in configs}) != 1:
         raise AfbenchError("only runs that differ in their seed or activation alone can train as one stack")
     if for_config(configs[0]).family != "classification":  # stacks are of image classifiers: one by one
         return [_fit([c], data, (lambda _m, r, i=i: on_epoch(i, r)) if on_epoch else None, compile=compile,
-                     stacked=False)[0] for i, c in enumerate(configs)]
+                     stacked=False, latency=latency)[0] for i, c in enumerate(configs)]
     refused = stack_refusal(configs, data)
     if refused is None:
-        return _fit(configs, data, on_epoch, compile=compile, stacked=True)
+        return _fit(configs, data, on_epoch, compile=compile, stacked=True, latency=latency)
     results: dict[int, RunResult] = {}
     for key in dict.fromkeys(c.stack_key() for c in configs):  # one stack per activation, in order
         positions = [i for i, c in enumerate(configs) if c.stack_key() == key]
         report = (lambda j, r, at=positions: on_epoch(at[j], r)) if on_epoch else None
         for i, result in zip(positions, _fit([configs[i] for i in positions], data, report, compile=compile,
-                                             stacked=len(positions) > 1)):
+                                             stacked=len(positions) > 1, latency=latency)):
             result.provenance["stack_refused"] = refused
             results[i] = result
     return [results[i] for i in range(len(configs))]
@@ -144,7 +148,7 @@ def _prepare(trainer: Trainer) -> dict:
 
 
 def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, EpochRecord], None] | None, *,
-         compile: bool, stacked: bool) -> list[RunResult]:
+         compile: bool, stacked: bool, latency: bool = True) -> list[RunResult]:
     wall_start = time.perf_counter()
     members, built = [], []
     for config in configs:
@@ -166,6 +170,7 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
     steps_per_epoch = workload.steps_per_epoch(data.train, configs[0].batch_size)
     base = {**provenance(data.train.x.device), "stack_size": k, "compiled": compile, **compiled,
             "stack_activations": len({c.activation for c in configs}),
+            **({} if latency else {"latency": SKIPPED_LATENCY}),
             "data_fingerprint": getattr(data, "fingerprint", "") or None}  # which data it trained on
     results = [RunResult(c, Status.DONE, provenance=dict(base)) for c in configs]
     predictions: list[torch.Tensor | None] = [None] * k
@@ -188,8 +193,9 @@ def _fit(configs: list[RunConfig], data: Prepared, on_epoch: Callable[[int, Epoc
             break
     for i, (config, model, result, predicted) in enumerate(zip(configs, members, results, predictions)):
         with own_randomness(i):
-            result.summary = _summarise(config, data, model, result, predicted) \
-                if workload.family == "classification" else _summarise_workload(workload, config, data, model, result)
+            result.summary = _summarise(config, data, model, result, predicted, latency) \
+                if workload.family == "classification" else \
+                _summarise_workload(workload, config, data, model, result, latency)
         _record_primary(workload, result.summary)
         result.summary.wall_s = time.perf_counter() - wall_start
         result.provenance["activation_kernels"] = activation_kernels.status()  # after training: a failure shows
@@ -222,7 +228,7 @@ def _end_epoch(config: RunConfig, data: Prepared, model: nn.Module, result: RunR
 
 
 def _summarise(config: RunConfig, data: Prepared, model: nn.Module, result: RunResult,
-               predictions: torch.Tensor | None) -> RunSummary:
+               predictions: torch.Tensor | None, latency: bool = True) -> RunSummary:
     epochs = result.epochs
     last = epochs[-1] if epochs else None
     seconds = last.cum_train_s if last else 0.0
@@ -239,7 +245,7 @@ def _summarise(config: RunConfig, data: Prepared, model: nn.Module, result: RunR
     for name, value in metrics.classification_report(confusion).items():
         setattr(summary, name, value)
     summary.confusion = confusion.tolist()
-    for name, value in measure_latency(model, data.test, config.latency_samples).items():
+    for name, value in (measure_latency(model, data.test, config.latency_samples) if latency else {}).items():
         setattr(summary, name, value)
     summary.test_loss, summary.valid_acc, summary.valid_loss = last.test_loss, last.valid_acc, last.valid_loss
     summary.unswapped = [str(site) for site in models.leftover(model)] or None
@@ -267,7 +273,7 @@ def _end_workload_epoch(config: RunConfig, data: Prepared, model: nn.Module, res
 
 
 def _summarise_workload(workload: Workload, config: RunConfig, data: Prepared, model: nn.Module,
-                        result: RunResult) -> RunSummary:
+                        result: RunResult, latency: bool = True) -> RunSummary:
     epochs = result.epochs
     last = epochs[-1] if epochs else None
     seconds = last.cum_train_s if last else 0.0
@@ -283,7 +289,7 @@ def _summarise_workload(workload: Workload, config: RunConfig, data: Prepared, m
         summary.steps_to_target = reached.train_steps
     summary.metrics = dict(result.final_metrics)
     whole = lambda: workload.evaluate(model, data.test)
-    for name, value in measure_latency(model, data.test, config.latency_samples, whole).items():
+    for name, value in (measure_latency(model, data.test, config.latency_samples, whole) if latency else {}).items():
         setattr(summary, name, value)
     summary.test_loss, summary.valid_loss = last.test_loss, last.valid_loss
     summary.learned_curves = _learned_curves(model)

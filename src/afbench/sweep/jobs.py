@@ -24,6 +24,7 @@ def no_counts() -> Counts:
 class Job:
     configs: tuple[RunConfig, ...]  # one run, or runs that differ in seed or activation alone (equal fuse keys)
     compile: bool = False
+    latency: bool = True  # each run times its batch-1 latency; False where the sweep's cost profile measured it alone
 
     @property
     def keys(self) -> list[str]:
@@ -44,8 +45,9 @@ def train_job(job: Job, prepared: datasets.Prepared,
     """Train a job; ``on_epoch(member, record)`` as each member's epoch ends."""
     if len(job.configs) == 1:
         report = (lambda record: on_epoch(0, record)) if on_epoch else None
-        return [engine.train(job.configs[0], prepared, on_epoch=report, compile=job.compile)]
-    return engine.train_stack(list(job.configs), prepared, on_epoch=on_epoch, compile=job.compile)
+        return [engine.train(job.configs[0], prepared, on_epoch=report, compile=job.compile, latency=job.latency)]
+    return engine.train_stack(list(job.configs), prepared, on_epoch=on_epoch, compile=job.compile,
+                              latency=job.latency)
 
 
 def describe(error: BaseException) -> str:

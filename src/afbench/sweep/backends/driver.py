@@ -140,7 +140,7 @@ def claims(configs: list[RunConfig], store: Store, recorder: Recorder, stack: in
                 group.append(other)
         taken.update(c.key() for c in group)
         recorder.running.update(c.key() for c in group)
-        yield Job(tuple(group), recorder.plan.get("compile", False))
+        yield Job(tuple(group), recorder.plan.get("compile", False), recorder.plan.get("run_latency", True))
 
 
 @contextlib.contextmanager
@@ -186,8 +186,8 @@ def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: st
             plan = _plan(backend, pending)
             recorder.write(store.set_meta, "scheduler", {k: v for k, v in plan.items() if k != "provenance"})
             recorder.start(plan, backend.runtime.progress)
-            if pending:
-                _cost_profile(backend, pending, recorder, plan, baseline)
+            # A run times its own batch-1 latency only where no cost profile measured it alone.
+            plan["run_latency"] = not (pending and _cost_profile(backend, pending, recorder, plan, baseline))
             fuse = plan.get("stack_by") == calibrate.FUSED
             backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, fuse,
                                set(plan.get("stack_apart", {}))), recorder, plan)
@@ -240,12 +240,13 @@ def _plan(backend: Backend, pending: list[RunConfig]) -> dict:
 
 
 def _cost_profile(backend: Backend, pending: list[RunConfig], recorder: Recorder, plan: dict,
-                  baseline: str) -> None:
-    """Step times of every (model, activation) apart from training, before it starts, with
-    the sweep's threads and ``baseline`` as the reference (or reused from the store): the
-    report's time columns use them. What it cost is kept in meta.cost_profile."""
+                  baseline: str) -> bool:
+    """Step times and batch-1 latency of every (model, activation) apart from training,
+    before it starts, with the sweep's threads and ``baseline`` as the reference (or
+    reused from the store): the report's time and latency columns use them. What it
+    cost is kept in meta.cost_profile. True when a profile covers every pending run."""
     if backend.runtime.cost == "off" or calibrate.too_short_for_cost(backend.runtime, plan, len(pending)):
-        return
+        return False
     store, threads, missing = recorder.store, plan["threads"], []
     by_data: dict[tuple, list[RunConfig]] = {}
     for config in pending:
@@ -255,13 +256,16 @@ def _cost_profile(backend: Backend, pending: list[RunConfig], recorder: Recorder
         missing += [(first, wanted) for first, wanted in cost.sweep_groups(group, baseline)
                     if cost.stored_profile(store, first, wanted, baseline, shape, first.device, threads) is None]
     if not missing:
-        return
+        return True
     try:
+        per_run_s = plan["run_s"] / plan.get("stack", 1) if plan.get("run_s") and _one_shape(pending) else None
         rows, spent = backend.call(tasks.cost_profile, missing, pending, baseline, threads, backend.runtime,
-                                   timeout_s=COST_TIMEOUT_S)
+                                   calibrate.side_by_side(plan), per_run_s, timeout_s=COST_TIMEOUT_S)
     except TaskFailed as failure:  # the user's model fails here too: its runs will say why
         tqdm.write(f"note: no cost profile: {failure.reason.splitlines()[0]}", file=sys.stderr)
-        return
+        return False
     if rows:
         recorder.write(save_cost, store, rows)
         recorder.write(store.set_meta, "cost_profile", spent)
+    measured = {(row["model"], row["activation"]) for row in rows}
+    return all((first.model, name) in measured for first, wanted in missing for name in wanted)

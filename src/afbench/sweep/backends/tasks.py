@@ -64,7 +64,7 @@ def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: list[Ru
     stack_group = [c for c in stack_group if c.activation not in apart][:per_worker]
     schedule.update(calibrate.plan_stack(runtime, stack_group, group_data, schedule["threads"]))
     with slots.reserve(schedule["threads"]):
-        run_s = calibrate.estimate_s(sample, prepared, [sample], schedule["threads"])
+        run_s = calibrate.estimate_s(sample, prepared, [sample], schedule["threads"], schedule)
     schedule["run_s"] = round(run_s * schedule.get("stack", 1), 3)
     if schedule.get("stack_by") == calibrate.FUSED:
         if apart:
@@ -76,17 +76,20 @@ def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: list[Ru
 
 
 def cost_profile(cache, groups: list[tuple[RunConfig, list[str]]], pending: list[RunConfig], baseline: str,
-                 threads: int, runtime: Runtime) -> tuple[list[dict], dict | None]:
+                 threads: int, runtime: Runtime, side_by_side: bool = False,
+                 run_s: float | None = None) -> tuple[list[dict], dict | None]:
     """Measure the profiles a sweep lacks (``groups`` from ``cost.sweep_groups``), each
-    within its budget (``calibrate.cost_budget``: about 5% of the training time).
+    within its budget (``calibrate.cost_budget``: about 5% of the training time; short
+    sweeps too when ``side_by_side``). ``run_s``: the plan's seconds per run, when every
+    pending run has the calibrated one's shape (else each group's steps are timed).
     Returns the rows and what the measurement cost, or ([], None) when not worth it."""
     rows, spent, estimated_total, budgets = [], 0.0, 0.0, []
     for first, wanted in groups:
         prepared = cache.get(first)
         same_data = [c for c in pending if c.data_key() == first.data_key()]
         with slots.reserve(threads):
-            estimated = calibrate.estimate_s(first, prepared, same_data, threads)
-            budget = calibrate.cost_budget(runtime, estimated, len(wanted))
+            estimated = run_s * len(same_data) if run_s else calibrate.estimate_s(first, prepared, same_data, threads)
+            budget = calibrate.cost_budget(runtime, estimated, len(wanted), side_by_side)
             if budget is None:
                 continue
             start = time.perf_counter()
