@@ -25,7 +25,8 @@ import and data reading:
 
 Per round it prints the wall seconds of each, and B/A (afbench's speedup: above 1,
 afbench finishes the table sooner); then the means over rounds, the training
-seconds alone (afbench's epoch_train_s summed; the plain loop's timed epochs), what
+seconds alone (afbench's epoch_train_s summed, over the runs it trains side by side;
+the plain loop's timed epochs), what
 else afbench spent its time on, and the arithmetic limit: LeNet's training FLOPs per
 epoch (3 x 2 x forward multiply-adds per image, bench/speed.py's forward_macs) over a
 matmul FLOP/s measured in this run (bench/speed.py's matmul_flops), i.e. the ideal
@@ -48,6 +49,7 @@ import csv
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -147,6 +149,13 @@ def run_child(cmd: list[str], log: Path, what: str) -> tuple[float, str]:
     return seconds, proc.stdout
 
 
+def cost_profile_seconds(out: Path) -> float:
+    """Seconds the sweep spent measuring its cost profile (0 when it measured none)."""
+    with sqlite3.connect(out / "results.sqlite") as db:
+        row = db.execute("SELECT value FROM meta WHERE key = 'cost_profile'").fetchone()
+    return json.loads(row[0])["seconds"] if row else 0.0
+
+
 def afbench_round(args, out: Path) -> dict:
     seconds, stdout = run_child(afbench_command(args, out), out.with_suffix(".log"), "afbench run")
     summary = json.loads(stdout)
@@ -162,8 +171,10 @@ def afbench_round(args, out: Path) -> dict:
             "epoch_s": [float(e["epoch_train_s"]) for e in epochs],
             "runs_wall_s": sum(float(r["wall_s"]) for r in runs),
             "latency_s": sum(float(r["ms_per_sample"]) * 1e-3 * (int(r["config.latency_samples"] or 0)
-                                                                  or 10_000) for r in runs),
-            "threads": runs[0].get("provenance.threads"), "workers": runs[0].get("provenance.concurrent_runs"),
+                                                                  or 10_000) for r in runs if r["ms_per_sample"]),
+            "cost_s": cost_profile_seconds(out),
+            "threads": runs[0].get("provenance.threads"),
+            "workers": int(float(runs[0].get("provenance.concurrent_runs") or 1)),
             "acc": {r["activation"]: float(r["accuracy"]) for r in runs}}
 
 
@@ -206,7 +217,8 @@ def limit(args, a_epoch_s: float, b_epoch_s: float, train_images: int) -> None:
     print(f"limit: LeNet {per_image / 1e6:.2f} MFLOP per training image x {train_images} images = "
           f"{per_image * train_images / 1e9:.2f} GFLOP per epoch; matmul {flops / 1e9:.1f} GFLOP/s "
           f"({args.device}, {threads} threads, fp32 1024^2) -> ideal epoch {ideal:.3f} s")
-    print(f"limit: afbench epoch {a_epoch_s:.3f} s (fraction of the limit {ideal / a_epoch_s:.3f}); "
+    print(f"limit: afbench epoch {a_epoch_s:.3f} s (its runs' epoch seconds over the runs side by side; fraction "
+          f"of the limit {ideal / a_epoch_s:.3f}); "
           f"plain epoch {b_epoch_s:.3f} s (fraction {ideal / b_epoch_s:.3f})")
 
 
@@ -268,8 +280,8 @@ def main() -> None:
             b_rounds.append(b)
             print(f"round={r} afbench_s={a['wall_s']:.1f} plain_s={b['wall_s']:.1f} "
                   f"speedup_B/A={b['wall_s'] / a['wall_s']:.2f} "
-                  f"(training alone: afbench {a['train_s']:.1f} s, plain {b['train_s']:.1f} s, "
-                  f"B/A {b['train_s'] / a['train_s']:.2f}; afbench workers x threads "
+                  f"(training alone: afbench {a['train_s'] / a['workers']:.1f} s, plain {b['train_s']:.1f} s, "
+                  f"B/A {b['train_s'] * a['workers'] / a['train_s']:.2f}; afbench workers x threads "
                   f"{a['workers']} x {a['threads']})", flush=True)
     finally:
         if args.keep:
@@ -279,14 +291,15 @@ def main() -> None:
     mean = lambda rows, key: statistics.mean(row[key] for row in rows)
     a_wall, b_wall = mean(a_rounds, "wall_s"), mean(b_rounds, "wall_s")
     ratios = [b["wall_s"] / a["wall_s"] for a, b in zip(a_rounds, b_rounds)]
-    train_ratios = [b["train_s"] / a["train_s"] for a, b in zip(a_rounds, b_rounds)]
+    train_ratios = [b["train_s"] * a["workers"] / a["train_s"] for a, b in zip(a_rounds, b_rounds)]
     print(f"mean afbench_s={a_wall:.1f} plain_s={b_wall:.1f} speedup_B/A={statistics.mean(ratios):.2f} "
           f"(training alone B/A {statistics.mean(train_ratios):.2f})")
     a_runs, a_train, a_lat = mean(a_rounds, "runs_wall_s"), mean(a_rounds, "train_s"), mean(a_rounds, "latency_s")
-    print(f"afbench's seconds, mean per round: {a_wall:.1f} wall = {a_runs:.1f} in its runs (training "
+    a_cost = mean(a_rounds, "cost_s")
+    print(f"afbench's seconds, mean per round: {a_wall:.1f} wall; in its runs {a_runs:.1f} (training "
           f"{a_train:.1f}, batch-1 latency of the test images about {a_lat:.1f}, evaluation and diagnostics "
-          f"{max(a_runs - a_train - a_lat, 0):.1f}; summed over runs, which may overlap) + "
-          f"{a_wall - a_runs:.1f} outside them (start, data, calibration, statistics, report)")
+          f"{max(a_runs - a_train - a_lat, 0):.1f}; summed over runs, which overlap when workers train side by "
+          f"side); the cost profile (step times and batch-1 latency, measured alone) {a_cost:.1f}")
     print(f"plain loop's seconds, mean per round: {b_wall:.1f} wall = data {mean(b_rounds, 'load_s'):.1f} + "
           f"training {mean(b_rounds, 'train_s'):.1f} + evaluation {mean(b_rounds, 'eval_s'):.1f} + "
           f"the rest {b_wall - mean(b_rounds, 'load_s') - mean(b_rounds, 'train_s') - mean(b_rounds, 'eval_s'):.1f}"
@@ -294,7 +307,8 @@ def main() -> None:
     print("final test accuracy (last round): " + ", ".join(
         f"{act} afbench {a_rounds[-1]['acc'].get(act, float('nan')):.4f} plain {acc:.4f}"
         for act, acc in b_rounds[-1]["acc"].items()))
-    a_epoch = statistics.mean(s for a in a_rounds for s in a["epoch_s"])
+    # Runs side by side each take an epoch's seconds, together: the machine's seconds per epoch trained.
+    a_epoch = statistics.mean(s / a["workers"] for a in a_rounds for s in a["epoch_s"])
     b_epoch = statistics.mean(b["train_s"] / b["epochs"] for b in b_rounds)
     limit(args, a_epoch, b_epoch, b_rounds[-1]["train_images"])
 

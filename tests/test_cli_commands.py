@@ -155,6 +155,9 @@ def test_scheduler_decisions_read_as_a_sentence():
     assert text == "2 workers x 1 thread (calibrated), up to 8 seeds stacked per model: calibrated, 3.1x faster " \
                    "than one at a time"
     assert "{" not in schedule_sentence({"workers": 1, "threads": 2, "stack_how": "cannot stack layer '2' (Tanh)"})
+    assert schedule_sentence({"workers": 2, "threads": 1, "how": "calibrated", "stack": 1, "stack_how": "calibrated",
+                              "stack_gain": 1.04}) == \
+        "2 workers x 1 thread (calibrated); no runs stacked (calibrated: stacking measured 1.04x)"
 
 
 def _python(*args: str, **env) -> subprocess.CompletedProcess:

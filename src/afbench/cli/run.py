@@ -63,9 +63,10 @@ _EXECUTION_FLAGS = {  # flag: help (the Execution field is the flag's name; its 
     "--device": "auto, cpu, cuda, cuda:N or mps (default: auto: cuda if torch sees a GPU, else cpu)",
     "--backend": "local: processes on this machine; ray: one task per run on a Ray cluster "
                  "(pip install 'afbench[ray]') (default: local)",
-    "--cost-profile": "auto, on or off: measure each activation's step time apart from training before the "
-                      "sweep (about 5%% of the training time), so the tables' times are steps x that step time; "
-                      "auto: for sweeps estimated over 2 minutes (default: auto)",
+    "--cost-profile": "auto, on or off: measure each activation's step time and batch-1 latency apart from "
+                      "training before the sweep (about 5%% of the training time), so the tables' times are steps x "
+                      "that step time; auto: for sweeps estimated over 2 minutes or trained in several workers "
+                      "(default: auto)",
     "--run-timeout": "seconds one run (or stack of seeds) may train before it is stopped and marked failed, "
                      "the sweep going on (default: 20x its calibrated time, at least 60, when all runs train one model on one "
                      "data set for as many steps; otherwise, and with --backend ray: no limit)",
@@ -358,8 +359,9 @@ def schedule_sentence(schedule: dict) -> str:
         if apart:
             text += f"; {', '.join(apart)} stack only their own seeds (other layer widths)"
     elif schedule.get("stack_how"):
-        reason = str(schedule["stack_how"])
-        text += "; runs trained one at a time" + ("" if reason in ("given", "calibrated") else f" ({reason})")
+        reason, gain = str(schedule["stack_how"]), schedule.get("stack_gain")
+        measured = f": stacking measured {gain:.2f}x" if gain else ""
+        text += "; no runs stacked" + ("" if reason == "given" else f" ({reason}{measured})")
     return text
 
 
@@ -488,7 +490,8 @@ def _note_cost_profile(out: Path, output: Output) -> None:
         store.close()
     if profile:
         output.note(f"cost profile: {profile['seconds']} s, {100 * profile['share']:.1f}% of the estimated "
-                    f"{profile['estimated_training_s']} s of training")
+                    f"{profile['estimated_training_s']} s of training; the tables' times and batch-1 latency "
+                    "come from it")
 
 
 def _paths(out: Path) -> dict[str, str]:
