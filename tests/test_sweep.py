@@ -195,6 +195,23 @@ def test_worker_processes_run_every_cell_exactly_once(tmp_path, monkeypatch):
     # A short sweep, but its runs trained side by side: the profile measured every activation, alone.
     assert {row["activation"] for row in all_rows(store)} == {"relu", "tanh", "elu"}
     assert all(r["summary"]["ms_per_sample"] is None and "cost profile" in r["provenance"]["latency"] for r in runs)
+    # Forked workers (1 thread, Linux) train exactly what this process trains.
+    assert workers.start_method(1) == ("fork" if sys.platform.startswith("linux") else "spawn")
+    assert workers.start_method(2) == "spawn"  # a forked child cannot use the parent's OpenMP pool
+    from afbench.engine.train import train
+    from afbench.sweep.prepared import DataCache
+
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the worker trained: sums split over threads round differently
+    try:
+        alone = train(cells[0], DataCache(None).get(cells[0]), latency=False)
+    finally:
+        torch.set_num_threads(previous)
+    stored = next(r for r in runs if r["key"] == cells[0].key())
+    assert stored["summary"]["error_rate"] == alone.summary.error_rate
+    assert stored["summary"]["test_loss"] == alone.summary.test_loss
 
 
 def test_plan_never_oversubscribes(monkeypatch):
