@@ -24,6 +24,7 @@ def test_a_sweep_measures_its_cost_profile_and_the_tables_use_it(tmp_path):
     tanh = cost[cost["activation"] == "tanh"].iloc[-1]
     assert tanh["threads"] == 1 and tanh["threads_from"] == "training" and tanh["baseline"] == "relu"
     runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs["ms_per_sample"].isna().all()  # the profile timed the latency: the runs did not time it again
     steps = runs[runs["activation"] == "tanh"]["train_steps"].mean()
     if tanh["step_flag"]:  # a busy machine disturbed the measurement: no figure is published
         assert row["train (s, steps x step time)"] == "-" and pd.isna(tanh["step_ms"])
@@ -35,6 +36,27 @@ def test_a_sweep_measures_its_cost_profile_and_the_tables_use_it(tmp_path):
     before = len(timing.load_cost(Store(tmp_path).db))
     execute(grid, tmp_path, backend, device="cpu")
     assert len(timing.load_cost(Store(tmp_path).db)) == before
+
+
+def test_runs_time_their_own_latency_unless_a_profile_covers_their_setting(tmp_path, monkeypatch):
+    """Two batch sizes are two settings: a profile measured for one (the other's group was
+    skipped) leaves the other's runs to time their latency themselves."""
+    from afbench.sweep.backends import tasks
+
+    measure = tasks.cost_profile
+    monkeypatch.setattr(tasks, "cost_profile", lambda cache, groups, *rest: measure(cache, groups[:1], *rest))
+    cells = [RunConfig(epochs=1, batch_size=b, activation=a, latency_samples=5, probe_size=64)
+             for b in (64, 128) for a in ("relu", "tanh")]
+    store = Store(tmp_path)
+    LocalBackend(Runtime(progress=False, workers=1, stack=1, cost="on", threads=1)).execute(cells, store)
+    assert len({row["batch_size"] for row in timing.load_cost(store.db).to_dict("records")}) == 1
+    assert all(r["summary"]["ms_per_sample"] > 0 for r in store.runs())
+
+
+def test_a_gpu_sweep_given_threads_trains_in_one_process(monkeypatch):
+    monkeypatch.setattr(calibrate, "available_cores", lambda: 16)
+    assert calibrate.plan(Runtime(threads=4), RunConfig(device="cuda"), None, 10)["workers"] == 1
+    assert calibrate.plan(Runtime(threads=4), RunConfig(device="cpu"), None, 10)["workers"] == 4
 
 
 def test_short_sweeps_skip_the_profile_and_long_ones_spend_about_five_percent():

@@ -137,6 +137,49 @@ def test_the_report_files_name_the_source_and_runs_csv_keeps_each_runs_own_value
     assert stats_csv.loc["tanh", "ms_per_sample_mean"] == pytest.approx(0.1)  # the runs' own, under its own name
 
 
+def _sweep_with_threads(folder: Path, threads: list[int], failed: bool = False) -> None:
+    """Runs of relu and tanh (one per entry of ``threads``, the threads each trained with)
+    that timed no latency themselves, as in a sweep whose profile measured it; with
+    ``failed``, one more run that failed (no provenance at all)."""
+    from afbench.config import RunConfig
+    from afbench.results import EpochRecord, RunSummary, Status
+
+    store = Store(folder)
+    for activation in ("relu", "tanh"):
+        for seed, count in enumerate(threads):
+            run = RunConfig(activation=activation, seed=seed, device="cpu", epochs=1)
+            store.claim(run)
+            store.record_epoch(run.key(), EpochRecord(1, 0.5, 0.9, 1.0, 1.0, train_steps=10, test_loss=0.1,
+                                                      test_acc=0.9))
+            summary = RunSummary(params=1000, epochs_run=1, total_train_s=1.0, train_steps=10)
+            summary.accuracy, summary.error_rate, summary.f1 = 0.9, 0.1 + seed / 100, 0.9
+            store.finish(run.key(), Status.DONE, summary, {"stack_size": 1, "threads": count,
+                                                           "latency": "not timed in the run"})
+    if failed:
+        run = RunConfig(activation="relu", seed=len(threads), device="cpu", epochs=1)
+        store.claim(run)
+        store.fail(run.key(), "RuntimeError: boom")
+    store.save_cost([_profile_row("relu", 0.2), _profile_row("tanh", 0.4)])  # measured with 1 thread
+    store.close()
+
+
+def test_a_failed_run_beside_them_does_not_hide_the_profiles_latency(tmp_path):
+    """A failed run has no provenance, so the runs' threads read as floats (1.0): still the profile's 1."""
+    _sweep_with_threads(tmp_path, [1, 1, 1], failed=True)
+    with StoreView(tmp_path) as view:
+        rows = _rows(render.build(view))
+    assert rows["relu"][PROFILED] == "0.2 [0.19, 0.21]" and rows["tanh"][PROFILED] == "0.4 [0.38, 0.42]"
+
+
+def test_runs_of_two_layouts_take_the_profile_of_the_one_it_was_measured_for(tmp_path):
+    """--seeds auto's later rounds (or a second sweep) may train with 2 threads where the first
+    trained two 1-thread workers and measured its profile with 1 thread."""
+    _sweep_with_threads(tmp_path, [1, 2, 2])
+    with StoreView(tmp_path) as view:
+        rows = _rows(render.build(view))
+    assert rows["relu"][PROFILED] == "0.2 [0.19, 0.21]"
+
+
 # ---- databases from before the latency CI --------------------------------------------------------
 
 def test_cost_rows_without_the_latency_ci_still_report_the_profiles_latency(tmp_path):

@@ -14,7 +14,8 @@ The same holds for batch-1 latency (ms/sample): a run times it after training wh
 other workers may still train beside it, so it carries their load too. Where a
 profile matches, the table takes the profile's latency and 95% CI; where none does,
 the runs' own value stays, headed as measured in the run. runs.csv keeps every run's
-own ``ms_per_sample``.
+own ``ms_per_sample`` where it timed one (a run whose sweep measured a profile for it
+skips that: ``provenance.latency`` says so).
 """
 
 from __future__ import annotations
@@ -82,8 +83,17 @@ def _match(cost: pd.DataFrame, setting: dict, activation: str) -> pd.Series | No
                 & (cost["device"] == setting["device"])]
     for column in ("threads", "dataset", "batch_size"):
         if setting.get(column) is not None and column in rows and len(rows):
-            rows = rows[rows[column].astype(str) == str(setting[column])]
+            rows = rows[_equal(rows[column], setting[column])]
     return rows.iloc[-1] if len(rows) else None
+
+
+def _equal(values: pd.Series, wanted) -> pd.Series:
+    """``values == wanted``, numbers as numbers: a runs frame with a failed run (no
+    provenance) holds its threads as floats, 1.0 for the profile's 1."""
+    try:
+        return pd.to_numeric(values, errors="coerce") == float(wanted)
+    except (TypeError, ValueError):
+        return values.astype(str) == str(wanted)
 
 
 def _log_half(low: float, high: float) -> float:
@@ -165,18 +175,21 @@ def _matched_profiles(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.Data
             group = group[group["setting"] == row["setting"]]
         if group.empty:
             continue
-        profile = _match(cost, _setting_of(row, group), row["activation"])
+        profile = next((found for setting in _settings_of(row, group)
+                        if (found := _match(cost, setting, row["activation"])) is not None), None)
         if profile is not None:
             yield index, group, profile
 
 
-def _setting_of(row, group: pd.DataFrame) -> dict:
-    """What a cost row must have been measured in to stand for ``group``'s runs."""
-    return {"model": row["model"], "dataset": row["dataset"],
+def _settings_of(row, group: pd.DataFrame) -> list[dict]:
+    """What a cost row must have been measured in to stand for ``group``'s runs: one
+    setting per thread count the runs trained with, the most common first (sweeps into
+    one folder, or --seeds auto's rounds, may have chosen different layouts)."""
+    base = {"model": row["model"], "dataset": row["dataset"],
             "device": str(group["config.device"].iloc[0]) if "config.device" in group else "cpu",
-            "threads": group["provenance.threads"].mode().iloc[0] if "provenance.threads" in group
-            and group["provenance.threads"].notna().any() else None,
             "batch_size": group["config.batch_size"].iloc[0] if "config.batch_size" in group else None}
+    threads = group["provenance.threads"].dropna() if "provenance.threads" in group else pd.Series(dtype=float)
+    return [{**base, "threads": t} for t in threads.value_counts().index] or [{**base, "threads": None}]
 
 
 def cost_points(aggregate: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:

@@ -131,9 +131,9 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None
         capped = workers < int(runtime.workers) and workers < pending or (runtime.threads or threads) > threads
         return {"workers": workers, "threads": threads, "cores": cores,
                 "how": f"given, capped to the {cores} cores" if capped else "given"}
-    if runtime.threads:  # threads given: as many workers as fit on the cores
+    if runtime.threads:  # threads given: as many workers as fit on the cores (one process beside a GPU)
         threads = min(runtime.threads, cores)
-        workers = max(1, min(cores // threads, max(pending, 1)))
+        workers = 1 if sample.device != "cpu" else max(1, min(cores // threads, max(pending, 1)))
         return {"workers": workers, "threads": threads, "cores": cores,
                 "how": f"from --threads, capped to the {cores} cores" if threads < runtime.threads else "from --threads"}
     if sample.device != "cpu" or cores == 1 or pending < 2:
@@ -144,7 +144,8 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None
     steps = pending * sample.epochs * -(-len(prepared.train) // sample.batch_size)
     workers = min(cores, pending)
     parallel = workers * alone  # independent processes on separate cores
-    measured = {"cores": cores, "steps_per_s_all_cores": round(together, 2), "steps_per_s_one_thread": round(alone, 2)}
+    measured = {"cores": cores, "steps_per_s_all_cores": float(f"{together:.4g}"),
+                "steps_per_s_one_thread": float(f"{alone:.4g}")}  # estimate_s reuses them: 4 digits, not 2 decimals
     saved_s = steps / together - steps / parallel
     if saved_s > WORKER_START_S:
         return {"workers": workers, "threads": 1, **measured, "how": "calibrated"}
