@@ -158,9 +158,10 @@ def test_two_nodes_on_loopback(tmp_path):
     try:
         subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
                         "--node-ip-address=127.0.0.1"], check=True, env=env, capture_output=True)
-        # 8 epochs: tasks long enough that Ray spreads them over both nodes
+        # 30 epochs: tasks long enough (seconds) that Ray spreads them over both nodes once the second one has
+        # started its Python workers; with 8, on a fast day, the head node finished all four first
         out = subprocess.run([sys.executable, "-m", "afbench.cli", "run", "--backend", "ray", "--address",
-                              f"127.0.0.1:{port}", "--activations", "relu,tanh,elu,selu", "--epochs", "8",
+                              f"127.0.0.1:{port}", "--activations", "relu,tanh,elu,selu", "--epochs", "30",
                               "--out", str(tmp_path), "--no-progress"], env=env, capture_output=True, text=True,
                              timeout=600)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
