@@ -244,6 +244,26 @@ def test_calibration_picks_the_faster_layout(monkeypatch):
     assert 6 * 3 * 469 * (1 / 110 - 1 / 140) > calibrate.WORKER_START_S
 
 
+def test_runs_side_by_side_without_a_profile_time_no_latency_and_the_report_says_why(tmp_path, monkeypatch):
+    """--cost-profile off with two workers: no run can time its latency alone, so none does."""
+    from afbench.report import render
+    from afbench.store.reading import StoreView
+
+    monkeypatch.setattr(calibrate, "plan", lambda runtime, sample, prepared, pending: {
+        "workers": 2, "threads": 1, "cores": 2, "how": "calibrated"})
+    cells = Grid(RunConfig(epochs=1, batch_size=64), ("relu", "tanh"), seeds=(0, 1)).configs()
+    store = Store(tmp_path)
+    assert LocalBackend(Runtime(progress=False, cost="off")).execute(cells, store)["ran"] == 4
+    runs = store.runs()
+    store.close()
+    assert all(r["summary"]["ms_per_sample"] is None and "side by side" in r["provenance"]["latency"] for r in runs)
+    with StoreView(tmp_path) as view:
+        report = render.build(view)
+    assert not any(key.startswith("ms/sample") for key in report.comparison()[0])  # no column of dashes
+    render.write(tmp_path)
+    assert "No ms/sample for relu, tanh: the runs trained side by side" in (tmp_path / "summary.md").read_text()
+
+
 def _hold(count, seconds, folder, log):
     os.environ["AFBENCH_SLOT_DIR"] = folder
     from afbench.sweep import slots

@@ -214,7 +214,7 @@ def timing_notes(report) -> str:
     elif caveat:
         notes.append(f"Times are the runs' own wall clocks, which measure more than the activation here ({caveat}): "
                      "do not rank activations by them. Run `afbench cost` for step times measured apart.")
-    notes += latency_notes(tables.latency_columns(report.aggregate))
+    notes += latency_notes(tables.latency_columns(report.aggregate), _unmeasured_latency(report.aggregate, runs))
     if "provenance.compile_s" in runs and runs["provenance.compile_s"].notna().any():
         compiled = runs["provenance.compile_s"].dropna()
         notes.append(f"{len(compiled)} of {len(runs)} runs trained through torch.compile; compiling took "
@@ -223,8 +223,20 @@ def timing_notes(report) -> str:
     return " ".join(notes)
 
 
-def latency_notes(columns: dict) -> list[str]:
-    """Where each ms/sample column of the table comes from (``tables.latency_columns``)."""
+def _unmeasured_latency(aggregate: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Activations no profile matched whose runs skipped their own latency (trained side by side)."""
+    if aggregate.empty or "provenance.latency" not in runs:
+        return []
+    skipped = set(runs.loc[runs["provenance.latency"].notna(), "activation"].astype(str))
+    profiled = aggregate["cost_latency_ms_mean"].notna() if "cost_latency_ms_mean" in aggregate else \
+        pd.Series(False, index=aggregate.index)
+    own = aggregate["ms_per_sample_mean"].notna() if "ms_per_sample_mean" in aggregate else profiled & False
+    return sorted(skipped & {str(a) for a in aggregate.loc[~profiled & ~own, "activation"]})
+
+
+def latency_notes(columns: dict, unmeasured: list[str] = ()) -> list[str]:
+    """Where each ms/sample column of the table comes from (``tables.latency_columns``),
+    and which activations have none (``unmeasured``)."""
     notes = []
     if "cost_latency_ms" in columns:
         notes.append("ms/sample (cost profile): batch-1 inference latency measured apart from training, in the "
@@ -232,4 +244,7 @@ def latency_notes(columns: dict) -> list[str]:
     if "ms_per_sample" in columns:
         notes.append("ms/sample (in run): batch-1 latency each run timed after its training, while other runs may "
                      "have trained beside it; no cost profile matched these rows (`afbench cost` measures one).")
+    if unmeasured:
+        notes.append(f"No ms/sample for {', '.join(unmeasured)}: the runs trained side by side, where no run can "
+                     "time its own latency, and no cost profile matched them (`afbench cost` measures it alone).")
     return notes

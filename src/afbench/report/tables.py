@@ -227,7 +227,9 @@ def latency_columns(table: pd.DataFrame) -> dict:
 
     profiled = table["cost_latency_ms_mean"].notna() if "cost_latency_ms_mean" in table else \
         pd.Series(False, index=table.index)
-    return {**(COST_LATENCY if profiled.any() else {}), **(IN_RUN_LATENCY if not profiled.all() else {})}
+    # Runs trained side by side without a profile timed none: no column of dashes for them.
+    in_run = "ms_per_sample_mean" not in table or table.loc[~profiled, "ms_per_sample_mean"].notna().any()
+    return {**(COST_LATENCY if profiled.any() else {}), **(IN_RUN_LATENCY if in_run and not profiled.all() else {})}
 
 
 REPLACED_BY = {"ms_per_sample": "cost_latency_ms"}  # a run's own measurement -> the profile's, where one matched

@@ -186,8 +186,10 @@ def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: st
             plan = _plan(backend, pending)
             recorder.write(store.set_meta, "scheduler", {k: v for k, v in plan.items() if k != "provenance"})
             recorder.start(plan, backend.runtime.progress)
-            # A run times its own batch-1 latency only where no cost profile measured it alone.
-            plan["run_latency"] = not (pending and _cost_profile(backend, pending, recorder, plan, baseline))
+            # A run times its own batch-1 latency only alone: where no cost profile measured it, and no
+            # other run trains beside it (side by side, with --cost-profile off, nothing measures it).
+            profiled = bool(pending) and _cost_profile(backend, pending, recorder, plan, baseline)
+            plan["run_latency"] = not profiled and not calibrate.side_by_side(plan)
             fuse = plan.get("stack_by") == calibrate.FUSED
             backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, fuse,
                                set(plan.get("stack_apart", {}))), recorder, plan)
