@@ -55,6 +55,7 @@ def test_cuda_graphs_on_a_gpu_inductor_on_a_cpu():
     assert engine.compile_mode(torch.device("cpu")) == "default"
 
 
+@pytest.mark.slow  # compiling on a CPU: 5 s
 def test_the_compile_flag_reaches_the_runs_and_the_report(tmp_path, capsys):
     assert main(["run", "--activations", "relu", "--epochs", "1", "--seeds", "1", "--out", str(tmp_path),
                  "--no-progress", "--compile"]) == 0

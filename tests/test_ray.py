@@ -71,6 +71,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(local_ray, tmp_path):
     assert len(failed) == 1 and "always fails" in failed[0]["error"]
 
 
+@pytest.mark.slow  # 5 s; the same file's local path is tested in test_user_models
 def test_a_user_model_file_travels_with_the_tasks(local_ray, tmp_path, monkeypatch):
     from afbench import models
 
@@ -119,6 +120,7 @@ def test_a_user_workload_file_travels_with_the_tasks(local_ray, tmp_path, monkey
     assert {r["summary"]["primary_metric"] for r in store.runs()} == {"mse"}
 
 
+@pytest.mark.slow  # the limit itself is engine code, tested in process (test_faults); 9 s here
 def test_a_run_over_its_time_limit_fails_on_ray_and_the_sweep_goes_on(local_ray, tmp_path):
     cells = Grid(RunConfig(epochs=1, batch_size=64, train_subset=256), ("ray_helpers:Hangs", "relu"),
                  seeds=(0,)).configs()

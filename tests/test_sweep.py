@@ -134,8 +134,8 @@ from afbench.store.database import Store
 if __name__ == "__main__":  # worker processes are spawned: they re-import this file
     cells = Grid(RunConfig(epochs=int(sys.argv[2]), batch_size=32), ("relu", "tanh", "sigmoid"),
                  seeds=(0, 1)).configs()
-    LocalBackend(Runtime(threads=1, progress=False, workers=int(sys.argv[3]),
-                         stack=int(sys.argv[4]))).execute(cells, Store(sys.argv[1]))
+    LocalBackend(Runtime(threads=1, progress=False, workers=int(sys.argv[3]), stack=int(sys.argv[4]),
+                         isolate=False)).execute(cells, Store(sys.argv[1]))  # checked here, trained in workers
 """
 
 
@@ -274,7 +274,7 @@ def _hold(count, seconds, folder, log):
 
 
 def test_core_slots_keep_two_processes_from_sharing_cores(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")  # fork: no imports
     log = ctx.Queue()
     procs = [ctx.Process(target=_hold, args=(2, 1.0, str(tmp_path), log)) for _ in range(2)]
     for p in procs:
