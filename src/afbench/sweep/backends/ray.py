@@ -163,8 +163,12 @@ class RayBackend:
         ref = remote.remote(task, self.raws, self.files, args)
         try:
             return ray.get(ref, timeout=timeout_s or self.runtime.run_timeout or CALL_TIMEOUT_S)
-        except Exception as error:
+        except ray.exceptions.GetTimeoutError as error:
+            # Only a task still running is cancelled: cancelling one that has just finished races Ray's
+            # handling of its reply, which aborted the driver here (ray-project/ray#54785's kind of race).
             ray.cancel(ref, force=True)
+            raise TaskFailed(f"{type(error).__name__}: {error}") from None
+        except Exception as error:
             cause = getattr(error, "cause", None)  # what the task raised, inside Ray's wrapper
             if isinstance(cause, AfbenchError):
                 raise TaskFailed(f"{type(cause).__name__}: {cause}", bad_input=True) from None
