@@ -137,16 +137,19 @@ def test_the_report_files_name_the_source_and_runs_csv_keeps_each_runs_own_value
     assert stats_csv.loc["tanh", "ms_per_sample_mean"] == pytest.approx(0.1)  # the runs' own, under its own name
 
 
-def _sweep_with_threads(folder: Path, threads: list[int], failed: bool = False) -> None:
-    """Runs of relu and tanh (one per entry of ``threads``, the threads each trained with)
-    that timed no latency themselves, as in a sweep whose profile measured it; with
-    ``failed``, one more run that failed (no provenance at all)."""
+def _sweep_with_threads(folder: Path, threads: list[int] | dict[str, list[int]], failed: bool = False,
+                        profiles: tuple[int, ...] = (1,)) -> None:
+    """Runs of relu and tanh (one per entry of ``threads``, the threads each trained with;
+    a dict gives each activation its own) that timed no latency themselves, as in a sweep
+    whose profile measured it; with ``failed``, one more run that failed (no provenance at
+    all). ``profiles``: the thread counts profiles were measured with (at t threads every
+    time and latency is t times the 1-thread one, so a mix would show)."""
     from afbench.config import RunConfig
     from afbench.results import EpochRecord, RunSummary, Status
 
     store = Store(folder)
     for activation in ("relu", "tanh"):
-        for seed, count in enumerate(threads):
+        for seed, count in enumerate(threads[activation] if isinstance(threads, dict) else threads):
             run = RunConfig(activation=activation, seed=seed, device="cpu", epochs=1)
             store.claim(run)
             store.record_epoch(run.key(), EpochRecord(1, 0.5, 0.9, 1.0, 1.0, train_steps=10, test_loss=0.1,
@@ -159,7 +162,9 @@ def _sweep_with_threads(folder: Path, threads: list[int], failed: bool = False) 
         run = RunConfig(activation="relu", seed=len(threads), device="cpu", epochs=1)
         store.claim(run)
         store.fail(run.key(), "RuntimeError: boom")
-    store.save_cost([_profile_row("relu", 0.2), _profile_row("tanh", 0.4)])  # measured with 1 thread
+    for t in profiles:
+        store.save_cost([{**_profile_row(name, ms * t), "threads": t, "step_ms": t, "step_ms_low": 0.98 * t,
+                          "step_ms_high": 1.02 * t, "profile_id": f"p{t}"} for name, ms in (("relu", 0.2), ("tanh", 0.4))])
     store.close()
 
 
@@ -178,6 +183,24 @@ def test_runs_of_two_layouts_take_the_profile_of_the_one_it_was_measured_for(tmp
     with StoreView(tmp_path) as view:
         rows = _rows(render.build(view))
     assert rows["relu"][PROFILED] == "0.2 [0.19, 0.21]"
+
+
+def test_every_row_of_a_setting_takes_profiles_of_one_thread_count(tmp_path):
+    """relu went on for more --seeds auto rounds with 2 threads, tanh stopped after the
+    1-thread round: each row's own most common count would give relu the 2-thread times
+    and tanh the 1-thread ones, a 2x gap from the threads alone."""
+    _sweep_with_threads(tmp_path, {"relu": [1, 1, 1, 2, 2, 2, 2], "tanh": [1, 1, 1]}, profiles=(1, 2))
+    with StoreView(tmp_path) as view:
+        rows = _rows(render.build(view))
+    assert rows["relu"][PROFILED] == "0.2 [0.19, 0.21]" and rows["tanh"][PROFILED] == "0.4 [0.38, 0.42]"
+
+
+def test_runs_that_left_their_latency_to_a_profile_gone_since_are_named_with_that_reason(tmp_path):
+    _sweep_with_threads(tmp_path, [1, 1], profiles=())  # one run at a time, the profile not stored (merged away)
+    render.write(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "No ms/sample for relu, tanh: the runs left it to the cost profile" in summary
+    assert "side by side, where no run" not in summary and PROFILED not in summary and IN_RUN not in summary
 
 
 # ---- databases from before the latency CI --------------------------------------------------------

@@ -66,7 +66,8 @@ _EXECUTION_FLAGS = {  # flag: help (the Execution field is the flag's name; its 
     "--cost-profile": "auto, on or off: measure each activation's step time and batch-1 latency apart from "
                       "training before the sweep (about 5%% of the training time, at least 1 s per activation), "
                       "so the tables' times are steps x that step time; auto: for sweeps estimated over 2 minutes "
-                      "or trained in several workers (default: auto)",
+                      "or trained in several workers; off with several workers: no batch-1 latency at all, "
+                      "since no run can time it alone (default: auto)",
     "--run-timeout": "seconds one run (or stack of seeds) may train before it is stopped and marked failed, "
                      "the sweep going on (default: 20x its calibrated time, at least 60, when all runs train one model on one "
                      "data set for as many steps; otherwise, and with --backend ray: no limit)",

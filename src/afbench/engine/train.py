@@ -41,8 +41,8 @@ __all__ = ["RunResult", "build_model", "evaluate", "make_optimizer", "measure_la
 # exploded, not merely trained badly: Adam at lr 1e3 gave 3.2e12 at 10% accuracy.
 DIVERGED_LOSS = 100.0
 # provenance["latency"] of a run that did not time its own batch-1 latency
-SKIPPED_LATENCY = ("not timed in the run: the sweep's cost profile measured it alone, or runs trained side by "
-                   "side (afbench cost measures it alone)")
+# (a sweep's driver replaces it with its own reason)
+SKIPPED_LATENCY = "not timed in the run: left to a cost profile (latency=False)"
 
 
 @dataclass

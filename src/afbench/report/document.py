@@ -223,20 +223,26 @@ def timing_notes(report) -> str:
     return " ".join(notes)
 
 
-def _unmeasured_latency(aggregate: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
-    """Activations no profile matched whose runs skipped their own latency (trained side by side)."""
+def _unmeasured_latency(aggregate: pd.DataFrame, runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Activations with finished runs but no ms/sample from either source, because their
+    runs skipped their own timing: {"side by side": [...], "profile": [...]} by why they
+    skipped it (several workers at once, or a profile stood for them that no longer matches)."""
     if aggregate.empty or "provenance.latency" not in runs:
-        return []
-    skipped = set(runs.loc[runs["provenance.latency"].notna(), "activation"].astype(str))
+        return {}
+    done = runs[(runs["status"] == "done") & runs["provenance.latency"].notna()]
     profiled = aggregate["cost_latency_ms_mean"].notna() if "cost_latency_ms_mean" in aggregate else \
         pd.Series(False, index=aggregate.index)
     own = aggregate["ms_per_sample_mean"].notna() if "ms_per_sample_mean" in aggregate else profiled & False
-    return sorted(skipped & {str(a) for a in aggregate.loc[~profiled & ~own, "activation"]})
+    missing = {str(a) for a in aggregate.loc[~profiled & ~own, "activation"]}
+    beside = done["provenance.concurrent_runs"].fillna(1) > 1 if "provenance.concurrent_runs" in done else \
+        pd.Series(False, index=done.index)
+    return {why: sorted(missing & set(done.loc[mask, "activation"].astype(str)))
+            for why, mask in (("side by side", beside), ("profile", ~beside))}
 
 
-def latency_notes(columns: dict, unmeasured: list[str] = ()) -> list[str]:
+def latency_notes(columns: dict, unmeasured: dict[str, list[str]] | None = None) -> list[str]:
     """Where each ms/sample column of the table comes from (``tables.latency_columns``),
-    and which activations have none (``unmeasured``)."""
+    and which activations have none, and why (``_unmeasured_latency``)."""
     notes = []
     if "cost_latency_ms" in columns:
         notes.append("ms/sample (cost profile): batch-1 inference latency measured apart from training, in the "
@@ -244,7 +250,13 @@ def latency_notes(columns: dict, unmeasured: list[str] = ()) -> list[str]:
     if "ms_per_sample" in columns:
         notes.append("ms/sample (in run): batch-1 latency each run timed after its training, while other runs may "
                      "have trained beside it; no cost profile matched these rows (`afbench cost` measures one).")
-    if unmeasured:
-        notes.append(f"No ms/sample for {', '.join(unmeasured)}: the runs trained side by side, where no run can "
-                     "time its own latency, and no cost profile matched them (`afbench cost` measures it alone).")
+    unmeasured = unmeasured or {}
+    if unmeasured.get("side by side"):
+        notes.append(f"No ms/sample for {', '.join(unmeasured['side by side'])}: the runs trained side by side, "
+                     "where no run can time its own latency, and no cost profile matched them (`afbench cost` "
+                     "measures it alone).")
+    if unmeasured.get("profile"):
+        notes.append(f"No ms/sample for {', '.join(unmeasured['profile'])}: the runs left it to the cost profile "
+                     "measured for their sweep, and no stored profile matches them now (`afbench cost` measures "
+                     "one).")
     return notes

@@ -166,30 +166,52 @@ def _with_empty(aggregate: pd.DataFrame, columns: dict) -> pd.DataFrame:
 
 def _matched_profiles(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.DataFrame):
     """(index, finished runs, cost row) for every aggregate row whose runs' setting a cost
-    row was measured for (``_match``); rows without one are skipped."""
+    row was measured for (``_match``); rows without one are skipped. All rows of one
+    (data set, model, setting) take their rows from profiles of one thread count, so their
+    times compare (``_threads_for``)."""
     done = runs[runs["status"] == "done"]
+    groups = {}
     for index, row in aggregate.iterrows():
         group = done[(done["dataset"] == row["dataset"]) & (done["model"] == row["model"])
                      & (done["activation"] == row["activation"])]
         if "setting" in row and "setting" in group:
             group = group[group["setting"] == row["setting"]]
-        if group.empty:
-            continue
-        profile = next((found for setting in _settings_of(row, group)
-                        if (found := _match(cost, setting, row["activation"])) is not None), None)
-        if profile is not None:
-            yield index, group, profile
+        if not group.empty:
+            groups[index] = (row, group)
+    by_setting: dict[tuple, list] = {}
+    for index, (row, group) in groups.items():
+        by_setting.setdefault((row["dataset"], row["model"], row.get("setting")), []).append(index)
+    for indices in by_setting.values():
+        rows = [groups[i] for i in indices]
+        threads = _threads_for(rows, cost)
+        for index, (row, group) in zip(indices, rows):
+            profile = _match(cost, {**_setting_of(row, group), "threads": threads}, row["activation"])
+            if profile is not None:
+                yield index, group, profile
 
 
-def _settings_of(row, group: pd.DataFrame) -> list[dict]:
-    """What a cost row must have been measured in to stand for ``group``'s runs: one
-    setting per thread count the runs trained with, the most common first (sweeps into
-    one folder, or --seeds auto's rounds, may have chosen different layouts)."""
-    base = {"model": row["model"], "dataset": row["dataset"],
+def _setting_of(row, group: pd.DataFrame) -> dict:
+    """What a cost row must have been measured in to stand for ``group``'s runs (threads apart)."""
+    return {"model": row["model"], "dataset": row["dataset"],
             "device": str(group["config.device"].iloc[0]) if "config.device" in group else "cpu",
             "batch_size": group["config.batch_size"].iloc[0] if "config.batch_size" in group else None}
-    threads = group["provenance.threads"].dropna() if "provenance.threads" in group else pd.Series(dtype=float)
-    return [{**base, "threads": t} for t in threads.value_counts().index] or [{**base, "threads": None}]
+
+
+def _threads_for(rows: list, cost: pd.DataFrame):
+    """The one thread count whose profiles stand for these rows (one setting's activations):
+    of the counts their runs trained with (sweeps into one folder, or --seeds auto's rounds,
+    may choose other layouts), the one whose profiles cover the most activations, the most
+    common among the runs on a tie; None when the runs record no threads."""
+    counts = pd.concat([g["provenance.threads"].dropna() for _, g in rows if "provenance.threads" in g])\
+        .value_counts() if any("provenance.threads" in g for _, g in rows) else pd.Series(dtype=float)
+    if counts.empty:
+        return None
+
+    def covered(threads) -> int:
+        return sum(_match(cost, {**_setting_of(row, group), "threads": threads}, row["activation"]) is not None
+                   for row, group in rows)
+
+    return max(counts.index, key=lambda t: (covered(t), counts[t]))  # max keeps the first on a tie: most common
 
 
 def cost_points(aggregate: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:

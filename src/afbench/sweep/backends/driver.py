@@ -37,6 +37,10 @@ from afbench.sweep.prepared import record_class_counts
 
 RUN_TIMEOUT_FACTOR = 20  # default per-run time limit: this many times the calibrated estimate of a run ...
 MIN_RUN_TIMEOUT_S = 60.0  # ... and never less than a minute (a busy machine is slower than its calibration)
+# provenance["latency"] of runs that did not time their own batch-1 latency
+LATENCY_FROM_PROFILE = "not timed in the run: the sweep's cost profile measured it alone"
+LATENCY_BESIDE = ("not timed in the run: runs trained side by side, with no cost profile to measure it alone "
+                  "(afbench cost measures it)")
 COST_TIMEOUT_S = 900.0  # the cost profile's task: budgets are at most 12 s per activation, plus warm-ups
 
 
@@ -190,6 +194,8 @@ def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: st
             # other run trains beside it (side by side, with --cost-profile off, nothing measures it).
             profiled = bool(pending) and _cost_profile(backend, pending, recorder, plan, baseline)
             plan["run_latency"] = not profiled and not calibrate.side_by_side(plan)
+            if not plan["run_latency"]:  # each run's provenance says why it has no ms_per_sample
+                plan.setdefault("provenance", {})["latency"] = LATENCY_FROM_PROFILE if profiled else LATENCY_BESIDE
             fuse = plan.get("stack_by") == calibrate.FUSED
             backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, fuse,
                                set(plan.get("stack_apart", {}))), recorder, plan)

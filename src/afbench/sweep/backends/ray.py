@@ -200,8 +200,9 @@ class RayBackend:
                     for record in result.epochs:
                         sink.epoch(job, member, record)
                 sink.finished(job, results)
-        finally:
-            for ref in pending:
+        finally:  # stop what still runs; a task that has just finished is not cancelled (see ``call``)
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0) if pending else ([], [])
+            for ref in set(pending) - set(ready):
                 ray.cancel(ref, force=True)
 
     def close(self, kill: bool = False) -> None:
