@@ -189,6 +189,25 @@ def test_a_database_locked_while_it_opens_is_waited_for_not_called_foreign(tmp_p
 # ---- faults: recorded, and said by the exit code ----------------------------------------
 
 def test_failed_runs_give_a_non_zero_exit(tmp_path, capsys, monkeypatch):
+    real = engine.train
+
+    def fails_for_tanh(config, data, on_epoch=None, **options):
+        if config.activation == "tanh":
+            raise ValueError("boom")
+        return real(config, data, on_epoch, **options)
+
+    monkeypatch.setattr(engine, "train", fails_for_tanh)  # --workers 1, built-in code: trained in this process
+    code = main(["run", "--activations", "relu,tanh", "--epochs", "1", "--latency-samples", "5",
+                 "--out", str(tmp_path / "out"), "--no-progress", "--workers", "1", "--threads", "1",
+                 "--stack", "1", "--cost-profile", "off"])
+    assert code == 1
+    assert "1 runs failed" in capsys.readouterr().err
+    records = {r.config["activation"]: r for r in Store(tmp_path / "out").records()}
+    assert records["relu"].status.value == "done" and records["tanh"].status.value == "failed"
+
+
+@pytest.mark.slow  # 5 s: the user code is checked in a spawned worker
+def test_a_user_activation_failing_in_training_gives_a_non_zero_exit(tmp_path, capsys, monkeypatch):
     (tmp_path / "fails_in_forward.py").write_text(
         "import torch\nclass Act(torch.nn.Module):\n    def forward(self, x):\n"
         "        if x.shape[0] > 64:\n            raise ValueError('boom')\n        return x\n")  # passes the
