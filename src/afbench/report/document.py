@@ -230,10 +230,8 @@ def _unmeasured_latency(aggregate: pd.DataFrame, runs: pd.DataFrame) -> dict[str
     if aggregate.empty or "provenance.latency" not in runs:
         return {}
     done = runs[(runs["status"] == "done") & runs["provenance.latency"].notna()]
-    profiled = aggregate["cost_latency_ms_mean"].notna() if "cost_latency_ms_mean" in aggregate else \
-        pd.Series(False, index=aggregate.index)
-    own = aggregate["ms_per_sample_mean"].notna() if "ms_per_sample_mean" in aggregate else profiled & False
-    missing = {str(a) for a in aggregate.loc[~profiled & ~own, "activation"]}
+    measured = tables.has_value(aggregate, "cost_latency_ms_mean") | tables.has_value(aggregate, "ms_per_sample_mean")
+    missing = {str(a) for a in aggregate.loc[~measured, "activation"]}
     beside = done["provenance.concurrent_runs"].fillna(1) > 1 if "provenance.concurrent_runs" in done else \
         pd.Series(False, index=done.index)
     return {why: sorted(missing & set(done.loc[mask, "activation"].astype(str)))

@@ -225,11 +225,15 @@ def latency_columns(table: pd.DataFrame) -> dict:
     kinds of row has both columns; ``shown`` leaves each row's other one empty."""
     from afbench.report.timing import COST_LATENCY, IN_RUN_LATENCY
 
-    profiled = table["cost_latency_ms_mean"].notna() if "cost_latency_ms_mean" in table else \
-        pd.Series(False, index=table.index)
+    profiled = has_value(table, "cost_latency_ms_mean")
     # Runs trained side by side without a profile timed none: no column of dashes for them.
-    in_run = "ms_per_sample_mean" not in table or table.loc[~profiled, "ms_per_sample_mean"].notna().any()
+    in_run = "ms_per_sample_mean" not in table or has_value(table, "ms_per_sample_mean")[~profiled].any()
     return {**(COST_LATENCY if profiled.any() else {}), **(IN_RUN_LATENCY if in_run and not profiled.all() else {})}
+
+
+def has_value(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Per row: does ``column`` hold a value (False throughout where the frame lacks it)?"""
+    return frame[column].notna() if column in frame else pd.Series(False, index=frame.index)
 
 
 REPLACED_BY = {"ms_per_sample": "cost_latency_ms"}  # a run's own measurement -> the profile's, where one matched

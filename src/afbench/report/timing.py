@@ -170,21 +170,17 @@ def _matched_profiles(aggregate: pd.DataFrame, runs: pd.DataFrame, cost: pd.Data
     (data set, model, setting) take their rows from profiles of one thread count, so their
     times compare (``_threads_for``)."""
     done = runs[runs["status"] == "done"]
-    groups = {}
+    by_setting: dict[tuple, list] = {}
     for index, row in aggregate.iterrows():
         group = done[(done["dataset"] == row["dataset"]) & (done["model"] == row["model"])
                      & (done["activation"] == row["activation"])]
         if "setting" in row and "setting" in group:
             group = group[group["setting"] == row["setting"]]
         if not group.empty:
-            groups[index] = (row, group)
-    by_setting: dict[tuple, list] = {}
-    for index, (row, group) in groups.items():
-        by_setting.setdefault((row["dataset"], row["model"], row.get("setting")), []).append(index)
-    for indices in by_setting.values():
-        rows = [groups[i] for i in indices]
-        threads = _threads_for(rows, cost)
-        for index, (row, group) in zip(indices, rows):
+            by_setting.setdefault((row["dataset"], row["model"], row.get("setting")), []).append((index, row, group))
+    for members in by_setting.values():
+        threads = _threads_for([(row, group) for _, row, group in members], cost)
+        for index, row, group in members:
             profile = _match(cost, {**_setting_of(row, group), "threads": threads}, row["activation"])
             if profile is not None:
                 yield index, group, profile
@@ -202,8 +198,8 @@ def _threads_for(rows: list, cost: pd.DataFrame):
     of the counts their runs trained with (sweeps into one folder, or --seeds auto's rounds,
     may choose other layouts), the one whose profiles cover the most activations, the most
     common among the runs on a tie; None when the runs record no threads."""
-    counts = pd.concat([g["provenance.threads"].dropna() for _, g in rows if "provenance.threads" in g])\
-        .value_counts() if any("provenance.threads" in g for _, g in rows) else pd.Series(dtype=float)
+    threads = [group["provenance.threads"].dropna() for _, group in rows if "provenance.threads" in group]
+    counts = pd.concat(threads).value_counts() if threads else pd.Series(dtype=float)
     if counts.empty:
         return None
 

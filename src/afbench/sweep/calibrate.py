@@ -13,7 +13,9 @@ from afbench.sweep import slots
 from afbench.sweep.options import Runtime
 
 CALIBRATION_STEPS = 12
-WORKER_START_S = 5.0  # a spawned worker's start: torch and afbench imported, data loaded (3-4 s measured here)
+# A worker's start: a spawned one imports torch and afbench and loads the data (seconds); a forked one
+# (workers.start_method) starts faster, so this errs towards one process.
+WORKER_START_S = 5.0
 MAX_STACK = 8
 STACK_GAIN = 1.1  # stack only when it trains at least this much faster per run
 
@@ -121,8 +123,8 @@ def plan(runtime: Runtime, sample: RunConfig, prepared: datasets.Prepared | None
     the cores (two 2-thread processes on 2 cores ran 20x slower here). "auto" on a CPU
     with several cores and runs times a few steps of the first run with all cores in
     one process and with one thread, and picks one 1-thread worker per core when the
-    training seconds that saves exceed a worker's start (WORKER_START_S): measured
-    here, two 1-thread LeNet processes train 1.3-1.5x faster than one 2-thread one.
+    training seconds that saves exceed a worker's start (WORKER_START_S). Two 1-thread
+    LeNet processes train faster than one 2-thread one here (bench/speed.py's sweep rows).
     """
     cores = available_cores()
     if runtime.workers != "auto":

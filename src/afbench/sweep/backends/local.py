@@ -98,7 +98,7 @@ class LocalBackend:
 
     def run(self, jobs: Iterator[Job], sink: Sink, plan: dict) -> None:
         threads, timeout_s = plan["threads"], plan.get("run_timeout_s")
-        if self.isolate or plan["workers"] > 1:  # several runs at once: one process each
+        if self.isolate or calibrate.side_by_side(plan):  # several runs at once: one process each
             self._pool = Pool(self.runtime.data_dir, self._worker, self.cache)
             self._worker = None
             self._pool.run(jobs, sink, plan["workers"], threads, timeout_s)

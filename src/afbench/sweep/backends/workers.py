@@ -7,9 +7,9 @@ pipe, trains it while holding core slots, and sends back ("started"), one ("epoc
 member, record) per epoch and ("done", results) or ("failed", text). A worker that
 dies or overruns its time limit is replaced by a fresh one.
 
-A worker is a fresh interpreter (spawn: 3-4 s of importing torch and afbench and
+A worker is a fresh interpreter (spawn: seconds of importing torch and afbench and
 loading the data) unless it trains with one thread on Linux with no GPU in use here:
-then it is forked (0.1 s), with this process's imports and data (``start_method``).
+then it is forked, with this process's imports and data (``start_method``).
 """
 
 from __future__ import annotations
