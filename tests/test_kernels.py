@@ -16,6 +16,7 @@ from scipy import special, stats
 
 from afbench import activations
 from afbench.activations import kernels, native
+from afbench.models.pool import MaxPool2x2
 
 pytestmark = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
                                 reason="torch.compile on a CPU needs a C++ compiler")
@@ -358,10 +359,12 @@ def test_a_failed_native_build_warns_once_and_runs_the_eager_versions(monkeypatc
     native.library.cache_clear()
     try:
         x = torch.randn(ROWS, COLS, requires_grad=True)
-        with pytest.warns(RuntimeWarning, match=r"native kernels \(serf, .*, geglu\) are off"):
+        with pytest.warns(RuntimeWarning, match=r"native kernels \(serf, .*, geglu, max_pool2x2\) are off"):
             y = activations.create("acon_c")(x)
         assert type(y.grad_fn).__name__ != "_AconCBackward"
         torch.testing.assert_close(y, x * torch.sigmoid(x))
+        maps = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        assert "MaxPool2DWithIndices" in type(MaxPool2x2(2)(maps).grad_fn).__name__  # torch's pooling instead
         assert f"native loops ({', '.join(native.NAMES)}) off (RuntimeError: false failed" in kernels.status()
         assert not list(tmp_path.rglob("*.so"))  # no half-written library left behind
     finally:

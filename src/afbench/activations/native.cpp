@@ -354,6 +354,99 @@ void elementwise_rows(const float* x, float* y, float* slope, int64_t n) {
 
 }  // namespace
 
+// ---- 2x2 max pooling, stride 2, on channels-last (N, H, W, C) float32 ----------------------------------
+// What torch's channels-last CPU kernel computes, bit for bit: in each window the first maximum in
+// row-major order wins (a later value only if greater, or NaN), and the backward pass adds the
+// output's gradient into a zeroed input gradient at the winner (0 + g: a gradient of -0 lands as +0,
+// as there). The winner is kept as one byte, row * 2 + column, instead of torch's int64 index, and
+// the backward pass writes every input position once instead of zeroing them all first.
+// Channels go W at a time; a count that is not a multiple of W ends with a chunk overlapping the
+// one before (the same lanes computed twice, the same values stored twice); under W, one at a time.
+
+namespace {
+
+typedef uint8_t vb __attribute__((vector_size(W)));
+
+// The chunk starts of c channels: 0, W, 2W, ..., and c - W last when W does not divide c.
+template <class Body>
+inline void channel_chunks(int64_t c, Body body) {
+    int64_t j = 0;
+    for (; j + W <= c; j += W) body(j);
+    if (j < c) body(c - W);
+}
+
+struct Window {
+    int64_t top, bottom;  // offsets of the window's rows in the input; columns 2 ow and 2 ow + 1
+    int64_t at(int q, int64_t ow, int64_t c) const { return (q < 2 ? top : bottom) + (2 * ow + (q & 1)) * c; }
+};
+
+// rows: output rows (n, oh); with H even, output row r reads input rows 2r and 2r + 1.
+void max_pool2x2_rows(const float* x, float* y, uint8_t* code, int64_t rows, int64_t w_in, int64_t c) {
+    const int64_t w_out = w_in / 2;
+    for (int64_t r = 0; r < rows; ++r) {
+        const Window window{r * 2 * w_in * c, (r * 2 + 1) * w_in * c};
+        for (int64_t ow = 0; ow < w_out; ++ow) {
+            const int64_t out = (r * w_out + ow) * c;
+            if (c >= W) {
+                channel_chunks(c, [&](int64_t j) {
+                    vf best = splat(-__builtin_inff());
+                    vi which = {};
+                    for (int32_t q = 0; q < 4; ++q) {
+                        vf v = load(x + window.at(q, ow, c) + j);
+                        vi take = (v > best) | (v != v);
+                        best = select(take, v, best);
+                        which = (take & q) | (~take & which);
+                    }
+                    store(y + out + j, best);
+                    if (code) {
+                        vb bytes = __builtin_convertvector(which, vb);
+                        std::memcpy(code + out + j, &bytes, W);
+                    }
+                });
+                continue;
+            }
+            for (int64_t j = 0; j < c; ++j) {
+                float best = -__builtin_inff();
+                uint8_t which = 0;
+                for (int q = 0; q < 4; ++q) {
+                    const float v = x[window.at(q, ow, c) + j];
+                    if (v > best || v != v) best = v, which = static_cast<uint8_t>(q);
+                }
+                y[out + j] = best;
+                if (code) code[out + j] = which;
+            }
+        }
+    }
+}
+
+void max_pool2x2_backward_rows(const float* grad, const uint8_t* code, float* gx, int64_t rows, int64_t w_in,
+                               int64_t c) {
+    const int64_t w_out = w_in / 2;
+    for (int64_t r = 0; r < rows; ++r) {
+        const Window window{r * 2 * w_in * c, (r * 2 + 1) * w_in * c};
+        for (int64_t ow = 0; ow < w_out; ++ow) {
+            const int64_t out = (r * w_out + ow) * c;
+            if (c >= W) {
+                channel_chunks(c, [&](int64_t j) {
+                    const vf value = 0.0f + load(grad + out + j);
+                    vb bytes;
+                    std::memcpy(&bytes, code + out + j, W);
+                    const vi which = __builtin_convertvector(bytes, vi);
+                    for (int32_t q = 0; q < 4; ++q)
+                        store(gx + window.at(q, ow, c) + j, select(which == q, value, splat(0.0f)));
+                });
+                continue;
+            }
+            for (int64_t j = 0; j < c; ++j) {
+                const float value = 0.0f + grad[out + j];
+                for (int q = 0; q < 4; ++q) gx[window.at(q, ow, c) + j] = code[out + j] == q ? value : 0.0f;
+            }
+        }
+    }
+}
+
+}  // namespace
+
 // ---- exported: rows split into blocks, one per OpenMP thread -------------------------------------------
 
 namespace {
@@ -420,6 +513,23 @@ void lisht_forward(const float* x, float* y, float* slope, int64_t n, int64_t bl
 }
 void tanhshrink_forward(const float* x, float* y, float* slope, int64_t n, int64_t blocks) {
     elementwise<tanhshrink>(x, y, slope, n, blocks);
+}
+
+void max_pool2x2_forward(const float* x, float* y, uint8_t* code, int64_t rows, int64_t w_in, int64_t c,
+                         int64_t blocks) {
+    const int64_t out_row = w_in / 2 * c;
+    in_blocks(rows, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        max_pool2x2_rows(x + lo * 2 * w_in * c, y + lo * out_row, code ? code + lo * out_row : nullptr, hi - lo,
+                         w_in, c);
+    });
+}
+
+void max_pool2x2_backward(const float* grad, const uint8_t* code, float* gx, int64_t rows, int64_t w_in, int64_t c,
+                          int64_t blocks) {
+    const int64_t out_row = w_in / 2 * c;
+    in_blocks(rows, blocks, [&](int64_t, int64_t lo, int64_t hi) {
+        max_pool2x2_backward_rows(grad + lo * out_row, code + lo * out_row, gx + lo * 2 * w_in * c, hi - lo, w_in, c);
+    });
 }
 
 }  // extern "C"
