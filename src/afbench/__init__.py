@@ -14,6 +14,17 @@ def load(out, epochs: bool = False):
     return load_frames(out, epochs=epochs)
 
 
+def differentiable():
+    """A context in which every activation runs as plain torch ops, with exact derivatives
+    of every order: wrap a loss that differentiates through activations (a gradient
+    penalty, a PDE residual) in ``with afbench.differentiable():``. Outside it afbench's
+    fast activations give first derivatives only, and a backward pass that asks for a graph
+    through one is refused."""
+    from afbench.activations.kernels import differentiable as mode
+
+    return mode()
+
+
 def swap(model, activation, example=None, **options):
     """Replace every activation module of ``model`` with ``activation``; returns what
     was replaced (see afbench.models.swap)."""

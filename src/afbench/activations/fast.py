@@ -6,7 +6,12 @@ pass does not recompute transcendental functions, and both work in place on tens
 they allocated themselves. On CPU every pass over a 1M-element tensor costs about as
 much as a whole ReLU kernel, so the number of passes is what these minimise.
 
-The registry's closed-form derivatives (elementwise.py) are a second, plain
+The pairs give first derivatives only (their saved intermediates carry no graph): a
+backward pass that builds a graph is refused, and under ``kernels.differentiable()``
+(and torch.func, tracing, export) each activation runs ``Pair.plain``, the same
+function in plain torch ops, whose derivatives of every order autograd takes exactly.
+
+The registry's closed-form derivatives (derivatives.py) are a second, plain
 implementation: tests compare the two, and both against finite differences.
 """
 
@@ -19,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from afbench.activations import kernels
+from afbench.activations import kernels, native
 
 Tensor = torch.Tensor
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -29,19 +34,21 @@ LN2 = math.log(2.0)
 class Pair(NamedTuple):
     fwd: Callable[..., tuple]
     bwd: Callable[..., Tensor]
+    plain: Callable[[Tensor], Tensor]  # f in plain torch ops: every derivative exact, torch.func-ready
 
 
 class _FusedFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, pair: Pair) -> Tensor:
+    def forward(ctx, x: Tensor, name: str, pair: Pair) -> Tensor:
         y, saved = pair.fwd(x)
         ctx.save_for_backward(*saved)
-        ctx.pair = pair
+        ctx.name, ctx.pair = name, pair
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return ctx.pair.bwd(grad, *ctx.saved_tensors), None
+        native.refuse_double_backward(ctx.name)  # the saved intermediates carry no graph of f'
+        return ctx.pair.bwd(grad, *ctx.saved_tensors), None, None
 
 
 class Fused(nn.Module):
@@ -58,8 +65,10 @@ class Fused(nn.Module):
         y = self.kernel(x) if self.kernel is not None else None  # one pass for large CPU tensors
         if y is not None:
             return y
+        if kernels.eager_context():  # differentiable(), torch.func, export: plain ops
+            return self.pair.plain(x)
         if torch.is_grad_enabled() and x.requires_grad:
-            return _FusedFn.apply(x, self.pair)
+            return _FusedFn.apply(x, self.name, self.pair)
         return self.pair.fwd(x)[0]
 
     def extra_repr(self) -> str:
@@ -236,17 +245,49 @@ def _tanhshrink_bwd(grad, t):
     return (t * t).mul_(grad)
 
 
-PAIRS: dict[str, Pair] = {
-    "elish": Pair(_elish_fwd, _elish_bwd), "hard_elish": Pair(_hard_elish_fwd, _hard_elish_bwd),
-    "sqnl": Pair(_sqnl_fwd, _sqnl_bwd), "isru": Pair(_isru_fwd, _isru_bwd), "isrlu": Pair(_isrlu_fwd, _isru_bwd),
-    "bent_identity": Pair(_bent_fwd, _bent_bwd), "gaussian": Pair(_gaussian_fwd, _gaussian_bwd),
-    "arctan": Pair(_arctan_fwd, _arctan_bwd), "lisht": Pair(_lisht_fwd, _lisht_bwd),
-    "tanhexp": Pair(_tanhexp_fwd, _tanhexp_bwd), "smish": Pair(_smish_fwd, _smish_bwd),
-    "serf": Pair(_serf_fwd, _serf_bwd), "logish": Pair(_logish_fwd, _logish_bwd),
-    "squared_relu": Pair(_squared_relu_fwd, _squared_relu_bwd),
-    "shifted_softplus": Pair(_shifted_softplus_fwd, _shifted_softplus_bwd),
-    "tanhshrink": Pair(_tanhshrink_fwd, _tanhshrink_bwd), "logsigmoid": Pair(_logsigmoid_fwd, _logsigmoid_bwd),
+# ---- the same functions in plain torch ops (Pair.plain) -----------------------------------------------
+
+def _plain_a(x: Tensor) -> Tensor:
+    return torch.where(x >= 0, x, torch.expm1(x.clamp(max=0)))
+
+
+def _plain_sqnl(x: Tensor) -> Tensor:
+    c = x.clamp(-2, 2)
+    return c - c * c.abs() / 4
+
+
+PLAIN: dict[str, Callable[[Tensor], Tensor]] = {
+    "elish": lambda x: _plain_a(x) * torch.sigmoid(x),
+    "hard_elish": lambda x: _plain_a(x) * ((x + 1) / 2).clamp(0, 1),
+    "sqnl": _plain_sqnl,
+    "isru": lambda x: x * torch.rsqrt(1 + x * x),
+    "isrlu": lambda x: x * torch.rsqrt(1 + x.clamp(max=0) ** 2),
+    "bent_identity": lambda x: (torch.sqrt(x * x + 1) - 1) / 2 + x,
+    "gaussian": lambda x: torch.exp(-x * x),
+    "arctan": torch.atan,
+    "lisht": lambda x: x * torch.tanh(x),
+    "tanhexp": lambda x: x * torch.tanh(torch.exp(x.clamp(max=20))),
+    "smish": lambda x: x * torch.tanh(torch.log1p(torch.sigmoid(x))),
+    "serf": lambda x: x * torch.erf(F.softplus(x)),
+    "logish": lambda x: x * torch.log1p(torch.sigmoid(x)),
+    "squared_relu": lambda x: F.relu(x) ** 2,
+    "shifted_softplus": lambda x: F.softplus(x) - LN2,
+    "tanhshrink": lambda x: x - torch.tanh(x),
+    "logsigmoid": F.logsigmoid,
 }
+
+_FUSED = {
+    "elish": (_elish_fwd, _elish_bwd), "hard_elish": (_hard_elish_fwd, _hard_elish_bwd),
+    "sqnl": (_sqnl_fwd, _sqnl_bwd), "isru": (_isru_fwd, _isru_bwd), "isrlu": (_isrlu_fwd, _isru_bwd),
+    "bent_identity": (_bent_fwd, _bent_bwd), "gaussian": (_gaussian_fwd, _gaussian_bwd),
+    "arctan": (_arctan_fwd, _arctan_bwd), "lisht": (_lisht_fwd, _lisht_bwd),
+    "tanhexp": (_tanhexp_fwd, _tanhexp_bwd), "smish": (_smish_fwd, _smish_bwd),
+    "serf": (_serf_fwd, _serf_bwd), "logish": (_logish_fwd, _logish_bwd),
+    "squared_relu": (_squared_relu_fwd, _squared_relu_bwd),
+    "shifted_softplus": (_shifted_softplus_fwd, _shifted_softplus_bwd),
+    "tanhshrink": (_tanhshrink_fwd, _tanhshrink_bwd), "logsigmoid": (_logsigmoid_fwd, _logsigmoid_bwd),
+}
+PAIRS: dict[str, Pair] = {name: Pair(fwd, bwd, PLAIN[name]) for name, (fwd, bwd) in _FUSED.items()}
 
 
 class RReLU(nn.RReLU):

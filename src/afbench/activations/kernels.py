@@ -25,7 +25,8 @@ tests hold each kernel's float32 error to that of torch's own eager functions, a
 float64 references.
 
 They give first derivatives only: a backward pass that builds a graph (double backward,
-gradient penalties) is refused with the fix, AFBENCH_KERNELS=off.
+gradient penalties) is refused with the fix, ``differentiable()``, under which every
+activation runs as plain torch ops.
 
 When: float32 CPU tensors with at least ``MIN_ELEMENTS`` elements (the approximations
 are float32-grade: float64 runs the eager versions). Below that a compiled call's fixed
@@ -54,6 +55,7 @@ import warnings
 from typing import Callable
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from afbench.activations import native
@@ -301,9 +303,20 @@ def status() -> str:
     return "on" if native.status() == "on" else f"on; native loops ({', '.join(native.NAMES)}) {native.status()}"
 
 
-def _eager_context() -> bool:
+class differentiable(TorchFunctionMode):
+    """Every activation inside runs as plain torch ops, with exact derivatives of every
+    order: the kernels and the fused forward/backward pairs (fast.py, learnable_fn.py,
+    modules.py) give first derivatives only. Wrap a loss that differentiates through the
+    activations (a gradient penalty, a PDE residual) in ``with differentiable():``."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def eager_context() -> bool:
     """Tracing, exporting, a torch.func transform, forward-mode AD (the kernels carry no
-    tangents), or under a mode that must see every torch call."""
+    tangents), or under a mode that must see every torch call (``differentiable``
+    among them). The activations then run their plain torch ops."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
             or torch._C._is_torch_function_mode_enabled() or _get_current_dispatch_mode() is not None
             or torch._C._functorch.peek_interpreter_stack() is not None
@@ -314,7 +327,7 @@ def usable(x: Tensor, minimum: int = MIN_ELEMENTS) -> bool:
     """Whether a kernel should run on ``x`` (see the module's docstring). Checked first:
     an outer torch.compile, which traces the eager version and fuses it itself."""
     return (not torch.compiler.is_compiling() and x.numel() >= minimum and x.device.type == "cpu"
-            and x.dtype in _DTYPES and x.dim() >= 2 and enabled() and not _eager_context())
+            and x.dtype in _DTYPES and x.dim() >= 2 and enabled() and not eager_context())
 
 
 def _signature(args) -> tuple:

@@ -54,7 +54,11 @@ class AconC(LearnableActivation):
         y = self.kernel(x, self.p1, self.p2, self.beta) if self.kernel is not None else None
         if y is not None:
             return y
-        return AconCFn.apply(x, *(_on_channels(p, x) for p in (self.p1, self.p2, self.beta)))
+        p1, p2, beta = (_on_channels(p, x) for p in (self.p1, self.p2, self.beta))
+        if kernels.eager_context():  # differentiable(), torch.func, export: plain ops
+            d = p1 - p2
+            return d * x * torch.sigmoid(beta * d * x) + p2 * x
+        return AconCFn.apply(x, p1, p2, beta)
 
     def extra_repr(self) -> str:
         return f"channels={self.p1.numel()}"
@@ -79,6 +83,8 @@ class StarReLU(LearnableActivation):
         y = self.kernel(x, self.scale, self.bias) if self.kernel is not None else None
         if y is not None:
             return y
+        if kernels.eager_context():  # differentiable(), torch.func, export: plain ops
+            return kernels.star_relu(x, self.scale, self.bias)
         return StarReLUFn.apply(x, self.scale, self.bias)
 
 
@@ -114,8 +120,8 @@ class PAU(LearnableActivation):
         y = self.kernel(x, self.numerator, self.denominator) if self.kernel is not None else None
         if y is not None:
             return y
-        if torch.onnx.is_in_onnx_export():  # the Function's in-place Horner does not export; plain ops do
-            return kernels.pau(x, self.numerator, self.denominator)
+        if kernels.eager_context():  # differentiable(), torch.func, export: plain ops (the in-place Horner
+            return kernels.pau(x, self.numerator, self.denominator)  # does not export)
         a, b = self._coefficients(x)
         return SafePadeFn.apply(x, *a, *b)
 

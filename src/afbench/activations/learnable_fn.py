@@ -2,7 +2,9 @@
 
 A plain autograd graph of ACON-C or a Padé unit runs one backward kernel per node and
 keeps every intermediate; these compute the input gradient and the parameter
-gradients from a few saved tensors, in place where the tensor is their own.
+gradients from a few saved tensors, in place where the tensor is their own. Those carry
+no graph of the gradient: a backward pass that asks for one is refused, and under
+``kernels.differentiable()`` the modules run plain torch ops instead (learnable.py).
 Parameters arrive as views that broadcast over x: 0-dim (shared by the layer) or
 (1, C, 1, ...) (per channel on dim 1); their gradients are summed back to that shape.
 """
@@ -10,6 +12,8 @@ Parameters arrive as views that broadcast over x: 0-dim (shared by the layer) or
 from __future__ import annotations
 
 import torch
+
+from afbench.activations.native import refuse_double_backward
 
 Tensor = torch.Tensor
 
@@ -30,6 +34,7 @@ class StarReLUFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        refuse_double_backward("star_relu")
         r, scale, bias = ctx.saved_tensors
         gr = grad * r
         gx = gr * (2 * scale)
@@ -51,6 +56,7 @@ class AconCFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        refuse_double_backward("acon_c")
         x, p1, p2, beta, z, s = ctx.saved_tensors
         d = p1 - p2
         ss = (1 - s).mul_(s)  # s (1 - s)
@@ -88,6 +94,7 @@ class SafePadeFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
+        refuse_double_backward("pau")
         x, q, y, *coefficients = ctx.saved_tensors
         a, signed_b = coefficients[:6], coefficients[6:]
         b = [c.abs() for c in signed_b]

@@ -15,6 +15,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from afbench.activations import kernels
+from afbench.activations.native import refuse_double_backward
+
 LN2 = math.log(2.0)
 
 
@@ -32,6 +35,7 @@ class _ReluSoftsignFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        refuse_double_backward("relu_softsign")  # d carries no graph of f'
         (d,) = ctx.saved_tensors
         return grad.div(d).div_(d)
 
@@ -43,18 +47,24 @@ class _ReluSoftplusFn(torch.autograd.Function):
     for x <= 0 it is softplus(-x) - ln 2 >= 0 above x, so max picks the right side.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
+    def forward(x: torch.Tensor) -> torch.Tensor:
         # exp of a non-positive number cannot overflow. log(1 + e) rather than log1p(e):
         # e is in (0, 1], where both agree to rounding, and log is 2x faster on CPU.
         left = x.clamp(max=0).exp_().add_(1).log_().sub_(LN2)
         return torch.maximum(x, left, out=left)
 
     @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # saves the input only: torch.func can run it
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        return relu_softplus_grad(x).mul_(grad)
+        slope = relu_softplus_grad(x)  # of the saved input: with create_graph, a graph of f' too
+        return slope * grad if torch.is_grad_enabled() else slope.mul_(grad)
 
 
 def relu_softsign(x: torch.Tensor) -> torch.Tensor:
@@ -84,9 +94,15 @@ def relu_softplus_grad(x: torch.Tensor) -> torch.Tensor:
 class _BinaryStepFn(torch.autograd.Function):
     """Heaviside step; its true gradient (zero almost everywhere) is what flows back."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+    def forward(x: torch.Tensor) -> torch.Tensor:
         return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # nothing to save: torch.func can run it
+        pass
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -97,6 +113,8 @@ class ReluSoftsign(nn.Module):
     """S4's relu-softsign: identity for x > 0, softsign for x <= 0."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if kernels.eager_context():  # differentiable(), torch.func: plain ops
+            return x / (1 + F.relu(-x))
         return relu_softsign(x)
 
 
@@ -104,6 +122,8 @@ class ReluSoftplus(nn.Module):
     """S4's relu-softplus: identity for x > 0, softplus(x) - ln 2 for x <= 0."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if kernels.eager_context():  # differentiable(), torch.func: plain ops (the backward works in place)
+            return torch.where(x > 0, x, F.softplus(x.clamp(max=0)) - LN2)
         return relu_softplus(x)
 
 
@@ -178,11 +198,15 @@ class NoisyReLU(nn.Module):
 class _NoisyReluFn(torch.autograd.Function):
     """relu(x + sqrt(sigmoid(x)) * z) for given standard normals z; d/dx = 1[out > 0]."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        out = torch.sigmoid(x).sqrt_().mul_(z).add_(x).relu_()  # one buffer, filled in place
-        ctx.save_for_backward(out)
-        return out
+    def forward(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x).sqrt_().mul_(z).add_(x).relu_()  # one buffer, filled in place
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # saves the output only: torch.func can run it
+        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

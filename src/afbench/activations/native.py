@@ -157,12 +157,14 @@ def status() -> str:
 
 
 def refuse_double_backward(name: str) -> None:
-    """Kernels keep no graph of f'(x): a backward pass that builds one (create_graph=True: a
-    gradient penalty, double backward) cannot be served."""
+    """afbench's fast activations (kernels, fused pairs) keep no graph of f'(x): a backward
+    pass that builds one (create_graph=True: a gradient penalty, double backward) would get a
+    wrong second derivative, so it is refused with the fix."""
     if torch.is_grad_enabled():
-        raise RuntimeError(f"afbench's compiled {name} kernel gives first derivatives only, and this backward "
-                           "pass asks for a graph (a gradient penalty, double backward): set "
-                           "AFBENCH_KERNELS=off to run the eager version, which has them")
+        raise RuntimeError(f"afbench's fast {name} gives first derivatives only, and this backward pass asks "
+                           "for a graph (a gradient penalty, double backward): compute that loss under "
+                           "`with afbench.differentiable():`, where every activation runs as plain torch ops "
+                           "with exact second derivatives")
 
 
 # ---- rows split between threads (in native.cpp, under OpenMP) ------------------------------------------

@@ -9,10 +9,10 @@ through the activation twice (double backward). A piecewise-linear activation
 it cannot satisfy the equation, and its error stays near 1; smooth activations
 (tanh, sine, SiLU) solve it.
 
-afbench's fast activation kernels give first derivatives only: the loss runs them on
-their eager, twice-differentiable path (under ``differentiable()``). An activation
-whose second derivative cannot be taken at all is refused before training, with the
-reason (``check_activation``).
+afbench's fast activations (kernels, fused pairs) give first derivatives only: the loss
+runs under ``differentiable()``, where every activation is plain torch ops. An activation
+whose second derivative cannot be taken, or comes out wrong (checked against a finite
+difference of its slope), is refused before training, with the reason (``check_activation``).
 
 Data: ``poisson2d``: 2000 interior points and 400 boundary points (fixed by seed 0);
 the test split is a 50 x 50 grid with u* there. Each batch mixes both kinds; y holds
@@ -25,8 +25,8 @@ import math
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
+from afbench.activations.kernels import differentiable
 from afbench.data import Prepared, Split
 from afbench.errors import AfbenchError
 from afbench.workloads.base import Metric, Workload, act_name
@@ -34,14 +34,6 @@ from afbench.workloads.inr import coordinate_mlp
 
 INTERIOR, BOUNDARY, GRID = 2000, 400, 50
 BOUNDARY_WEIGHT = 10.0
-
-
-class differentiable(TorchFunctionMode):
-    """Every torch call inside runs its eager version: afbench's kernels step aside
-    under a torch function mode, and the eager versions have second derivatives."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
 
 
 def exact(points: torch.Tensor) -> torch.Tensor:
@@ -62,17 +54,48 @@ def laplacian(u: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def second_derivative_problem(act_layer) -> str | None:
-    """Why the loss cannot differentiate ``act_layer`` twice, or None."""
-    x = torch.linspace(-3, 3, 64).reshape(8, 8).requires_grad_(True)
-    try:
-        with differentiable(), torch.enable_grad():
-            module = act_layer(8)
-            (grad,) = torch.autograd.grad(module(x).sum(), x, create_graph=True)
-            if grad.requires_grad:
-                torch.autograd.grad(grad.sum(), x, allow_unused=True)
-    except Exception as error:  # any failure is the reason to refuse, said before training
-        return f"{type(error).__name__}: {str(error).split('. Hint')[0]}"
+    """Why the loss cannot differentiate ``act_layer`` twice, or None. Autograd's f'' must
+    also match a central difference of its own f' (float64, at points away from the kinks
+    of the zoo's piecewise functions): a custom autograd Function whose backward keeps no
+    graph would otherwise pass with a wrong, often zero, Laplacian."""
+    for dtype, step, tolerance in ((torch.float64, 1e-5, 1e-4), (torch.float32, 1e-2, 1e-2)):
+        probes = _PROBES.to(dtype)
+        try:
+            with differentiable():
+                module = act_layer(8).to(dtype).eval()  # eval: a random activation's mean function
+                first, second = _derivatives(module, probes)
+                ahead, _ = _derivatives(module, probes + step)
+                behind, _ = _derivatives(module, probes - step)
+            break
+        except Exception as error:  # any failure is the reason to refuse, said before training
+            problem = f"{type(error).__name__}: {str(error).split('. Hint')[0]}"
+    else:  # float32 failed too (a user's activation may hold float32 constants: float64 may fail alone)
+        return problem
+    if not torch.isfinite(first).all():
+        return None  # a non-finite slope is the run's to meet (it diverges), not a broken derivative
+    expected = (ahead - behind) / (2 * step)
+    wrong = (second - expected).abs() > tolerance * (1 + expected.abs())
+    if wrong.any():
+        at = probes[wrong][0].item()
+        return (f"its second derivative is wrong: autograd gives {second[wrong][0].item():.4g} at x = {at:.3f}, "
+                f"the slope's change there {expected[wrong][0].item():.4g} (a custom autograd Function whose "
+                "backward keeps no graph of f')")
     return None
+
+
+# 64 probes in (-3, 3), none within 0.005 of an integer or a half-integer: the zoo's kinks lie there
+_PROBES = (torch.linspace(-2.9, 2.9, 64, dtype=torch.float64) + 0.0123).reshape(8, 8)
+
+
+def _derivatives(module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """f'(x) and f''(x) elementwise by autograd (f'' = 0 where f' carries no graph)."""
+    x = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        (first,) = torch.autograd.grad(module(x).sum(), x, create_graph=True)
+        second = None
+        if first.requires_grad:
+            (second,) = torch.autograd.grad(first.sum(), x, allow_unused=True)
+    return first.detach(), (torch.zeros_like(x) if second is None else second).detach()
 
 
 class Poisson(Workload):
