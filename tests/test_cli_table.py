@@ -40,3 +40,23 @@ def test_long_names_get_an_alias_and_every_row_fits_80_columns():
     assert f"a1 = {formula}" in legend
     assert any("100.5 ± 10.2" in line for line in rows) or any("100.5 ± 10.3" in line for line in rows)
     assert any("12.3 ± 1.0" in line for line in rows)  # one precision per column: 1 decimal once a mean is >= 100
+
+
+def test_each_setting_gets_its_own_block_verdicts_and_times():
+    """A folder with runs of two settings (epochs 1 and 3): one block each, headed by what
+    tells them apart; a verdict or time of one setting never shows in the other's."""
+    settings = {"mlp / digits, epochs=1": ("worse", 3.0), "mlp / digits, epochs=3": ("better", 0.5)}
+    aggregate = pd.DataFrame([{"setting": s, "dataset": "digits", "model": "mlp", "activation": a, "runs": 3,
+                               "done": 3, "params": 100, "error_rate_mean": 5.0, "error_rate_sd": 1.0}
+                              for s in settings for a in ("relu", "tanh")])
+    kept = pd.DataFrame([{"setting": s, "dataset": "digits", "model": "mlp", "activation": a, "status": "done",
+                          "total_train_s": (time if a == "tanh" else 1.0) * (1 if s.endswith("1") else 10)}
+                         for s, (_, time) in settings.items() for a in ("relu", "tanh") for _ in range(3)])
+    tests = pd.DataFrame([{"setting": s, "dataset": "digits", "model": "mlp", "activation": "tanh", "verdict": v}
+                          for s, (v, _) in settings.items()])
+    rows, _ = format_compact(SimpleNamespace(aggregate=aggregate, kept=kept, tests=tests, baseline="relu"))
+    headings = [line for line in rows if line.startswith("mlp on digits")]
+    assert [h.split(":")[0] for h in headings] == ["mlp on digits (epochs=1)", "mlp on digits (epochs=3)"]
+    tanh = [line for line in rows if line.startswith("tanh")]
+    assert "▲ worse" in tanh[0] and "3.00" in tanh[0]
+    assert "▼ better" in tanh[1] and "0.50" in tanh[1]

@@ -1,6 +1,7 @@
 """The console's comparison table: the columns that decide, in 80 columns, never folded.
 
-Per (data set, model): activation, n, test error mean ± sd, the verdict against the
+Per setting (a data set and model, and the values that tell that pair's settings apart, as
+stats.settings labels them; runs are never pooled across settings): activation, n, test error mean ± sd, the verdict against the
 baseline (▲ worse, ▼ better, = equivalent, ? undecided), the training-time ratio to the
 baseline and the parameters. One precision per column. Names too long for the column
 are replaced by a1, a2 ... and spelled out under the table; nothing is ever split.
@@ -23,15 +24,22 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _verdicts(report, dataset, model) -> dict[str, str]:
+def _of_setting(frame, setting: str, dataset, model):
+    """The rows of one setting (of one data set and model, in a frame without labels)."""
+    if "setting" in frame:
+        return frame[frame["setting"] == setting]
+    return frame[(frame["dataset"] == dataset) & (frame["model"] == model)]
+
+
+def _verdicts(report, setting: str, dataset, model) -> dict[str, str]:
     tests = getattr(report, "tests", None)
     if tests is None or len(tests) == 0:
         return {}
-    rows = tests[(tests["dataset"] == dataset) & (tests["model"] == model)]
+    rows = _of_setting(tests, setting, dataset, model)
     return dict(zip(rows["activation"], rows["verdict"].astype(str)))
 
 
-def _times(report, group, dataset, model) -> dict[str, float]:
+def _times(report, group, setting: str, dataset, model) -> dict[str, float]:
     """Per activation, its training time: from the cost profile where one was measured
     (steps x measured step time), else the median over runs of the run's share of its
     clock (stacked seeds share one clock; a median shrugs off a busy moment)."""
@@ -40,7 +48,8 @@ def _times(report, group, dataset, model) -> dict[str, float]:
     runs = getattr(report, "kept", None)
     if runs is None or len(runs) == 0 or "total_train_s" not in runs:
         return {}
-    runs = runs[(runs["dataset"] == dataset) & (runs["model"] == model) & (runs["status"] == "done")]
+    runs = _of_setting(runs, setting, dataset, model)
+    runs = runs[runs["status"] == "done"]
     if _fused(runs):  # one clock for several activations: none of them has its own time
         return {}
     stack = runs["provenance.stack_size"].fillna(1) if "provenance.stack_size" in runs else 1
@@ -54,14 +63,17 @@ def _fused(runs) -> bool:
 
 
 def compact_rows(report) -> list[tuple[str, list[dict]]]:
-    """[(heading, rows)] per (data set, model); each row holds plain values."""
+    """[(heading, rows)] per setting; each row holds plain values."""
     table = report.aggregate
     blocks = []
     if table is None or len(table) == 0:
         return blocks
-    for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
-        verdicts = _verdicts(report, dataset, model)
-        times = _times(report, group, dataset, model)
+    if "setting" not in table:
+        table = table.assign(setting=table["model"].map(str) + " / " + table["dataset"].map(str))
+    for setting, group in table.groupby("setting", sort=False):
+        dataset, model = group["dataset"].iloc[0], group["model"].iloc[0]
+        verdicts = _verdicts(report, setting, dataset, model)
+        times = _times(report, group, setting, dataset, model)
         base_time = _number(times.get(report.baseline))
         rows = []
         for _, row in group.iterrows():
@@ -74,7 +86,8 @@ def compact_rows(report) -> list[tuple[str, list[dict]]]:
                          "verdict": verdict,
                          "ratio": own_time / base_time if own_time and base_time else None,
                          "params": None if _number(row.get("params")) is None else int(row["params"])})
-        blocks.append((f"{model} on {dataset}", rows))
+        apart = str(setting).split(", ", 1)[1] if ", " in str(setting) else ""  # what tells settings apart
+        blocks.append((f"{model} on {dataset}" + (f" ({apart})" if apart else ""), rows))
     return blocks
 
 
