@@ -60,3 +60,23 @@ def test_each_setting_gets_its_own_block_verdicts_and_times():
     tanh = [line for line in rows if line.startswith("tanh")]
     assert "▲ worse" in tanh[0] and "3.00" in tanh[0]
     assert "▼ better" in tanh[1] and "0.50" in tanh[1]
+
+
+def test_a_setting_with_its_own_metric_shows_that_metric_and_its_verdicts():
+    """Regression (mse, lower is better): the column is the mse, not an empty test error."""
+    aggregate = pd.DataFrame([{"setting": "mlp / special:j0", "dataset": "special:j0", "model": "mlp",
+                               "activation": a, "runs": 3, "done": 3, "params": 10, "error_rate_mean": float("nan"),
+                               "error_rate_sd": float("nan")} for a in ("relu", "tanh")])
+    kept = pd.DataFrame([{"setting": "mlp / special:j0", "dataset": "special:j0", "model": "mlp", "activation": a,
+                          "status": "done", "total_train_s": 1.0, "primary_metric": "mse", "primary_value": v}
+                         for a, values in (("relu", (0.01, 0.02, 0.03)), ("tanh", (0.5, 0.5, 0.5))) for v in values])
+    workload_tests = pd.DataFrame([{"setting": "mlp / special:j0", "dataset": "special:j0", "model": "mlp",
+                                    "activation": "tanh", "verdict": "worse"}])
+    report = SimpleNamespace(aggregate=aggregate, kept=kept, tests=pd.DataFrame(), workload_tests=workload_tests,
+                             baseline="relu")
+    rows, _ = format_compact(report)
+    assert rows[0].startswith("mlp on special:j0: test mse over seeds")
+    assert "test mse" in rows[1] and "test error" not in rows[1]
+    relu = next(line for line in rows if line.startswith("relu"))
+    tanh = next(line for line in rows if line.startswith("tanh"))
+    assert "0.02 ± 0.01" in relu and "0.5 ± 0" in tanh and "▲ worse" in tanh

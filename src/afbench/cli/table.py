@@ -1,9 +1,10 @@
 """The console's comparison table: the columns that decide, in 80 columns, never folded.
 
 Per setting (a data set and model, and the values that tell that pair's settings apart, as
-stats.settings labels them; runs are never pooled across settings): activation, n, test error mean ± sd, the verdict against the
-baseline (▲ worse, ▼ better, = equivalent, ? undecided), the training-time ratio to the
-baseline and the parameters. One precision per column. Names too long for the column
+stats.settings labels them; runs are never pooled across settings): activation, n, the
+test error (or the setting's own primary metric: mse, bits per character) mean ± sd, the
+verdict against the baseline (▲ worse, ▼ better, = equivalent, ? undecided), the
+training-time ratio to the baseline and the parameters. One precision per column. Names too long for the column
 are replaced by a1, a2 ... and spelled out under the table; nothing is ever split.
 The full table (every column) is `--wide`: Markdown rows, as in summary.md.
 """
@@ -31,8 +32,8 @@ def _of_setting(frame, setting: str, dataset, model):
     return frame[(frame["dataset"] == dataset) & (frame["model"] == model)]
 
 
-def _verdicts(report, setting: str, dataset, model) -> dict[str, str]:
-    tests = getattr(report, "tests", None)
+def _verdicts(report, setting: str, dataset, model, tests_of: str = "tests") -> dict[str, str]:
+    tests = getattr(report, tests_of, None)
     if tests is None or len(tests) == 0:
         return {}
     rows = _of_setting(tests, setting, dataset, model)
@@ -62,8 +63,24 @@ def _fused(runs) -> bool:
     return "provenance.stack_activations" in runs and bool((runs["provenance.stack_activations"].fillna(1) > 1).any())
 
 
-def compact_rows(report) -> list[tuple[str, list[dict]]]:
-    """[(heading, rows)] per setting; each row holds plain values."""
+def _own_metric(report, setting: str, dataset, model) -> tuple[str, dict, dict] | None:
+    """A setting whose runs' primary metric is not the test error (regression, a language
+    model, a PDE): its name, and per activation the mean and sd over finished runs; None
+    for the test error."""
+    runs = getattr(report, "kept", None)
+    if runs is None or len(runs) == 0 or "primary_metric" not in runs or "primary_value" not in runs:
+        return None
+    runs = _of_setting(runs, setting, dataset, model)
+    metric = runs["primary_metric"].dropna()
+    if metric.empty or metric.iloc[0] == "error_rate":
+        return None
+    done = runs[runs["status"] == "done"].groupby("activation")["primary_value"]
+    return str(metric.iloc[0]), done.mean().to_dict(), done.std().to_dict()
+
+
+def compact_rows(report) -> list[tuple[str, str, list[dict]]]:
+    """[(heading, metric, rows)] per setting; each row holds plain values. The metric is
+    "error" (the test error in %) or the setting's own primary metric."""
     table = report.aggregate
     blocks = []
     if table is None or len(table) == 0:
@@ -72,7 +89,8 @@ def compact_rows(report) -> list[tuple[str, list[dict]]]:
         table = table.assign(setting=table["model"].map(str) + " / " + table["dataset"].map(str))
     for setting, group in table.groupby("setting", sort=False):
         dataset, model = group["dataset"].iloc[0], group["model"].iloc[0]
-        verdicts = _verdicts(report, setting, dataset, model)
+        own = _own_metric(report, setting, dataset, model)
+        verdicts = _verdicts(report, setting, dataset, model, "workload_tests" if own else "tests")
         times = _times(report, group, setting, dataset, model)
         base_time = _number(times.get(report.baseline))
         rows = []
@@ -81,13 +99,15 @@ def compact_rows(report) -> list[tuple[str, list[dict]]]:
             rankable = row["done"] >= 2
             verdict = "baseline" if name == report.baseline else verdicts.get(name, "") if rankable else ""
             own_time = _number(times.get(name))
+            mean, sd = (own[1].get(name), own[2].get(name)) if own else (row.get("error_rate_mean"),
+                                                                           row.get("error_rate_sd"))
             rows.append({"activation": str(name), "n": int(row["done"]), "failed": int(row["runs"] - row["done"]),
-                         "mean": _number(row.get("error_rate_mean")), "sd": _number(row.get("error_rate_sd")),
+                         "mean": _number(mean), "sd": _number(sd),
                          "verdict": verdict,
                          "ratio": own_time / base_time if own_time and base_time else None,
                          "params": None if _number(row.get("params")) is None else int(row["params"])})
         apart = str(setting).split(", ", 1)[1] if ", " in str(setting) else ""  # what tells settings apart
-        blocks.append((f"{model} on {dataset}" + (f" ({apart})" if apart else ""), rows))
+        blocks.append((f"{model} on {dataset}" + (f" ({apart})" if apart else ""), own[0] if own else "error", rows))
     return blocks
 
 
@@ -97,15 +117,17 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
     lines: list[str] = []
     aliases: dict[str, str] = {}
     blocks = compact_rows(report)
-    for heading, rows in blocks:
+    for heading, metric, rows in blocks:
         names = [_alias(r["activation"], aliases) for r in rows]
         name_width = max([len("activation")] + [len(n) for n in names])
         means = [r["mean"] for r in rows if r["mean"] is not None]
         digits = 2 if not means or max(means) < 100 else 1
-        errors = [_error_text(r, digits) for r in rows]
-        error_width = max([len("test error %")] + [len(e) for e in errors])
-        lines.append(f"{heading}: test error over seeds (mean ± sd), verdict against {report.baseline}")
-        header = (f"{'activation':<{name_width}}  {'n':>3}  {'test error %':<{error_width}}  "
+        title = "test error %" if metric == "error" else f"test {metric}"
+        errors = [_error_text(r, digits if metric == "error" else None) for r in rows]
+        error_width = max([len(title)] + [len(e) for e in errors])
+        lines.append(f"{heading}: {title.removesuffix(' %')} over seeds (mean ± sd), verdict against "
+                     f"{report.baseline}")
+        header = (f"{'activation':<{name_width}}  {'n':>3}  {title:<{error_width}}  "
                   f"{'vs ' + str(report.baseline):<13.13}  {'time x':>6}  {'params':>10}")
         lines += [header, "-" * min(len(header), width)]
         for row, name, error in zip(rows, names, errors):
@@ -117,7 +139,7 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
                          f"{params:>10}".rstrip())
         lines.append("")
     legend = []
-    if any(r["failed"] for _, rows in blocks for r in rows):
+    if any(r["failed"] for _, _, rows in blocks for r in rows):
         legend.append("n!: some runs failed or diverged (summary.md and runs.csv say which)")
     for name, alias in aliases.items():
         legend.append(f"{alias} = {name}")
@@ -125,7 +147,7 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
                  "time x: training time / the baseline's (median).")
     kept = getattr(report, "kept", None)
     if kept is not None and len(kept) and _fused(kept) and any(
-            r["ratio"] is None for _, rows in blocks for r in rows):
+            r["ratio"] is None for _, _, rows in blocks for r in rows):
         legend.append("time x -: activations trained together in one stack share one clock; afbench cost "
                       "measures each activation's own step time.")
     return lines, legend
@@ -137,11 +159,12 @@ def _alias(name: str, aliases: dict[str, str]) -> str:
     return aliases.setdefault(name, f"a{len(aliases) + 1}")
 
 
-def _error_text(row: dict, digits: int) -> str:
+def _error_text(row: dict, digits: int | None) -> str:
+    """mean ± sd at ``digits`` decimals (the error in %), or at 4 significant digits (None)."""
     if row["mean"] is None:
         return "-"
-    text = f"{row['mean']:.{digits}f}"
-    return text + ("" if row["sd"] is None else f" ± {row['sd']:.{digits}f}")
+    style = f".{digits}f" if digits is not None else ".4g"
+    return f"{row['mean']:{style}}" + ("" if row["sd"] is None else f" ± {row['sd']:{style}}")
 
 
 def format_wide(report) -> list[str]:

@@ -148,6 +148,8 @@ def _shapes_and_data(report) -> list[Figure]:
         out.append(Figure("activations", "The activations compared: f(x) and its derivative on [-3, 3].",
                           figures.plot_activations(registered)))
     for dataset, counts in report.meta.get("class_counts", {}).items():
+        if not counts.get("classes"):  # regression, language, PDE data: no classes to count
+            continue
         out.append(Figure(file_name(f"classes-{dataset}"), f"Samples per class and split, {display(dataset)}.",
                           figures.plot_class_histogram(counts["counts"], counts["classes"])))
     return out
