@@ -348,3 +348,17 @@ def test_the_shipped_baselines_hold_every_run_the_small_suite_pairs_with():
     assert not missing, f"{len(missing)} stored runs missing, e.g. {missing[0].activation} on {missing[0].dataset}"
     finished = stored[stored["status"] == "done"]
     assert np.isfinite(finished["primary_value"]).all() and len(finished) >= 500
+
+
+def test_a_sweep_folder_is_refused_as_a_suite_folder_and_left_as_it_was(tiny, tmp_path, capsys):
+    """`afbench suite --out` into an `afbench run` folder: its runs would be scored as the suite's."""
+    sweep = tmp_path / "sweep"
+    assert main(["run", "--activations", "relu", "--epochs", "1", "--seeds", "1", "--no-progress", "--quiet",
+                 "--out", str(sweep)]) == 0
+    before = (sweep / "results.sqlite").read_bytes()
+    capsys.readouterr()
+    for extra in (["--activations", "silu"], []):  # judging an activation, and the stored baselines alone
+        assert main(["suite", "small", *extra, "--out", str(sweep)]) == 2
+        err = " ".join(capsys.readouterr().err.split())  # wrapped at 80 columns
+        assert "holds 1 runs of a sweep (afbench run), not of a suite" in err and "Give another --out" in err
+    assert (sweep / "results.sqlite").read_bytes() == before

@@ -108,6 +108,7 @@ def _stored_only(suite, out: Path, args):
     from afbench.suite import baselines
 
     path = baselines.check_pairable(suite, "cpu" if args.device == "auto" else args.device, args.stored)
+    baselines.refuse_sweep_folder(out)
     baselines.record(out, suite, "stored")
     merge([path], out, timings=False)
     return None

@@ -131,11 +131,22 @@ def check_folder(out: str | Path, device: str) -> None:
     minor version or device class: they would pair across the mismatch."""
     if not (Path(out) / "results.sqlite").exists():
         return
-    problems = _machine_mismatches(made_under(out), device)
+    made = refuse_sweep_folder(out)
+    problems = _machine_mismatches(made, device)
     if problems:
         raise AfbenchError(f"{out} already holds runs that would not pair with runs made here: "
                            + "; ".join(p.replace("they were", "those were") for p in problems)
                            + ". Give another --out")
+
+
+def refuse_sweep_folder(out: str | Path) -> dict:
+    """Refuse a folder that holds runs of a sweep (afbench run), not of a suite: the
+    suite's scores would take them in. Returns what its runs were made with (made_under)."""
+    made = made_under(out) if (Path(out) / "results.sqlite").exists() else {"suite": None, "runs": 0}
+    if made["suite"] is None and made["runs"]:
+        raise AfbenchError(f"{out} holds {made['runs']} runs of a sweep (afbench run), not of a suite: the suite's "
+                           "scores would take them in. Give another --out")
+    return made
 
 
 def record(out: str | Path, suite: Suite, mode: str) -> None:
