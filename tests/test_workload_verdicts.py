@@ -32,3 +32,21 @@ def test_classification_runs_are_left_to_the_error_tests():
     assert list(tables.is_classification(runs)) == [False] * 4 + [True] * 4
     tests = tables.workload_tests(runs, "relu")
     assert list(tests["dataset"]) == ["special:j0"] and list(tests["verdict"]) == ["undecided"]
+
+
+def test_the_verdict_line_prints_the_interval_of_its_holm_p_or_says_there_is_none():
+    """Beside a Holm p over 2 comparisons: the simultaneous (97.5%) t interval, checked with
+    scipy; one seed: no interval, never 'CI +nan to +nan'."""
+    from scipy import stats as scipy_stats
+
+    from afbench.report.render import workload_lines
+
+    relu = [1.0, 1.2, 0.9, 1.1, 1.05]
+    values = {"relu": relu, "tanh": [r + d for r, d in zip(relu, [0.1, 0.3, 0.2, 0.25, 0.15])],
+              "gelu": [r - 0.01 for r in relu]}
+    text = " ".join(workload_lines(tables.workload_tests(_runs("mse", False, values), "relu")))
+    diff = np.array([0.1, 0.3, 0.2, 0.25, 0.15])
+    low, high = scipy_stats.t.interval(0.975, len(diff) - 1, loc=diff.mean(), scale=scipy_stats.sem(diff))
+    assert f"97.5% CI {low:+.3g} to {high:+.3g}, simultaneous over the 2 comparisons" in text
+    one = " ".join(workload_lines(tables.workload_tests(_runs("mse", False, {"relu": [1.0], "tanh": [1.1]}), "relu")))
+    assert "no interval from one seed" in one and "nan" not in one and "1 seed)" in one

@@ -154,9 +154,20 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
                      f"by seed against {first['baseline']} ({first['baseline_mean']:.4g}), Holm-corrected:")
         for _, row in group.iterrows():
             lines.append(f"  {row['activation']}: {row['verdict']}, {metric} {row['mean']:.4g} "
-                         f"({row['mean_diff']:+.3g}, 95% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}, "
-                         f"adjusted p = {row['p_holm']:.3g}, {int(row['n'])} seeds)")
+                         f"({row['mean_diff']:+.3g}, {_workload_interval(row)}, "
+                         f"adjusted p = {row['p_holm']:.3g}, {int(row['n'])} seed{'s' if row['n'] != 1 else ''})")
     return lines
+
+
+def _workload_interval(row) -> str:
+    """The interval that matches a Holm p (simultaneous over the family), or why none."""
+    if pd.isna(row.get("ci_low")) or row["n"] < 2:
+        return "no interval from one seed"
+    family = int(row.get("family", 1) or 1)
+    if family > 1 and not pd.isna(row.get("sim_low")):
+        return (f"{100 * row['sim_confidence']:.3g}% CI {row['sim_low']:+.3g} to {row['sim_high']:+.3g}, "
+                f"simultaneous over the {family} comparisons")
+    return f"{100 * row.get('confidence', 0.95):.4g}% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}"
 
 
 def verdict_text(report: Report) -> list[str]:
