@@ -79,7 +79,8 @@ def compact_rows(report) -> list[tuple[str, list[dict]]]:
         for _, row in group.iterrows():
             name = row["activation"]
             rankable = row["done"] >= 2
-            verdict = "baseline" if name == report.baseline else verdicts.get(name, "") if rankable else ""
+            verdict = "baseline" if name == report.baseline else verdicts.get(name, "") if rankable else \
+                "diverged" if row["done"] == 0 and row["diverged"] else ""  # every run diverged: nothing to compare
             own_time = _number(times.get(name))
             rows.append({"activation": str(name), "n": int(row["done"]), "failed": int(row["runs"] - row["done"]),
                          "mean": _number(row.get("error_rate_mean")), "sd": _number(row.get("error_rate_sd")),
