@@ -439,22 +439,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend.check(sweep.configs)  # bad data fails before anything is written to --out
     save_study(out, sweep.study, sweep.grid.activations)
     started = time.monotonic()
-    counts = _execute(sweep, out, backend, output, lines=not progress and not args.quiet)
+    outcome = _execute(sweep, out, backend, output, lines=not progress and not args.quiet)
+    counts = outcome.counts
     output.note(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']} "
                 f"in {time.monotonic() - started:.0f} s")
     report = render.write(out, sweep.baseline)
     show_report(report, out, output, wide=args.wide)
     output.summary.update(counts=counts, runs=len(sweep.configs), out=str(out), baseline=sweep.baseline,
                           verdicts=verdicts(report), paths=_paths(out))
+    diverged = _all_diverged(out, outcome.configs or sweep.configs)
+    if diverged:
+        output.note(f"every run diverged ({diverged} runs: the loss became NaN, infinite or exploded): no run "
+                    "finished, so nothing can be compared; try a smaller --lr")
     if counts["failed"]:
         output.note(f"{counts['failed']} runs failed: their errors are in {out}/runs.csv (column error); rerun "
                     "the same command to retry them")
-        return output.finish(1)
-    return output.finish(0)
+    return output.finish(1 if counts["failed"] or diverged else 0)
 
 
-def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool) -> dict:
-    """Train what is not done yet, saying what happens; returns the counts."""
+def _all_diverged(out: Path, configs: list) -> int:
+    """How many of this sweep's runs diverged when none of them finished (0 when one
+    did, or none diverged): a sweep with nothing to compare exits non-zero, as one
+    with a failed run does."""
+    from afbench.results import Status
+    from afbench.store.reading import StoreView
+
+    keys = {c.key() for c in configs}
+    with StoreView(out) as store:
+        statuses = [r.status for r in store.records() if r.key in keys]
+    if Status.DONE in statuses:
+        return 0
+    return statuses.count(Status.DIVERGED)
+
+
+def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):
+    """Train what is not done yet, saying what happens; returns the sweep's Outcome
+    (its counts and configs)."""
     from afbench.sweep import execute, execute_until_decided
 
     ex, auto_seeds = sweep.study.execution, sweep.study.seeds == "auto"
@@ -478,7 +498,7 @@ def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool) -> di
     if schedule:
         output.note(f"scheduler: {schedule_sentence(schedule)}")
     _note_cost_profile(out, output)
-    return outcome.counts
+    return outcome
 
 
 def _note_cost_profile(out: Path, output: Output) -> None:

@@ -97,7 +97,8 @@ def compact_rows(report) -> list[tuple[str, str, list[dict]]]:
         for _, row in group.iterrows():
             name = row["activation"]
             rankable = row["done"] >= 2
-            verdict = "baseline" if name == report.baseline else verdicts.get(name, "") if rankable else ""
+            verdict = "baseline" if name == report.baseline else verdicts.get(name, "") if rankable else \
+                "diverged" if row["done"] == 0 and row["diverged"] else ""  # every run diverged: nothing to compare
             own_time = _number(times.get(name))
             mean, sd = (own[1].get(name), own[2].get(name)) if own else (row.get("error_rate_mean"),
                                                                            row.get("error_rate_sd"))

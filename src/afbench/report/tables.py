@@ -283,7 +283,8 @@ def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"),
                 cells[error] += " " + (WORSE if verdict == "worse" else BETTER)
             if rankable and row["activation"] in members and cells[error] != "-":
                 cells[error] = f"{bold[0]}{cells[error]}{bold[1]}"
-            cells["vs baseline"] = verdict if rankable else "one seed cannot rank"
+            cells["vs baseline"] = verdict if rankable else "every run diverged" \
+                if row["done"] == 0 and row["diverged"] else "one seed cannot rank"
             cells["note"] = width_note(row["activation"], row["match_params"])
             rows.append(cells)
     return rows

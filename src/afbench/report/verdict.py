@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from afbench.stats.paired import ALPHA, seeds_needed
+from afbench.stats.paired import ALPHA, DIVERGED, seeds_needed
 
 
 def _pp(value: float) -> str:
@@ -29,7 +29,12 @@ def _diverged(t) -> str:
         count = t.get(column, 0)
         if count and not pd.isna(count):
             parts.append(f"{who} diverged on {int(count)} of {int(t['n'])} seeds")
-    return f" ({'; '.join(parts)}, counted at 100% error)" if parts else ""
+    text = f"{'; '.join(parts)}, counted at 100% error" if parts else ""
+    both = t.get("both_diverged", 0)
+    if both and not pd.isna(both):
+        text += (f"{'; ' if text else ''}both diverged on {int(both)} more seed{'s' if both != 1 else ''}, "
+                 "left out of the test")
+    return f" ({text})" if text else ""
 
 
 def _names(items: list[str]) -> str:
@@ -102,6 +107,10 @@ def setting_lines(setting: str, group: pd.DataFrame, tests: pd.DataFrame, top, b
     """Sentences for one setting."""
     seeds = int(group["done"].max()) if len(group) else 0
     head = f"On {setting} ({_seeds(group)})"
+    if seeds == 0 and len(group) and group["diverged"].sum() > 0:
+        return [f"On {setting}, every run diverged ({int(group['diverged'].sum())} runs: the loss became NaN, "
+                "infinite or exploded), so there is no error rate to compare and nothing can be compared or "
+                "ranked; a smaller learning rate (--lr) may let the runs finish."]
     if seeds < 2:
         needed = seeds_needed(max(len(group) - 1, 1), alpha)
         return [f"{head}, nothing can be ranked: one seed cannot separate an activation from the luck of its "
@@ -121,6 +130,10 @@ def setting_lines(setting: str, group: pd.DataFrame, tests: pd.DataFrame, top, b
         lines.append(f"{_names(list(equivalent['activation']))} "
                      f"{'is' if len(equivalent) == 1 else 'are'} practically equivalent to {baseline} "
                      f"(every difference within ±{100 * equivalence:.2g} pp: {spans}).")
+    diverged = tests[tests["verdict"] == DIVERGED]
+    if len(diverged):
+        lines.append(f"{_names(list(diverged['activation']))} cannot be compared with {baseline}: both diverged on "
+                     "every seed, so there is no error rate to compare (verdict: diverged).")
     undecided = tests[tests["verdict"] == "undecided"]
     if len(undecided):
         spans = "; ".join(_span(t, with_p=True) for _, t in undecided.iterrows())
@@ -162,7 +175,8 @@ def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks
     for setting, group in aggregate.groupby("setting", sort=False):
         part = tests[tests["setting"] == setting] if len(tests) else tests
         lines += setting_lines(setting, group, part, top.get(setting), baseline, equivalence, alpha, design)
-    family_text = family_line(tests, baseline, alpha, family) if len(tests) and "setting" in tests else ""
+    compared = tests[tests["verdict"] != DIVERGED] if len(tests) and "verdict" in tests else tests
+    family_text = family_line(tests, baseline, alpha, family) if len(compared) and "setting" in tests else ""
     if family_text:
         lines.append(family_text)
     if ranks:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +28,7 @@ WILCOXON_MIN_N = 6  # below this many non-zero differences, two-sided Wilcoxon c
 EXACT_MAX_N = 16  # sign-flip test: every one of the 2^n patterns up to here, Monte Carlo beyond
 MONTE_CARLO_DRAWS = 100_000
 ALPHA = 0.05
+DIVERGED = "diverged"  # the verdict when both sides diverged on every seed: nothing to compare
 WORST = {"error_rate": 1.0}  # a diverged run's value where the metric has a worst one: every answer wrong
 
 
@@ -185,20 +186,27 @@ def compare_with(frame: pd.DataFrame, metric: str, reference: str, alpha: float 
     unadjusted (1 - alpha) CI (ci_low, ci_high) and the simultaneous one that matches
     the family (sim_low, sim_high: Bonferroni over the comparisons, so every interval
     of the family covers its difference with probability >= 1 - alpha together);
-    ``diverged``: pairs where this activation diverged (counted at ``worst``)."""
+    ``diverged``: pairs where this activation diverged (counted at ``worst``);
+    ``both_diverged``: seeds where both diverged, left out of the test (two fills at
+    the worst value differ by 0, which measures nothing): when that is every seed, n is
+    0 and the verdict is "diverged" (nothing to compare), never "equivalent"."""
     table, flags = seed_table(frame, metric, higher_is_better=higher_is_better, worst=worst)
     rows = []
     if reference not in table.columns:
         return pd.DataFrame(rows)
     others = [a for a in table.columns if a != reference]
     for activation in others:
-        pair = table[[reference, activation]].dropna()
+        both = flags[reference] & flags[activation]
+        pair = table.loc[~both, [reference, activation]].dropna()
         result = paired_comparison(pair[reference], pair[activation], confidence=confidence or 1 - alpha)
+        if not len(pair) and both.any():
+            result = replace(result, note="both diverged on every seed: nothing to compare")
         sim_confidence = 1 - alpha / max(len(others), 1)
         low, high = t_interval((pair[activation] - pair[reference]).to_numpy(), sim_confidence)
         rows.append({"activation": activation, **result.to_dict(), "sim_low": low, "sim_high": high,
                      "sim_confidence": sim_confidence, "diverged": int(flags.loc[pair.index, activation].sum()),
-                     "diverged_reference": int(flags.loc[pair.index, reference].sum())})
+                     "diverged_reference": int(flags.loc[pair.index, reference].sum()),
+                     "both_diverged": int(both.sum())})
     out = pd.DataFrame(rows)
     if len(out):
         out["p_holm"] = holm(out["p_permutation"])
@@ -214,7 +222,9 @@ def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "r
     the mean difference and ``higher_is_better``), practically equivalent (the
     (1 - alpha) CI of the mean difference lies within +-``equivalence``, in the
     metric's units: 0.001 = 0.1 percentage points of error), or undecided? Diverged
-    runs count at ``worst`` (see seed_table). ``frame``: one row per run with dataset,
+    runs count at ``worst`` (see seed_table) where the other side of the pair
+    finished; seeds where both diverged are left out, and "diverged" is the verdict
+    when that is every seed (n = 0: nothing to compare). ``frame``: one row per run with dataset,
     model, activation, seed, status and ``metric`` (and config.* columns, if any).
     ``margin_supported``: the smallest equivalence margin the data supports (the CI's
     farthest end from 0); ``family``: how many comparisons Holm corrects over, those
@@ -255,6 +265,8 @@ def _one_family(tests: pd.DataFrame, alpha: float, equivalence: float, higher_is
 
 
 def _verdict(row, alpha: float, equivalence: float, higher_is_better: bool) -> str:
+    if row["n"] == 0 and row.get("both_diverged", 0) > 0:
+        return DIVERGED  # every pair diverged on both sides: no error rate to compare
     if row["n"] >= 2 and row["p_holm"] < alpha and row["mean_diff"] != 0:
         return "better" if (row["mean_diff"] > 0) == higher_is_better else "worse"
     if row["n"] >= 2 and -equivalence <= row["ci_low"] and row["ci_high"] <= equivalence:

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from afbench.stats import settings
-from afbench.stats.paired import (ALPHA, WORST, paired_comparison, seed_table, sign_flip_p,  # noqa: F401
+from afbench.stats.paired import (ALPHA, DIVERGED, WORST, paired_comparison, seed_table, sign_flip_p,  # noqa: F401
                                   t_interval)
 
 FIRST_SEEDS = 3  # paired seeds every activation starts with
@@ -176,7 +176,8 @@ def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int,
         low, high = t_interval(diff, 1 - 2 * equivalence_level) if equivalence_level > 0 else (-math.inf, math.inf)
         if verdict[i] == "undecided" and len(diff) >= 2 and -design.margin <= low and high <= design.margin:
             verdict[i] = "equivalent"
-        result = results[i].to_dict() if results[i] else {"p_permutation": math.nan}
+        result = results[i].to_dict() if results[i] else {"n": 0, "mean_diff": math.nan, "ci_low": math.nan,
+                                                           "ci_high": math.nan, "p_permutation": math.nan}
         out.append({**result, "verdict": verdict[i], "level": levels[i], "p_holm": adjusted[i],
                     "equivalence_level": equivalence_level, "equivalence_low": low, "equivalence_high": high,
                     "margin_supported": max(abs(low), abs(high))})
@@ -218,14 +219,20 @@ def replay(frame: pd.DataFrame, baseline: str, design: Design) -> pd.DataFrame:
             ready = [a for a in open_now if _complete(table, baseline, a, n)]
             if not ready:
                 break
-            diffs = [sign * (table[a].iloc[:n] - table[baseline].iloc[:n]).to_numpy() for a in ready]
+            # seeds where both diverged are two fills at the worst value: left out, as in paired.compare_with
+            both = {a: (flags[a] & flags[baseline]).iloc[:n].to_numpy() for a in ready}
+            diffs = [sign * (table[a].iloc[:n] - table[baseline].iloc[:n]).to_numpy()[~both[a]] for a in ready]
             decided = decide(diffs, design, look, len(others), rejected)
             for a, row in zip(ready, decided):
                 row.update(mean_diff=sign * row["mean_diff"], ci_low=sign * (row["ci_high"] if sign < 0 else
                            row["ci_low"]), ci_high=sign * (row["ci_low"] if sign < 0 else row["ci_high"]))
+                if row["n"] == 0 and both[a].any():
+                    row["verdict"] = DIVERGED  # both diverged on every seed: nothing to compare, stop
+                kept = ~both[a]
                 final[a] = {**row, "look": look, "seeds": n,
-                            "diverged": int(flags[a].iloc[:n].sum()),
-                            "diverged_reference": int(flags[baseline].iloc[:n].sum())}
+                            "diverged": int(flags[a].iloc[:n][kept].sum()),
+                            "diverged_reference": int(flags[baseline].iloc[:n][kept].sum()),
+                            "both_diverged": int(both[a].sum())}
                 rejected += row["verdict"] in ("worse", "better")
             if len(ready) < len(open_now):
                 break  # the sweep has not run this look for every open comparison yet

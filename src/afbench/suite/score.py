@@ -122,7 +122,8 @@ def _tests(group: pd.DataFrame, baseline: str, equivalence: float, higher: bool,
     if not len(tests):
         return pd.DataFrame(columns=["verdict"])
     # an activation that diverged is never "equivalent": the margin says nothing of a run that failed
-    tests.loc[(tests["verdict"] == "equivalent") & (tests["diverged"] + tests["diverged_reference"] > 0),
+    tests.loc[(tests["verdict"] == "equivalent") & (tests["diverged"] + tests["diverged_reference"]
+                                                 + tests.get("both_diverged", 0) > 0),
               "verdict"] = "undecided"
     return tests.set_index("activation")
 
@@ -205,7 +206,7 @@ def verdict_line(result: SuiteScore, activation: str, board: bool = False) -> st
     """'x: better than relu on 2 of 5 workloads (inr, pinn), equivalent on 1, worse
     on 1 (charlm, +0.04 bpc, p = 0.01), undecided on 1; 1.3x relu's step time'."""
     baseline = result.suite.baseline
-    counted = {"better": [], "equivalent": [], "worse": [], "undecided": []}
+    counted = {"better": [], "equivalent": [], "worse": [], "undecided": [], "diverged": []}
     for w in result.workloads:
         tests = w.board if board else w.tests
         if activation in tests.index:
@@ -214,9 +215,10 @@ def verdict_line(result: SuiteScore, activation: str, board: bool = False) -> st
     if not total:
         return f"{activation}: no paired comparison with {baseline} (no finished runs on the same seeds)"
     relation = {"better": f"better than {baseline}", "worse": f"worse than {baseline}",
-                "equivalent": f"equivalent to {baseline}", "undecided": f"undecided against {baseline}"}
+                "equivalent": f"equivalent to {baseline}", "undecided": f"undecided against {baseline}",
+                "diverged": f"not comparable with {baseline} (both diverged on every seed)"}
     parts = []
-    for verdict in ("better", "equivalent", "worse", "undecided"):
+    for verdict in ("better", "equivalent", "worse", "undecided", "diverged"):
         found = counted[verdict]
         if not found:
             continue
@@ -224,7 +226,7 @@ def verdict_line(result: SuiteScore, activation: str, board: bool = False) -> st
         text = f"{relation[verdict] if first else verdict} on {len(found)}{f' of {total} workloads' if first else ''}"
         if verdict in ("better", "worse"):
             text += f" ({'; '.join(_difference(w, row) for w, row in found)})"
-        elif verdict == "undecided":
+        elif verdict in ("undecided", "diverged"):
             text += f" ({', '.join(w.name for w, _ in found)})"
         parts.append(text)
     ratio = step_time(result, activation)
