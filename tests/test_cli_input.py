@@ -1,0 +1,89 @@
+"""Hostile input on the command line: one clear error (the problem and the fix) on
+stderr, exit status 2, no traceback, and nothing already in a results folder touched."""
+
+import pytest
+
+from afbench.cli import main
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # long sentences on one line, for the asserts
+
+
+def _existing_folder(tmp_path):
+    """A results folder as a first sweep leaves it: OUT/study.toml and the store's meta.study."""
+    from afbench.store.database import Store
+    from afbench.sweep.study import Study, save_study
+
+    out = tmp_path / "r"
+    out.mkdir()
+    save_study(out, Study(name="first", activations=("relu", "tanh"), seeds=(0,)), ("relu", "tanh"))
+    store = Store(out)
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    return out, (out / "study.toml").read_text(), meta
+
+
+def _unchanged(out, toml, meta):
+    from afbench.store.database import Store
+
+    store = Store(out)
+    try:
+        assert store.meta() == meta
+    finally:
+        store.close()
+    assert (out / "study.toml").read_text() == toml
+
+
+def _refused(argv, capsys) -> str:
+    """The error text of a command refused as bad input (argparse's or afbench's own)."""
+    try:
+        status = main(argv)
+    except SystemExit as stop:
+        status = stop.code
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    return err
+
+
+def test_max_seeds_below_the_first_round_is_refused_before_the_folder_is_rewritten(tmp_path, capsys):
+    out, toml, meta = _existing_folder(tmp_path)
+    err = _refused(["run", "--activations", "relu,gelu", "--epochs", "1", "--seeds", "auto", "--max-seeds", "1",
+                    "--out", str(out), "--no-progress"], capsys)
+    assert "--max-seeds" in err and "from 3" in err and "got '1'" in err
+    _unchanged(out, toml, meta)
+
+
+def test_seeds_auto_with_several_learning_rates_is_refused_before_the_folder_is_rewritten(tmp_path, capsys):
+    out, toml, meta = _existing_folder(tmp_path)
+    err = _refused(["run", "--activations", "relu,gelu", "--epochs", "1", "--seeds", "auto", "--lr", "1e-3,1e-2",
+                    "--out", str(out), "--no-progress"], capsys)
+    assert "several learning rates" in err and "give one --lr" in err
+    _unchanged(out, toml, meta)
+
+
+def test_a_huge_seed_count_is_refused_before_the_seeds_are_made(tmp_path, capsys, monkeypatch):
+    from afbench import rules
+
+    made = []
+    monkeypatch.setattr(rules, "range", lambda n: made.append(n) or range(n), raising=False)
+    err = _refused(["run", "--activations", "relu", "--seeds", "99999999", "--out", str(tmp_path / "r")], capsys)
+    assert "--seeds" in err and "from 1 to 10,000" in err and "99999999" in err
+    assert made == [] and not (tmp_path / "r").exists()
+
+
+def test_a_huge_grid_is_refused_naming_its_runs_and_how_to_lower_them(tmp_path, capsys):
+    err = _refused(["run", "--activations", "relu,tanh,gelu,elu", "--seeds", "3000", "--lr", "1e-3,1e-2",
+                    "--out", str(tmp_path / "r")], capsys)
+    assert "24,000 runs (4 activations x 3,000 seeds x 2 learning rates)" in err
+    assert "lower --activations or --seeds or --lr" in err and "afbench merge" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_seeds_auto_counts_its_largest_grid(tmp_path, capsys):
+    err = _refused(["run", "--activations", "relu,tanh,gelu,elu", "--seeds", "auto", "--max-seeds", "9000",
+                    "--out", str(tmp_path / "r")], capsys)
+    assert "36,000 runs" in err and "--max-seeds" in err
