@@ -87,3 +87,24 @@ def test_seeds_auto_counts_its_largest_grid(tmp_path, capsys):
     err = _refused(["run", "--activations", "relu,tanh,gelu,elu", "--seeds", "auto", "--max-seeds", "9000",
                     "--out", str(tmp_path / "r")], capsys)
     assert "36,000 runs" in err and "--max-seeds" in err
+
+
+@pytest.mark.parametrize("workers", ["1", "auto"])  # the data checked here, or in a worker
+def test_a_validation_fraction_that_leaves_no_training_data_is_refused_before_training(tmp_path, capsys, workers):
+    import warnings
+
+    out = tmp_path / "r"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw UserWarning (std of no samples) either
+        err = _refused(["run", "--activations", "relu", "--epochs", "1", "--valid-fraction", "0.99999",
+                        "--workers", workers, "--stack", "1", "--cost-profile", "off", "--out", str(out),
+                        "--no-progress"], capsys)
+    assert "the validation fraction 0.99999 leaves 0 of the 1,437 training samples of digits" in err
+    assert "use a smaller --valid-fraction" in err
+    assert not (out / "results.sqlite").exists()
+
+
+def test_a_train_subset_of_one_sample_is_refused(tmp_path, capsys):
+    err = _refused(["run", "--activations", "relu", "--epochs", "1", "--train-subset", "1", "--workers", "1",
+                    "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert "1 training sample left" in err and "--train-subset" in err
