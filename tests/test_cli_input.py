@@ -108,3 +108,27 @@ def test_a_train_subset_of_one_sample_is_refused(tmp_path, capsys):
     err = _refused(["run", "--activations", "relu", "--epochs", "1", "--train-subset", "1", "--workers", "1",
                     "--out", str(tmp_path / "r"), "--no-progress"], capsys)
     assert "1 training sample left" in err and "--train-subset" in err
+
+
+BOOM = "import torch\n\nclass Boom(torch.nn.Module):\n    def forward(self, x):\n        raise RuntimeError('boom')\n"
+
+
+@pytest.mark.parametrize("command", [
+    ["cost", "--dataset", "digits", "--model", "mlp", "--budget", "1", "--out", "{tmp}/c"],
+    ["plot", "activations", "--out", "{tmp}/p.png"],
+    ["study", "init", "--out", "{tmp}/s"],
+])
+def test_a_user_activation_that_raises_is_a_clear_error_in_every_command(tmp_path, capsys, command):
+    (tmp_path / "boomacts.py").write_text(BOOM)
+    acts = f"relu,{tmp_path}/boomacts.py:Boom"
+    argv = [a.format(tmp=tmp_path) for a in command]
+    argv = argv[:2] + [acts] + argv[2:] if argv[0] == "plot" else argv + ["--activations", acts]
+    err = _refused(argv, capsys)
+    assert "activation 'boomacts:Boom'" in err and "RuntimeError: boom" in err and "Fix:" in err
+    assert not any(p.is_file() for p in tmp_path.rglob("*") if p.name != "boomacts.py" and p.suffix != ".pyc")
+
+
+def test_cost_refuses_an_activation_that_outputs_nan(tmp_path, capsys):
+    err = _refused(["cost", "--activations", "relu,x/0-x/0", "--dataset", "digits", "--model", "mlp",
+                    "--budget", "1", "--out", str(tmp_path / "c")], capsys)
+    assert "activation 'x/0-x/0'" in err and "NaN or inf" in err and "keep it finite" in err
