@@ -85,9 +85,9 @@ REFUSED = [
     ("--train-subset", "0", "[settings]\ntrain_subset = 0", "a whole number >= 1"),
     ("--image-size", "30000", "[settings]\nimage_size = 30000", "from 1 to 1024"),
     ("--lr", "-1", "[grid]\nlrs = [-1]", "a number > 0"),
-    ("--seeds", "0", "[grid]\nseeds = 0", "N >= 1"),
+    ("--seeds", "0", "[grid]\nseeds = 0", "N from 1 to 10,000"),
     ("--stack", "0", "[execution]\nstack = 0", "auto or a whole number >= 1"),
-    ("--max-seeds", "0", "[execution]\nmax_seeds = 0", "a whole number >= 1"),
+    ("--max-seeds", "0", "[execution]\nmax_seeds = 0", "a whole number from 3 to 10,000"),
     ("--momentum", "1.5", "[settings]\nmomentum = 1.5", "[0, 1)"),
 ]
 

@@ -85,7 +85,7 @@ compile = true
     ("[settings]\nseed = 3", 2, ["seed", "[grid]"]),
     ("name = 'x'\n[exec]\nworkers = 1", 2, ["exec", "Did you mean 'execution'"]),
     ("[execution]\nworkers = 1.5", 2, ["workers", "auto"]),
-    ("[grid]\nseeds = 0", 2, ["seeds", "N >= 1"]),
+    ("[grid]\nseeds = 0", 2, ["seeds", "N from 1 to 10,000"]),
     ("[execution]\ncompile = 1", 2, ["compile", "true or false"]),
 ])
 def test_wrong_keys_name_the_key_line_and_choices(text, line, words):

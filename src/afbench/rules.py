@@ -89,6 +89,8 @@ def _finite(value) -> bool:
 
 MAX_IMAGE_SIZE = 1024  # pixels per side: 3 x 1024 x 1024 float32 is 12 MB an image, already a lot for RAM
 MAX_ACTIVATION_TEXT = 2000  # characters in one activation entry (a formula is short)
+MAX_SEEDS = 10_000  # seeds in one sweep (a count N, a list, or --max-seeds): more is a typo, not a study
+FIRST_SEEDS = 3  # --seeds auto starts every activation with this many paired seeds (afbench.stats.sequential)
 NUMBER_KINDS = (float, int)
 
 POSITIVE_INT = Rule("a whole number >= 1", (int,), lambda v: v >= 1)
@@ -186,13 +188,16 @@ SEED = NON_NEGATIVE_INT
 
 
 class _Seeds(ListRule):
-    """N (seeds 0..N-1), a list of seeds >= 0 (one seed on the command line: 42,), or auto."""
+    """N (seeds 0..N-1), a list of seeds >= 0 (one seed on the command line: 42,), or auto.
+    At most MAX_SEEDS seeds: the count is checked before the seeds are made."""
 
     def value(self, value: Any) -> Any:
         if _is(value, (int,)):
-            if value < 1:
+            if not 1 <= value <= MAX_SEEDS:
                 raise Invalid(self.expected, str(value))
             return tuple(range(value))
+        if isinstance(value, (list, tuple)) and len(value) > MAX_SEEDS:
+            raise Invalid(self.expected, f"a list of {len(value):,} seeds")
         return super().value(value)
 
     def text(self, text: str) -> Any:
@@ -201,10 +206,14 @@ class _Seeds(ListRule):
                 return self.value(int(text))
             except ValueError:
                 raise Invalid(self.expected, _show(text)) from None
-        return super().text(text)
+        seeds = super().text(text)
+        if seeds not in self.words and len(seeds) > MAX_SEEDS:
+            raise Invalid(self.expected, f"a list of {len(seeds):,} seeds")
+        return seeds
 
 
-SEEDS = _Seeds("N >= 1 (seeds 0..N-1), a list of seeds >= 0 such as 3,7 (one seed: --seed 42), or auto",
+SEEDS = _Seeds(f"N from 1 to {MAX_SEEDS:,} (seeds 0..N-1), a list of at most {MAX_SEEDS:,} seeds >= 0 such as "
+               "3,7 (one seed: --seed 42), or auto",
                NON_NEGATIVE_INT, words=("auto",), unique=True)
 
 
@@ -214,5 +223,7 @@ EXECUTION_RULES: dict[str, Rule] = {
     "workers": AUTO_OR_COUNT, "threads": POSITIVE_INT, "stack": AUTO_OR_COUNT, "compile": BOOL, "device": DEVICE,
     "backend": choice("local", "ray"), "cost_profile": choice("auto", "on", "off"),
     "run_timeout": POSITIVE, "out": TEXT, "baseline": TEXT,
-    "max_seeds": POSITIVE_INT, "equivalence": POSITIVE, "data_dir": TEXT, "address": TEXT,
+    "max_seeds": Rule(f"a whole number from {FIRST_SEEDS} to {MAX_SEEDS:,} (--seeds auto starts with {FIRST_SEEDS} "
+                      "seeds)", (int,), lambda v: FIRST_SEEDS <= v <= MAX_SEEDS),
+    "equivalence": POSITIVE, "data_dir": TEXT, "address": TEXT,
     "cpus_per_run": POSITIVE, "gpus_per_run": NON_NEGATIVE, "max_retries": NON_NEGATIVE_INT}

@@ -87,6 +87,14 @@ def _describe(err: BaseException) -> str:
 
 # ---- activations ------------------------------------------------------------------------------------------
 
+def check_activations(names: Iterable[str]) -> None:
+    """``check_activation`` for each user activation among ``names`` (afbench's own are known good):
+    every command that takes --activations checks them before it computes anything."""
+    for name in dict.fromkeys(names):
+        if _activation_is_user_code(name):
+            check_activation(name)
+
+
 def check_activation(name: str) -> None:
     """Build activation ``name`` and run it on a (4, 24) float32 tensor spanning [-6, 6]:
     same shape (or the gated units' half width), a floating dtype equal to the input's,
@@ -224,9 +232,7 @@ def check(configs: Iterable[RunConfig], data_for: Callable[[RunConfig], object])
     the sweep's ``DataCache.get``). Raises ``UserCodeError`` (an ``AfbenchError``) with
     the file, the name and the fix; built-in models with built-in activations are skipped."""
     configs = list(configs)
-    for name in dict.fromkeys(c.activation for c in configs):
-        if _activation_is_user_code(name):
-            check_activation(name)
+    check_activations(c.activation for c in configs)
     seen = set()
     for config in configs:
         if not (_model_is_user_code(config.model) or _activation_is_user_code(config.activation)):

@@ -60,14 +60,20 @@ def _yes(flag: bool) -> str:
 
 
 def _names(given) -> list[str]:
-    """--activations as every command takes it: "all", or names, formulas and PATH.py:NAME."""
+    """--activations as every command takes it: "all", or names, formulas and PATH.py:NAME.
+    Each user activation is built and run once here (usercode.check_activation, as `afbench
+    run` checks them): one that raises or gives NaN is a clear error, never a traceback."""
     from afbench.cli.run import import_path
 
     if given == "all":
         from afbench import activations
 
         return activations.names()
-    return list(dict.fromkeys(import_path(name) for name in given))
+    from afbench.usercode import check_activations
+
+    names = list(dict.fromkeys(import_path(name) for name in given))
+    check_activations(names)
+    return names
 
 
 def cmd_plot_activations(args: argparse.Namespace) -> None:

@@ -74,7 +74,7 @@ _EXECUTION_FLAGS = {  # flag: help (the Execution field is the flag's name; its 
     "--out": "results folder (default: results/<preset, study name or run>)",
     "--baseline": "activation the others are tested against (default: relu if it is in the sweep, else the "
                   "first activation)",
-    "--max-seeds": "--seeds auto: at most this many seeds per activation (default: 20)",
+    "--max-seeds": "--seeds auto: at most this many seeds per activation, 3 to 10,000 (default: 20)",
     "--equivalence": "--seeds auto: differences in test error within ± this many percentage points are "
                      "practically equivalent (default: 0.1)",
     "--data-dir": "folder with local copies of the data (default: AFBENCH_DATA_DIR, else the user cache)",
@@ -118,7 +118,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", type=types.name_list, help="comma-separated data sets, to sweep several")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=types.seeds,
-                       help="N seeds (0..N-1), a comma list such as 3,7, or auto: start with 3 paired seeds and add "
+                       help="N seeds (0..N-1, N at most 10,000), a comma list such as 3,7, or auto: start with 3 paired seeds and add "
                             "seeds only where the comparison with --baseline is undecided (default 1)")
     seeds.add_argument("--seed", type=types.seed, help="one seed, e.g. --seed 42")
     parser.add_argument("--lr", type=types.learning_rates,
@@ -402,7 +402,7 @@ class Plan:
 def plan(args: argparse.Namespace) -> Plan:
     """Flags -> Study -> resolved runs; every check that needs no data runs here."""
     from afbench.engine.runtime import check_compile_toolchain
-    from afbench.sweep.execute import resolve
+    from afbench.sweep.execute import check_until_decided, resolve
 
     study, notes = study_from_args(args)
     ex = study.execution
@@ -416,6 +416,8 @@ def plan(args: argparse.Namespace) -> Plan:
         raise AfbenchError(f"{where}{err}") from None
     grid = study.grid(names)
     baseline, note = choose_baseline(ex.baseline, grid.activations)
+    if study.seeds == "auto":  # refused now, before --out's study.toml and database are touched
+        check_until_decided(grid, baseline, ex.max_seeds)
     device = "cuda" if ex.backend == "ray" and ex.gpus_per_run > 0 and ex.device == "auto" else ex.device
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes

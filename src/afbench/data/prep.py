@@ -47,6 +47,9 @@ class Prepared:
         return len(self.classes)
 
 
+MIN_TRAIN = 2  # training samples: one alone has no standard deviation, and every run on it diverges
+
+
 def _split_indices(raw: ImageData, scheme: str, valid_fraction: float, seed: int):
     """Index arrays into the concatenation [train; test] for train, test and valid."""
     n_train, n_test = len(raw.train_y), len(raw.test_y)
@@ -80,8 +83,16 @@ def prepare(raw: ImageData, *, device: str | torch.device = "cpu", split: str = 
     """Split, scale to [0, 1], standardise per channel with training statistics,
     optionally whiten (``'pca'`` or ``'zca'``), and move to ``device``."""
     train_idx, test_idx, valid_idx = _split_indices(raw, split, valid_fraction, split_seed)
+    if len(train_idx) < MIN_TRAIN and valid_fraction > 0 and split == "official":
+        raise DataError(f"the validation fraction {valid_fraction:g} leaves {len(train_idx)} of the "
+                        f"{len(raw.train_y):,} training samples of {raw.name} (at least {MIN_TRAIN} are needed to "
+                        "train and standardise): use a smaller --valid-fraction")
     if train_subset is not None:
         train_idx = np.sort(np.random.default_rng(split_seed + 1).permutation(train_idx)[:train_subset])
+    if len(train_idx) < MIN_TRAIN:
+        raise DataError(f"{raw.name}: {len(train_idx)} training sample{'' if len(train_idx) == 1 else 's'} left "
+                        f"(at least {MIN_TRAIN} are needed to train and standardise): use a larger --train-subset, "
+                        "a smaller --valid-fraction or a larger data set")
     images = np.concatenate([raw.train_x, raw.test_x])
     labels = np.concatenate([raw.train_y, raw.test_y])
 

@@ -156,6 +156,23 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
     return Outcome(counts, configs)
 
 
+def check_until_decided(grid: Grid, baseline: str, max_seeds: int) -> None:
+    """What ``--seeds auto`` refuses, checked before anything is trained or written
+    (the CLI calls it while planning, so a refused sweep leaves its folder as it was)."""
+    if len(grid.lrs) > 1:
+        raise AfbenchError("--seeds auto with several learning rates is not supported: give one --lr")
+    if max_seeds < FIRST_SEEDS:
+        raise AfbenchError(f"--max-seeds must be at least {FIRST_SEEDS} (--seeds auto starts every activation with "
+                           f"{FIRST_SEEDS} paired seeds), got {max_seeds}: give --max-seeds {FIRST_SEEDS} or more")
+    names, _ = canonical_activations(grid.activations)
+    baseline = canonical_activation(baseline)
+    if baseline not in names:
+        raise AfbenchError(f"--seeds auto compares against the baseline '{baseline}', which is not among the "
+                           f"activations ({', '.join(names)}): add it or choose --baseline")
+    Grid(grid.base, grid.activations, tuple(range(max_seeds)), grid.lrs, grid.models, grid.datasets).check_size(
+        seeds_flag="--max-seeds")
+
+
 def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None = None, *, baseline: str = "relu",
                           max_seeds: int = 20, equivalence: float = EQUIVALENCE, device: str = "auto",
                           alpha: float = ALPHA, spending: str = "obrien-fleming", metric: str = "error_rate",
@@ -173,14 +190,8 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     from afbench.stats import sequential  # the decision rule is the report's, so sweep and report agree
 
     baseline = canonical_activation(baseline)
-    if len(grid.lrs) > 1:
-        raise AfbenchError("--seeds auto with several learning rates is not supported: give one --lr")
-    if max_seeds < FIRST_SEEDS:
-        raise AfbenchError(f"--max-seeds must be at least {FIRST_SEEDS}, got {max_seeds}")
+    check_until_decided(grid, baseline, max_seeds)
     names, _ = canonical_activations(grid.activations)
-    if baseline not in names:
-        raise AfbenchError(f"--seeds auto compares against the baseline '{baseline}', which is not among the "
-                           f"activations ({', '.join(names)}): add it or choose --baseline")
     rounds = seed_rounds(max_seeds)
     design = sequential.Design(alpha=alpha, margin=equivalence, looks=tuple(rounds), spending=spending,
                                metric=metric, higher_is_better=higher_is_better,

@@ -1,0 +1,134 @@
+"""Hostile input on the command line: one clear error (the problem and the fix) on
+stderr, exit status 2, no traceback, and nothing already in a results folder touched."""
+
+import pytest
+
+from afbench.cli import main
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # long sentences on one line, for the asserts
+
+
+def _existing_folder(tmp_path):
+    """A results folder as a first sweep leaves it: OUT/study.toml and the store's meta.study."""
+    from afbench.store.database import Store
+    from afbench.sweep.study import Study, save_study
+
+    out = tmp_path / "r"
+    out.mkdir()
+    save_study(out, Study(name="first", activations=("relu", "tanh"), seeds=(0,)), ("relu", "tanh"))
+    store = Store(out)
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    return out, (out / "study.toml").read_text(), meta
+
+
+def _unchanged(out, toml, meta):
+    from afbench.store.database import Store
+
+    store = Store(out)
+    try:
+        assert store.meta() == meta
+    finally:
+        store.close()
+    assert (out / "study.toml").read_text() == toml
+
+
+def _refused(argv, capsys) -> str:
+    """The error text of a command refused as bad input (argparse's or afbench's own)."""
+    try:
+        status = main(argv)
+    except SystemExit as stop:
+        status = stop.code
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    return err
+
+
+def test_max_seeds_below_the_first_round_is_refused_before_the_folder_is_rewritten(tmp_path, capsys):
+    out, toml, meta = _existing_folder(tmp_path)
+    err = _refused(["run", "--activations", "relu,gelu", "--epochs", "1", "--seeds", "auto", "--max-seeds", "1",
+                    "--out", str(out), "--no-progress"], capsys)
+    assert "--max-seeds" in err and "from 3" in err and "got '1'" in err
+    _unchanged(out, toml, meta)
+
+
+def test_seeds_auto_with_several_learning_rates_is_refused_before_the_folder_is_rewritten(tmp_path, capsys):
+    out, toml, meta = _existing_folder(tmp_path)
+    err = _refused(["run", "--activations", "relu,gelu", "--epochs", "1", "--seeds", "auto", "--lr", "1e-3,1e-2",
+                    "--out", str(out), "--no-progress"], capsys)
+    assert "several learning rates" in err and "give one --lr" in err
+    _unchanged(out, toml, meta)
+
+
+def test_a_huge_seed_count_is_refused_before_the_seeds_are_made(tmp_path, capsys, monkeypatch):
+    from afbench import rules
+
+    made = []
+    monkeypatch.setattr(rules, "range", lambda n: made.append(n) or range(n), raising=False)
+    err = _refused(["run", "--activations", "relu", "--seeds", "99999999", "--out", str(tmp_path / "r")], capsys)
+    assert "--seeds" in err and "from 1 to 10,000" in err and "99999999" in err
+    assert made == [] and not (tmp_path / "r").exists()
+
+
+def test_a_huge_grid_is_refused_naming_its_runs_and_how_to_lower_them(tmp_path, capsys):
+    err = _refused(["run", "--activations", "relu,tanh,gelu,elu", "--seeds", "3000", "--lr", "1e-3,1e-2",
+                    "--out", str(tmp_path / "r")], capsys)
+    assert "24,000 runs (4 activations x 3,000 seeds x 2 learning rates)" in err
+    assert "lower --activations or --seeds or --lr" in err and "afbench merge" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_seeds_auto_counts_its_largest_grid(tmp_path, capsys):
+    err = _refused(["run", "--activations", "relu,tanh,gelu,elu", "--seeds", "auto", "--max-seeds", "9000",
+                    "--out", str(tmp_path / "r")], capsys)
+    assert "36,000 runs" in err and "--max-seeds" in err
+
+
+@pytest.mark.parametrize("workers", ["1", "auto"])  # the data checked here, or in a worker
+def test_a_validation_fraction_that_leaves_no_training_data_is_refused_before_training(tmp_path, capsys, workers):
+    import warnings
+
+    out = tmp_path / "r"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw UserWarning (std of no samples) either
+        err = _refused(["run", "--activations", "relu", "--epochs", "1", "--valid-fraction", "0.99999",
+                        "--workers", workers, "--stack", "1", "--cost-profile", "off", "--out", str(out),
+                        "--no-progress"], capsys)
+    assert "the validation fraction 0.99999 leaves 0 of the 1,437 training samples of digits" in err
+    assert "use a smaller --valid-fraction" in err
+    assert not (out / "results.sqlite").exists()
+
+
+def test_a_train_subset_of_one_sample_is_refused(tmp_path, capsys):
+    err = _refused(["run", "--activations", "relu", "--epochs", "1", "--train-subset", "1", "--workers", "1",
+                    "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert "1 training sample left" in err and "--train-subset" in err
+
+
+BOOM = "import torch\n\nclass Boom(torch.nn.Module):\n    def forward(self, x):\n        raise RuntimeError('boom')\n"
+
+
+@pytest.mark.parametrize("command", [
+    ["cost", "--dataset", "digits", "--model", "mlp", "--budget", "1", "--out", "{tmp}/c"],
+    ["plot", "activations", "--out", "{tmp}/p.png"],
+    ["study", "init", "--out", "{tmp}/s"],
+])
+def test_a_user_activation_that_raises_is_a_clear_error_in_every_command(tmp_path, capsys, command):
+    (tmp_path / "boomacts.py").write_text(BOOM)
+    acts = f"relu,{tmp_path}/boomacts.py:Boom"
+    argv = [a.format(tmp=tmp_path) for a in command]
+    argv = argv[:2] + [acts] + argv[2:] if argv[0] == "plot" else argv + ["--activations", acts]
+    err = _refused(argv, capsys)
+    assert "activation 'boomacts:Boom'" in err and "RuntimeError: boom" in err and "Fix:" in err
+    assert not any(p.is_file() for p in tmp_path.rglob("*") if p.name != "boomacts.py" and p.suffix != ".pyc")
+
+
+def test_cost_refuses_an_activation_that_outputs_nan(tmp_path, capsys):
+    err = _refused(["cost", "--activations", "relu,x/0-x/0", "--dataset", "digits", "--model", "mlp",
+                    "--budget", "1", "--out", str(tmp_path / "c")], capsys)
+    assert "activation 'x/0-x/0'" in err and "NaN or inf" in err and "keep it finite" in err
