@@ -96,3 +96,4 @@ def test_a_sweep_where_every_run_diverged_exits_non_zero(tmp_path, capsys):
     assert "every run diverged" in capsys.readouterr().err
     tests_csv = pd.read_csv(tmp_path / "out" / "tests.csv")
     assert list(tests_csv["verdict"]) == ["diverged"] and list(tests_csv["n"]) == [0]
+    assert (tmp_path / "out" / "report.html").exists()  # the report is still written

@@ -60,6 +60,7 @@ def _errors(out):
         store.close()
 
 
+@pytest.mark.slow  # 7 s: a forked worker's death; test_sweep's kill -9 covers a lost process by default
 def test_a_forward_that_exits_fails_its_run_and_the_sweep_goes_on(tmp_path, user_code):
     grid = Grid(SMALL, ("relu", "hostile_acts:ExitInForward"), seeds=(0,))
     # 1 thread: the worker that trains is forked (workers.start_method), as on most 2-core machines

@@ -145,7 +145,7 @@ def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path, stack):
     script.write_text(SWEEP_SCRIPT)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), str(out), "4", "1", str(stack)], env=env)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "3", "1", str(stack)], env=env)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until some runs are done and one is mid-way
         time.sleep(0.3)
@@ -164,13 +164,13 @@ def test_kill_minus_9_then_resume_runs_each_cell_exactly_once(tmp_path, stack):
     before = {r["key"]: r for r in store.runs()}
     assert sum(r["status"] == "running" for r in before.values()) == stack  # one run, or one stack of two
     done_before = {k for k, r in before.items() if r["status"] == "done"}
-    subprocess.run([sys.executable, str(script), str(out), "4", "2", str(stack)], env=env, check=True)  # 2 workers
+    subprocess.run([sys.executable, str(script), str(out), "3", "2", str(stack)], env=env, check=True)  # 2 workers
     after = store.runs()
     assert len(after) == 6 and all(r["status"] == "done" for r in after)
     assert all(r["attempts"] == 1 for r in after if r["key"] in done_before)  # nothing done was redone
     assert sum(r["attempts"] == 2 for r in after) == stack  # the interrupted run(s), once more
     epochs = store.db.execute("SELECT run_key, COUNT(*) FROM epochs GROUP BY run_key").fetchall()
-    assert sorted(n for _, n in epochs) == [4] * 6
+    assert sorted(n for _, n in epochs) == [3] * 6
 
 
 def test_worker_processes_run_every_cell_exactly_once(tmp_path, monkeypatch):
