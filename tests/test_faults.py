@@ -249,7 +249,8 @@ def _epochs(out):
         store.close()
 
 
-@pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 2),
+# 7 s each; by default an interrupt is tested in process (test_cli_commands: exit 130 and 143)
+@pytest.mark.parametrize("sig, workers", [pytest.param(signal.SIGINT, 2, marks=pytest.mark.slow),
                                           pytest.param(signal.SIGTERM, 1, marks=pytest.mark.slow),
                                           pytest.param(signal.SIGINT, 1, marks=pytest.mark.slow)])
 def test_an_interrupt_stops_every_process_cleanly(tmp_path, sig, workers):

@@ -66,7 +66,7 @@ def test_a_database_written_by_afbench_0_1_0_resumes_without_retraining(tmp_path
 
 def test_names_are_canonical_everywhere(tmp_path, capsys):
     argv = ["run", "--activations", "relu,RELU,ReLU,swish,silu", "--baseline", "ReLU", "--epochs", "1",
-            "--latency-samples", "5", "--out", str(tmp_path), "--no-progress", "--workers", "1"]
+            "--latency-samples", "5", "--out", str(tmp_path), "--no-progress", "--workers", "1", "--cost-profile", "off"]
     assert main(argv) == 0
     out = capsys.readouterr().err
     assert "already in the sweep: trained once" in out
@@ -78,7 +78,8 @@ def test_names_are_canonical_everywhere(tmp_path, capsys):
 
 def test_formulas_keep_their_commas(tmp_path):
     assert main(["run", "--activations", "relu,maximum(x, 0.1*x),where(x > 0, x, 0.2 * x)", "--epochs", "1",
-                 "--latency-samples", "5", "--out", str(tmp_path), "--no-progress", "--workers", "1"]) == 0
+                 "--latency-samples", "5", "--out", str(tmp_path), "--no-progress", "--workers", "1",
+                 "--cost-profile", "off"]) == 0
     assert len(Store(tmp_path).records()) == 3
 
 

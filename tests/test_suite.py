@@ -17,6 +17,7 @@ import headless
 import afbench
 from afbench.cli import main
 from afbench.errors import AfbenchError
+from afbench.store.database import Store
 from afbench.store.merge import merge
 from afbench.suite import baselines, leaderboard, score
 from afbench.suite.definition import load_suite, parse_suite, suite_names
@@ -352,13 +353,15 @@ def test_the_shipped_baselines_hold_every_run_the_small_suite_pairs_with():
 
 def test_a_sweep_folder_is_refused_as_a_suite_folder_and_left_as_it_was(tiny, tmp_path, capsys):
     """`afbench suite --out` into an `afbench run` folder: its runs would be scored as the suite's."""
-    sweep = tmp_path / "sweep"
-    assert main(["run", "--activations", "relu", "--epochs", "1", "--seeds", "1", "--no-progress", "--quiet",
-                 "--out", str(sweep)]) == 0
+    sweep = Path(shutil.copytree(tiny["stored"], tmp_path / "sweep"))
+    store = Store(sweep)
+    with store.transaction() as db:  # what an `afbench run` folder lacks: the suite's mark
+        db.execute("DELETE FROM meta WHERE key = 'suite'")
+    runs = len(store.runs())
+    store.close()
     before = (sweep / "results.sqlite").read_bytes()
-    capsys.readouterr()
     for extra in (["--activations", "silu"], []):  # judging an activation, and the stored baselines alone
         assert main(["suite", "small", *extra, "--out", str(sweep)]) == 2
         err = " ".join(capsys.readouterr().err.split())  # wrapped at 80 columns
-        assert "holds 1 runs of a sweep (afbench run), not of a suite" in err and "Give another --out" in err
+        assert f"holds {runs} runs of a sweep (afbench run), not of a suite" in err and "Give another --out" in err
     assert (sweep / "results.sqlite").read_bytes() == before
