@@ -95,6 +95,7 @@ def test_a_user_model_file_travels_with_the_tasks(local_ray, tmp_path, monkeypat
     assert {r["config"]["model"] for r in store.runs()} == {ident}
 
 
+@pytest.mark.slow  # 3.5 s; the default run checks Ray's rows against the local backend's
 def test_a_user_workload_file_travels_with_the_tasks(local_ray, tmp_path, monkeypatch):
     from afbench import workloads
     from test_workloads_user import MY_TASKS
