@@ -85,9 +85,15 @@ class Store(Reader):
 
     def _check_foreign(self) -> None:
         """Refuse an SQLite file that holds other tables and no afbench schema: adding
-        afbench's tables to someone else's database would be vandalism."""
+        afbench's tables to someone else's database would be vandalism. The schema version and
+        the tables are read in one transaction: another afbench creating the schema between two
+        reads would otherwise look like a foreign database (version 0, yet tables)."""
         try:
-            schema.check(self.db, self.path)
+            self.db.execute("BEGIN")
+            try:
+                schema.check(self.db, self.path)
+            finally:
+                self.db.execute("ROLLBACK")
         except AfbenchError:
             self.db.close()
             raise
