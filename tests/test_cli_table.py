@@ -80,3 +80,12 @@ def test_a_setting_with_its_own_metric_shows_that_metric_and_its_verdicts():
     relu = next(line for line in rows if line.startswith("relu"))
     tanh = next(line for line in rows if line.startswith("tanh"))
     assert "0.02 ± 0.01" in relu and "0.5 ± 0" in tanh and "▲ worse" in tanh
+
+
+def test_a_diverged_comparison_is_explained_under_the_table():
+    report = _report(["relu", "tanh"], [2.0, 3.0], [0.1, 0.2], [1.0, 1.0], {"tanh": "diverged"})
+    rows, legend = format_compact(report)
+    assert any(line.startswith("tanh") and "diverged" in line for line in rows)
+    assert any(line.startswith("diverged: no seed where both it and the baseline finished") for line in legend)
+    _, plain = format_compact(_report(["relu", "tanh"], [2.0, 3.0], [0.1, 0.2], [1.0, 1.0], {"tanh": "worse"}))
+    assert not any(line.startswith("diverged") for line in plain)

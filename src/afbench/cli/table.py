@@ -146,6 +146,9 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
         legend.append(f"{alias} = {name}")
     legend.append("▲ worse, ▼ better, = equivalent, ? undecided (paired test by seed, Holm-corrected); "
                  "time x: training time / the baseline's (median).")
+    if any(r["verdict"] == "diverged" for _, _, rows in blocks for r in rows):
+        legend.append("diverged: no seed where both it and the baseline finished, so nothing to compare "
+                      "(a smaller --lr may help).")
     kept = getattr(report, "kept", None)
     if kept is not None and len(kept) and _fused(kept) and any(
             r["ratio"] is None for _, _, rows in blocks for r in rows):
