@@ -4,12 +4,10 @@
 documented treatment: counted at 100% error."""
 
 import pandas as pd
+from test_stats_verdicts import store_runs
 
-from afbench.config import RunConfig
 from afbench.report import render
-from afbench.results import EpochRecord, RunSummary, Status
 from afbench.stats import paired as stats
-from afbench.store.database import Store
 
 
 def rows(errors: dict[str, list[float | None]]) -> pd.DataFrame:
@@ -17,22 +15,6 @@ def rows(errors: dict[str, list[float | None]]) -> pd.DataFrame:
     return pd.DataFrame([{"dataset": "d", "model": "m", "activation": a, "seed": s,
                           "status": "diverged" if e is None else "done", "error_rate": e}
                          for a, values in errors.items() for s, e in enumerate(values)])
-
-
-def store_runs(folder, errors: dict[str, list[float | None]]):
-    store = Store(folder)
-    for activation, values in errors.items():
-        for seed, error in enumerate(values):
-            run = RunConfig(activation=activation, seed=seed, device="cpu")
-            store.claim(run)
-            store.record_epoch(run.key(), EpochRecord(1, 0.5, 0.8, 1.0, 1.0, train_steps=10, test_loss=0.4,
-                                                      test_acc=1 - (error or 0.9)))
-            summary = RunSummary(params=1000, epochs_run=1, total_train_s=1.0, train_steps=10)
-            if error is not None:
-                summary.accuracy, summary.error_rate, summary.f1 = 1 - error, error, 1 - error
-            store.finish(run.key(), Status.DONE if error is not None else Status.DIVERGED, summary, {"stack_size": 1})
-    store.close()
-    return folder
 
 
 def test_every_run_diverged_is_not_equivalent():
