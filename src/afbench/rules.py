@@ -90,7 +90,7 @@ def _finite(value) -> bool:
 MAX_IMAGE_SIZE = 1024  # pixels per side: 3 x 1024 x 1024 float32 is 12 MB an image, already a lot for RAM
 MAX_ACTIVATION_TEXT = 2000  # characters in one activation entry (a formula is short)
 MAX_SEEDS = 10_000  # seeds in one sweep (a count N, a list, or --max-seeds): more is a typo, not a study
-FIRST_SEEDS = 3  # --seeds auto starts every activation with this many paired seeds (afbench.stats.sequential)
+FIRST_SEEDS = 3  # --seeds auto starts every activation with this many paired seeds (stats.sequential uses it)
 NUMBER_KINDS = (float, int)
 
 POSITIVE_INT = Rule("a whole number >= 1", (int,), lambda v: v >= 1)

@@ -449,7 +449,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     show_report(report, out, output, wide=args.wide)
     output.summary.update(counts=counts, runs=len(sweep.configs), out=str(out), baseline=sweep.baseline,
                           verdicts=verdicts(report), paths=_paths(out))
-    diverged = _all_diverged(out, outcome.configs or sweep.configs)
+    diverged = _all_diverged(report.runs, outcome.configs or sweep.configs)
     if diverged:
         output.note(f"every run diverged ({diverged} runs: the loss became NaN, infinite or exploded): no run "
                     "finished, so nothing can be compared; try a smaller --lr")
@@ -459,19 +459,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return output.finish(1 if counts["failed"] or diverged else 0)
 
 
-def _all_diverged(out: Path, configs: list) -> int:
-    """How many of this sweep's runs diverged when none of them finished (0 when one
-    did, or none diverged): a sweep with nothing to compare exits non-zero, as one
-    with a failed run does."""
+def _all_diverged(runs, configs: list) -> int:
+    """How many of this sweep's runs (in the report's frame of the folder's runs) diverged
+    when none of them finished (0 when one did, or none diverged): a sweep with nothing to
+    compare exits non-zero, as one with a failed run does."""
     from afbench.results import Status
-    from afbench.store.reading import StoreView
 
     keys = {c.key() for c in configs}
-    with StoreView(out) as store:
-        statuses = [r.status for r in store.records() if r.key in keys]
-    if Status.DONE in statuses:
+    statuses = list(runs.loc[runs["key"].isin(keys), "status"]) if len(runs) else []
+    if Status.DONE.value in statuses:
         return 0
-    return statuses.count(Status.DIVERGED)
+    return statuses.count(Status.DIVERGED.value)
 
 
 def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):

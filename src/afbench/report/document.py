@@ -59,8 +59,7 @@ def comparison_table(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ba
                     cell = Cell(cell.value, cell.fmt, cell.spread, cell.interval, cell.suffix, mark,
                                 row["activation"] in members)
                 cells.append(cell)
-            cells.append(Cell(verdict if rankable else "every run diverged" if row["done"] == 0 and row["diverged"]
-                              else "one seed cannot rank"))
+            cells.append(Cell(verdict if rankable else tables.unranked(row)))
             cells.append(Cell(tables.width_note(row["activation"], row["match_params"])))
             rows.append(cells)
     table = Table(headings, rows).without(("note",))

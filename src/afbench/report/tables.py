@@ -283,8 +283,7 @@ def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"),
                 cells[error] += " " + (WORSE if verdict == "worse" else BETTER)
             if rankable and row["activation"] in members and cells[error] != "-":
                 cells[error] = f"{bold[0]}{cells[error]}{bold[1]}"
-            cells["vs baseline"] = verdict if rankable else "every run diverged" \
-                if row["done"] == 0 and row["diverged"] else "one seed cannot rank"
+            cells["vs baseline"] = verdict if rankable else unranked(row)
             cells["note"] = width_note(row["activation"], row["match_params"])
             rows.append(cells)
     return rows
@@ -310,6 +309,11 @@ def _cell(row, column: str, fmt: str) -> str:
     if "target" in column and row["reached"] < row["done"]:
         text += f" ({row['reached']}/{row['done']} reached)"
     return text
+
+
+def unranked(row) -> str:
+    """Why an aggregate row (fewer than 2 finished seeds) has no verdict."""
+    return "every run diverged" if row["done"] == 0 and row["diverged"] else "one seed cannot rank"
 
 
 def _verdict_of(tests: pd.DataFrame, setting: str, activation: str, with_n: bool = False) -> str:

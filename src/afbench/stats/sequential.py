@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from afbench.rules import FIRST_SEEDS  # paired seeds every activation starts with (the flags' rule too)
 from afbench.stats import settings
 from afbench.stats.paired import (ALPHA, DIVERGED, WORST, paired_comparison, seed_table, sign_flip_p,  # noqa: F401
                                   t_interval)
 
-FIRST_SEEDS = 3  # paired seeds every activation starts with
 GRID_STEP = 0.01  # of the score grid; boundaries within about 2e-3 in z of a 2x finer grid
 SPENDING = ("obrien-fleming", "pocock", "bonferroni")
 
