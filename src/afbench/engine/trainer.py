@@ -45,6 +45,13 @@ def make_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer
                            nesterov=config.nesterov and config.momentum > 0)
 
 
+def gather(rows: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``rows[idx]`` for an index tensor of any shape, through ``index_select``: the same
+    values, in half the time of advanced indexing for a LeNet batch of MNIST (80 against
+    150-240 us at one thread, 1-2% of the step)."""
+    return rows.index_select(0, idx.reshape(-1)).view(*idx.shape, *rows.shape[1:])
+
+
 def _correct(output: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
     """Right answers of a classifier's batch (per member for a stack's (k, B, classes))."""
     return (output.argmax(dim=-1) == yb).sum(dim=-1)
@@ -107,8 +114,8 @@ class Trainer:
         sync(self.device)
         start = time.perf_counter()
         for idx in batches:
-            yb = y[idx]
-            loss, output = self.step(self.model, optimizer, x[idx], yb)
+            yb = gather(y, idx)
+            loss, output = self.step(self.model, optimizer, gather(x, idx), yb)
             loss_sum += loss * len(idx)
             if self.classifies:
                 correct += _correct(output, yb)
@@ -157,8 +164,8 @@ class StackTrainer(Trainer):
         sync(self.device)
         start = time.perf_counter()
         for idx in orders.split(self.config.batch_size, dim=1):
-            yb = y[idx]
-            losses, logits = self.step(self.model, optimizer, x[idx], yb)
+            yb = gather(y, idx)
+            losses, logits = self.step(self.model, optimizer, gather(x, idx), yb)
             loss_sum += losses * idx.shape[1]
             correct += _correct(logits, yb)
         sync(self.device)
