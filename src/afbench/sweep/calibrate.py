@@ -82,13 +82,14 @@ def stack_members(group: list[RunConfig], size: int, prepared: datasets.Prepared
 
 
 def plan_stack(runtime: Runtime, group: list[RunConfig], prepared: datasets.Prepared | None,
-               threads: int) -> dict:
+               threads: int, alone_steps_per_s: float | None = None) -> dict:
     """How many runs of ``group`` (``largest_stack_group``) to train as one stack, and
     whether activations may share it. "auto" times a few steps of one run and of a
     stack of up to MAX_STACK of them and stacks when that trains STACK_GAIN faster per
     run (measured here: 6 MLPs stacked train 2x faster per run on a 2-core CPU; in a
     LeNet only the fully connected part batches). Models that cannot stack (not one
-    nn.Sequential with a Flatten) train one by one."""
+    nn.Sequential with a Flatten) train one by one. ``alone_steps_per_s``: the first run's
+    rate at ``threads`` threads when ``plan`` has just timed it (not timed twice)."""
     auto = runtime.stack == "auto"
     size = min(len(group), MAX_STACK) if auto else max(1, min(int(runtime.stack), len(group) or 1))
     if size < 2:
@@ -103,7 +104,8 @@ def plan_stack(runtime: Runtime, group: list[RunConfig], prepared: datasets.Prep
         return {"stack": len(members), "stack_by": by, "stack_how": "given"}
     torch.set_num_threads(threads)
     with slots.reserve(threads):
-        alone = engine.time_training_steps(members[0], prepared, CALIBRATION_STEPS)
+        alone = CALIBRATION_STEPS / alone_steps_per_s if alone_steps_per_s else \
+            engine.time_training_steps(members[0], prepared, CALIBRATION_STEPS)
         stacked = engine.time_training_steps(members[0], prepared, CALIBRATION_STEPS, members=members)
     gain = len(members) * alone / stacked
     return {"stack": len(members) if gain >= STACK_GAIN else 1, "stack_by": by, "stack_how": "calibrated",
@@ -165,10 +167,10 @@ def estimate_s(sample: RunConfig, prepared: datasets.Prepared, pending: list[Run
     """Seconds the pending runs would train for, from a few timed steps of the first, or
     from the rate ``plan`` measured for ``sample`` with these threads (in ``schedule``)."""
     steps = sum(c.epochs * -(-len(prepared.train) // c.batch_size) for c in pending)
-    return steps / (_measured_rate(schedule or {}, threads) or _steps_per_s(sample, prepared, threads))
+    return steps / (measured_rate(schedule or {}, threads) or _steps_per_s(sample, prepared, threads))
 
 
-def _measured_rate(schedule: dict, threads: int) -> float | None:
+def measured_rate(schedule: dict, threads: int) -> float | None:
     """Steps per second ``plan`` timed with ``threads`` threads, if it timed them."""
     if threads == 1 and schedule.get("steps_per_s_one_thread"):
         return schedule["steps_per_s_one_thread"]

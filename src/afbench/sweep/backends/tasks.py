@@ -62,7 +62,8 @@ def plan(cache, runtime: Runtime, pending: list[RunConfig], stack_group: list[Ru
     group_data = cache.get(stack_group[0]) if stack_group else None
     apart = calibrate.apart_activations(stack_group, group_data) if runtime.stack != 1 else {}
     stack_group = [c for c in stack_group if c.activation not in apart][:per_worker]
-    schedule.update(calibrate.plan_stack(runtime, stack_group, group_data, schedule["threads"]))
+    timed = calibrate.measured_rate(schedule, schedule["threads"]) if stack_group[:1] == [sample] else None
+    schedule.update(calibrate.plan_stack(runtime, stack_group, group_data, schedule["threads"], timed))
     with slots.reserve(schedule["threads"]):
         run_s = calibrate.estimate_s(sample, prepared, [sample], schedule["threads"], schedule)
     schedule["run_s"] = round(run_s * schedule.get("stack", 1), 3)
