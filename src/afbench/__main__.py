@@ -1,7 +1,5 @@
 """`python -m afbench`: the same as the `afbench` command."""
 
-import sys
+from afbench.cli import entry
 
-from afbench.cli import main
-
-sys.exit(main())
+entry()
