@@ -42,7 +42,7 @@ def test_the_forest_plot_is_the_first_figure_everywhere(written):
 
 def test_the_forest_plot_shows_each_paired_difference_and_its_t_interval(written):
     _, report = written
-    ax = report.figures["difference-from-baseline-digits-mlp"].figure.axes[0]
+    ax = report.figures["difference-from-baseline-digits-mlp"].draw().axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "tanh ▲" in labels and "elu ▼" in labels and "gelu" in labels and "relu" not in labels
     points = {}
@@ -61,7 +61,7 @@ def test_the_forest_plot_shows_each_paired_difference_and_its_t_interval(written
 
 def test_curves_are_log_scaled_with_whole_epochs_and_a_legend_beside_them(written):
     _, report = written
-    figure = report.figures["accuracy-digits-mlp"].figure
+    figure = report.figures["accuracy-digits-mlp"].draw()
     ax = figure.axes[0]
     figure.canvas.draw()
     assert ax.get_yscale() == "log" and "error" in ax.get_ylabel()

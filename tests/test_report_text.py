@@ -46,11 +46,11 @@ def _texts(figure) -> list[str]:
 def test_figures_draw_every_name_as_written(hostile):
     _, report = hostile
     classes = next(f for name, f in report.figures.items() if name.startswith("classes-"))
-    buffer = io.BytesIO()
-    classes.figure.savefig(buffer, format="png")  # mathtext or a lone surrogate raised here before
-    shown = _texts(classes.figure)
+    drawn = classes.draw()
+    drawn.savefig(io.BytesIO(), format="png")  # mathtext or a lone surrogate raised here before
+    shown = _texts(drawn)
     assert figures.plain(TEX_NAME) in shown and "caf\\xe9" in shown
-    forest = report.figures["difference-from-baseline-digits-mlp"].figure
+    forest = report.figures["difference-from-baseline-digits-mlp"].draw()
     forest.savefig(io.BytesIO(), format="png")
     label = next(t for t in forest.axes[0].get_yticklabels() if "notacommand" in t.get_text())
     # Drawn as text: matplotlib's own preprocessing says it is not mathtext and unescapes the '$'.

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import partial
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from afbench import activations
@@ -83,7 +83,7 @@ def _forest(report) -> list[Figure]:
             f"Main result, {setting}: each activation's mean difference in test error from "
             f"{display(report.baseline)} over paired seeds, with its confidence interval (percentage points; "
             "left of 0 is better). Marks as in the tables; the grey band is the equivalence margin.",
-            figures.plot_forest(tests, report.baseline, report.equivalence, title)))
+            partial(figures.plot_forest, tests, report.baseline, report.equivalence, title)))
     return out
 
 
@@ -97,17 +97,17 @@ def _curves(report) -> list[Figure]:
             if metric == "test_acc":  # error in %, so that the last epochs' differences show on a log axis
                 values = values.assign(test_acc=100 * (1 - values["test_acc"]))
             out.append(Figure(file_name(f"{prefix}-{tag}"), f"{what}, {setting} ({SEEDS_BAND}; log scale).",
-                              figures.plot_curves(values, metric, f"{what}, {setting}", ylabel, log=True)))
+                              partial(figures.plot_curves, values, metric, f"{what}, {setting}", ylabel, log=True)))
         if "dead_output_mean" in frame:
             out.append(Figure(file_name(f"dead-{tag}"), f"Dead units by epoch (mean over layers), {setting} "
-                              f"({SEEDS_BAND}).", figures.plot_curves(
+                              f"({SEEDS_BAND}).", partial(figures.plot_curves,
                                   frame, "dead_output_mean", f"Dead units, {setting}", "dead units (fraction)")))
         for metric in DIAGNOSTICS:
             if f"{metric}_layer1" in frame:
                 words = metric.replace("_", " ")
                 out.append(Figure(file_name(f"{metric}-{tag}"), f"{words.capitalize()} per hidden layer and "
                                   f"epoch (mean over seeds), {setting}.",
-                                  figures.plot_layer_heatmaps(frame, metric, f"{words}, {setting}")))
+                                  partial(figures.plot_layer_heatmaps, frame, metric, f"{words}, {setting}")))
     return out
 
 
@@ -119,7 +119,7 @@ def _targets(report) -> list[Figure]:
         if frame["time_to_target_s_mean"].notna().any():
             out.append(Figure(file_name(f"time-to-target-{tag}"),
                               f"Training time until the target test accuracy, {setting} (mean, 95% CI).",
-                              figures.plot_bars(frame.set_index("activation"), "time_to_target_s",
+                              partial(figures.plot_bars, frame.set_index("activation"), "time_to_target_s",
                                                 f"Time to target, {setting}", "seconds", floor=0.0)))
     return out
 
@@ -130,7 +130,7 @@ def _learning_rates(report) -> list[Figure]:
     finished = report.runs[report.runs["status"] == "done"]
     return [Figure(file_name(f"lr-sensitivity-{dataset}-{model}"),
                    f"Test accuracy against the learning rate, {_setting(dataset, model)} (mean ± sd over seeds).",
-                   figures.plot_lr_sensitivity(frame, check_metric("accuracy")))
+                   partial(figures.plot_lr_sensitivity, frame, check_metric("accuracy")))
             for (dataset, model), frame in finished.groupby(["dataset", "model"], sort=False)]
 
 
@@ -146,12 +146,12 @@ def _shapes_and_data(report) -> list[Figure]:
     registered = [a for a in report.runs["activation"].unique() if _elementwise(a)] if len(report.runs) else []
     if registered:
         out.append(Figure("activations", "The activations compared: f(x) and its derivative on [-3, 3].",
-                          figures.plot_activations(registered)))
+                          partial(figures.plot_activations, registered)))
     for dataset, counts in report.meta.get("class_counts", {}).items():
         if not counts.get("classes"):  # regression, language, PDE data: no classes to count
             continue
         out.append(Figure(file_name(f"classes-{dataset}"), f"Samples per class and split, {display(dataset)}.",
-                          figures.plot_class_histogram(counts["counts"], counts["classes"])))
+                          partial(figures.plot_class_histogram, counts["counts"], counts["classes"])))
     return out
 
 
@@ -162,10 +162,10 @@ def _ranks(report) -> list[Figure]:
     if report.ranks["p"] < 0.05:  # a CD diagram only when Friedman rejects equal ranks
         out.append(Figure("critical-difference", "Average rank by error across settings (1 = best); "
                           "activations joined by a bar do not differ significantly (Nemenyi).",
-                          figures.plot_critical_difference(report.ranks)))
+                          partial(figures.plot_critical_difference, report.ranks)))
     out.append(Figure("performance-profiles", "Performance profiles: the share of settings where each "
                       "activation's error is within a factor tau of the best.",
-                      figures.plot_performance_profile(report.ranks["profile"])))
+                      partial(figures.plot_performance_profile, report.ranks["profile"])))
     return out
 
 
@@ -183,7 +183,7 @@ def _learned(report) -> list[Figure]:
         seen.add(name)
         setting = _setting(config["dataset"], config["model"])
         out.append(Figure(name, f"{display(config['activation'])} as learned (seed {config['seed']}), {setting}: "
-                          "initial curve dashed, learned solid.", figures.plot_learned_curves(
+                          "initial curve dashed, learned solid.", partial(figures.plot_learned_curves, 
                               curves, f"{config['activation']} learned (seed {config['seed']}), {setting}")))
     return out
 
@@ -195,10 +195,7 @@ def _cost(report) -> list[Figure]:
     return [Figure(file_name(f"error-vs-cost-{dataset}-{model}"),
                    f"Test error against cost, {_setting(dataset, model)}: step time relative to the baseline "
                    "and memory saved for backward.",
-                   figures.plot_error_vs_cost(group, f"Test error against cost, {_setting(dataset, model)}"))
+                   partial(figures.plot_error_vs_cost, group, f"Test error against cost, {_setting(dataset, model)}"))
             for (dataset, model), group in points.groupby(["dataset", "model"], sort=False)]
 
 
-def close(chosen: list[Figure]) -> None:
-    for figure in chosen:
-        plt.close(figure.figure)

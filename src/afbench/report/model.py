@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 WORSE, BETTER = "▲", "▼"  # marks on the error: significantly worse / better than the baseline
 Mark = Literal["", "worse", "better"]
@@ -119,7 +119,10 @@ class Figure:
 
     name: str
     caption: str
-    figure: object  # a matplotlib Figure; the model does not import matplotlib
+    # Draws it: returns a matplotlib Figure (the model does not import matplotlib). Drawn
+    # when rendered, not when chosen: a report read for its tables draws nothing, and the
+    # renderer may draw figures side by side (render.draw_pngs).
+    draw: Callable[[], object]
 
 
 @dataclass

@@ -13,17 +13,16 @@ per activation), runs.csv (every column), epochs.csv, tests.csv, summary.tex
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from afbench import activations
 from afbench.errors import AfbenchError
 from afbench.report import document, gallery, tables, timing
 from afbench.report.model import Document, Figure, Table, display
+from afbench.report.pngs import draw_pngs
 from afbench.report.verdict import verdict_lines
 from afbench.report.writers import FIGURES, FORMATS
 from afbench.report.writers.files import csv_bytes, write_all
@@ -194,12 +193,6 @@ def verdict_text(report: Report) -> list[str]:
     return [display(line) for line in lines]
 
 
-def _png(fig: plt.Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
-
-
 def files(report: Report) -> dict[str, bytes]:
     """Every file of the report: relative path -> content."""
     out = {"summary.csv": csv_bytes(report.runs[[c for c in tables.RUN_COLUMNS if c in report.runs]]),
@@ -207,10 +200,8 @@ def files(report: Report) -> dict[str, bytes]:
            "summary_stats.csv": csv_bytes(tables.with_verdicts(report.aggregate, report.tests, report.baseline))}
     if len(report.tests):
         out["tests.csv"] = csv_bytes(report.tests)
-    images = {}
-    for name, figure in report.figures.items():
-        images[name] = _png(figure.figure)  # rendered once: the same bytes go to the file and into report.html
-        out[f"{FIGURES}/{name}.png"] = images[name]
+    images = draw_pngs(list(report.figures.values()))  # drawn once: the same bytes go to the file and the html
+    out.update({f"{FIGURES}/{name}.png": image for name, image in images.items()})
     model = report.document()
     for _, writer in FORMATS.items():
         writer = writer() if isinstance(writer, type) else writer  # a plugin may name its class
@@ -233,10 +224,7 @@ def write(folder: str | Path, baseline: str | None = None, family: str | None = 
         raise
     finally:
         store.close()
-    try:
-        write_all(folder, files(report))
-    finally:
-        gallery.close(list(report.figures.values()))
+    write_all(folder, files(report))
     if not len(report.tests):
         (folder / "tests.csv").unlink(missing_ok=True)  # never left stale beside a report without tests
     return report
