@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from afbench.cost.api import run_cost
-from afbench.cli.cost import print_table
+from afbench.cli.cost import table_lines
 
 ACTIVATIONS = ["relu", "tanh", "selu", "prelu", "elu", "leaky_relu", "mish", "relu_softsign"]
 TOLERANCE = 0.05
@@ -42,7 +42,8 @@ def measure(label: str, args, console: Console) -> dict[str, dict]:
     result = run_cost(Path(args.out) / label, "mnist", "lenet", ACTIVATIONS, threads=args.threads,
                       budget_s=args.budget, data_dir=args.data_dir)
     wall = time.perf_counter() - start
-    print_table(result.rows, console)
+    for line in table_lines(result.rows):
+        console.print(line, markup=False, highlight=False)
     console.print(f"{label}: {result.rounds.count} rounds, stop={result.rounds.stop}, wall={wall:.1f} s")
     return {r["activation"]: r for r in result.rows}
 

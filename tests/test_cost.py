@@ -141,6 +141,57 @@ def _row(activation, threads=2, **extra):
     return row
 
 
+def _table_row(activation, **extra):
+    """A cost row as run_cost returns it, with wide numbers: 4-digit CIs, a big model."""
+    return _row(activation, **{**dict(
+        baseline="relu", step_ratio_low=0.9688, step_ratio_high=1.027, forward_ms=0.345, backward_ms=0.456,
+        optimizer_ms=0.178, latency_ms=0.0532, latency_ms_low=0.05181, latency_ms_high=0.05474,
+        latency_batch_ms=0.106, saved_bytes_per_sample=123456.0, peak_bytes=1_234_567_890, params=11_689_512,
+        flops=1.82e9, bf16_error=128.0, fp16_error=1017.5, bf16_flags="", fp16_flags="", price_per_hour=2.0,
+        train_cost=1.43e-05, cost_per_1000_inferences=2.96e-05), **extra})
+
+
+def test_the_cost_table_fits_80_columns_and_folds_no_row():
+    """`afbench cost` printed 14 columns in Markdown rows up to 170 wide, folded at 80.
+    Now: blocks of columns, each row whole, every line within 80, for the default
+    activations (S1), a 22-character name and a formula long enough for an alias."""
+    from afbench.cli.cost import table_lines
+    from afbench.sweep.grid import S1_ACTIVATIONS
+
+    formula = "x * sigmoid(1.5 * x) + 0.25 * tanh(x)"
+    names = list(S1_ACTIVATIONS) + ["relu_softsign", "a_name_of_22_character", formula]
+    rows = [_table_row(n) for n in names]
+    rows[-1].update(onnx=False, onnx_error="Exporting the operator 'aten::special_i0' to ONNX opset version 17 "
+                                           "is not supported.\ntraceback ...", fp16_flags="forward overflow")
+    rows[1].update(step_flag="its rounds vary by 69% (sd / mean): not published", step_ms=math.nan,
+                   step_ratio=math.nan)
+    lines = table_lines(rows)
+    assert max(len(line) for line in lines) <= 80, "\n".join(line for line in lines if len(line) > 80)
+    shown = names[:-1] + ["a1"]
+    blocks = [i for i, line in enumerate(lines) if line.startswith("activation ")]
+    assert len(blocks) >= 4  # training step, inference, memory and deployment, price
+    for start in blocks:  # every block has one whole row per activation, in order
+        assert [line.split("  ")[0].strip() for line in lines[start + 2:start + 2 + len(names)]] == shown
+    relu = [line for line in lines if line.startswith("relu  ")]
+    assert "1.250 [0.9688, 1.027]" in relu[0] and "0.34/0.46/0.18" in relu[0]
+    assert any("0.0532 [0.0518, 0.0547]" in line and "11,689,512" in line for line in relu)
+    text = " ".join(lines)
+    assert f"a1 = {formula}" in text and "onnx no: " + formula + ": Exporting the operator" in text
+    assert "traceback" not in text and "1,018 (!)" in text and "step -: tanh: its rounds vary by 69%" in text
+    assert "train cost" in text and "1.43e-05" in text
+
+
+def test_a_cost_block_too_wide_for_80_columns_is_split_not_folded():
+    from afbench.cli.cost import table_lines
+
+    rows = [_table_row("a_name_of_22_character", latency_ms=123456.7, latency_ms_low=123400.1,
+                       latency_ms_high=123500.9, latency_batch_ms=1234567.1, flops=1.23e15,
+                       params=123_456_789_012)]
+    lines = table_lines(rows)
+    assert max(len(line) for line in lines) <= 80
+    assert "inference and size (continued):" in lines
+
+
 def test_cost_table_round_trips_and_filters_by_conditions(tmp_path, monkeypatch):
     import afbench
     from afbench.store.database import Store
@@ -225,9 +276,11 @@ def _cost_args(*extra):
     return parser.parse_args(["cost", *extra])
 
 
-def test_cost_command_writes_csv_figure_and_database_rows(tmp_path, capsys):
+def test_cost_command_writes_csv_figure_and_database_rows(tmp_path, capsys, monkeypatch):
     import csv
     import sqlite3
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # off a terminal: 80 columns
 
     args = _cost_args("--dataset", "digits", "--model", "mlp", "--activations", "tanh,mish", "--budget", "0.3",
                       "--price-per-hour", "2", "--out", str(tmp_path))
@@ -238,7 +291,9 @@ def test_cost_command_writes_csv_figure_and_database_rows(tmp_path, capsys):
     assert (tmp_path / "cost.png").stat().st_size > 0
     stored = sqlite3.connect(tmp_path / "results.sqlite").execute("SELECT activation FROM cost").fetchall()
     assert sorted(a for (a,) in stored) == ["mish", "relu", "tanh"]
-    assert "rounds in" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "rounds in" in printed and max(len(line) for line in printed.splitlines()) <= 80
+    assert sum(line.startswith("mish ") for line in printed.splitlines()) == 4  # a whole row in each block
 
 
 @pytest.mark.parametrize("flags, message", [(("--activations", "relu,nosuch"), "nosuch")])  # bad numbers:

@@ -76,6 +76,21 @@ def test_an_unfinished_look_leaves_the_comparison_open():
     assert out.loc["tanh", "verdict"] == "undecided" and out.loc["tanh", "n"] == 9
 
 
+def test_replay_reports_intervals_within_100_pp_and_decides_as_before():
+    """3 seeds with wildly different errors: the replayed look's t intervals reach past
+    +100 pp; the reported ends stop there, the verdict and p are the same as unclipped."""
+    frame = auto_frame({"tanh": [0.80, 0.0, 0.85]}, base=[0.1, 0.1, 0.1])
+    design = sequential.Design(looks=(3,))
+    out = sequential.replay(frame, "relu", design).iloc[0]
+    free = sequential.replay(frame.rename(columns={"error_rate": "psnr"}), "relu",
+                             sequential.Design(looks=(3,), metric="psnr")).iloc[0]
+    assert free["ci_high"] > 1 and free["equivalence_high"] > 1 and free["margin_supported"] > 1
+    assert out["ci_high"] == 1 and out["equivalence_high"] == 1 and out["margin_supported"] == 1
+    assert out["ci_low"] == free["ci_low"] > -1  # within the range: untouched
+    assert (out["verdict"], out["p_permutation"], out["p_holm"]) == (free["verdict"], free["p_permutation"],
+                                                                     free["p_holm"])
+
+
 def stored_auto_sweep(folder, diffs, margin, looks=(3, 6, 9, 14, 20)):
     rng = np.random.default_rng(1)
     base = list(0.1 + 0.002 * rng.standard_normal(looks[-1]))

@@ -178,6 +178,46 @@ def test_the_family_is_stated(tmp_path):
     assert "within each setting (2 families)" in text and "up to 10% for the whole report" in text
 
 
+# ---- intervals within what a difference can be ------------------------------------------
+
+# 3 seeds with wildly different errors: tanh's 95% t interval reaches +173 pp, an impossible difference
+WILD = {"relu": [0.10, 0.10, 0.10], "tanh": [0.90, 0.10, 0.95], "elu": [0.10, 0.10, 0.12]}
+ENDS = ["ci_low", "ci_high", "sim_low", "sim_high"]
+
+
+def test_an_error_difference_is_never_reported_beyond_100_pp_and_the_tests_stay_exact():
+    raw = sps.ttest_1samp(np.subtract(WILD["tanh"], WILD["relu"]), 0).confidence_interval(0.95)
+    assert raw.high > 1  # the case: the unclipped interval ends beyond +100 pp
+    out = stats.verdicts(rows(WILD), "error_rate", "relu").set_index("activation")
+    assert ((out[ENDS] >= -1) & (out[ENDS] <= 1)).all().all() and (out["margin_supported"] <= 1).all()
+    assert out.loc["tanh", "ci_high"] == 1 and out.loc["tanh", "ci_low"] == pytest.approx(raw.low)  # -63 pp: kept
+    # the same numbers as a metric without a range (PSNR): nothing clipped, every test and verdict the same
+    free = stats.verdicts(rows(WILD).rename(columns={"error_rate": "psnr"}), "psnr", "relu").set_index("activation")
+    assert free.loc["tanh", "ci_high"] == pytest.approx(raw.high) and free.loc["tanh", "margin_supported"] > 1
+    assert out.drop(columns=ENDS + ["margin_supported"]).equals(free.drop(columns=ENDS + ["margin_supported"]))
+    assert out[ENDS].equals(free[ENDS].clip(-1, 1))
+
+
+def test_one_family_over_settings_scales_the_unclipped_interval_then_clips():
+    frame = pd.concat([rows(WILD, **{"config.epochs": 1}), rows(WILD, **{"config.epochs": 3})])
+    out = stats.verdicts(frame, "error_rate", "relu", family="all")
+    free = stats.verdicts(frame.rename(columns={"error_rate": "psnr"}), "psnr", "relu", family="all")
+    assert out[ENDS].equals(free[ENDS].clip(-1, 1)) and list(out["verdict"]) == list(free["verdict"])
+    elu = out[out["activation"] == "elu"].iloc[0]
+    assert -1 < elu["sim_low"] < elu["ci_low"] < elu["ci_high"] < elu["sim_high"] < 1  # narrow: untouched
+
+
+def test_the_verdict_text_says_no_impossible_difference():
+    from afbench.report.verdict import verdict_lines
+
+    out = stats.verdicts(rows(WILD), "error_rate", "relu")
+    agg = pd.DataFrame([{"setting": "m / d", "dataset": "d", "model": "m", "activation": a, "done": 3}
+                        for a in WILD])
+    text = " ".join(verdict_lines(agg, out, {}, {}, "relu", 0.001))
+    assert "tanh +55.00 pp, 95% CI -63.49 to +100.00 (unadjusted)" in text and "173" not in text
+    assert "±100 pp for tanh" in text and "e+02" not in text
+
+
 # ---- direction ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("higher_is_better", [False, True])

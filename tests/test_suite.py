@@ -302,6 +302,50 @@ def test_bad_suite_input_is_one_line_with_the_fix(tiny, capsys):
     assert 'name = "small"' in capsys.readouterr().out
 
 
+def _sweep_interrupted_in_the_second_workload():
+    """A stand-in for sweep.execute: the first workload's sweep finishes its runs, the
+    second saves 2 and is stopped by Ctrl-C (its Interrupted counts its own runs only)."""
+    from afbench.errors import Interrupted
+    from afbench.results import RunSummary, Status
+
+    calls = []
+
+    def execute(configs, out, backend, **kwargs):
+        calls.append(len(configs))
+        store = Store(out)
+        try:
+            store.enqueue(configs)
+            saved = configs if len(calls) == 1 else configs[:2]
+            for config in saved:
+                store.claim(config)
+                store.finish(config.key(), Status.DONE, RunSummary(params=1, epochs_run=1, total_train_s=1.0), {})
+        finally:
+            store.close()
+        if len(calls) == 2:
+            raise Interrupted(len(saved), len(configs), 2)
+        return afbench.sweep.Outcome({"ran": len(configs), "skipped": 0, "failed": 0}, configs)
+    return execute, calls
+
+
+def test_an_interrupted_suite_counts_the_saved_runs_of_every_workload(tmp_path, monkeypatch):
+    """Ctrl-C in the second of three workloads: '8 of 18 runs saved' (6 + 2 of 3 x 6),
+    not the second workload's '2 of 6'."""
+    from afbench.errors import Interrupted
+    from afbench.suite import runner
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    suite = load_suite(str(path))
+    workloads = [w.configs(("relu", "tanh"), suite.seeds) for w in suite.workloads]
+    execute, calls = _sweep_interrupted_in_the_second_workload()
+    monkeypatch.setattr(runner, "execute", execute)
+    with pytest.raises(Interrupted) as stopped:
+        runner.execute_plan(runner.Plan(suite, "none", workloads, None, None), tmp_path / "out")
+    assert calls == [6, 6]  # the third workload never started
+    assert (stopped.value.saved, stopped.value.total, stopped.value.signal_number) == (8, 18, 2)
+    assert str(stopped.value) == "interrupted: 8 of 18 runs saved; rerun the same command to resume"
+
+
 def test_contributions_merge_into_one_leaderboard(tiny, judged, tmp_path, capsys):
     suite = tiny["suite"]
     ours, theirs = judged["out"], tmp_path / "theirs"

@@ -50,3 +50,18 @@ def test_the_verdict_line_prints_the_interval_of_its_holm_p_or_says_there_is_non
     assert f"97.5% CI {low:+.3g} to {high:+.3g}, simultaneous over the 2 comparisons" in text
     one = " ".join(workload_lines(tables.workload_tests(_runs("mse", False, {"relu": [1.0], "tanh": [1.1]}), "relu")))
     assert "no interval from one seed" in one and "nan" not in one and "1 seed)" in one
+
+
+def test_another_metric_s_intervals_are_never_clipped_to_an_error_s_range():
+    """Only an error rate has a range (a difference within +-100 pp): an mse difference
+    of 4 keeps its interval; the suite clips a classification workload's only."""
+    from afbench.suite import score
+
+    runs = _runs("mse", False, {"relu": [1.0, 1.0, 1.0], "tanh": [5.0, 1.0, 9.0]})
+    row = tables.workload_tests(runs, "relu").iloc[0]
+    assert row["mean_diff"] == pytest.approx(4.0) and row["ci_high"] > 10 and row["ci_low"] < -1
+    mse = score._tests(runs, "relu", 0.01, False, 9.0, "mse").loc["tanh"]
+    assert mse["ci_high"] == pytest.approx(row["ci_high"])
+    errors = runs.assign(primary_value=runs["primary_value"] / 10)  # 0.1 and 0.5, 0.1, 0.9: error rates
+    error = score._tests(errors, "relu", 0.01, False, 1.0, "error_rate").loc["tanh"]
+    assert error["ci_high"] == 1 and error["ci_low"] == pytest.approx(row["ci_low"] / 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 
 from afbench import rules
 from afbench.cli import args as types
@@ -61,9 +62,20 @@ def _with_ci(row: dict, column: str) -> str:
     return _fmt(row[column]) + interval
 
 
+def _ratio(row: dict) -> str:
+    ratio = row.get("step_ratio")
+    return "-" if _fmt(ratio) == "-" else (f"{ratio:.3f} [{_fmt(row.get('step_ratio_low'), 4)}, "
+                                           f"{_fmt(row.get('step_ratio_high'), 4)}]")
+
+
+def _onnx(row: dict) -> str:
+    """yes / no (why: a note under the table, as it is a sentence) / - (not tried)."""
+    return "yes" if row.get("onnx") else "-" if row.get("onnx") is None else "no"
+
+
 def cmd_cost(args: argparse.Namespace) -> None:
     from afbench.cli import _names
-    from afbench.cli.output import Output
+    from afbench.cli.output import Output, terminal_width
     from afbench.cost.api import run_cost
     from afbench.engine.runtime import resolve_device
 
@@ -73,8 +85,8 @@ def cmd_cost(args: argparse.Namespace) -> None:
                       threads=args.threads, budget_s=args.budget, price_per_hour=args.price_per_hour,
                       data_dir=args.data_dir, device=device, epochs=args.epochs)
     output = Output()
-    for line in table_lines(result.rows):
-        output.result(line)
+    for line in table_lines(result.rows, max(80, terminal_width())):
+        output.result(line, wrap=False)  # every line fits already: folding would split table rows
     rounds = result.rounds
     reason = {"converged": "every ratio's 95% CI within +-3%", "budget": "budget spent",
               "max_rounds": "round limit reached"}[rounds.stop]
@@ -82,30 +94,104 @@ def cmd_cost(args: argparse.Namespace) -> None:
                   f"Wrote {args.out}/cost.csv, cost.png and the cost table of results.sqlite.")
 
 
-def table_lines(rows: list[dict]) -> list[str]:
-    """The cost rows: a title and Markdown rows (long lines, never folded); cost.csv has every digit."""
+# The cost table's blocks: (title, [(heading, cell of a row, right-aligned)]). Each block repeats the
+# activation column and fits 80 columns beside a 22-character name (longer ones get an alias) for models
+# up to about a hundred million parameters; the 14 columns in one Markdown row took up to 170 and were
+# folded at 80. A block too wide all the same is split further (_fitted), never folded.
+BLOCKS = [
+    ("training step", [
+        ("step ms", lambda r: _amount(r["step_ms"]), True),
+        ("ratio [95% CI]", _ratio, False),
+        ("fwd/bwd/opt ms", lambda r: "/".join(_fmt(r[k], 2) for k in ("forward_ms", "backward_ms", "optimizer_ms")),
+         False)]),
+    ("inference and size", [
+        ("batch-1 ms [95% CI]", lambda r: _with_ci(r, "latency_ms"), False),
+        ("batched ms", lambda r: _amount(r["latency_batch_ms"]), True),
+        ("MFLOPs", lambda r: _amount(r.get("flops"), 1e-6), True),
+        ("params", lambda r: _count(r.get("params")), True)]),
+    ("memory and deployment", [
+        ("saved B/sample", lambda r: _count(r.get("saved_bytes_per_sample")), True),
+        ("peak MB", lambda r: _amount(r.get("peak_bytes"), 1e-6), True),
+        ("onnx", _onnx, False),
+        ("bf16 err", lambda r: _flagged(r, "bf16"), True),
+        ("fp16 err", lambda r: _flagged(r, "fp16"), True)]),
+]
+PRICE = ("price", [("train cost", lambda r: _fmt(r.get("train_cost")), True),
+                   ("1k inferences", lambda r: _fmt(r.get("cost_per_1000_inferences")), True)])
+
+
+def table_lines(rows: list[dict], width: int = 80) -> list[str]:
+    """The cost rows as plain text, every line at most ``width`` (80 at least) columns and
+    never folded: a title, one block per group of columns (BLOCKS), each starting with the
+    activation (names longer than 22 characters get an alias, a1 ...), then notes
+    (aliases, ONNX failures, unpublished step times, what the columns mean) wrapped at
+    ``width``. cost.csv has every column and digit."""
+    from afbench.cli.table import alias
+
     r0 = rows[0]
-    columns = ["activation", "step ms", "ratio [95% CI]", "fwd/bwd/opt ms", "lat ms (1 / batch)", "saved B/sample",
-               "peak B", "params", "MFLOPs", "onnx", "bf16 err", "fp16 err"]
-    if r0.get("price_per_hour"):
-        columns += ["train cost", "1k inferences"]
-    lines = [f"Cost: {r0['model']} / {r0['dataset']}, batch {r0['batch_size']}, {r0['device']}, "
-             f"{r0['threads']} threads (ratios to {r0['baseline']}, 95% CI)", "",
-             "| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for r in rows:
-        cells = [r["activation"], _fmt(r["step_ms"]),
-                 f"{r['step_ratio']:.3f} [{_fmt(r['step_ratio_low'], 4)}, {_fmt(r['step_ratio_high'], 4)}]",
-                 "/".join(_fmt(r[k], 2) for k in ("forward_ms", "backward_ms", "optimizer_ms")),
-                 f"{_with_ci(r, 'latency_ms')} / {_fmt(r['latency_batch_ms'])}", f"{r['saved_bytes_per_sample']:.0f}",
-                 _fmt(r["peak_bytes"]), f"{r['params']:,}", _fmt(r["flops"] / 1e6),
-                 "yes" if r.get("onnx") else ("no: " + r.get("onnx_error", "") if "onnx" in r else "-"),
-                 _flagged(r, "bf16"), _flagged(r, "fp16")]
-        if r0.get("price_per_hour"):
-            cells += [_fmt(r["train_cost"]), _fmt(r["cost_per_1000_inferences"])]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    return lines
+    aliases: dict[str, str] = {}
+    names = [alias(str(r["activation"]), aliases) for r in rows]
+    lines = _wrapped(f"Cost: {r0['model']} / {r0['dataset']}, batch {r0['batch_size']}, {r0['device']}, "
+                     f"{r0['threads']} threads, ratios to {r0['baseline']}", width)
+    for title, columns in BLOCKS + ([PRICE] if r0.get("price_per_hour") else []):
+        for part, block in enumerate(_fitted(names, rows, columns, width)):
+            lines += ["", title + (" (continued):" if part else ":")] + block
+    notes = [f"{short} = {name}" for name, short in aliases.items()]
+    notes += [f"onnx no: {r['activation']}: {(r.get('onnx_error') or 'no reason given').splitlines()[0]}"
+              for r in rows if _onnx(r) == "no"]
+    notes += [f"step -: {r['activation']}: {r['step_flag']}" for r in rows if r.get("step_flag")]
+    notes.append(f"ratio: step time / {r0['baseline']}'s (geometric mean over rounds, 95% CI); err: the largest "
+                 "relative error in bf16 / fp16, in units of that format's epsilon"
+                 + ("; (!): overflow or NaN there (cost.csv's bf16_flags, fp16_flags say where)"
+                    if any(r.get(f"{fmt}_flags") for r in rows for fmt in ("bf16", "fp16")) else ""))
+    return lines + [""] + [line for note in notes for line in _wrapped(note, width)]
+
+
+def _wrapped(text: str, width: int) -> list[str]:
+    """A sentence in lines of at most ``width``, at spaces: a name or number is never split."""
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+
+
+def _count(value) -> str:
+    """A whole count (bytes, parameters) with thousands separators."""
+    return "-" if _fmt(value) == "-" else f"{value:,.0f}"
+
+
+def _amount(value, scale: float = 1.0) -> str:
+    """``value`` x ``scale`` at 3 significant digits, or whole with separators from 1,000
+    on ('1,018', not '1.02e+03': as narrow, and read at a glance)."""
+    if _fmt(value) == "-":
+        return "-"
+    value = value * scale
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _fitted(names: list[str], rows: list[dict], columns: list, width: int) -> list[list[str]]:
+    """``columns`` as aligned rows beside the names: one block, or, where the cells are
+    too wide for ``width``, as many as it takes (greedily, in order), so no line is longer."""
+    cells = [[cell(r) for _, cell, _ in columns] for r in rows]
+    widths = [max([len(heading)] + [len(c[i]) for c in cells]) for i, (heading, _, _) in enumerate(columns)]
+    name_width = max([len("activation")] + [len(n) for n in names])
+    groups, used = [[]], name_width
+    for i, column_width in enumerate(widths):
+        if groups[-1] and used + 2 + column_width > width:
+            groups.append([])
+            used = name_width
+        groups[-1].append(i)
+        used += 2 + column_width
+
+    def line(name: str, values: list[str], group: list[int]) -> str:
+        parts = [f"{name:<{name_width}}"] + [f"{values[i]:>{widths[i]}}" if columns[i][2] else
+                                             f"{values[i]:<{widths[i]}}" for i in group]
+        return "  ".join(parts).rstrip()
+
+    out = []
+    for group in groups:
+        header = line("activation", [heading for heading, _, _ in columns], group)
+        out.append([header, "-" * len(header)] + [line(n, c, group) for n, c in zip(names, cells)])
+    return out
 
 
 def _flagged(row: dict, fmt: str) -> str:
-    text = _fmt(row.get(f"{fmt}_error"))
+    text = _amount(row.get(f"{fmt}_error"))
     return text + (" (!)" if row.get(f"{fmt}_flags") else "")

@@ -119,7 +119,7 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
     aliases: dict[str, str] = {}
     blocks = compact_rows(report)
     for heading, metric, rows in blocks:
-        names = [_alias(r["activation"], aliases) for r in rows]
+        names = [alias(r["activation"], aliases) for r in rows]
         name_width = max([len("activation")] + [len(n) for n in names])
         means = [r["mean"] for r in rows if r["mean"] is not None]
         digits = 2 if not means or max(means) < 100 else 1
@@ -142,8 +142,8 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
     legend = []
     if any(r["failed"] for _, _, rows in blocks for r in rows):
         legend.append("n!: some runs failed or diverged (summary.md and runs.csv say which)")
-    for name, alias in aliases.items():
-        legend.append(f"{alias} = {name}")
+    for name, short in aliases.items():
+        legend.append(f"{short} = {name}")
     legend.append("▲ worse, ▼ better, = equivalent, ? undecided (paired test by seed, Holm-corrected); "
                  "time x: training time / the baseline's (median).")
     if any(r["verdict"] == "diverged" for _, _, rows in blocks for r in rows):
@@ -157,7 +157,8 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
     return lines, legend
 
 
-def _alias(name: str, aliases: dict[str, str]) -> str:
+def alias(name: str, aliases: dict[str, str]) -> str:
+    """``name``, or its alias (a1, a2 ...; noted in ``aliases``) when longer than NAME_WIDTH."""
     if len(name) <= NAME_WIDTH:
         return name
     return aliases.setdefault(name, f"a{len(aliases) + 1}")

@@ -15,6 +15,12 @@ def _pp(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
+def _margin(value: float) -> str:
+    """A margin (a fraction) in pp at 2 significant digits: '3.5', '12'; '100' at its
+    ceiling (an interval clipped to +-100 pp), never '1e+02'."""
+    return f"{100 * value:.2g}" if 100 * value < 99.5 else f"{100 * value:.0f}"
+
+
 def _span(t, with_p: bool = False) -> str:
     """'tanh +0.21 pp, 95% CI +0.05 to +0.37 (unadjusted)' for one comparison row."""
     text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to "
@@ -69,7 +75,7 @@ def _interval(t) -> str:
 def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: float, design: dict | None) -> str:
     """What more seeds can and cannot do for the undecided comparisons."""
     ruled_out = "the data rule out differences beyond " + ", ".join(
-        f"±{100 * t['margin_supported']:.2g} pp for {t['activation']}" for _, t in undecided.iterrows())
+        f"±{_margin(t['margin_supported'])} pp for {t['activation']}" for _, t in undecided.iterrows())
     if design:
         at_cap = undecided[undecided["n"] >= design["looks"][-1]]
         needed = seeds_needed(len(tests), alpha)

@@ -30,6 +30,11 @@ MONTE_CARLO_DRAWS = 100_000
 ALPHA = 0.05
 DIVERGED = "diverged"  # the verdict when both sides diverged on every seed: nothing to compare
 WORST = {"error_rate": 1.0}  # a diverged run's value where the metric has a worst one: every answer wrong
+# The range a metric's values lie in, where it has one (in its stored units: an error rate is a fraction), so
+# that the difference of two values lies in [low - high, high - low]: +-1, +-100 pp, for an error rate. Metrics
+# without a range (mse, bits per character, PSNR: unbounded above) are left out: their intervals are never clipped.
+RANGE = {"error_rate": (0.0, 1.0)}
+INTERVALS = (("ci_low", "ci_high"), ("sim_low", "sim_high"), ("equivalence_low", "equivalence_high"))
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:
@@ -148,6 +153,35 @@ def t_interval(diff: np.ndarray, confidence: float) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def within_range(tests: pd.DataFrame, bounds: tuple[float, float] | None) -> pd.DataFrame:
+    """``tests`` with the ends of every interval of a difference (INTERVALS) clipped to
+    the differences that can exist between two values in ``bounds`` (low, high):
+    [low - high, high - low], +-100 pp for an error rate; None leaves them as they are.
+
+    Why: a t interval knows nothing of the metric's range. Over few seeds with wildly
+    different errors its half-width (t_{n-1} sd / sqrt n; 4.3 sd / sqrt 3 at 3 seeds)
+    can exceed 100 pp, an impossible difference of two error rates. The true difference
+    always lies within the range, so an interval that covered it still covers it once
+    clipped: the coverage is unchanged, only the impossible part goes. The range is
+    the plain one (+-1), not one narrowed by the baseline's observed mean error: that
+    mean is an estimate, and an interval cut at it could miss the true difference.
+
+    Only the reported ends change: call it after every p-value and verdict is computed
+    (they are exact and stay so); ``margin_supported``, the farthest end from 0, follows
+    the clipped ends."""
+    if bounds is None or tests.empty:
+        return tests
+    low, high = bounds
+    tests = tests.copy()
+    for start, end in INTERVALS:
+        if start in tests and end in tests:
+            tests[start] = tests[start].clip(lower=low - high, upper=high - low)
+            tests[end] = tests[end].clip(lower=low - high, upper=high - low)
+    if "margin_supported" in tests:  # max(|start|, |end|) of ends clipped to +-(high - low)
+        tests["margin_supported"] = tests["margin_supported"].clip(upper=high - low)
+    return tests
+
+
 def seeds_needed(comparisons: int, alpha: float = ALPHA) -> int:
     """The fewest paired seeds at which the exact two-sided sign-flip test can reach
     significance for one of ``comparisons`` Holm-corrected comparisons: its smallest
@@ -215,7 +249,7 @@ def compare_with(frame: pd.DataFrame, metric: str, reference: str, alpha: float 
 
 def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "relu", equivalence: float = 0.001,
              alpha: float = ALPHA, higher_is_better: bool = False, worst: float | None = None,
-             family: str = "setting") -> pd.DataFrame:
+             family: str = "setting", bounds: tuple[float, float] | None = None) -> pd.DataFrame:
     """Per setting (afbench.stats.settings: data set, model and every other config
     value but activation, seed and learning rate) and activation: is it better or
     worse than ``baseline`` (Holm-corrected permutation p < ``alpha``, direction from
@@ -228,7 +262,9 @@ def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "r
     model, activation, seed, status and ``metric`` (and config.* columns, if any).
     ``margin_supported``: the smallest equivalence margin the data supports (the CI's
     farthest end from 0); ``family``: how many comparisons Holm corrects over, those
-    of one setting (``family="setting"``) or of every setting (``family="all"``)."""
+    of one setting (``family="setting"``) or of every setting (``family="all"``).
+    ``bounds``: the range of the metric's values (default RANGE[metric], if any), to
+    which the reported intervals are clipped once the verdicts are made (within_range)."""
     parts = []
     frame = settings.with_settings(frame)
     for setting, group in frame.groupby("setting", sort=False):
@@ -247,8 +283,8 @@ def verdicts(frame: pd.DataFrame, metric: str = "error_rate", baseline: str = "r
         return pd.DataFrame(columns=["setting", "dataset", "model", "activation", "n", "verdict"])
     out = pd.concat(parts, ignore_index=True)
     if family == "all" and len(parts) > 1:
-        out = _one_family(out, alpha, equivalence, higher_is_better)
-    return out
+        out = _one_family(out, alpha, equivalence, higher_is_better)  # scales the unclipped intervals
+    return within_range(out, bounds or RANGE.get(metric))
 
 
 def _one_family(tests: pd.DataFrame, alpha: float, equivalence: float, higher_is_better: bool) -> pd.DataFrame:

@@ -36,8 +36,8 @@ from scipy import stats
 
 from afbench.rules import FIRST_SEEDS  # paired seeds every activation starts with (the flags' rule too)
 from afbench.stats import settings
-from afbench.stats.paired import (ALPHA, DIVERGED, WORST, paired_comparison, seed_table, sign_flip_p,  # noqa: F401
-                                  t_interval)
+from afbench.stats.paired import (ALPHA, DIVERGED, RANGE, WORST, paired_comparison, seed_table,  # noqa: F401
+                                  sign_flip_p, t_interval, within_range)
 
 GRID_STEP = 0.01  # of the score grid; boundaries within about 2e-3 in z of a 2x finer grid
 SPENDING = ("obrien-fleming", "pocock", "bonferroni")
@@ -243,7 +243,9 @@ def replay(frame: pd.DataFrame, baseline: str, design: Design) -> pd.DataFrame:
                               "family": len(others), "alpha": design.alpha,
                               "max_seeds": design.looks[-1]})
     out = pd.DataFrame(parts)
-    return out if len(out) else pd.DataFrame(columns=["setting", "dataset", "model", "activation", "n", "verdict"])
+    if not len(out):
+        return pd.DataFrame(columns=["setting", "dataset", "model", "activation", "n", "verdict"])
+    return within_range(out, RANGE.get(design.metric))  # the reported ends only: every verdict is made
 
 
 def _complete(table: pd.DataFrame, baseline: str, activation: str, n: int) -> bool:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from afbench.config import RunConfig
-from afbench.errors import AfbenchError
+from afbench.errors import AfbenchError, Interrupted
+from afbench.store.database import FINISHED
 from afbench.store.merge import merge
+from afbench.store.reading import StoreView
 from afbench.suite import baselines
 from afbench.suite.definition import Suite
 from afbench.sweep import Outcome, Runtime, execute
@@ -75,10 +77,23 @@ def execute_plan(plan: Plan, out: str | Path) -> Outcome:
     if plan.stored is not None:
         merge([plan.stored], Path(out), timings=False)  # step times are measured here; runs already there stay once
     counts = {"ran": 0, "skipped": 0, "failed": 0}
+    every = [c for configs in plan.workloads for c in configs]
     for configs in plan.workloads:
-        outcome = execute(configs, out, plan.backend, resolved=True, baseline=plan.suite.baseline)
+        try:
+            outcome = execute(configs, out, plan.backend, resolved=True, baseline=plan.suite.baseline)
+        except Interrupted as stop:  # it counts this workload's sweep alone: say what the whole suite saved
+            raise Interrupted(saved(out, every), len(every), stop.signal_number) from None
         counts = {k: counts[k] + outcome.counts.get(k, 0) for k in counts}
-    return Outcome(counts, [c for configs in plan.workloads for c in configs])
+    return Outcome(counts, every)
+
+
+def saved(out: str | Path, configs: list[RunConfig]) -> int:
+    """How many of ``configs`` are finished in ``out`` (done or diverged: never trained
+    again on resume), whichever sweep or earlier suite run finished them. Read back
+    from the database, as the sweeps that finished them are gone."""
+    with StoreView(out) as view:
+        finished = {row["key"] for row in view.run_rows() if row["status"] in FINISHED}
+    return sum(c.key() in finished for c in configs)
 
 
 def run_suite(suite: Suite, activations: tuple[str, ...] | None, out: str | Path, *, mode: str = "stored",

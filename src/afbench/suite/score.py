@@ -116,9 +116,11 @@ def _worst(group: pd.DataFrame, metric: str, higher: bool) -> float:
     return float(finished.min() if higher else finished.max()) if len(finished) else math.nan
 
 
-def _tests(group: pd.DataFrame, baseline: str, equivalence: float, higher: bool, worst: float) -> pd.DataFrame:
+def _tests(group: pd.DataFrame, baseline: str, equivalence: float, higher: bool, worst: float,
+           metric: str) -> pd.DataFrame:
+    # the intervals are clipped to what a difference of ``metric`` can be (+-1 for an error rate), if it has a range
     tests = stats.verdicts(group, "primary_value", baseline, equivalence=equivalence, higher_is_better=higher,
-                           worst=worst)
+                           worst=worst, bounds=stats.RANGE.get(metric))
     if not len(tests):
         return pd.DataFrame(columns=["verdict"])
     # an activation that diverged is never "equivalent": the margin says nothing of a run that failed
@@ -141,8 +143,8 @@ def _workload(w, group: pd.DataFrame, suite: Suite, new: tuple[str, ...], ratios
     ours = group[group["activation"].isin((suite.baseline,) + new)]
     step = ratios.get((w.study.models[0], w.study.datasets[0]), pd.Series(dtype=float))
     return WorkloadScore(w.name, metric, higher, w.equivalence, by.mean(), by.std(), by.count(),
-                         _tests(ours, suite.baseline, w.equivalence, higher, worst),
-                         _tests(group, suite.baseline, w.equivalence, higher, worst), step)
+                         _tests(ours, suite.baseline, w.equivalence, higher, worst, metric),
+                         _tests(group, suite.baseline, w.equivalence, higher, worst, metric), step)
 
 
 def score(out, suite: Suite, new: tuple[str, ...]) -> SuiteScore:
