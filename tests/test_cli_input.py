@@ -132,3 +132,13 @@ def test_cost_refuses_an_activation_that_outputs_nan(tmp_path, capsys):
     err = _refused(["cost", "--activations", "relu,x/0-x/0", "--dataset", "digits", "--model", "mlp",
                     "--budget", "1", "--out", str(tmp_path / "c")], capsys)
     assert "activation 'x/0-x/0'" in err and "NaN or inf" in err and "keep it finite" in err
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    data_file = tmp_path / "data.bin"
+    data_file.write_bytes(b"not a folder")
+    assert main(["list", "datasets", "--data-dir", str(data_file)]) == 2
+    captured = capsys.readouterr()
+    assert f"--data-dir must be a folder, and {data_file} is a file" in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""  # no listing that claims a data set is there

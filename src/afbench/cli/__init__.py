@@ -102,9 +102,10 @@ def cmd_list_models(args: argparse.Namespace) -> None:
 def cmd_list_datasets(args: argparse.Namespace) -> None:
     from afbench import data
 
+    rows = data.availability(args.data_dir)  # a bad --data-dir fails before a line is printed
     output = Output()
     output.result("Local copies are looked up in --data-dir, then AFBENCH_DATA_DIR, then the user cache.")
-    for row in data.availability(args.data_dir):
+    for row in rows:
         where = row["location"] or f"not here: `afbench data fetch {row['name']}`"
         output.result(f"{row['name']:<14} {row['description']}")
         output.result(f"{'':<14} {row['train']} train, {row['test']} test, {row['classes']} classes, {row['shape']}; "
