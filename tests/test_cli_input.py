@@ -104,13 +104,21 @@ def test_a_validation_fraction_that_leaves_no_training_data_is_refused_before_tr
                         "--no-progress"], capsys)
     assert "the validation fraction 0.99999 leaves 0 of the 1,437 training samples of digits" in err
     assert "use a smaller --valid-fraction" in err
-    assert not (out / "results.sqlite").exists()
+    assert not out.exists()  # not even an empty folder
 
 
 def test_a_train_subset_of_one_sample_is_refused(tmp_path, capsys):
     err = _refused(["run", "--activations", "relu", "--epochs", "1", "--train-subset", "1", "--workers", "1",
                     "--out", str(tmp_path / "r"), "--no-progress"], capsys)
     assert "1 training sample left" in err and "--train-subset" in err
+    assert not (tmp_path / "r").exists()  # not even an empty folder
+
+
+def test_an_out_under_a_file_is_refused_naming_the_file(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("in the way")
+    err = _refused(["run", "--activations", "relu", "--epochs", "1", "--out", str(tmp_path / "a-file" / "r"),
+                    "--no-progress"], capsys)
+    assert f"cannot write to --out {tmp_path / 'a-file' / 'r'}: {tmp_path / 'a-file'} is a file where a folder" in err
 
 
 BOOM = "import torch\n\nclass Boom(torch.nn.Module):\n    def forward(self, x):\n        raise RuntimeError('boom')\n"
