@@ -144,3 +144,16 @@ def test_the_merge_summary_says_one_fact_per_line(tmp_path, capsys, monkeypatch)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "merged 1 database into merged/results.sqlite"
     assert lines[1:4] == ["runs added: 4", "runs already there with identical results: 0", "runs now: 4 done"]
+
+
+def test_the_merge_report_chooses_its_baseline_as_afbench_report_does(tmp_path, monkeypatch):
+    """No --baseline: render picks relu if the merged runs hold it, else their first
+    activation, so runs without relu are reported instead of refused after merging."""
+    from afbench.cli import main
+    from afbench.report import render
+
+    asked = []
+    monkeypatch.setattr(render, "write", lambda folder, baseline=None: asked.append(baseline))  # no figures
+    assert main(["merge", str(_fixture_folder(tmp_path)), "--out", str(tmp_path / "merged")]) == 0
+    assert main(["merge", str(tmp_path / "merged"), "--out", str(tmp_path / "merged"), "--baseline", "tanh"]) == 0
+    assert asked == [None, "tanh"]
