@@ -1,6 +1,9 @@
 """Hostile input on the command line: one clear error (the problem and the fix) on
 stderr, exit status 2, no traceback, and nothing already in a results folder touched."""
 
+import errno
+import os
+
 import pytest
 
 from afbench.cli import main
@@ -101,13 +104,21 @@ def test_a_validation_fraction_that_leaves_no_training_data_is_refused_before_tr
                         "--no-progress"], capsys)
     assert "the validation fraction 0.99999 leaves 0 of the 1,437 training samples of digits" in err
     assert "use a smaller --valid-fraction" in err
-    assert not (out / "results.sqlite").exists()
+    assert not out.exists()  # not even an empty folder
 
 
 def test_a_train_subset_of_one_sample_is_refused(tmp_path, capsys):
     err = _refused(["run", "--activations", "relu", "--epochs", "1", "--train-subset", "1", "--workers", "1",
                     "--out", str(tmp_path / "r"), "--no-progress"], capsys)
     assert "1 training sample left" in err and "--train-subset" in err
+    assert not (tmp_path / "r").exists()  # not even an empty folder
+
+
+def test_an_out_under_a_file_is_refused_naming_the_file(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("in the way")
+    err = _refused(["run", "--activations", "relu", "--epochs", "1", "--out", str(tmp_path / "a-file" / "r"),
+                    "--no-progress"], capsys)
+    assert f"cannot write to --out {tmp_path / 'a-file' / 'r'}: {tmp_path / 'a-file'} is a file where a folder" in err
 
 
 BOOM = "import torch\n\nclass Boom(torch.nn.Module):\n    def forward(self, x):\n        raise RuntimeError('boom')\n"
@@ -132,3 +143,69 @@ def test_cost_refuses_an_activation_that_outputs_nan(tmp_path, capsys):
     err = _refused(["cost", "--activations", "relu,x/0-x/0", "--dataset", "digits", "--model", "mlp",
                     "--budget", "1", "--out", str(tmp_path / "c")], capsys)
     assert "activation 'x/0-x/0'" in err and "NaN or inf" in err and "keep it finite" in err
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    data_file = tmp_path / "data.bin"
+    data_file.write_bytes(b"not a folder")
+    assert main(["list", "datasets", "--data-dir", str(data_file)]) == 2
+    captured = capsys.readouterr()
+    assert f"--data-dir must be a folder, and {data_file} is a file" in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""  # no listing that claims a data set is there
+
+
+def _results_folder(tmp_path):
+    """A results folder with four finished runs, copied from a fixture: nothing trained."""
+    import shutil
+    from pathlib import Path
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "fixtures" / "results-v0.2.0.sqlite", folder / "results.sqlite")
+    return folder
+
+
+@pytest.mark.parametrize("command, named, problem", [
+    (["merge", "{results}", "--out", "{file}/merged"], "{file}", "is a file where a folder is needed"),
+    (["merge", "{results}", "--out", "{folder_db}"], "{folder_db}/results.sqlite",
+     "is a folder where the results database should be"),
+    (["cost", "--activations", "relu", "--budget", "1", "--out", "{file}"], "{file}",
+     "is a file where a folder is needed"),
+    (["plot", "activations", "relu", "--out", "{folder}"], "{folder}", "is a folder where a file is needed"),
+    (["export", "{results}", "--to", "tensorboard", "{file}"], "{file}", "is a file where a folder is needed"),
+    (["export", "{results}", "--to", "mlflow", "sqlite:///{file}/mlflow.db"], "{file}",
+     "is a file where a folder is needed"),
+], ids=["merge-out-under-a-file", "merge-out-holding-a-folder-database", "cost-out-a-file", "plot-out-a-folder",
+        "export-into-a-file", "export-mlflow-under-a-file"])
+def test_a_bad_path_is_named_with_its_problem_never_an_errno(tmp_path, capsys, command, named, problem):
+    paths = {"results": _results_folder(tmp_path), "file": tmp_path / "a-file", "folder": tmp_path / "a-folder.png"}
+    paths["file"].write_text("in the way")
+    paths["folder"].mkdir()
+    paths["folder_db"] = tmp_path / "merged"
+    (paths["folder_db"] / "results.sqlite").mkdir(parents=True)
+    err = " ".join(_refused([a.format(**paths) for a in command], capsys).split())
+    assert f"{named.format(**paths)} {problem}" in err
+    assert "Errno" not in err
+
+
+def test_cost_refuses_a_bad_out_before_measuring(tmp_path, capsys, monkeypatch):
+    from afbench.cost import api
+
+    monkeypatch.setattr(api, "profile", lambda *a, **k: pytest.fail("measured before checking --out"))
+    (tmp_path / "a-file").write_text("in the way")
+    err = _refused(["cost", "--activations", "relu,tanh", "--out", str(tmp_path / "a-file" / "cost")], capsys)
+    assert f"--out: {tmp_path / 'a-file'} is a file where a folder is needed" in " ".join(err.split())
+
+
+@pytest.mark.parametrize("code, says", [
+    (errno.ENOENT, "/x/y.png does not exist, and cannot be made there: check the path"),
+    (errno.EACCES, "no permission to write in /x/y.png: choose a place you may write to"),
+    (errno.ENOSPC, "the disk that holds /x/y.png is full: free some space"),
+    (errno.EROFS, "/x/y.png is on a read-only file system: choose a writable place"),
+    (errno.ELOOP, "/x/y.png: too many levels of symbolic links: check the path"),
+])
+def test_os_errors_read_as_sentences(code, says):
+    from afbench.errors import path_problem
+
+    assert path_problem(OSError(code, os.strerror(code), "/x/y.png")).startswith(says)

@@ -3,6 +3,7 @@ interleaved rounds, ratio CIs against scipy, the cost table's round trip."""
 
 import argparse
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -64,6 +65,16 @@ def test_an_activation_onnx_cannot_export_is_reported_not_raised():
     assert "\n" not in bad.reason and bad.opset == deploy.OPSET
     good = deploy.check_onnx(models.build("mlp", "mish", (1, 8, 8), 10), torch.randn(16, 1, 8, 8))
     assert good.ok and good.reason == "" and good.max_abs_error < 1e-4
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_a_missing_onnx_package_is_named_with_its_extra(monkeypatch, missing):
+    from afbench import models
+    from afbench.cost import deploy
+
+    monkeypatch.setitem(sys.modules, missing, None)  # import now raises ImportError
+    found = deploy.check_onnx(models.build("mlp", "relu", (1, 8, 8), 10), torch.randn(4, 1, 8, 8))
+    assert not found.ok and found.reason == f"{missing} is not installed: pip install 'afbench[onnx]'"
 
 
 def test_fp16_softplus_overflow_is_flagged_where_exp_passes_65504():

@@ -4,11 +4,14 @@ import json
 import shutil
 import sqlite3
 import sys
+from pathlib import Path
 
 import pytest
 from workflow_sweeps import sweeps
 
 from afbench.errors import AfbenchError
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _database(folder):
@@ -135,6 +138,20 @@ def test_missing_library_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # import now raises ImportError
     with pytest.raises(AfbenchError, match=r"pip install 'afbench\[export\]'"):
         mlflow.export(sweeps()["merged"], tmp_path.as_uri())
+
+
+def test_missing_tensorboard_is_named_not_torch(monkeypatch, tmp_path, capsys):
+    from afbench.cli import main
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # torch is here; torch.utils.tensorboard needs this
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard", raising=False)  # imported again, and failing
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(FIXTURES / "results-v0.2.0.sqlite", out / "results.sqlite")
+    assert main(["export", str(out), "--to", "tensorboard", str(tmp_path / "tb")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "needs the Python package tensorboard, which is not installed: pip install 'afbench[export]'" in err
+    assert "torch" not in err and not (tmp_path / "tb").exists()
 
 
 def test_mlflow_experiment_named_after_the_stored_study(tmp_path):

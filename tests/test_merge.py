@@ -5,6 +5,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 from workflow_sweeps import ACTIVATIONS, SEEDS, sweeps
@@ -109,3 +110,50 @@ def test_merge_command_writes_the_report(built, tmp_path, capsys):
     assert "runs added" in capsys.readouterr().out
     assert "elu" in (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "out" / "report.html").stat().st_size > 1000
+
+
+def _fixture_folder(tmp_path):
+    """An out folder with four finished runs, copied from a fixture: nothing trained."""
+    folder = tmp_path / "fixture"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "fixtures" / "results-v0.2.0.sqlite", folder / "results.sqlite")
+    return folder
+
+
+def test_a_failed_merge_leaves_nothing_new_behind(tmp_path):
+    good = _fixture_folder(tmp_path)
+    (tmp_path / "notes.sqlite").write_text("not a database")
+    out = tmp_path / "new" / "merged"
+    with pytest.raises(AfbenchError, match="cannot be read as an afbench results database"):
+        merge([good, tmp_path / "notes.sqlite"], out)
+    assert not (tmp_path / "new").exists()  # neither the database nor the folders made for it
+    merge([good], out)
+    before = _dump(out)
+    with pytest.raises(AfbenchError):
+        merge([good, tmp_path / "notes.sqlite"], out)
+    assert _dump(out) == before and sorted(p.name for p in out.iterdir()) == ["results.sqlite"]
+
+
+def test_the_merge_summary_says_one_fact_per_line(tmp_path, capsys, monkeypatch):
+    from afbench.cli.output import Output
+    from afbench.store.merge import describe
+
+    monkeypatch.setenv("COLUMNS", "80")  # a terminal narrower than the summary's text
+    monkeypatch.chdir(tmp_path)  # a short output path, which fits the width
+    Output().result(describe(merge([_fixture_folder(tmp_path)], Path("merged"))))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "merged 1 database into merged/results.sqlite"
+    assert lines[1:4] == ["runs added: 4", "runs already there with identical results: 0", "runs now: 4 done"]
+
+
+def test_the_merge_report_chooses_its_baseline_as_afbench_report_does(tmp_path, monkeypatch):
+    """No --baseline: render picks relu if the merged runs hold it, else their first
+    activation, so runs without relu are reported instead of refused after merging."""
+    from afbench.cli import main
+    from afbench.report import render
+
+    asked = []
+    monkeypatch.setattr(render, "write", lambda folder, baseline=None: asked.append(baseline))  # no figures
+    assert main(["merge", str(_fixture_folder(tmp_path)), "--out", str(tmp_path / "merged")]) == 0
+    assert main(["merge", str(tmp_path / "merged"), "--out", str(tmp_path / "merged"), "--baseline", "tanh"]) == 0
+    assert asked == [None, "tanh"]

@@ -21,7 +21,7 @@ from afbench import __version__, rules
 from afbench.cli import args as types
 from afbench.cli.output import Output, error, terminal_width
 from afbench.cli.run import EXAMPLES, add_run_arguments, cmd_run
-from afbench.errors import AfbenchError, Interrupted
+from afbench.errors import AfbenchError, Interrupted, path_problem
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 INIT_RULES = {"depth": rules.POSITIVE_INT, "width": rules.POSITIVE_INT, "train_steps": rules.POSITIVE_INT,
@@ -103,9 +103,10 @@ def cmd_list_models(args: argparse.Namespace) -> None:
 def cmd_list_datasets(args: argparse.Namespace) -> None:
     from afbench import data
 
+    rows = data.availability(args.data_dir)  # a bad --data-dir fails before a line is printed
     output = Output()
     output.result("Local copies are looked up in --data-dir, then AFBENCH_DATA_DIR, then the user cache.")
-    for row in data.availability(args.data_dir):
+    for row in rows:
         where = row["location"] or f"not here: `afbench data fetch {row['name']}`"
         output.result(f"{row['name']:<14} {row['description']}")
         output.result(f"{'':<14} {row['train']} train, {row['test']} test, {row['classes']} classes, {row['shape']}; "
@@ -339,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `afbench list activations | head`: the reader has all it wants
         sys.stdout = open(os.devnull, "w")
         return 0
-    except OSError as err:
-        return _failed(args, str(err))
+    except OSError as err:  # a bad path given: a folder for a file, a missing or unwritable place, ...
+        return _failed(args, path_problem(err))
     except MemoryError:
         return _failed(args, "out of memory: use a smaller --batch-size, --image-size or --train-subset")
 

@@ -45,12 +45,17 @@ class Output:
 
 
 def fit(text: str) -> str:
-    """``text`` wrapped at spaces to the width: a number or a name is never split."""
+    """``text`` wrapped at spaces to the width, each of its lines on its own (textwrap
+    alone would run a summary's lines together): a number or a name is never split."""
     width = terminal_width()
-    if len(text) <= width:
-        return text
-    indent = " " * (len(text) - len(text.lstrip(" ")) + 2)
-    return textwrap.fill(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(_fit_line(line, width) for line in text.split("\n"))
+
+
+def _fit_line(line: str, width: int) -> str:
+    if len(line) <= width:
+        return line
+    indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+    return textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 
 def _write(stream, text: str) -> None:

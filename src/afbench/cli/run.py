@@ -21,7 +21,7 @@ from afbench import rules
 from afbench.cli import args as types
 from afbench.cli.output import Output, RunLines, progress_bars
 from afbench.config import setting_rule
-from afbench.errors import AfbenchError
+from afbench.errors import AfbenchError, path_problem
 
 _SETTING_FLAGS = {  # flag: (RunConfig field, help)
     "--epochs": ("epochs", "training epochs (default 10)"),
@@ -325,6 +325,8 @@ def _backend(study, progress: bool):
 
 
 def _out_folder(study) -> Path:
+    """--out, made and checked writable: called once the run is accepted (a refused run
+    leaves no empty folder behind)."""
     out = study.out_folder()
     if out.exists() and not out.is_dir():
         raise AfbenchError(f"--out {out} is a file, not a folder: name a folder for the results")
@@ -334,7 +336,7 @@ def _out_folder(study) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise AfbenchError(f"cannot write to --out {out}: {err.strerror or err}. Choose a writable folder") from None
+        raise AfbenchError(f"cannot write to --out {out}: {path_problem(err)}") from None
     return out
 
 
@@ -431,7 +433,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     output = Output(quiet=args.quiet, as_json=args.json)
     sweep = plan(args)
-    out = _out_folder(sweep.study)
     for note in sweep.notes:
         output.note(f"note: {note}")
     _say_duration(sweep.configs, output)
@@ -439,6 +440,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend = _backend(sweep.study, progress)
     if hasattr(backend, "check"):
         backend.check(sweep.configs)  # bad data fails before anything is written to --out
+    out = _out_folder(sweep.study)  # only now: a run refused above leaves no empty folder behind
     save_study(out, sweep.study, sweep.grid.activations)
     started = time.monotonic()
     outcome = _execute(sweep, out, backend, output, lines=not progress and not args.quiet)

@@ -84,8 +84,8 @@ def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._Su
                                 epilog="example:\n  afbench merge machine-a/results machine-b/results --out all")
     merge.add_argument("inputs", nargs="+", metavar="OUT", help="results folders (or results.sqlite files)")
     merge.add_argument("--out", required=True, help="the merged results folder (created, or merged into)")
-    merge.add_argument("--baseline", default="relu", help="activation the others are tested against in the "
-                                                          "report (default: %(default)s)")
+    merge.add_argument("--baseline", help="activation the others are tested against in the report (default: relu "
+                                          "if the merged database holds it, else its first activation)")
     merge.set_defaults(func=cmd_merge)
 
     listing_what.add_parser("presets", help="the study files shipped with afbench",

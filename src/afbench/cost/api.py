@@ -11,7 +11,7 @@ import torch
 
 from afbench.cost.profile import CostProfile, profile
 from afbench.store.cost import load_cost, save_cost, write_csv
-from afbench.errors import AfbenchError
+from afbench.errors import AfbenchError, folder_problem
 
 
 def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[str], *, baseline: str = "relu",
@@ -32,6 +32,9 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
         raise AfbenchError(f"--price-per-hour must not be negative, got {price_per_hour}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AfbenchError("--device cuda, but torch sees no CUDA GPU: use --device cpu")
+    problem = folder_problem(out)  # now, not after the measurement: it takes minutes
+    if problem:
+        raise AfbenchError(f"--out: {problem}")
     from afbench import models
 
     if models.is_user_model(model):

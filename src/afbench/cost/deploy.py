@@ -67,9 +67,11 @@ def check_onnx(model: nn.Module, inputs: torch.Tensor, opset: int = OPSET) -> De
     """Export ``model`` (eval mode, on CPU), run ``inputs`` (real test images) in
     onnxruntime's CPU provider and compare the logits with PyTorch's."""
     try:
+        import onnx  # noqa: F401  torch's exporter needs it, and would only say "OnnxExporterError"
         import onnxruntime as ort
-    except ImportError:
-        return Deployment(False, opset, None, "onnxruntime is not installed: pip install 'afbench[onnx]'")
+    except ImportError as err:
+        missing = (err.name or "onnxruntime").split(".")[0]
+        return Deployment(False, opset, None, f"{missing} is not installed: pip install 'afbench[onnx]'")
     model = copy.deepcopy(model).eval().cpu()  # the caller's model stays where and as it was
     inputs = inputs.detach().cpu().float()
     try:

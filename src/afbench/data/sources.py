@@ -20,8 +20,20 @@ from afbench.data.formats import (DataError, ImageData, check_labels, check_pair
 
 
 def search_dirs(data_dir: str | Path | None) -> list[Path]:
-    dirs = [Path(d).expanduser() for d in (data_dir, os.environ.get("AFBENCH_DATA_DIR")) if d]
+    """The folders to look in: ``data_dir``, AFBENCH_DATA_DIR, the user cache. A given one
+    that exists but is not a folder is refused: looked in, a file would pass for CIFAR's
+    archive, so every command would claim a data set is there."""
+    given = ((data_dir, "--data-dir"), (os.environ.get("AFBENCH_DATA_DIR"), "AFBENCH_DATA_DIR"))
+    dirs = [_folder(value, name) for value, name in given if value]
     return dirs + [cache.cache_dir() / "data"]
+
+
+def _folder(value: str | Path, name: str) -> Path:
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{name} must be a folder, and {path} is a file: name the folder that holds the data "
+                        "sets' files instead")
+    return path
 
 
 def offline() -> bool:

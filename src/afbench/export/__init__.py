@@ -20,12 +20,18 @@ IDENTITY = ("run_key", "key", "activation", "model", "dataset", "seed", "lr", "e
 
 
 def require(module: str, tool: str):
-    """Import ``module`` or fail with the pip extra that installs it."""
+    """Import ``module`` or fail naming what is missing and the pip extra that installs it.
+    The missing package is the one the import could not find, not ``module``'s own:
+    torch.utils.tensorboard fails for want of tensorboard, with torch installed."""
     try:
         return importlib.import_module(module)
-    except ImportError:
-        raise AfbenchError(f"exporting to {tool} needs {module.split('.')[0]}: pip install 'afbench[export]'") \
-            from None
+    except ModuleNotFoundError as err:
+        missing = (err.name or module).split(".")[0]
+        raise AfbenchError(f"exporting to {tool} needs the Python package {missing}, which is not installed: "
+                           "pip install 'afbench[export]'") from None
+    except ImportError as err:  # installed, yet it does not import: too old, or broken
+        raise AfbenchError(f"exporting to {tool}: {module} does not import ({err}): pip install --upgrade "
+                           "'afbench[export]'") from None
 
 
 def frames(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

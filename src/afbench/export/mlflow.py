@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from afbench import export as common
-from afbench.errors import AfbenchError
+from afbench.errors import AfbenchError, path_problem
 from afbench.store.reading import StoreView
 
 ARTIFACTS = ("report.html", "cost.csv")
@@ -102,6 +102,8 @@ def _client(tracking, uri: str):
     """An MlflowClient for ``uri``, or an AfbenchError saying what the URI needs."""
     try:
         return tracking.MlflowClient(tracking_uri=uri)
+    except OSError as err:  # the store's path: no package is missing, whatever the URI
+        raise AfbenchError(f"cannot use MLflow tracking URI {uri}: {path_problem(err)}") from None
     except Exception as err:  # MLflow raises several kinds for an unusable store URI
         hint = (" (database stores need SQLAlchemy and alembic beside mlflow-skinny: pip install "
                 "'afbench[export]')" if uri.startswith(SQL_SCHEMES) else "")

@@ -68,6 +68,9 @@ class Store(Reader):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / "results.sqlite"
+        if self.path.is_dir():  # SQLite would only say "unable to open database file"
+            raise AfbenchError(f"{self.path} is a folder where the results database should be: move it away or "
+                               "choose another --out")
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)  # explicit transactions
         self.db.row_factory = sqlite3.Row
         try:

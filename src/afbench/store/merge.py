@@ -19,9 +19,11 @@ Inputs are opened read-only (``mode=ro``; ``immutable=1`` or a private copy on
 read-only media) and never changed. The output is written in ONE transaction holding
 SQLite's write lock: a second merge into the same output waits for the first, and a
 merge killed midway (kill -9) leaves the output as it was before, so running it again
-is safe. Merging is idempotent: merging again, or merging the output with one of its
-inputs, adds no row. The cost profile, earlier merge conflicts and meta are merged
-too; tables afbench does not know are copied row by row, skipping rows present.
+is safe. A merge that fails (an input that is not an afbench database, a full disk)
+removes the database and folders it created: nothing new is left behind. Merging is
+idempotent: merging again, or merging the output with one of its inputs, adds no row.
+The cost profile, earlier merge conflicts and meta are merged too; tables afbench does
+not know are copied row by row, skipping rows present.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import json
 import os
 import sqlite3
 import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Iterator
 
 from afbench.errors import AfbenchError
 from afbench.store.database import FINISHED, Store
@@ -184,6 +188,30 @@ def merge(inputs: list[Path], out: Path, *, timings: bool = True) -> dict:
     sources = [database_path(p) for p in inputs]
     if not sources:
         raise AfbenchError("merge needs at least one input folder")
+    with _removed_on_failure(Path(out)):
+        return _merge(sources, Path(out), timings)
+
+
+@contextmanager
+def _removed_on_failure(out: Path) -> Iterator[None]:
+    """A failed merge leaves nothing new behind: the database and folders it created are
+    removed (a merge into an existing database rolls its one transaction back instead)."""
+    database = out / "results.sqlite"
+    new_database = not database.exists()
+    new_folders = [p for p in (out, *out.parents) if not p.exists()]  # the deepest first
+    try:
+        yield
+    except BaseException:
+        if new_database:
+            for suffix in ("", "-wal", "-shm", "-journal"):  # with SQLite's own files beside it
+                Path(f"{database}{suffix}").unlink(missing_ok=True)
+        for folder in new_folders:
+            with suppress(OSError):  # not empty: something else is in it now, so it stays
+                folder.rmdir()
+        raise
+
+
+def _merge(sources: list[Path], out: Path, timings: bool) -> dict:
     store = Store(out)
     summary = {"inputs": [str(p) for p in sources], "added": 0, "identical": 0,
                "conflicts": {"timings": 0, "results": 0}, "conflicts_known": 0, "skipped": {}, "refused": [],
@@ -210,10 +238,11 @@ def merge(inputs: list[Path], out: Path, *, timings: bool = True) -> dict:
 
 
 def describe(summary: dict) -> str:
-    """The merge summary as a few lines for people."""
-    conflicts = summary["conflicts"]
-    lines = [f"merged {len(summary['inputs'])} databases into {summary['out']}: {summary['added']} runs added, "
-             f"{summary['identical']} already there with identical results",
+    """The merge summary for people, one fact per line."""
+    conflicts, inputs = summary["conflicts"], len(summary["inputs"])
+    lines = [f"merged {inputs} database{'' if inputs == 1 else 's'} into {summary['out']}",
+             f"runs added: {summary['added']}",
+             f"runs already there with identical results: {summary['identical']}",
              f"runs now: {', '.join(f'{n} {s}' for s, n in sorted(summary['runs'].items())) or 'none'}"]
     if conflicts["timings"] or conflicts["results"]:
         lines.append(f"{conflicts['timings'] + conflicts['results']} runs were done more than once with different "
