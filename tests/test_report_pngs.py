@@ -2,6 +2,10 @@
 the same bytes as drawn one by one, and nothing lost when the child fails."""
 
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import matplotlib
 
@@ -59,3 +63,32 @@ def test_a_figure_that_cannot_be_drawn_raises_here_once(monkeypatch):
     monkeypatch.setattr(pngs, "_spare_core", lambda: True)
     with pytest.raises(ValueError, match="no data to draw"):
         pngs.draw_pngs(_figures(5, broken))
+
+
+AFTER_TWO_THREADS = textwrap.dedent("""
+    import torch
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from afbench.report import pngs
+    from afbench.report.model import Figure
+    pngs._spare_core = lambda: True
+    torch.set_num_threads(2)
+    x = torch.randn(1000, 1000)
+    (x @ x).tanh_().sum()  # the parent's OpenMP team of two threads exists, as after a sweep's training
+    def draw(i):
+        y = torch.tanh(torch.linspace(-3, 3, 200_000)) * (torch.randn(300, 300) @ torch.randn(300, 300)).mean()
+        figure, ax = plt.subplots()
+        ax.plot(y[::1000].numpy())
+        return figure
+    print("drew", len(pngs.draw_pngs([Figure(f"f{i}", "", lambda i=i: draw(i)) for i in range(6)])))
+""")
+
+
+def test_figures_that_run_torch_draw_after_the_parent_trained_on_two_threads():
+    # A report's activation curves run torch in the child; after a 2-thread sweep the
+    # child hung in OpenMP (a forked libgomp team) until it draws at one thread.
+    src = Path(__file__).resolve().parents[1] / "src"
+    done = subprocess.run([sys.executable, "-c", AFTER_TWO_THREADS], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(src)})
+    assert done.returncode == 0 and done.stdout.strip() == "drew 6", done.stderr[-2000:]

@@ -60,11 +60,21 @@ def _draw_into(chosen: list[Figure], sender) -> None:
     """The child's work: every figure's bytes in one message, or None when one failed
     (the parent draws them again and reports the error once, as its own)."""
     try:
+        _one_thread()
         sender.send([png(f) for f in chosen])
     except BaseException:  # noqa: BLE001 - any failure: the parent redraws and reports it
         sender.send(None)
     finally:
         sender.close()
+
+
+def _one_thread() -> None:
+    """A forked child must not enter an OpenMP parallel region its parent opened (GNU
+    libgomp's team does not survive fork: a figure that ran an activation hung forever).
+    At one thread torch and oneDNN run inline, as the sweep's forked workers do."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _spare_core() -> bool:
