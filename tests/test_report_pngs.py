@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import matplotlib
@@ -52,6 +54,30 @@ def test_a_child_that_fails_costs_nothing_but_time(monkeypatch):
     monkeypatch.setattr(pngs, "_spare_core", lambda: True)
     images = pngs.draw_pngs(_figures(5, only_here))
     assert sorted(images) == [f"f{i}" for i in range(5)] and all(images.values())
+
+
+def test_a_child_that_stalls_is_given_up_and_its_share_drawn_here(monkeypatch):
+    def stalls_there(i):
+        if os.getpid() != PARENT:
+            time.sleep(3600)  # as a child stuck on a lock it copied from its parent
+        return _line(i)
+
+    monkeypatch.setattr(pngs, "_spare_core", lambda: True)
+    monkeypatch.setattr(pngs, "GRACE_S", 0.5)
+    start = time.perf_counter()
+    images = pngs.draw_pngs(_figures(5, stalls_there))
+    assert sorted(images) == [f"f{i}" for i in range(5)] and time.perf_counter() - start < 30
+
+
+def test_no_fork_beside_another_thread():
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not pngs._spare_core()
+    finally:
+        stop.set()
+        other.join()
 
 
 def test_a_figure_that_cannot_be_drawn_raises_here_once(monkeypatch):

@@ -4,7 +4,7 @@ Drawing and rendering are a report's slowest part (S1's table: 15 figures, about
 of one core). On Linux with a spare core a forked child draws every second figure
 meanwhile; the child inherits the report's frames, so nothing is pickled but the bytes
 it sends back. The bytes are the same either way (Agg writes no time stamps). A child
-that fails for any reason costs nothing but time: its share is drawn here.
+that fails or stalls for any reason costs nothing but time: its share is drawn here.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import io
 import multiprocessing
 import os
 import sys
+import threading
+import time
 
 import matplotlib.pyplot as plt
 
 from afbench.report.model import Figure
 
 SIDE_BY_SIDE_FROM = 4  # figures: fewer are drawn sooner than a second process starts
+GRACE_S = 10.0  # beyond twice this process's own drawing time, the child is taken as stuck
 
 
 def png(figure: Figure) -> bytes:
@@ -42,15 +45,20 @@ def draw_pngs(chosen: list[Figure]) -> dict[str, bytes]:
     child = context.Process(target=_draw_into, args=(theirs, sender), daemon=True)
     child.start()
     sender.close()  # the child holds the only sending end: its death reads as EOF here
+    start = time.perf_counter()
     images = {f.name: png(f) for f in chosen[0::2]}
+    # The child has as many figures as this process: far longer than this process took means stuck.
+    patience = GRACE_S + 2 * (time.perf_counter() - start)
     try:
-        drawn = receiver.recv()
+        drawn = receiver.recv() if receiver.poll(patience) else None
     except EOFError:
         drawn = None
     finally:
         receiver.close()
+        if child.is_alive():
+            child.kill()
         child.join()
-    if drawn is None:  # the child failed: draw its share here, where an error is reported as usual
+    if drawn is None:  # the child failed or stalled: draw its share here, where an error is reported as usual
         drawn = [png(f) for f in theirs]
     images.update(zip((f.name for f in theirs), drawn))
     return {f.name: images[f.name] for f in chosen}
@@ -78,7 +86,12 @@ def _one_thread() -> None:
 
 
 def _spare_core() -> bool:
-    """Fork (Linux: macOS forks badly under GUI frameworks) and at least two usable cores."""
-    if not sys.platform.startswith("linux"):
+    """Fork (Linux: macOS forks badly under GUI frameworks), at least two usable cores,
+    and no other thread whose locks a fork could copy held: no Python thread but this
+    one, and no Ray client (its threads are native ones)."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return False
+    ray = sys.modules.get("ray")
+    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
         return False
     return len(os.sched_getaffinity(0)) >= 2

@@ -35,6 +35,10 @@ from afbench.sweep.backends.workers import Interrupt
 from afbench.sweep.jobs import Counts, Job, no_counts
 from afbench.sweep.prepared import record_class_counts
 
+# No tqdm monitor thread: the bar moves with every run anyway, and a process without
+# other threads may fork safely (the report draws figures in a forked child, report.pngs).
+tqdm.monitor_interval = 0
+
 RUN_TIMEOUT_FACTOR = 20  # default per-run time limit: this many times the calibrated estimate of a run ...
 MIN_RUN_TIMEOUT_S = 60.0  # ... and never less than a minute (a busy machine is slower than its calibration)
 # provenance["latency"] of runs that did not time their own batch-1 latency
