@@ -115,3 +115,22 @@ def test_chromium_shows_the_forest_plot_first(written, tmp_path):
     assert title.group(1) == "difference-from-baseline-digits-mlp" and title.group(2) == "true"
     assert title.group(3) == title.group(4) != "0"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_the_activations_figure_draws_formulas_and_says_what_it_leaves_out():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from types import SimpleNamespace
+
+    from afbench.report import gallery
+
+    names = ["relu", "x*sigmoid(1.5*x)", "myacts:Squareplus", "swiglu"]
+    report = SimpleNamespace(runs=pd.DataFrame({"activation": names}), meta={})
+    figure = next(f for f in gallery._shapes_and_data(report) if f.name == "activations")
+    drawn = figure.draw()
+    titles = [ax.get_title() for ax in drawn.axes]
+    plt.close(drawn)
+    assert any(t.startswith("x*sigmoid(1.5*x): f(x)") for t in titles) and any(t.startswith("relu") for t in titles)
+    assert not any("Squareplus" in t or "swiglu" in t for t in titles)
+    assert "Not drawn: myacts:Squareplus (your own code" in figure.caption
+    assert "swiglu (not an elementwise function of x)" in figure.caption

@@ -15,6 +15,7 @@ from functools import partial
 import pandas as pd
 
 from afbench import activations
+from afbench.activations.custom import looks_like_formula
 from afbench.report import document, figures, timing
 from afbench.report.model import Figure, display
 from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
@@ -134,19 +135,29 @@ def _learning_rates(report) -> list[Figure]:
             for (dataset, model), frame in finished.groupby(["dataset", "model"], sort=False)]
 
 
-def _elementwise(name: str) -> bool:
+def _not_drawn(name: str) -> str | None:
+    """Why the activations figure leaves ``name`` out, or None when it draws it. A
+    formula is parsed, never run as code: drawn. A user's module is not imported for
+    a report (its code runs only where runs train, in a worker): the caption says how
+    to draw it."""
     try:
-        return activations.info(name).elementwise
+        return None if activations.info(name).elementwise else "not an elementwise function of x"
     except KeyError:
-        return False  # custom activations have no registry entry
+        if looks_like_formula(name) and ":" not in name:
+            return None
+        return "your own code, not run for a report: `afbench plot activations NAME` draws it"
 
 
 def _shapes_and_data(report) -> list[Figure]:
     out = []
-    registered = [a for a in report.runs["activation"].unique() if _elementwise(a)] if len(report.runs) else []
-    if registered:
-        out.append(Figure("activations", "The activations compared: f(x) and its derivative on [-3, 3].",
-                          partial(figures.plot_activations, registered)))
+    compared = list(report.runs["activation"].unique()) if len(report.runs) else []
+    left_out = {name: why for name in compared if (why := _not_drawn(name))}
+    drawn = [name for name in compared if name not in left_out]
+    if drawn:
+        caption = "The activations compared: f(x) and its derivative on [-3, 3]."
+        if left_out:
+            caption += " Not drawn: " + "; ".join(f"{display(n)} ({why})" for n, why in left_out.items()) + "."
+        out.append(Figure("activations", caption, partial(figures.plot_activations, drawn)))
     for dataset, counts in report.meta.get("class_counts", {}).items():
         if not counts.get("classes"):  # regression, language, PDE data: no classes to count
             continue
