@@ -198,3 +198,25 @@ def test_activations_from_a_file_in_the_current_folder(tmp_path, monkeypatch):
     import torch
 
     assert float(module(torch.tensor([0.0]))) == pytest.approx(1.0)  # (0 + sqrt(4)) / 2
+
+
+def test_run_lines_count_only_the_runs_this_command_trains(tmp_path):
+    # A suite merges hundreds of stored runs in; a folder may hold an earlier sweep's runs:
+    # neither is news, and the count must read k of the runs being trained.
+    import shutil
+    from pathlib import Path
+
+    from afbench.cli.output import RunLines
+    from afbench.store.reading import StoreView
+
+    shutil.copy(Path(__file__).parent / "fixtures" / "results-v0.2.0.sqlite", tmp_path / "results.sqlite")
+    with StoreView(tmp_path) as view:
+        finished = [r for r in view.runs() if r["status"] == "done"]
+    ours = {finished[0]["key"], finished[1]["key"]}
+    said: list[str] = []
+    lines = RunLines(tmp_path, len(ours), said.append, keys=ours)
+    lines._report(lines._finished())
+    assert len(said) == 2 and said[0].startswith("[1/2] ") and said[1].startswith("[2/2] ")
+    everything: list[str] = []
+    RunLines(tmp_path, None, everything.append)._report(RunLines(tmp_path, None, None)._finished())
+    assert len(everything) == len(finished) > 2

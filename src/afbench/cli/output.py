@@ -94,10 +94,13 @@ def terminal_width() -> int:
 
 class RunLines:
     """A line on stderr per finished run, for logs (where there are no bars): polls the
-    results database from a thread, so it works the same under every backend."""
+    results database from a thread, so it works the same under every backend. ``keys``:
+    the runs this command trains (default: every run in the folder); others already
+    there or merged in (a suite's stored baselines, an earlier sweep's settings) are
+    neither announced nor counted."""
 
-    def __init__(self, folder, total: int | None, say, every_s: float = 1.0) -> None:
-        self.folder, self.total, self.say, self.every_s = folder, total, say, every_s
+    def __init__(self, folder, total: int | None, say, every_s: float = 1.0, keys: set[str] | None = None) -> None:
+        self.folder, self.total, self.say, self.every_s, self.keys = folder, total, say, every_s, keys
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._seen: set[str] = set()
@@ -121,7 +124,8 @@ class RunLines:
         if not database_path(self.folder).is_file():
             return []
         with StoreView(self.folder) as view:
-            return [r for r in view.runs() if r["status"] in ("done", "diverged", "failed")]
+            return [r for r in view.runs() if r["status"] in ("done", "diverged", "failed")
+                    and (self.keys is None or r["key"] in self.keys)]
 
     def _watch(self) -> None:
         try:

@@ -484,7 +484,8 @@ def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):
         output.note("preparing: loading the data and timing a few steps to choose workers, threads and "
                     "stacking (seconds to a minute)")
     total = None if auto_seeds else len(sweep.configs)  # --seeds auto adds runs as it goes
-    with RunLines(out, total, output.note) if lines else contextlib.nullcontext():
+    keys = None if auto_seeds else {c.key() for c in sweep.configs}  # not an earlier sweep's runs in the folder
+    with RunLines(out, total, output.note, keys=keys) if lines else contextlib.nullcontext():
         if auto_seeds:
             output.note(f"--seeds auto: {len(sweep.grid.activations)} activations, 3 paired seeds first, at most "
                         f"{ex.max_seeds}, against {sweep.baseline} -> {out}/results.sqlite")

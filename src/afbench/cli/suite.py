@@ -41,10 +41,9 @@ def _out(args, suite) -> Path:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from afbench.store.database import Store
     from afbench.suite import baselines, leaderboard, score
     from afbench.suite.definition import load_suite
-    from afbench.suite.runner import execute_plan, plan_suite
+    from afbench.suite.runner import planned_keys, plan_suite, prepare_folder, train_plan
     from afbench.sweep import Runtime
 
     output = Output(quiet=args.quiet, as_json=args.json)
@@ -70,10 +69,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
     else:
         plan = plan_suite(suite, new, out, mode=args.baselines, runtime=runtime, device=args.device,
                           stored=args.stored)  # every refusal comes before anything is written
-        if not progress and not args.quiet:
-            Store(out).close()  # the per-run lines read the results database from the start
-        with RunLines(out, None, output.note) if not progress and not args.quiet else contextlib.nullcontext():
-            outcome = execute_plan(plan, out)
+        prepare_folder(plan, out)  # the stored baselines are in before the per-run lines look
+        keys = planned_keys(plan)
+        lines = not progress and not args.quiet
+        with RunLines(out, len(keys), output.note, keys=keys) if lines else contextlib.nullcontext():
+            outcome = train_plan(plan, out)
     counts = outcome.counts if outcome else {"ran": 0, "skipped": 0, "failed": 0}
     if new:
         output.note(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']} "

@@ -71,11 +71,27 @@ def plan_suite(suite: Suite, activations: tuple[str, ...] | None, out: str | Pat
 
 
 def execute_plan(plan: Plan, out: str | Path) -> Outcome:
-    """Merge the stored baselines into ``out`` and train the plan's runs, one sweep per
-    workload (each calibrates its own workers, stacking and time limit)."""
+    """Merge the stored baselines into ``out`` and train the plan's runs (``prepare_folder``
+    then ``train_plan``)."""
+    prepare_folder(plan, out)
+    return train_plan(plan, out)
+
+
+def prepare_folder(plan: Plan, out: str | Path) -> None:
+    """Record the suite in ``out`` and merge its stored baselines in (when the plan uses them)."""
     baselines.record(out, plan.suite, plan.mode)
     if plan.stored is not None:
         merge([plan.stored], Path(out), timings=False)  # step times are measured here; runs already there stay once
+
+
+def planned_keys(plan: Plan) -> set[str]:
+    """The keys of the runs the plan trains (not the stored ones it pairs them with)."""
+    return {c.key() for configs in plan.workloads for c in configs}
+
+
+def train_plan(plan: Plan, out: str | Path) -> Outcome:
+    """Train the plan's runs not finished in ``out``, one sweep per workload (each
+    calibrates its own workers, stacking and time limit)."""
     counts = {"ran": 0, "skipped": 0, "failed": 0}
     every = [c for configs in plan.workloads for c in configs]
     for configs in plan.workloads:
