@@ -58,7 +58,11 @@ class Report:
     def table(self) -> Table:
         """The comparison table as data (afbench.report.model cells)."""
         return document.comparison_table(self.aggregate, self.tests, self.top, self.baseline,
-                                         document.targets_set(self.runs))
+                                         document.targets_set(self.runs), self.workload_tests, self.runs)
+
+    def all_tests(self) -> pd.DataFrame:
+        """The error tests and the other workloads' (in their own metric) as one frame."""
+        return tables.all_tests(self.tests, self.workload_tests)
 
     def comparison(self, bold=("**", "**")) -> list[dict[str, str]]:
         """The comparison table as text, ``bold`` around the top group (for a console)."""
@@ -83,6 +87,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
     cost = timing.load_cost(store)
     aggregate = timing.cost_latency(timing.cost_times(aggregate, kept, cost), kept, cost)
+    aggregate = tables.with_own_metric(aggregate, kept)  # a workload's own metric, where it is not the error
     meta = store.meta()
     if family:
         meta["family"] = family
@@ -195,11 +200,13 @@ def verdict_text(report: Report) -> list[str]:
 
 def files(report: Report) -> dict[str, bytes]:
     """Every file of the report: relative path -> content."""
-    out = {"summary.csv": csv_bytes(report.runs[[c for c in tables.RUN_COLUMNS if c in report.runs]]),
+    tests = report.all_tests()
+    own = [] if not len(report.runs) or tables.is_classification(report.runs).all() else tables.OWN_RUN_COLUMNS
+    out = {"summary.csv": csv_bytes(report.runs[[c for c in tables.RUN_COLUMNS + own if c in report.runs]]),
            "runs.csv": csv_bytes(report.runs), "epochs.csv": csv_bytes(report.epochs),
-           "summary_stats.csv": csv_bytes(tables.with_verdicts(report.aggregate, report.tests, report.baseline))}
-    if len(report.tests):
-        out["tests.csv"] = csv_bytes(report.tests)
+           "summary_stats.csv": csv_bytes(tables.with_verdicts(report.aggregate, tests, report.baseline))}
+    if len(tests):
+        out["tests.csv"] = csv_bytes(tests)
     images = draw_pngs(list(report.figures.values()))  # drawn once: the same bytes go to the file and the html
     out.update({f"{FIGURES}/{name}.png": image for name, image in images.items()})
     model = report.document()
@@ -225,6 +232,6 @@ def write(folder: str | Path, baseline: str | None = None, family: str | None = 
     finally:
         store.close()
     write_all(folder, files(report))
-    if not len(report.tests):
+    if not len(report.all_tests()):
         (folder / "tests.csv").unlink(missing_ok=True)  # never left stale beside a report without tests
     return report

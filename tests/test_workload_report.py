@@ -1,0 +1,47 @@
+"""A non-image workload's report says its own primary metric (mse, bpc, psnr) in every
+file it writes, as the console table does: the comparison table, --wide, summary.csv,
+summary_stats.csv, tests.csv and --json."""
+
+import pandas as pd
+import pytest
+
+from afbench.cli.run import verdicts
+from afbench.cli.table import compact_rows, format_wide
+from afbench.report import render
+from workload_sweeps import fake_workload_sweep
+
+RELU = [0.50, 0.52, 0.49, 0.51, 0.55, 0.50, 0.53]  # 7 seeds: one sign on every seed decides 2 comparisons
+VALUES = {"relu": RELU, "tanh": [v + 0.2 + 0.01 * i for i, v in enumerate(RELU)],  # worse on every seed
+          "gelu": [v + (0.01 if i % 2 else -0.01) for i, v in enumerate(RELU)]}  # undecided
+
+
+def test_every_file_of_a_workload_report_holds_its_metric_and_verdicts(tmp_path):
+    report = render.write(fake_workload_sweep(tmp_path, VALUES))
+    console = {r["activation"]: r for _, metric, rows in compact_rows(report) for r in rows}
+    # the comparison table (summary.md, report.html, summary.tex and --wide) has an mse column, marked
+    table = report.table()
+    assert "mse" in table.columns and "error (%)" not in table.columns and "F1" not in table.columns
+    records = {r["activation"]: r for r in table.records()}
+    assert records["tanh"]["mse"] == f"{console['tanh']['mean']:.4g} ± {console['tanh']['sd']:.4g} ▲"
+    assert records["tanh"]["vs baseline"] == "worse" and records["gelu"]["vs baseline"] == "undecided"
+    wide = format_wide(report)
+    assert "| mse |" in wide[0] and any("▲" in line and "| tanh |" in line for line in wide)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| mse |" in markdown and "| error (%) |" not in markdown
+    assert "mse" in (tmp_path / "summary.tex").read_text() and "<th>mse</th>" in (tmp_path / "report.html").read_text()
+    # the interval of the workload's tests, in the metric's units
+    tests = report.workload_tests.set_index("activation")
+    assert f"{tests.loc['tanh', 'sim_low']:+.4g} to {tests.loc['tanh', 'sim_high']:+.4g}" in markdown
+    # summary.csv, summary_stats.csv and tests.csv
+    runs = pd.read_csv(tmp_path / "summary.csv")
+    assert set(runs["primary_metric"]) == {"mse"} and runs["primary_value"].notna().all()
+    stats = pd.read_csv(tmp_path / "summary_stats.csv").set_index("activation")
+    assert stats.loc["tanh", "primary_value_mean"] == pytest.approx(console["tanh"]["mean"])
+    assert stats.loc["tanh", "verdict"] == "worse (n=7)" and stats.loc["relu", "verdict"] == "baseline"
+    written = pd.read_csv(tmp_path / "tests.csv").set_index("activation")
+    assert set(written["metric"]) == {"mse"} and written.loc["tanh", "verdict"] == "worse"
+    # --json
+    json = {v["activation"]: v for v in verdicts(report)}
+    assert json["tanh"]["verdict"] == "worse" and json["tanh"]["metric"] == "mse"
+    assert json["gelu"]["verdict"] == "undecided"
+
