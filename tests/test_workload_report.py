@@ -45,3 +45,35 @@ def test_every_file_of_a_workload_report_holds_its_metric_and_verdicts(tmp_path)
     assert json["tanh"]["verdict"] == "worse" and json["tanh"]["metric"] == "mse"
     assert json["gelu"]["verdict"] == "undecided"
 
+
+
+def test_a_workload_s_figures_and_captions_name_its_metric(tmp_path):
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from afbench.report import document, gallery
+
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path, VALUES)))
+    # cost against the metric: the mse on the y axis, never an empty "test error (%)" one
+    report.cost = pd.DataFrame([{"model": "mlp", "dataset": "special:j0", "activation": a, "device": "cpu",
+                                 "threads": 1, "step_ms": 1.0, "step_ratio": r, "step_ratio_low": r * 0.9,
+                                 "step_ratio_high": r * 1.1, "saved_bytes_per_sample": 1024.0}
+                                for a, r in (("relu", 1.0), ("tanh", 1.5), ("gelu", 2.0))])
+    (figure,) = gallery._cost(report)
+    assert figure.caption.startswith("Test mse against cost")
+    drawn = figure.draw()
+    assert drawn.axes[0].get_ylabel() == "test mse" and len(drawn.axes[0].lines) > 0
+    plt.close(drawn)
+    # no classes (a language model's windows): no empty histogram, no legend warning
+    report.meta["class_counts"] = {"special:j0": {"classes": ["a", "b"], "counts": {}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not [f for f in gallery._shapes_and_data(report) if f.name.startswith("classes")]
+    # time to target and the marks' legend name the metric
+    report.aggregate["time_to_target_s_mean"] = 1.0
+    (target,) = gallery._targets(report)
+    assert "the test mse at or below the target" in target.caption and "accuracy" not in target.caption
+    legend = document.marks_text(report.aggregate, report.runs)
+    assert "on the test mse:" in legend and "on the error" not in legend
+    assert document.marks_text(report.aggregate.drop(columns="primary_metric"), report.runs) == document.MARKS

@@ -195,9 +195,10 @@ def build(report, verdict: list[str], figures: list[Figure]) -> Document:
         Section("Verdict", bullets=[display(line) for line in verdict], key="verdict"),
         Section(f"Difference from {baseline}", figures=main, key="main-figure"),
         Section(f"Comparison with {baseline}",
-                [f"Per activation: mean ± sd over seeds. {MARKS} Times exclude evaluation"
-                 + ("; time to target is the training time at the end of the first epoch at or above the target "
-                    "test accuracy. " if targets_set(report.runs) else ". ")
+                [f"Per activation: mean ± sd over seeds. {marks_text(report.aggregate, report.runs)} Times "
+                 "exclude evaluation"
+                 + (f"; time to target is the training time at the end of the first epoch {target_text(report)}. "
+                    if targets_set(report.runs) else ". ")
                  + timing_notes(report)] if len(comparison) else [], tables=[comparison], key="comparison"),
         Section("Learning rate chosen per activation (best mean validation accuracy)",
                 tables=[frame_table(report.lr_choices)] if len(report.lr_choices) else [], key="learning-rates"),
@@ -213,6 +214,25 @@ def build(report, verdict: list[str], figures: list[Figure]) -> Document:
         Section("Provenance", bullets=[f"{k}: {v}" for k, v in provenance(report.runs).items()], key="provenance"),
     ]
     return Document("afbench results", sections)
+
+
+def marks_text(aggregate: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """The marks' legend (MARKS), naming the metric the marks are on where a workload's
+    own metric (mse, bpc, ...) is marked rather than the error."""
+    own = list(dict.fromkeys(aggregate["primary_metric"].dropna())) if "primary_metric" in aggregate else []
+    if not own:
+        return MARKS
+    names = " / ".join(tables.metric_label(m, runs) for m in own)
+    images = aggregate["primary_metric"].isna().any()
+    return MARKS.replace("on the error:", f"on the {'error and the ' if images else ''}test {names}:", 1)
+
+
+def target_text(report) -> str:
+    """Where the first epoch stands against the target, in the settings' own metric."""
+    from afbench.report.gallery import target_words
+
+    words = target_words(report.aggregate, report.runs)
+    return "at or above the target test accuracy" if words == "the target test accuracy" else f"with {words}"
 
 
 def targets_set(runs: pd.DataFrame) -> bool:
