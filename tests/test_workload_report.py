@@ -77,3 +77,13 @@ def test_a_workload_s_figures_and_captions_name_its_metric(tmp_path):
     legend = document.marks_text(report.aggregate, report.runs)
     assert "on the test mse:" in legend and "on the error" not in legend
     assert document.marks_text(report.aggregate.drop(columns="primary_metric"), report.runs) == document.MARKS
+
+
+def test_an_undecided_workload_verdict_says_how_many_seeds_the_exact_test_needs(tmp_path):
+    from afbench.report.verdict import too_few_seeds
+
+    three = {a: v[:3] for a, v in VALUES.items()}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path, three)))
+    text = " ".join(render.verdict_text(report))
+    assert "tanh: undecided" in text
+    assert too_few_seeds(2, 3, 0.05) in text and "needs at least 7 seeds for 2 comparisons (--seeds 7)" in text

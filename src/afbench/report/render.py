@@ -23,7 +23,7 @@ from afbench.errors import AfbenchError
 from afbench.report import document, gallery, tables, timing
 from afbench.report.model import Document, Figure, Table, display
 from afbench.report.pngs import draw_pngs
-from afbench.report.verdict import verdict_lines
+from afbench.report.verdict import too_few_seeds, verdict_lines
 from afbench.report.writers import FIGURES, FORMATS
 from afbench.report.writers.files import csv_bytes, write_all
 from afbench.stats import paired as stats
@@ -160,6 +160,11 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
             lines.append(f"  {row['activation']}: {row['verdict']}, {metric} {row['mean']:.4g} "
                          f"({row['mean_diff']:+.3g}, {_workload_interval(row)}, "
                          f"adjusted p = {row['p_holm']:.3g}, {int(row['n'])} seed{'s' if row['n'] != 1 else ''})")
+        if (group["verdict"] == "undecided").any():  # the guidance the error's undecided verdicts give
+            alpha = float(first["alpha"]) if "alpha" in group and not pd.isna(first["alpha"]) else stats.ALPHA
+            advice = too_few_seeds(int(first.get("family", len(group)) or len(group)), int(group["n"].max()), alpha)
+            lines.append(f"  {advice}." if advice else "  Undecided: more seeds (--seeds N, or --seeds auto) would "
+                         "narrow the intervals.")
     return lines
 
 
