@@ -87,3 +87,20 @@ def test_an_undecided_workload_verdict_says_how_many_seeds_the_exact_test_needs(
     text = " ".join(render.verdict_text(report))
     assert "tanh: undecided" in text
     assert too_few_seeds(2, 3, 0.05) in text and "needs at least 7 seeds for 2 comparisons (--seeds 7)" in text
+
+
+def test_seeds_auto_on_a_workload_states_its_margin_in_the_metric_it_tested(tmp_path):
+    """The sweep's looks test one metric (design ``metric``): the test error, which mse runs
+    lack (no '±0.1 pp' promise for them), or the workload's own, whose margin is in its units."""
+    from afbench.stats.sequential import Design
+
+    error_design = {**Design(looks=(3, 6)).to_dict(), "baseline": "relu"}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path / "a", VALUES,
+                                                               meta={"sequential": error_design})))
+    text = " ".join(render.verdict_text(report))
+    assert "equivalence means within ±0.1 pp" not in text
+    assert "--seeds auto decided on the test error, which the mse runs do not have" in text
+    own_design = {**Design(looks=(3, 6), metric="mse").to_dict(), "baseline": "relu"}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path / "b", VALUES,
+                                                               meta={"sequential": own_design})))
+    assert "equivalence means within ±0.001 mse." in " ".join(render.verdict_text(report))

@@ -191,16 +191,42 @@ def verdict_text(report: Report) -> list[str]:
                                design, report.meta.get("family", "setting"))
     lines += workload_lines(report.workload_tests)
     if design:
-        levels = ", ".join(f"{level:.3g}" for level in design["levels"])
-        lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
-                     f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
-                     f"each look: {levels}), so the chance of any false better/worse verdict stays at "
-                     f"{100 * alpha:.3g}%; equivalence means within ±{100 * design['margin']:.2g} pp.")
+        lines += seeds_auto_lines(report, design, alpha, bool(len(aggregate)))
     elif alpha < stats.ALPHA:
         lines.append(f"--seeds auto looked at the data after each round of seeds, so every test here is at "
                      f"p < {alpha:.3g} (0.05 split over the rounds), which keeps the chance of any false "
                      "better/worse verdict at 5%.")
     return [display(line) for line in lines]
+
+
+def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -> list[str]:
+    """What a --seeds auto sweep's design means, in the units of the metric it tested
+    (design ``metric``): ±0.1 pp of test error, or ±0.001 mse. Its looks test that one
+    metric: a workload whose primary metric it is not (sweeps that decided on the test
+    error, which regression, language-model or PDE runs do not have) is said to have been
+    judged by the fixed-design tests above, without a margin, never by the looks."""
+    metric = design.get("metric", tables.TESTED)
+    levels = ", ".join(f"{level:.3g}" for level in design["levels"])
+    margin = (f"±{100 * design['margin']:.2g} pp" if metric == tables.TESTED
+              else f"±{design['margin']:.3g} {tables.metric_label(metric, report.runs)}")
+    own = list(dict.fromkeys(report.workload_tests["metric"])) if len(report.workload_tests) else []
+    tested = [m for m in own if m == metric] or (images and metric == tables.TESTED)
+    lines = []
+    if tested:
+        lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
+                     f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
+                     f"each look: {levels}), so the chance of any false better/worse verdict stays at "
+                     f"{100 * alpha:.3g}%; equivalence means within {margin}.")
+    untested = [m for m in own if m != metric]
+    if untested:
+        names = " / ".join(tables.metric_label(m, report.runs) for m in untested)
+        what = "the test error" if metric == tables.TESTED else f"the test {metric}"
+        lines.append(f"--seeds auto decided on {what}, which the {names} runs do not have, so it could decide none "
+                     f"of their comparisons and added seeds up to its maximum ({design['looks'][-1]}); their "
+                     f"verdicts above are the fixed-design Holm tests of the {names} over the seeds run, with no "
+                     f"equivalence margin (its ±{100 * design['margin']:.2g} pp is one of test error, not of "
+                     f"{names}).")
+    return lines
 
 
 def files(report: Report) -> dict[str, bytes]:
