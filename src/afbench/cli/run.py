@@ -524,13 +524,18 @@ def _paths(out: Path) -> dict[str, str]:
 
 
 def verdicts(report) -> list[dict]:
-    """Each activation's verdict against the baseline, as data."""
-    tests = getattr(report, "tests", None)
-    if tests is None or len(tests) == 0:
-        return []
-    keep = [c for c in ("dataset", "model", "activation", "verdict", "n", "mean_diff", "p_holm", "ci_low",
-                        "ci_high") if c in tests]
-    return json.loads(tests[keep].to_json(orient="records"))
+    """Each activation's verdict against the baseline, as data: on the test error, and on
+    each other workload's own primary metric (its rows name the ``metric``, its direction
+    and the activation's ``mean``; differences and intervals in the metric's units)."""
+    out = []
+    for name, extra in (("tests", ()), ("workload_tests", ("metric", "higher_is_better", "mean", "baseline_mean"))):
+        tests = getattr(report, name, None)
+        if tests is None or len(tests) == 0:
+            continue
+        keep = [c for c in ("dataset", "model", "activation", "verdict", "n", "mean_diff", "p_holm", "ci_low",
+                            "ci_high", *extra) if c in tests]
+        out += json.loads(tests[keep].to_json(orient="records"))
+    return out
 
 
 def show_report(report, out: Path, output: Output, wide: bool = False) -> None:

@@ -27,9 +27,9 @@ def _number(value) -> float | None:
 
 def _of_setting(frame, setting: str, dataset, model):
     """The rows of one setting (of one data set and model, in a frame without labels)."""
-    if "setting" in frame:
-        return frame[frame["setting"] == setting]
-    return frame[(frame["dataset"] == dataset) & (frame["model"] == model)]
+    from afbench.report.tables import _of_setting as rows_of
+
+    return rows_of(frame, setting, dataset, model)
 
 
 def _verdicts(report, setting: str, dataset, model, tests_of: str = "tests") -> dict[str, str]:
@@ -66,16 +66,13 @@ def _fused(runs) -> bool:
 def _own_metric(report, setting: str, dataset, model) -> tuple[str, dict, dict] | None:
     """A setting whose runs' primary metric is not the test error (regression, a language
     model, a PDE): its name, and per activation the mean and sd over finished runs; None
-    for the test error."""
-    runs = getattr(report, "kept", None)
-    if runs is None or len(runs) == 0 or "primary_metric" not in runs or "primary_value" not in runs:
+    for the test error (afbench.report.tables.own_metric, which the report's files share)."""
+    from afbench.report.tables import own_metric
+
+    own = own_metric(getattr(report, "kept", None), setting, dataset, model)
+    if own is None:
         return None
-    runs = _of_setting(runs, setting, dataset, model)
-    metric = runs["primary_metric"].dropna()
-    if metric.empty or metric.iloc[0] == "error_rate":
-        return None
-    done = runs[runs["status"] == "done"].groupby("activation")["primary_value"]
-    return str(metric.iloc[0]), done.mean().to_dict(), done.std().to_dict()
+    return own[0], {a: d["mean"] for a, d in own[1].items()}, {a: d["sd"] for a, d in own[1].items()}
 
 
 def compact_rows(report) -> list[tuple[str, str, list[dict]]]:

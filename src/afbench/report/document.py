@@ -27,20 +27,27 @@ SATURATION_NOTE = ("Diagnostics: saturation is the fraction of pre-activations w
 # ---- the comparison table ---------------------------------------------------------------------
 
 def comparison_table(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, baseline: str,
-                     targets_set: bool = True) -> Table:
+                     targets_set: bool = True, workload_tests: pd.DataFrame | None = None,
+                     runs: pd.DataFrame | None = None) -> Table:
     """Per setting and activation: n, parameters, mean ± sd of every reported column;
     the error cell marked worse / better where the paired test says so and bold in the
     top group (``top``: setting -> stats.best.TopGroup, the confidence set for the best;
     only with two seeds or more); the verdict against the baseline. A ``setting`` column
-    names what differs when one (data set, model) holds several settings."""
+    names what differs when one (data set, model) holds several settings. A workload
+    whose primary metric is not the test error (``aggregate``'s ``primary_metric``, from
+    tables.with_own_metric) has a column of its own metric, marked by its tests in
+    ``workload_tests``; ``runs`` name the metric's unit."""
     if aggregate.empty:
         return Table(["dataset", "model", "activation"])
     if "setting" not in aggregate:
         aggregate = aggregate.assign(setting=aggregate["model"] + " / " + aggregate["dataset"])
     columns = tables.time_columns(aggregate)
     several = aggregate.groupby(["dataset", "model"])["setting"].nunique().max() > 1
+    own = list(aggregate["primary_metric"].dropna().unique()) if "primary_metric" in aggregate else []
+    own_headings = {metric: tables.metric_label(metric, runs) for metric in own}
+    tests = tables.all_tests(tests, workload_tests)
     headings = ["dataset", "model", *(["setting"] if several else []), "activation", "n", "params",
-                *(h for h, _, _ in columns.values()), "vs baseline", "note"]
+                *(h for h, _, _ in columns.values()), *own_headings.values(), "vs baseline", "note"]
     rows = []
     for setting, group in aggregate.groupby("setting", sort=False):
         rankable = group["done"].max() >= 2
@@ -59,10 +66,17 @@ def comparison_table(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ba
                     cell = Cell(cell.value, cell.fmt, cell.spread, cell.interval, cell.suffix, mark,
                                 row["activation"] in members)
                 cells.append(cell)
+            for metric in own:
+                cell = _stat_cell(row, tables.OWN, "{:.4g}") if row["primary_metric"] == metric else Cell(None)
+                if rankable and not cell.empty and verdict in ("worse", "better"):
+                    cell = Cell(cell.value, cell.fmt, cell.spread, mark=verdict)
+                cells.append(cell)
             cells.append(Cell(verdict if rankable else tables.unranked(row)))
             cells.append(Cell(tables.width_note(row["activation"], row["match_params"])))
             rows.append(cells)
     table = Table(headings, rows).without(("note",))
+    if own:  # workloads alone: no column of an error or F1 they do not have
+        table = table.without((tables.COLUMNS[tables.TESTED][0], tables.COLUMNS["f1"][0]))
     if not targets_set:  # no --target: "not reached" would only mislead
         table = table.without(tuple(h for c, (h, _, _) in columns.items() if "target" in c), only_if_empty=False)
     return table
@@ -121,6 +135,29 @@ def tests_table(tests: pd.DataFrame) -> Table:
     return Table(headings, rows).without(("note",))
 
 
+def workload_tests_table(tests: pd.DataFrame) -> Table:
+    """The other workloads' paired tests in their own metric's units (report.workload_tests):
+    the difference from the baseline and the interval that matches the Holm p (simultaneous
+    over the family where it holds several comparisons)."""
+    tests = tested(tests)
+    if tests.empty:
+        return Table(["setting", "activation"])
+    headings = ["setting", "activation", "vs", "metric", "n pairs", "mean diff", "CI of the diff",
+                "permutation p (Holm)", "effect d_z", "verdict"]
+    rows = []
+    for _, t in tests.iterrows():
+        simultaneous = int(t.get("family", 1) or 1) > 1 and not pd.isna(t.get("sim_low"))
+        low, high, level = (t["sim_low"], t["sim_high"], t["sim_confidence"]) if simultaneous else \
+            (t["ci_low"], t["ci_high"], t["confidence"])
+        interval = f"{low:+.4g} to {high:+.4g} ({100 * level:.4g}%{', simultaneous' if simultaneous else ''})"
+        rows.append([Cell.text_of(t["setting"]), Cell.text_of(t["activation"]), Cell.text_of(t["baseline"]),
+                     Cell.text_of(f"{t['metric']} ({'higher' if t['higher_is_better'] else 'lower'} is better)"),
+                     Cell(int(t["n"])), Cell(float(t["mean_diff"]), "{:+.4g}"), Cell(interval),
+                     Cell(float(t["p_permutation"]), "{:.4g}", suffix=f"({t['p_holm']:.4g})"),
+                     Cell(float(t["effect_size"]), "{:.2f}"), Cell(str(t["verdict"]))])
+    return Table(headings, rows)
+
+
 def tested(tests: pd.DataFrame) -> pd.DataFrame:
     """The comparisons a test could be run on: two pairs or more (one pair has no spread,
     no interval and no p-value worth a row)."""
@@ -153,15 +190,15 @@ def build(report, verdict: list[str], figures: list[Figure]) -> Document:
     main = [f for f in figures if f.name.startswith("difference-from-baseline")]
     rest = [f for f in figures if f not in main]
     baseline = display(report.baseline)
-    comparison = comparison_table(report.aggregate, report.tests, report.top, report.baseline,
-                                  targets_set(report.runs))
+    comparison = report.table()
     sections = [
         Section("Verdict", bullets=[display(line) for line in verdict], key="verdict"),
         Section(f"Difference from {baseline}", figures=main, key="main-figure"),
         Section(f"Comparison with {baseline}",
-                [f"Per activation: mean ± sd over seeds. {MARKS} Times exclude evaluation"
-                 + ("; time to target is the training time at the end of the first epoch at or above the target "
-                    "test accuracy. " if targets_set(report.runs) else ". ")
+                [f"Per activation: mean ± sd over seeds. {marks_text(report.aggregate, report.runs)} Times "
+                 "exclude evaluation"
+                 + (f"; time to target is the training time at the end of the first epoch {target_text(report)}. "
+                    if targets_set(report.runs) else ". ")
                  + timing_notes(report)] if len(comparison) else [], tables=[comparison], key="comparison"),
         Section("Learning rate chosen per activation (best mean validation accuracy)",
                 tables=[frame_table(report.lr_choices)] if len(report.lr_choices) else [], key="learning-rates"),
@@ -169,12 +206,33 @@ def build(report, verdict: list[str], figures: list[Figure]) -> Document:
                 tables=[cost_table(timing.cost_points(report.aggregate, report.cost))], key="cost"),
         Section(f"Paired tests against {baseline} (test error, runs paired by seed)",
                 tables=[tests_table(report.tests)], key="tests"),
+        Section(f"Paired tests against {baseline} in each workload's own metric (runs paired by seed)",
+                tables=[workload_tests_table(report.workload_tests)], key="workload-tests"),
         Section("Figures", figures=rest, key="figures"),
         settings_section(report.runs),
         Section("Notes", [SATURATION_NOTE] if _has_diagnostics(report.epochs) else [], key="notes"),
         Section("Provenance", bullets=[f"{k}: {v}" for k, v in provenance(report.runs).items()], key="provenance"),
     ]
     return Document("afbench results", sections)
+
+
+def marks_text(aggregate: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """The marks' legend (MARKS), naming the metric the marks are on where a workload's
+    own metric (mse, bpc, ...) is marked rather than the error."""
+    own = list(dict.fromkeys(aggregate["primary_metric"].dropna())) if "primary_metric" in aggregate else []
+    if not own:
+        return MARKS
+    names = " / ".join(tables.metric_label(m, runs) for m in own)
+    images = aggregate["primary_metric"].isna().any()
+    return MARKS.replace("on the error:", f"on the {'error and the ' if images else ''}test {names}:", 1)
+
+
+def target_text(report) -> str:
+    """Where the first epoch stands against the target, in the settings' own metric."""
+    from afbench.report.gallery import target_words
+
+    words = target_words(report.aggregate, report.runs)
+    return "at or above the target test accuracy" if words == "the target test accuracy" else f"with {words}"
 
 
 def targets_set(runs: pd.DataFrame) -> bool:

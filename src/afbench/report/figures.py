@@ -366,7 +366,7 @@ def plot_learned_curves(curves: list[dict], title: str) -> plt.Figure:
     return fig
 
 
-def plot_error_vs_cost(points: pd.DataFrame, title: str) -> plt.Figure:
+def plot_error_vs_cost(points: pd.DataFrame, title: str, ylabel: str = "test error (%)") -> plt.Figure:
     """Accuracy against cost, one point per activation: test error (mean, 95% CI over
     seeds) against the step-time ratio to the baseline (its 95% CI) and against the
     bytes saved for backward per sample. The lower-left points are the Pareto front."""
@@ -383,7 +383,7 @@ def plot_error_vs_cost(points: pd.DataFrame, title: str) -> plt.Figure:
     axes[0].set_xlabel("training step time / baseline's (95% CI)")
     axes[1].set_xlabel("KiB saved for backward per sample")
     for ax in axes:
-        ax.set_ylabel("test error (%)")
+        ax.set_ylabel(plain(ylabel))
         ax.grid(alpha=0.3)
     fig.suptitle(plain(title), fontsize=10)
     fig.tight_layout()

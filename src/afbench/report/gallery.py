@@ -15,8 +15,8 @@ from functools import partial
 import pandas as pd
 
 from afbench import activations
-from afbench.activations.custom import looks_like_formula
-from afbench.report import document, figures, timing
+from afbench.activations.custom import FormulaError, compile_formula, looks_like_formula
+from afbench.report import document, figures, tables, timing
 from afbench.report.model import Figure, display
 from afbench.results import DIAGNOSTICS, check_epoch_metric, check_metric
 
@@ -119,10 +119,23 @@ def _targets(report) -> list[Figure]:
     for setting, tag, frame in _settings(report.aggregate):
         if frame["time_to_target_s_mean"].notna().any():
             out.append(Figure(file_name(f"time-to-target-{tag}"),
-                              f"Training time until the target test accuracy, {setting} (mean, 95% CI).",
+                              f"Training time until {target_words(frame, report.runs)}, {setting} (mean, 95% CI).",
                               partial(figures.plot_bars, frame.set_index("activation"), "time_to_target_s",
                                                 f"Time to target, {setting}", "seconds", floor=0.0)))
     return out
+
+
+def target_words(aggregate: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """What reaching the target means for these aggregate rows: 'the target test accuracy'
+    for images, 'the test mse at or below the target' for a workload's own metric."""
+    own = aggregate["primary_metric"].dropna() if "primary_metric" in aggregate else pd.Series(dtype=object)
+    if not len(own):
+        return "the target test accuracy"
+    metrics = list(dict.fromkeys(own))
+    higher = runs.loc[runs["primary_metric"].isin(metrics), "higher_is_better"].dropna() \
+        if "higher_is_better" in runs else pd.Series(dtype=bool)
+    side = "" if len(metrics) > 1 or not len(higher) else " at or above" if bool(higher.iloc[0]) else " at or below"
+    return f"the test {' / '.join(tables.metric_label(m, runs) for m in metrics)}{side} the target"
 
 
 def _learning_rates(report) -> list[Figure]:
@@ -143,9 +156,13 @@ def _not_drawn(name: str) -> str | None:
     try:
         return None if activations.info(name).elementwise else "not an elementwise function of x"
     except KeyError:
-        if looks_like_formula(name) and ":" not in name:
-            return None
-        return "your own code, not run for a report: `afbench plot activations NAME` draws it"
+        if ":" in name or not looks_like_formula(name):
+            return "your own code, not run for a report: `afbench plot activations NAME` draws it"
+        try:
+            compile_formula(name)
+        except FormulaError:  # a name stored by other means than `afbench run`
+            return "neither a known activation nor a formula"
+        return None
 
 
 def _shapes_and_data(report) -> list[Figure]:
@@ -159,7 +176,7 @@ def _shapes_and_data(report) -> list[Figure]:
             caption += " Not drawn: " + "; ".join(f"{display(n)} ({why})" for n, why in left_out.items()) + "."
         out.append(Figure("activations", caption, partial(figures.plot_activations, drawn)))
     for dataset, counts in report.meta.get("class_counts", {}).items():
-        if not counts.get("classes"):  # regression, language, PDE data: no classes to count
+        if not counts.get("classes") or not counts.get("counts"):  # regression, language, PDE data: no classes
             continue
         out.append(Figure(file_name(f"classes-{dataset}"), f"Samples per class and split, {display(dataset)}.",
                           partial(figures.plot_class_histogram, counts["counts"], counts["classes"])))
@@ -203,10 +220,21 @@ def _cost(report) -> list[Figure]:
     points = timing.cost_points(report.aggregate, report.cost)
     if points.empty:
         return []
-    return [Figure(file_name(f"error-vs-cost-{dataset}-{model}"),
-                   f"Test error against cost, {_setting(dataset, model)}: step time relative to the baseline "
-                   "and memory saved for backward.",
-                   partial(figures.plot_error_vs_cost, group, f"Test error against cost, {_setting(dataset, model)}"))
-            for (dataset, model), group in points.groupby(["dataset", "model"], sort=False)]
+    out = []
+    for (dataset, model), group in points.groupby(["dataset", "model"], sort=False):
+        what, ylabel = "Test error", "test error (%)"
+        own = group["primary_metric"].dropna() if "primary_metric" in group else pd.Series(dtype=object)
+        if len(own):  # a workload's own metric (mean, 95% CI over seeds), never an empty error axis
+            label = tables.metric_label(str(own.iloc[0]), report.runs)
+            what, ylabel = f"Test {label}", f"test {label}"
+            group = group.assign(error_mean=group[f"{tables.OWN}_mean"], error_ci95=group[f"{tables.OWN}_ci95"])
+        if group["error_mean"].isna().all():
+            continue
+        out.append(Figure(file_name(f"error-vs-cost-{dataset}-{model}"),
+                          f"{what} against cost, {_setting(dataset, model)}: step time relative to the baseline "
+                          "and memory saved for backward.",
+                          partial(figures.plot_error_vs_cost, group, f"{what} against cost, {_setting(dataset, model)}",
+                                  ylabel)))
+    return out
 
 

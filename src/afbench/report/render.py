@@ -23,7 +23,7 @@ from afbench.errors import AfbenchError
 from afbench.report import document, gallery, tables, timing
 from afbench.report.model import Document, Figure, Table, display
 from afbench.report.pngs import draw_pngs
-from afbench.report.verdict import verdict_lines
+from afbench.report.verdict import too_few_seeds, verdict_lines
 from afbench.report.writers import FIGURES, FORMATS
 from afbench.report.writers.files import csv_bytes, write_all
 from afbench.stats import paired as stats
@@ -58,7 +58,11 @@ class Report:
     def table(self) -> Table:
         """The comparison table as data (afbench.report.model cells)."""
         return document.comparison_table(self.aggregate, self.tests, self.top, self.baseline,
-                                         document.targets_set(self.runs))
+                                         document.targets_set(self.runs), self.workload_tests, self.runs)
+
+    def all_tests(self) -> pd.DataFrame:
+        """The error tests and the other workloads' (in their own metric) as one frame."""
+        return tables.all_tests(self.tests, self.workload_tests)
 
     def comparison(self, bold=("**", "**")) -> list[dict[str, str]]:
         """The comparison table as text, ``bold`` around the top group (for a console)."""
@@ -83,6 +87,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
     cost = timing.load_cost(store)
     aggregate = timing.cost_latency(timing.cost_times(aggregate, kept, cost), kept, cost)
+    aggregate = tables.with_own_metric(aggregate, kept)  # a workload's own metric, where it is not the error
     meta = store.meta()
     if family:
         meta["family"] = family
@@ -155,6 +160,11 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
             lines.append(f"  {row['activation']}: {row['verdict']}, {metric} {row['mean']:.4g} "
                          f"({row['mean_diff']:+.3g}, {_workload_interval(row)}, "
                          f"adjusted p = {row['p_holm']:.3g}, {int(row['n'])} seed{'s' if row['n'] != 1 else ''})")
+        if (group["verdict"] == "undecided").any():  # the guidance the error's undecided verdicts give
+            alpha = float(first["alpha"]) if "alpha" in group and not pd.isna(first["alpha"]) else stats.ALPHA
+            advice = too_few_seeds(int(first.get("family", len(group)) or len(group)), int(group["n"].max()), alpha)
+            lines.append(f"  {advice}." if advice else "  Undecided: more seeds (--seeds N, or --seeds auto) would "
+                         "narrow the intervals.")
     return lines
 
 
@@ -181,11 +191,7 @@ def verdict_text(report: Report) -> list[str]:
                                design, report.meta.get("family", "setting"))
     lines += workload_lines(report.workload_tests)
     if design:
-        levels = ", ".join(f"{level:.3g}" for level in design["levels"])
-        lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
-                     f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
-                     f"each look: {levels}), so the chance of any false better/worse verdict stays at "
-                     f"{100 * alpha:.3g}%; equivalence means within ±{100 * design['margin']:.2g} pp.")
+        lines += seeds_auto_lines(report, design, alpha, bool(len(aggregate)))
     elif alpha < stats.ALPHA:
         lines.append(f"--seeds auto looked at the data after each round of seeds, so every test here is at "
                      f"p < {alpha:.3g} (0.05 split over the rounds), which keeps the chance of any false "
@@ -193,13 +199,45 @@ def verdict_text(report: Report) -> list[str]:
     return [display(line) for line in lines]
 
 
+def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -> list[str]:
+    """What a --seeds auto sweep's design means, in the units of the metric it tested
+    (design ``metric``): ±0.1 pp of test error, or ±0.001 mse. Its looks test that one
+    metric: a workload whose primary metric it is not (sweeps that decided on the test
+    error, which regression, language-model or PDE runs do not have) is said to have been
+    judged by the fixed-design tests above, without a margin, never by the looks."""
+    metric = design.get("metric", tables.TESTED)
+    levels = ", ".join(f"{level:.3g}" for level in design["levels"])
+    margin = (f"±{100 * design['margin']:.2g} pp" if metric == tables.TESTED
+              else f"±{design['margin']:.3g} {tables.metric_label(metric, report.runs)}")
+    own = list(dict.fromkeys(report.workload_tests["metric"])) if len(report.workload_tests) else []
+    tested = [m for m in own if m == metric] or (images and metric == tables.TESTED)
+    lines = []
+    if tested:
+        lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
+                     f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
+                     f"each look: {levels}), so the chance of any false better/worse verdict stays at "
+                     f"{100 * alpha:.3g}%; equivalence means within {margin}.")
+    untested = [m for m in own if m != metric]
+    if untested:
+        names = " / ".join(tables.metric_label(m, report.runs) for m in untested)
+        what = "the test error" if metric == tables.TESTED else f"the test {metric}"
+        lines.append(f"--seeds auto decided on {what}, which the {names} runs do not have, so it could decide none "
+                     f"of their comparisons and added seeds up to its maximum ({design['looks'][-1]}); their "
+                     f"verdicts above are the fixed-design Holm tests of the {names} over the seeds run, with no "
+                     f"equivalence margin (its ±{100 * design['margin']:.2g} pp is one of test error, not of "
+                     f"{names}).")
+    return lines
+
+
 def files(report: Report) -> dict[str, bytes]:
     """Every file of the report: relative path -> content."""
-    out = {"summary.csv": csv_bytes(report.runs[[c for c in tables.RUN_COLUMNS if c in report.runs]]),
+    tests = report.all_tests()
+    own = [] if not len(report.runs) or tables.is_classification(report.runs).all() else tables.OWN_RUN_COLUMNS
+    out = {"summary.csv": csv_bytes(report.runs[[c for c in tables.RUN_COLUMNS + own if c in report.runs]]),
            "runs.csv": csv_bytes(report.runs), "epochs.csv": csv_bytes(report.epochs),
-           "summary_stats.csv": csv_bytes(tables.with_verdicts(report.aggregate, report.tests, report.baseline))}
-    if len(report.tests):
-        out["tests.csv"] = csv_bytes(report.tests)
+           "summary_stats.csv": csv_bytes(tables.with_verdicts(report.aggregate, tests, report.baseline))}
+    if len(tests):
+        out["tests.csv"] = csv_bytes(tests)
     images = draw_pngs(list(report.figures.values()))  # drawn once: the same bytes go to the file and the html
     out.update({f"{FIGURES}/{name}.png": image for name, image in images.items()})
     model = report.document()
@@ -225,6 +263,6 @@ def write(folder: str | Path, baseline: str | None = None, family: str | None = 
     finally:
         store.close()
     write_all(folder, files(report))
-    if not len(report.tests):
+    if not len(report.all_tests()):
         (folder / "tests.csv").unlink(missing_ok=True)  # never left stale beside a report without tests
     return report

@@ -27,6 +27,7 @@ WORST = stats.WORST  # the value a diverged run counts as in the tests (100% err
 IDENTITY = ["activation", "model", "dataset", "seed", "lr", "status"]
 RUN_COLUMNS = IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target", "ms_per_sample",
                           "accuracy", "error_rate", "precision", "recall", "f1", "params"]
+OWN_RUN_COLUMNS = ["primary_metric", "primary_value", "higher_is_better"]  # summary.csv, where a workload has its own
 WORSE, BETTER = "▲", "▼"  # marks on the error: significantly worse / better than the baseline
 for _metric in list(COLUMNS) + RUN_COLUMNS[len(IDENTITY):]:
     check_metric(_metric)  # fail at import, not with an empty column, if a metric is renamed
@@ -173,6 +174,80 @@ def workload_tests(runs: pd.DataFrame, baseline: str, alpha: float = stats.ALPHA
             parts.append(tests.assign(metric=metric, higher_is_better=bool(higher), baseline=baseline,
                                       mean=tests["activation"].map(means), baseline_mean=means.get(baseline)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def all_tests(tests: pd.DataFrame, workload_tests: pd.DataFrame | None) -> pd.DataFrame:
+    """The error tests and the other workloads' tests (``workload_tests``) as one frame
+    (their settings never overlap): what the files and the table's verdicts are read from."""
+    parts = [t for t in (tests, workload_tests) if t is not None and len(t)]
+    if not parts:
+        return tests if tests is not None else pd.DataFrame()
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def _of_setting(frame: pd.DataFrame, setting: str, dataset=None, model=None) -> pd.DataFrame:
+    """The rows of one setting (of one data set and model, in a frame without labels)."""
+    if "setting" in frame:
+        return frame[frame["setting"] == setting]
+    return frame[(frame["dataset"] == dataset) & (frame["model"] == model)]
+
+
+def own_metric(runs: pd.DataFrame, setting: str, dataset=None, model=None) -> tuple[str, dict] | None:
+    """A setting whose runs' primary metric is not the test error (regression, a language
+    model, a PDE): its name, and per activation ``stats.describe`` (mean, sd, n, ci95) of
+    that metric over its finished runs; None for the test error. The one source of the
+    workload's numbers for the console table, the report's tables and the CSV files."""
+    if runs is None or len(runs) == 0 or "primary_metric" not in runs or "primary_value" not in runs:
+        return None
+    runs = _of_setting(runs, setting, dataset, model)
+    metric = runs["primary_metric"].dropna()
+    if metric.empty or metric.iloc[0] == TESTED:
+        return None
+    done = runs[runs["status"] == Status.DONE.value]
+    return str(metric.iloc[0]), {a: stats.describe(pd.to_numeric(done.loc[done["activation"] == a, "primary_value"],
+                                                                 errors="coerce").tolist())
+                                 for a in dict.fromkeys(runs["activation"])}
+
+
+OWN = "primary_value"  # the aggregate's columns of a workload's own metric: primary_value_mean, ..._sd, ...
+
+
+def with_own_metric(aggregate: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
+    """``aggregate`` with each other workload's primary metric (``primary_metric``, the
+    metric's name, and ``primary_value_{mean,sd,n,ci95}``) in the rows of its settings;
+    unchanged where every setting's metric is the test error."""
+    if aggregate.empty or kept is None or len(kept) == 0 or is_classification(kept).all():
+        return aggregate
+    aggregate = aggregate.copy()
+    aggregate["primary_metric"] = None
+    for stat in ("mean", "sd", "n", "ci95"):
+        aggregate[f"{OWN}_{stat}"] = math.nan
+    for setting, group in aggregate.groupby("setting", sort=False):
+        own = own_metric(kept, setting, group["dataset"].iloc[0], group["model"].iloc[0])
+        if own is None:
+            continue
+        for index, row in group.iterrows():
+            aggregate.at[index, "primary_metric"] = own[0]
+            for stat, value in own[1].get(row["activation"], {}).items():
+                aggregate.at[index, f"{OWN}_{stat}"] = value
+    return aggregate
+
+
+def metric_label(metric: str, runs: pd.DataFrame | None = None) -> str:
+    """A workload metric's name with its unit ("psnr (dB)", "mse"), the unit from the
+    registered workload its runs name (a user's workload is never loaded for it)."""
+    unit = ""
+    if runs is not None and len(runs) and "config.workload" in runs and "primary_metric" in runs:
+        from afbench import workloads
+
+        for name in runs.loc[runs["primary_metric"] == metric, "config.workload"].dropna().unique():
+            try:
+                if not workloads.is_user_workload(str(name)):
+                    unit = workloads.get(str(name)).primary.unit
+                    break
+            except Exception:  # a plugin no longer installed: the name alone
+                continue
+    return f"{metric} ({unit})" if unit and unit not in metric and metric != "bpc" else metric
 
 
 def top_groups(runs: pd.DataFrame, alpha: float = stats.ALPHA) -> dict[str, best.TopGroup]:

@@ -86,13 +86,23 @@ def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: flo
             return (f" --seeds auto stopped {_names(list(at_cap['activation']))} at its maximum of "
                     f"{design['looks'][-1]} seeds: {ruled_out}; {more}.")
         return f" {ruled_out}; rerun the same command to continue the looks."
-    needed = seeds_needed(len(tests), alpha)
-    if seeds < needed:
-        return (f" With {seeds} seeds no comparison can reach p < {alpha:.3g}: the smallest possible permutation p is "
-                f"2/2^{seeds}, {min(1.0, len(tests) * 2.0 ** (1 - seeds)):.3g} after Holm over {len(tests)}. The exact "
-                f"test needs at least {needed} seeds for {len(tests)} comparison{'s' if len(tests) != 1 else ''} "
-                f"(--seeds {needed}), or --seeds auto to add seeds until each is decided; so far {ruled_out}.")
+    too_few = too_few_seeds(len(tests), seeds, alpha)
+    if too_few:
+        return f" {too_few}; so far {ruled_out}."
     return f" So far {ruled_out}; more seeds (--seeds auto) would narrow this."
+
+
+def too_few_seeds(comparisons: int, seeds: int, alpha: float = ALPHA) -> str:
+    """Why ``seeds`` paired seeds cannot decide any of ``comparisons`` Holm-corrected
+    comparisons at ``alpha``, and how many can (stats.paired.seeds_needed); '' when they can.
+    The guidance of every undecided verdict, in any metric."""
+    needed = seeds_needed(comparisons, alpha)
+    if seeds >= needed:
+        return ""
+    return (f"With {seeds} seeds no comparison can reach p < {alpha:.3g}: the smallest possible permutation p is "
+            f"2/2^{seeds}, {min(1.0, comparisons * 2.0 ** (1 - seeds)):.3g} after Holm over {comparisons}. The exact "
+            f"test needs at least {needed} seeds for {comparisons} comparison{'s' if comparisons != 1 else ''} "
+            f"(--seeds {needed}), or --seeds auto to add seeds until each is decided")
 
 
 def _top(top) -> str:

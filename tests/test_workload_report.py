@@ -1,0 +1,106 @@
+"""A non-image workload's report says its own primary metric (mse, bpc, psnr) in every
+file it writes, as the console table does: the comparison table, --wide, summary.csv,
+summary_stats.csv, tests.csv and --json."""
+
+import pandas as pd
+import pytest
+
+from afbench.cli.run import verdicts
+from afbench.cli.table import compact_rows, format_wide
+from afbench.report import render
+from workload_sweeps import fake_workload_sweep
+
+RELU = [0.50, 0.52, 0.49, 0.51, 0.55, 0.50, 0.53]  # 7 seeds: one sign on every seed decides 2 comparisons
+VALUES = {"relu": RELU, "tanh": [v + 0.2 + 0.01 * i for i, v in enumerate(RELU)],  # worse on every seed
+          "gelu": [v + (0.01 if i % 2 else -0.01) for i, v in enumerate(RELU)]}  # undecided
+
+
+def test_every_file_of_a_workload_report_holds_its_metric_and_verdicts(tmp_path):
+    report = render.write(fake_workload_sweep(tmp_path, VALUES))
+    console = {r["activation"]: r for _, metric, rows in compact_rows(report) for r in rows}
+    # the comparison table (summary.md, report.html, summary.tex and --wide) has an mse column, marked
+    table = report.table()
+    assert "mse" in table.columns and "error (%)" not in table.columns and "F1" not in table.columns
+    records = {r["activation"]: r for r in table.records()}
+    assert records["tanh"]["mse"] == f"{console['tanh']['mean']:.4g} ± {console['tanh']['sd']:.4g} ▲"
+    assert records["tanh"]["vs baseline"] == "worse" and records["gelu"]["vs baseline"] == "undecided"
+    wide = format_wide(report)
+    assert "| mse |" in wide[0] and any("▲" in line and "| tanh |" in line for line in wide)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| mse |" in markdown and "| error (%) |" not in markdown
+    assert "mse" in (tmp_path / "summary.tex").read_text() and "<th>mse</th>" in (tmp_path / "report.html").read_text()
+    # the interval of the workload's tests, in the metric's units
+    tests = report.workload_tests.set_index("activation")
+    assert f"{tests.loc['tanh', 'sim_low']:+.4g} to {tests.loc['tanh', 'sim_high']:+.4g}" in markdown
+    # summary.csv, summary_stats.csv and tests.csv
+    runs = pd.read_csv(tmp_path / "summary.csv")
+    assert set(runs["primary_metric"]) == {"mse"} and runs["primary_value"].notna().all()
+    stats = pd.read_csv(tmp_path / "summary_stats.csv").set_index("activation")
+    assert stats.loc["tanh", "primary_value_mean"] == pytest.approx(console["tanh"]["mean"])
+    assert stats.loc["tanh", "verdict"] == "worse (n=7)" and stats.loc["relu", "verdict"] == "baseline"
+    written = pd.read_csv(tmp_path / "tests.csv").set_index("activation")
+    assert set(written["metric"]) == {"mse"} and written.loc["tanh", "verdict"] == "worse"
+    # --json
+    json = {v["activation"]: v for v in verdicts(report)}
+    assert json["tanh"]["verdict"] == "worse" and json["tanh"]["metric"] == "mse"
+    assert json["gelu"]["verdict"] == "undecided"
+
+
+
+def test_a_workload_s_figures_and_captions_name_its_metric(tmp_path):
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from afbench.report import document, gallery
+
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path, VALUES)))
+    # cost against the metric: the mse on the y axis, never an empty "test error (%)" one
+    report.cost = pd.DataFrame([{"model": "mlp", "dataset": "special:j0", "activation": a, "device": "cpu",
+                                 "threads": 1, "step_ms": 1.0, "step_ratio": r, "step_ratio_low": r * 0.9,
+                                 "step_ratio_high": r * 1.1, "saved_bytes_per_sample": 1024.0}
+                                for a, r in (("relu", 1.0), ("tanh", 1.5), ("gelu", 2.0))])
+    (figure,) = gallery._cost(report)
+    assert figure.caption.startswith("Test mse against cost")
+    drawn = figure.draw()
+    assert drawn.axes[0].get_ylabel() == "test mse" and len(drawn.axes[0].lines) > 0
+    plt.close(drawn)
+    # no classes (a language model's windows): no empty histogram, no legend warning
+    report.meta["class_counts"] = {"special:j0": {"classes": ["a", "b"], "counts": {}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not [f for f in gallery._shapes_and_data(report) if f.name.startswith("classes")]
+    # time to target and the marks' legend name the metric
+    report.aggregate["time_to_target_s_mean"] = 1.0
+    (target,) = gallery._targets(report)
+    assert "the test mse at or below the target" in target.caption and "accuracy" not in target.caption
+    legend = document.marks_text(report.aggregate, report.runs)
+    assert "on the test mse:" in legend and "on the error" not in legend
+    assert document.marks_text(report.aggregate.drop(columns="primary_metric"), report.runs) == document.MARKS
+
+
+def test_an_undecided_workload_verdict_says_how_many_seeds_the_exact_test_needs(tmp_path):
+    from afbench.report.verdict import too_few_seeds
+
+    three = {a: v[:3] for a, v in VALUES.items()}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path, three)))
+    text = " ".join(render.verdict_text(report))
+    assert "tanh: undecided" in text
+    assert too_few_seeds(2, 3, 0.05) in text and "needs at least 7 seeds for 2 comparisons (--seeds 7)" in text
+
+
+def test_seeds_auto_on_a_workload_states_its_margin_in_the_metric_it_tested(tmp_path):
+    """The sweep's looks test one metric (design ``metric``): the test error, which mse runs
+    lack (no '±0.1 pp' promise for them), or the workload's own, whose margin is in its units."""
+    from afbench.stats.sequential import Design
+
+    error_design = {**Design(looks=(3, 6)).to_dict(), "baseline": "relu"}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path / "a", VALUES,
+                                                               meta={"sequential": error_design})))
+    text = " ".join(render.verdict_text(report))
+    assert "equivalence means within ±0.1 pp" not in text
+    assert "--seeds auto decided on the test error, which the mse runs do not have" in text
+    own_design = {**Design(looks=(3, 6), metric="mse").to_dict(), "baseline": "relu"}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path / "b", VALUES,
+                                                               meta={"sequential": own_design})))
+    assert "equivalence means within ±0.001 mse." in " ".join(render.verdict_text(report))
