@@ -104,3 +104,37 @@ def test_seeds_auto_on_a_workload_states_its_margin_in_the_metric_it_tested(tmp_
     report = render.build(render.StoreView(fake_workload_sweep(tmp_path / "b", VALUES,
                                                                meta={"sequential": own_design})))
     assert "equivalence means within ±0.001 mse." in " ".join(render.verdict_text(report))
+
+
+def test_seeds_auto_decides_a_workload_on_its_own_metric_without_a_margin():
+    from afbench.cli.run import _decided_on
+    from afbench.config import RunConfig
+
+    assert _decided_on(RunConfig(workload="regression", dataset="special:j0"), 0.1) == \
+        {"metric": "mse", "higher_is_better": False, "equivalence": 0.0}
+    assert _decided_on(RunConfig(), 0.1) == {"metric": "error_rate", "higher_is_better": False, "equivalence": 0.001}
+
+
+def test_the_sweep_reads_a_workload_metric_from_the_summary():
+    from afbench.results import RunSummary
+    from afbench.sweep.execute import _value
+
+    summary = RunSummary(params=1, epochs_run=1, total_train_s=1.0, train_steps=1, error_rate=0.25,
+                         metrics={"mse": 0.5})
+    assert _value(summary, "mse") == 0.5 and _value(summary, "error_rate") == 0.25 and _value(None, "mse") is None
+
+
+def test_a_workload_decided_by_seeds_auto_is_judged_by_its_looks_replayed(tmp_path):
+    """Six seeds, every difference the same sign: a fixed-design Holm test over 2 would not
+    be what the sweep did. The report replays the looks (3, 6) at the design's levels."""
+    from afbench.stats.sequential import Design
+
+    values = {"relu": [1.0, 1.1, 0.9, 1.0, 1.05, 0.95], "tanh": [2.0, 2.1, 1.9, 2.0, 2.05, 1.95],
+              "elu": [1.0, 1.2, 0.8, 1.1, 0.9, 1.0]}
+    design = {**Design(looks=(3, 6), metric="mse", margin=0.0).to_dict(), "baseline": "relu"}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path, values, meta={"sequential": design})))
+    tests = report.workload_tests.set_index("activation")
+    assert set(tests["look"]) == {1} and (tests["n"] == 6).all()  # decided at the second look, by its level
+    text = " ".join(render.verdict_text(report))
+    assert "at look 2 against the level" in text and "adjusted p" not in text
+    assert "equivalence means nothing: no margin is defined in mse" in text

@@ -490,8 +490,8 @@ def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):
             output.note(f"--seeds auto: {len(sweep.grid.activations)} activations, 3 paired seeds first, at most "
                         f"{ex.max_seeds}, against {sweep.baseline} -> {out}/results.sqlite")
             outcome = execute_until_decided(sweep.grid, out, backend, baseline=sweep.baseline,
-                                            max_seeds=ex.max_seeds, equivalence=ex.equivalence / 100,
-                                            device=sweep.device)
+                                            max_seeds=ex.max_seeds, device=sweep.device,
+                                            **_decided_on(sweep.grid.base, ex.equivalence))
             for activation, why in outcome.stopped.items():
                 output.note(f"  {activation}: {why}")
         else:
@@ -502,6 +502,20 @@ def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):
         output.note(f"scheduler: {schedule_sentence(schedule)}")
     _note_cost_profile(out, output)
     return outcome
+
+
+def _decided_on(base, equivalence_pp: float) -> dict:
+    """What --seeds auto decides on: the test error, with the --equivalence margin (in
+    percentage points), or a workload's own primary metric in its own direction, with
+    no margin (none is defined in mse, PSNR or bits per character: a workload's
+    comparison stops when it is better or worse, or at --max-seeds)."""
+    from afbench.workloads import for_config
+
+    workload = for_config(base)
+    if workload.family == "classification":
+        return {"metric": "error_rate", "higher_is_better": False, "equivalence": equivalence_pp / 100}
+    return {"metric": workload.primary.name, "higher_is_better": workload.primary.higher_is_better,
+            "equivalence": 0.0}
 
 
 def _note_cost_profile(out: Path, output: Output) -> None:

@@ -99,7 +99,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
         if len(images) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
                     tables.top_groups(images, alpha) if len(images) else {}, cost, records, equivalence)
-    report.workload_tests = tables.workload_tests(kept, baseline, alpha, meta.get("family", "setting")) \
+    report.workload_tests = tables.workload_tests(kept, baseline, alpha, meta.get("family", "setting"), design) \
         if len(kept) else pd.DataFrame()
     report.figures = {f.name: f for f in gallery.choose(report)}
     return report
@@ -156,16 +156,29 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
         direction = "higher" if first["higher_is_better"] else "lower"
         lines.append(f"On {first['model']} / {first['dataset']}: test {metric} ({direction} is better), paired "
                      f"by seed against {first['baseline']} ({first['baseline_mean']:.4g}), Holm-corrected:")
+        looked = "look" in group and group["look"].notna().all()  # a --seeds auto sweep's looks, replayed
         for _, row in group.iterrows():
             lines.append(f"  {row['activation']}: {row['verdict']}, {metric} {row['mean']:.4g} "
-                         f"({row['mean_diff']:+.3g}, {_workload_interval(row)}, "
-                         f"adjusted p = {row['p_holm']:.3g}, {int(row['n'])} seed{'s' if row['n'] != 1 else ''})")
-        if (group["verdict"] == "undecided").any():  # the guidance the error's undecided verdicts give
+                         f"({row['mean_diff']:+.3g}, {_workload_interval(row)}, {_workload_p(row, looked)}, "
+                         f"{int(row['n'])} seed{'s' if row['n'] != 1 else ''})")
+        if looked and (group["verdict"] == "undecided").any():
+            lines.append(f"  Undecided at the last look ({int(group['n'].max())} seeds): a larger --max-seeds "
+                         "could decide it.")
+        elif (group["verdict"] == "undecided").any():  # the guidance the error's undecided verdicts give
             alpha = float(first["alpha"]) if "alpha" in group and not pd.isna(first["alpha"]) else stats.ALPHA
             advice = too_few_seeds(int(first.get("family", len(group)) or len(group)), int(group["n"].max()), alpha)
             lines.append(f"  {advice}." if advice else "  Undecided: more seeds (--seeds N, or --seeds auto) would "
                          "narrow the intervals.")
     return lines
+
+
+def _workload_p(row, looked: bool) -> str:
+    """The test's p as the verdict used it: Holm-adjusted in a fixed design, or, in a
+    --seeds auto sweep, the permutation p against the level its look allowed."""
+    if looked:
+        return (f"p = {row['p_permutation']:.3g} at look {int(row['look']) + 1} against the level "
+                f"{row['level']:.3g} the group-sequential design and Holm allow there")
+    return f"adjusted p = {row['p_holm']:.3g}"
 
 
 def _workload_interval(row) -> str:
@@ -207,8 +220,10 @@ def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -
     judged by the fixed-design tests above, without a margin, never by the looks."""
     metric = design.get("metric", tables.TESTED)
     levels = ", ".join(f"{level:.3g}" for level in design["levels"])
-    margin = (f"±{100 * design['margin']:.2g} pp" if metric == tables.TESTED
-              else f"±{design['margin']:.3g} {tables.metric_label(metric, report.runs)}")
+    margin = (f"within ±{100 * design['margin']:.2g} pp" if metric == tables.TESTED
+              else f"within ±{design['margin']:.3g} {tables.metric_label(metric, report.runs)}" if design["margin"]
+              else f"nothing: no margin is defined in {tables.metric_label(metric, report.runs)}, so each comparison "
+                   "ran until it was better or worse, or to the most seeds")
     own = list(dict.fromkeys(report.workload_tests["metric"])) if len(report.workload_tests) else []
     tested = [m for m in own if m == metric] or (images and metric == tables.TESTED)
     lines = []
@@ -216,7 +231,7 @@ def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -
         lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
                      f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
                      f"each look: {levels}), so the chance of any false better/worse verdict stays at "
-                     f"{100 * alpha:.3g}%; equivalence means within {margin}.")
+                     f"{100 * alpha:.3g}%; equivalence means {margin}.")
     untested = [m for m in own if m != metric]
     if untested:
         names = " / ".join(tables.metric_label(m, report.runs) for m in untested)

@@ -159,16 +159,23 @@ def is_classification(runs: pd.DataFrame) -> pd.Series:
 
 
 def workload_tests(runs: pd.DataFrame, baseline: str, alpha: float = stats.ALPHA,
-                   family: str = "setting") -> pd.DataFrame:
+                   family: str = "setting", design: dict | None = None) -> pd.DataFrame:
     """Paired tests of each other workload's own primary metric against the baseline, in
     its own direction (bits per character lower, PSNR higher, ...), per setting, Holm-
     corrected. No equivalence margin is defined in another metric's units, so a verdict
-    is better, worse or undecided. Diverged runs count at the worst finished value."""
+    is better, worse or undecided. Diverged runs count at the worst finished value. A
+    --seeds auto sweep that decided on this metric (``design``, its meta ``sequential``)
+    is judged by its own looks replayed, as ``significance`` does for the error: a fixed-
+    design test of data whose size the looks chose would not hold its 5%."""
     other = runs[~is_classification(runs)]
     parts = []
     for (metric, higher), group in other.groupby(["primary_metric", "higher_is_better"], sort=False):
-        tests = stats.verdicts(group, "primary_value", baseline, equivalence=0.0, alpha=alpha,
-                               higher_is_better=bool(higher), family=family)
+        if design and design.get("metric") == metric:
+            looks = sequential.Design.from_dict({**design, "metric": "primary_value", "higher_is_better": bool(higher)})
+            tests = sequential.replay(group, baseline, looks)
+        else:
+            tests = stats.verdicts(group, "primary_value", baseline, equivalence=0.0, alpha=alpha,
+                                   higher_is_better=bool(higher), family=family)
         if len(tests):
             means = group[group["status"] == Status.DONE.value].groupby("activation")["primary_value"].mean()
             parts.append(tests.assign(metric=metric, higher_is_better=bool(higher), baseline=baseline,

@@ -233,7 +233,7 @@ def _verdicts(sequential, out: str | Path, baseline: str, design, keys: set[str]
     with StoreView(out) as store:  # read-only: deciding never writes
         rows = [{"dataset": r.config["dataset"], "model": r.config["model"], "activation": r.config["activation"],
                  "seed": r.config["seed"], "status": r.status.value,
-                 design.metric: getattr(r.summary, design.metric, None) if r.summary else None}
+                 design.metric: _value(r.summary, design.metric)}
                 for r in store.records() if r.key in keys and r.status in (Status.DONE, Status.DIVERGED)]
     if not rows:
         return {}
@@ -244,6 +244,16 @@ def _verdicts(sequential, out: str | Path, baseline: str, design, keys: set[str]
         out[activation] = "undecided" if "undecided" in verdicts else verdicts.pop() if len(verdicts) == 1 \
             else "mixed"
     return out
+
+
+def _value(summary, metric: str) -> float | None:
+    """A finished run's value of ``metric``: a summary field (error_rate), else the
+    workload's metric under its own name (mse, psnr, bpc); None for a diverged run."""
+    if summary is None:
+        return None
+    if metric in getattr(summary, "__dataclass_fields__", {}):
+        return getattr(summary, metric)
+    return (summary.metrics or {}).get(metric)
 
 
 def _record_design(out: str | Path, design, baseline: str) -> None:
