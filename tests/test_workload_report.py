@@ -138,3 +138,16 @@ def test_a_workload_decided_by_seeds_auto_is_judged_by_its_looks_replayed(tmp_pa
     text = " ".join(render.verdict_text(report))
     assert "at look 2 against the level" in text and "adjusted p" not in text
     assert "equivalence means nothing: no margin is defined in mse" in text
+
+
+def test_a_folder_with_a_workload_and_images_counts_both_families(tmp_path):
+    """Holm corrects within each setting: one classification setting and one regression
+    setting are two families, up to 10% for the report, never '1 comparison ... 5%'."""
+    from report_sweeps import fake_sweep
+
+    folder = fake_workload_sweep(tmp_path, VALUES)
+    fake_sweep(folder, {"relu": [0.10, 0.11, 0.12], "tanh": [0.12, 0.13, 0.14]})
+    text = " ".join(render.verdict_text(render.build(render.StoreView(folder))))
+    assert "(2 families)" in text and "up to 10% for the whole report" in text
+    alone = " ".join(render.verdict_text(render.build(render.StoreView(fake_workload_sweep(tmp_path / "w", VALUES)))))
+    assert "Holm corrects over all 2 comparisons with relu" in alone

@@ -23,7 +23,7 @@ from afbench.errors import AfbenchError
 from afbench.report import document, gallery, tables, timing
 from afbench.report.model import Document, Figure, Table, display
 from afbench.report.pngs import draw_pngs
-from afbench.report.verdict import too_few_seeds, verdict_lines
+from afbench.report.verdict import family_line, too_few_seeds, verdict_lines
 from afbench.report.writers import FIGURES, FORMATS
 from afbench.report.writers.files import csv_bytes, write_all
 from afbench.stats import paired as stats
@@ -201,8 +201,10 @@ def verdict_text(report: Report) -> list[str]:
     if len(aggregate) or report.workload_tests.empty:
         lines += verdict_lines(aggregate, report.tests, report.top, report.ranks, report.baseline,
                                design["margin"] if design else report.meta.get("equivalence", EQUIVALENCE), alpha,
-                               design, report.meta.get("family", "setting"))
+                               design, report.meta.get("family", "setting"), report.all_tests())
     lines += workload_lines(report.workload_tests)
+    if not len(aggregate) and len(report.workload_tests):  # workloads alone: their families, said once
+        lines.append(family_line(report.workload_tests, report.baseline, alpha, report.meta.get("family", "setting")))
     if design:
         lines += seeds_auto_lines(report, design, alpha, bool(len(aggregate)))
     elif alpha < stats.ALPHA:

@@ -179,9 +179,11 @@ def family_line(tests: pd.DataFrame, baseline: str, alpha: float, family: str = 
 
 def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks: dict, baseline: str,
                   equivalence: float, alpha: float = ALPHA, design: dict | None = None,
-                  family: str = "setting") -> list[str]:
+                  family: str = "setting", family_tests: pd.DataFrame | None = None) -> list[str]:
     """Every sentence of the Verdict section. ``design``: a --seeds auto sweep's
-    (meta ``sequential``), whose margin and levels the tests used."""
+    (meta ``sequential``), whose margin and levels the tests used. ``family_tests``:
+    every test of the report, for the family line (default ``tests``): a folder that
+    also holds other workloads' settings has their families too."""
     if aggregate.empty:
         return ["No finished runs yet: nothing to compare. Runs that failed are listed in runs.csv with their "
                 "errors."]
@@ -192,7 +194,8 @@ def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks
         part = tests[tests["setting"] == setting] if len(tests) else tests
         lines += setting_lines(setting, group, part, top.get(setting), baseline, equivalence, alpha, design)
     compared = tests[tests["verdict"] != DIVERGED] if len(tests) and "verdict" in tests else tests
-    family_text = family_line(tests, baseline, alpha, family) if len(compared) and "setting" in tests else ""
+    counted = tests if family_tests is None or not len(family_tests) else family_tests
+    family_text = family_line(counted, baseline, alpha, family) if len(compared) and "setting" in tests else ""
     if family_text:
         lines.append(family_text)
     if ranks:
