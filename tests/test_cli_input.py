@@ -209,3 +209,24 @@ def test_os_errors_read_as_sentences(code, says):
     from afbench.errors import path_problem
 
     assert path_problem(OSError(code, os.strerror(code), "/x/y.png")).startswith(says)
+
+
+@pytest.mark.parametrize("device, says", [("mps", "torch sees no MPS device: use --device cpu or auto")])
+def test_a_device_torch_cannot_use_is_refused_before_the_folder_is_made(tmp_path, capsys, monkeypatch, device, says):
+    import torch
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for command in (["run", "--activations", "relu", "--epochs", "1", "--no-progress"], ["cost", "--activations",
+                                                                                         "relu"]):
+        err = _refused(command + ["--device", device, "--out", str(tmp_path / "r")], capsys)
+        assert f"device '{device}' asked for, but {says}" in err
+        assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:x", "meta", "xla"])
+def test_any_device_string_torch_refuses_is_an_afbench_error(device):
+    from afbench.engine.runtime import resolve_device
+    from afbench.errors import AfbenchError
+
+    with pytest.raises(AfbenchError, match=f"device '{device}' is not one .*: use --device auto, cpu"):
+        resolve_device(device)
