@@ -38,6 +38,14 @@ image_size = flag(rules.IMAGE_SIZE)
 split_top_level = rules.split_top_level
 
 
+def path(text: str) -> str:
+    """An argparse ``type=`` for a folder or file to read or write: '' (which would mean
+    the current folder, or the root) is refused; the text is kept as given."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}: name a folder or file")
+    return text
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with prefixes off (``--seed`` is never ``--seeds``) and every
     sub-parser made the same way."""

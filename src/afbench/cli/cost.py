@@ -44,7 +44,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cost.add_argument("--device", type=types.device, default="auto",
                       help="auto, cpu, cuda or cuda:N (default: %(default)s: cuda if torch sees a GPU)")
     cost.add_argument("--data-dir", help="a folder with local copies of the data")
-    cost.add_argument("--out", required=True, help="results folder (cost.csv, cost.png, results.sqlite)")
+    cost.add_argument("--out", required=True, type=types.path, help="results folder (cost.csv, cost.png, results.sqlite)")
     cost.set_defaults(func=cmd_cost)
     return cost
 
