@@ -389,3 +389,13 @@ def test_the_init_study_names_a_formula_s_figures_as_safe_files(tmp_path, capsys
     assert all(p.is_file() for p in out.iterdir())  # no subfolder made by the '/'
     assert "init_acts_relu.png" in figures and len(figures) == 4
     assert any(name.startswith("init_acts_x_1_abs_x-") for name in figures)
+
+
+@pytest.mark.parametrize("formula, says", [("1/x", "NaN or inf on inputs in [-6, 6] (at x = 0)"),
+                                           ("x/abs(x)", "NaN or inf on inputs in [-6, 6] (at x = 0)"),
+                                           ("sqrt(abs(x))", "its gradient is NaN or inf")])
+def test_a_formula_infinite_at_zero_is_refused(tmp_path, capsys, formula, says):
+    err = " ".join(_refused(["run", "--activations", f"relu,{formula}", "--epochs", "1", "--out",
+                             str(tmp_path / "r")], capsys).split())
+    assert f"activation '{formula}'" in err and says in err and "keep" in err
+    assert not (tmp_path / "r").exists()
