@@ -399,3 +399,17 @@ def test_a_formula_infinite_at_zero_is_refused(tmp_path, capsys, formula, says):
                              str(tmp_path / "r")], capsys).split())
     assert f"activation '{formula}'" in err and says in err and "keep" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, usage, says", [
+    (["run", "--seeds", "-1"], "usage: afbench run [options] (every option: afbench run --help)", "got '-1'"),
+    (["study", "init", "--depth", "0"], "usage: afbench study init [options]", "got '0'"),
+    (["merge"], "usage: afbench merge [options] OUT ...", "required: OUT, --out"),
+    (["bogus"], "usage: afbench COMMAND ...", "invalid choice: 'bogus'")])
+def test_a_flag_error_is_a_short_usage_and_the_message_in_80_columns(monkeypatch, capsys, argv, usage, says):
+    monkeypatch.setenv("COLUMNS", "80")
+    err = _refused(argv, capsys)
+    lines = err.splitlines()
+    assert lines[0].startswith(usage) and len(lines) <= 5
+    assert all(len(line) <= 80 for line in lines)
+    assert says in " ".join(err.split())
