@@ -474,11 +474,12 @@ def check_learning_rates(out: Path, configs: list) -> None:
 
     if not (out / "results.sqlite").is_file():
         return
-    with StoreView(out) as view:
-        existing = view.records()
     planned = {c.key(): c for c in configs if isinstance(c, RunConfig)}
-    if not existing or not planned:
-        return
+    with StoreView(out) as view:
+        rates = {row[0] for row in view.db.execute("SELECT DISTINCT lr FROM runs")}
+        if not planned or len(rates | {c.lr for c in planned.values()}) < 2:
+            return  # one learning rate in all: nothing to choose (and no run read)
+        existing = view.records()
     records = [r for r in existing if r.key not in planned]
     records += [RunRecord(key=key, status=Status.DONE, config=c.to_dict()) for key, c in planned.items()]
     runs = runs_frame(records)
