@@ -66,7 +66,7 @@ def test_stack_trains_seeds_together_and_says_so(tmp_path, capsys):
     assert "stacked runs share one clock" in (tmp_path / "summary.md").read_text()
     with pytest.raises(SystemExit):
         main(["run", "--stack", "0"])
-    assert "expected auto or a whole number >= 1, got '0'" in capsys.readouterr().err
+    assert "expected auto or a whole number >= 1, got '0'" in " ".join(capsys.readouterr().err.split())
 
 
 def test_several_learning_rates_pick_one_per_activation_on_validation(tmp_path, capsys):

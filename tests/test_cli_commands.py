@@ -37,7 +37,7 @@ def test_every_command_refuses_bad_values_when_parsed(argv, words, capsys):
         main(argv)
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
-    assert words in captured.err.replace("\n", " ") and "Traceback" not in captured.err
+    assert words in " ".join(captured.err.split()) and "Traceback" not in captured.err  # wrapped to 80
 
 
 def _fake_execute(raised):

@@ -209,3 +209,207 @@ def test_os_errors_read_as_sentences(code, says):
     from afbench.errors import path_problem
 
     assert path_problem(OSError(code, os.strerror(code), "/x/y.png")).startswith(says)
+
+
+@pytest.mark.parametrize("device, says", [("mps", "torch sees no MPS device: use --device cpu or auto")])
+def test_a_device_torch_cannot_use_is_refused_before_the_folder_is_made(tmp_path, capsys, monkeypatch, device, says):
+    import torch
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for command in (["run", "--activations", "relu", "--epochs", "1", "--no-progress"], ["cost", "--activations",
+                                                                                         "relu"]):
+        err = _refused(command + ["--device", device, "--out", str(tmp_path / "r")], capsys)
+        assert f"device '{device}' asked for, but {says}" in err
+        assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:x", "meta", "xla"])
+def test_any_device_string_torch_refuses_is_an_afbench_error(device):
+    from afbench.engine.runtime import resolve_device
+    from afbench.errors import AfbenchError
+
+    with pytest.raises(AfbenchError, match=f"device '{device}' is not one .*: use --device auto, cpu"):
+        resolve_device(device)
+
+
+def _files(folder) -> list[str]:
+    """The folder's files but SQLite's own -shm and -wal (a reader of a WAL database makes them)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-shm", "-wal")))
+
+
+def _fixture_folder(tmp_path, name="fixture"):
+    """An out folder with four finished runs (relu, tanh x seeds 0, 1 at lr 0.001), copied
+    from a fixture: nothing trained."""
+    import shutil
+    from pathlib import Path
+
+    folder = tmp_path / name
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "fixtures" / "results-v0.2.0.sqlite", folder / "results.sqlite")
+    return folder
+
+
+def _two_learning_rates(tmp_path):
+    """The fixture folder plus the same runs at lr 0.01, none with a validation split: what
+    two `afbench run`s with other --lr and no --valid-fraction leave in one folder."""
+    import sqlite3
+
+    folder = _fixture_folder(tmp_path, "two-lr")
+    db = sqlite3.connect(folder / "results.sqlite")
+    with db:
+        db.execute("INSERT INTO runs SELECT key || '-lr2', status, activation, model, dataset, seed, 0.01, "
+                   "json_set(config, '$.lr', 0.01), provenance, summary, error, owner, heartbeat, attempts, "
+                   "created, updated FROM runs")
+    db.close()
+    return folder
+
+
+def test_a_folder_of_two_learning_rates_without_validation_is_refused_by_report_and_merge(tmp_path, capsys):
+    folder = _two_learning_rates(tmp_path)
+    before = _files(folder)
+    err = " ".join(_refused(["report", str(folder)], capsys).split())
+    assert "several learning rates (0.001, 0.01) but no validation accuracy" in err
+    assert "give one --lr per results folder" in err and "--valid-fraction 0.1" in err
+    assert _files(folder) == before
+    err = " ".join(_refused(["merge", str(folder), "--out", str(tmp_path / "m")], capsys).split())
+    assert "several learning rates (0.001, 0.01)" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_second_run_at_another_learning_rate_without_validation_is_refused_before_training(tmp_path, capsys,
+                                                                                             monkeypatch):
+    from afbench import sweep
+
+    out = tmp_path / "r"
+    tiny = ["run", "--activations", "relu", "--epochs", "1", "--seeds", "1", "--train-subset", "200", "--out",
+            str(out), "--no-progress", "--quiet"]
+    assert main(tiny + ["--lr", "1e-2"]) == 0
+    capsys.readouterr()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.endswith(("-shm", "-wal"))}
+    monkeypatch.setattr(sweep, "execute", lambda *a, **k: pytest.fail("trained before refusing"))
+    err = " ".join(_refused(tiny + ["--lr", "1e-3"], capsys).split())
+    assert f"--out {out} already holds runs at another learning rate" in err
+    assert "several learning rates (0.001, 0.01)" in err and "Nothing was trained" in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.endswith(("-shm", "-wal"))} == before
+    monkeypatch.undo()
+    assert main(tiny + ["--lr", "1e-3", "--valid-fraction", "0.1"]) == 0  # another setting: accepted
+
+
+def test_the_run_lines_count_only_this_sweeps_runs(tmp_path):
+    from afbench.cli.output import RunLines
+
+    def run(key, seed):
+        return {"key": key, "status": "done", "summary": None,
+                "config": {"activation": "relu", "seed": seed, "model": "mlp", "dataset": "digits"}}
+
+    said = []
+    lines = RunLines(tmp_path, 2, said.append, every_s=60, keys=["a", "b"])
+    earlier = [run("x", 0), run("y", 1)]  # the folder's runs of another sweep (another --lr)
+    lines._finished = lambda: earlier
+    with lines:
+        lines._report(earlier + [run("a", 0)])
+        lines._report(earlier + [run("a", 0), run("b", 1)])
+    assert [s.split("]")[0] for s in said] == ["[1/2", "[2/2"]
+
+
+def _cost_folder(tmp_path):
+    """A folder as `afbench cost` leaves it: cost.csv and a database of step times, no runs."""
+    from afbench.store.database import Store
+
+    folder = tmp_path / "cost"
+    folder.mkdir()
+    (folder / "cost.csv").write_text("activation,step_ms\nrelu,1.0\n")
+    Store(folder).close()
+    return folder
+
+
+def test_report_and_merge_of_a_cost_folder_are_refused_writing_nothing(tmp_path, capsys):
+    folder = _cost_folder(tmp_path)
+    before = _files(folder)
+    err = " ".join(_refused(["report", str(folder)], capsys).split())
+    assert f"{folder} holds no runs because it was made by `afbench cost`" in err
+    assert "`afbench report` needs a folder written by `afbench run`" in err
+    assert _files(folder) == before
+    err = " ".join(_refused(["merge", str(folder), "--out", str(tmp_path / "m")], capsys).split())
+    assert "holds no runs because it was made by `afbench cost`" in err and not (tmp_path / "m").exists()
+
+
+def test_merge_refuses_a_baseline_the_runs_lack_before_writing(tmp_path, capsys):
+    good = _fixture_folder(tmp_path)
+    err = " ".join(_refused(["merge", str(good), "--out", str(tmp_path / "m9"), "--baseline", "nosuch"],
+                            capsys).split())
+    assert "baseline 'nosuch' is not among the activations" in err and "relu, tanh" in err
+    assert not (tmp_path / "m9").exists()
+
+
+def test_report_takes_the_database_path_for_its_folder(tmp_path, capsys, monkeypatch):
+    from afbench.report import render
+
+    good = _fixture_folder(tmp_path)
+    asked = []
+    monkeypatch.setattr(render, "write", lambda folder, baseline=None: asked.append(folder))  # no figures
+    monkeypatch.setattr("afbench.cli.run.show_report", lambda *a, **k: None)
+    assert main(["report", str(good / "results.sqlite")]) == 0 and asked == [good]
+    (tmp_path / "notes.sqlite").write_text("")
+    err = " ".join(_refused(["report", str(tmp_path / "notes.sqlite")], capsys).split())
+    assert "is a file: give the results folder that holds results.sqlite (the folder, not the file)" in err
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "{good}", "--to", "tensorboard", ""], ["export", "{good}", "--to", "mlflow", " "],
+    ["merge", "{good}", "--out", ""], ["cost", "--activations", "relu", "--out", ""], ["report", ""],
+    ["study", "init", "--out", ""]])
+def test_an_empty_destination_is_refused(tmp_path, capsys, monkeypatch, command):
+    good = _fixture_folder(tmp_path)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    err = " ".join(_refused([a.format(good=good) for a in command], capsys).split())
+    assert "got ''" in err and ("name a" in err)
+    assert list(work.iterdir()) == []
+
+
+def test_cost_refuses_a_damaged_database_before_measuring(tmp_path, capsys, monkeypatch):
+    from afbench.cost import api
+
+    monkeypatch.setattr(api, "profile", lambda *a, **k: pytest.fail("measured before checking the database"))
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "results.sqlite").write_text("garbage")
+    err = " ".join(_refused(["cost", "--activations", "relu", "--out", str(out)], capsys).split())
+    assert f"{out}/results.sqlite is not an afbench results database" in err and "choose another --out" in err
+    assert _files(out) == ["results.sqlite"]
+
+
+def test_the_init_study_names_a_formula_s_figures_as_safe_files(tmp_path, capsys):
+    out = tmp_path / "si"
+    assert main(["study", "init", "--activations", "x/(1+abs(x)),relu", "--depth", "2", "--width", "8",
+                 "--train-steps", "1", "--threads", "1", "--out", str(out)]) == 0
+    figures = sorted(p.name for p in out.iterdir() if p.name.startswith(("init_acts_", "init_grads_")))
+    assert all(p.is_file() for p in out.iterdir())  # no subfolder made by the '/'
+    assert "init_acts_relu.png" in figures and len(figures) == 4
+    assert any(name.startswith("init_acts_x_1_abs_x-") for name in figures)
+
+
+@pytest.mark.parametrize("formula, says", [("1/x", "NaN or inf on inputs in [-6, 6] (at x = 0)"),
+                                           ("x/abs(x)", "NaN or inf on inputs in [-6, 6] (at x = 0)"),
+                                           ("sqrt(abs(x))", "its gradient is NaN or inf")])
+def test_a_formula_infinite_at_zero_is_refused(tmp_path, capsys, formula, says):
+    err = " ".join(_refused(["run", "--activations", f"relu,{formula}", "--epochs", "1", "--out",
+                             str(tmp_path / "r")], capsys).split())
+    assert f"activation '{formula}'" in err and says in err and "keep" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, usage, says", [
+    (["run", "--seeds", "-1"], "usage: afbench run [options] (every option: afbench run --help)", "got '-1'"),
+    (["study", "init", "--depth", "0"], "usage: afbench study init [options]", "got '0'"),
+    (["merge"], "usage: afbench merge [options] OUT ...", "required: OUT, --out"),
+    (["bogus"], "usage: afbench COMMAND ...", "invalid choice: 'bogus'")])
+def test_a_flag_error_is_a_short_usage_and_the_message_in_80_columns(monkeypatch, capsys, argv, usage, says):
+    monkeypatch.setenv("COLUMNS", "80")
+    err = _refused(argv, capsys)
+    lines = err.splitlines()
+    assert lines[0].startswith(usage) and len(lines) <= 5
+    assert all(len(line) <= 80 for line in lines)
+    assert says in " ".join(err.split())

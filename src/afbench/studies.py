@@ -125,6 +125,7 @@ def histogram_range(values: list[np.ndarray]) -> tuple[float, float]:
 def write_init_study(data: Prepared, activations, inits, study: InitStudy, out: str | Path) -> InitResult:
     """Run the init study and write its tables, summary and figures to ``out``."""
     from afbench.report import figures
+    from afbench.report.gallery import file_name
 
     result = run_init_study(data, activations, inits, study)
     out = Path(out)
@@ -138,7 +139,7 @@ def write_init_study(data: Prepared, activations, inits, study: InitStudy, out: 
         for kind in ("acts", "grads"):
             values = [v for init in inits for v in result.samples[(activation, init)][kind]]
             fig = figures.plot_init_histograms(result.samples, activation, inits, kind, histogram_range(values))
-            figures.save(fig, out / f"init_{kind}_{activation}.png")
+            figures.save(fig, out / f"init_{kind}_{file_name(activation)}.png")  # '1/x' makes no folder
     return result
 
 

@@ -27,7 +27,10 @@ from afbench.config import RunConfig
 from afbench.errors import AfbenchError
 
 BATCH = 8  # images of the real training split that the check runs
-PROBE = torch.linspace(-6, 6, 4 * 24).reshape(4, 24)  # (N, C): where activations live at initialisation
+# (N, C): where activations live at initialisation, with 0 and both signs near it (an even
+# grid skips 0, and '1/x' or sqrt(abs(x))'s gradient passed it), sorted
+PROBE = torch.cat([torch.linspace(-6, 6, 4 * 24 - 7),
+                   torch.tensor([0.0, -1e-6, 1e-6, -1e-3, 1e-3, -1e-2, 1e-2])]).sort().values.reshape(4, 24)
 
 
 class UserCodeError(AfbenchError):

@@ -137,14 +137,17 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from afbench.cli.folders import check_reportable, results_folder
     from afbench.cli.run import show_report
     from afbench.report import render
 
-    try:
-        report = render.write(args.out, args.baseline)
-    except FileNotFoundError as err:
-        raise AfbenchError(str(err)) from None
-    show_report(report, args.out, Output(), wide=args.wide)
+    out = results_folder(args.out, "report")  # good/results.sqlite reports on good/
+    if not (out / "results.sqlite").is_file():
+        raise AfbenchError(f"{out} holds no results.sqlite: give a folder written by `afbench run` (or run "
+                           f"`afbench run --out {out}` first)")
+    check_reportable(out, "report", args.baseline)  # before a file is written: no runs, a bad --baseline, ...
+    report = render.write(out, args.baseline)
+    show_report(report, out, Output(), wide=args.wide)
 
 
 def cmd_study_init(args: argparse.Namespace) -> None:
@@ -202,7 +205,7 @@ def _add_study_parsers(commands) -> None:
         init.add_argument(flag, type=types.flag(INIT_RULES[flag[2:].replace("-", "_")]), default=default,
                           help=f"{text} (default: %(default)s)")
     init.add_argument("--threads", type=types.positive_int, help="torch threads (default: every available core)")
-    init.add_argument("--out", default="results/study-init", help="(default: %(default)s)")
+    init.add_argument("--out", type=types.path, default="results/study-init", help="(default: %(default)s)")
     init.set_defaults(func=cmd_study_init)
     norm = study_what.add_parser(
         "norm", help="a CNN with none/batch/layer/group/instance normalisation per activation: accuracy, time to "
@@ -226,7 +229,7 @@ def _add_study_parsers(commands) -> None:
     norm.add_argument("--device", type=types.device, default="auto", help="(default: %(default)s)")
     norm.add_argument("--threads", type=types.positive_int, help="torch threads (default: every available core)")
     norm.add_argument("--data-dir", help="folder with local copies of the data")
-    norm.add_argument("--out", default="results/study-norm", help="(default: %(default)s)")
+    norm.add_argument("--out", type=types.path, default="results/study-norm", help="(default: %(default)s)")
     norm.add_argument("--no-progress", action="store_true", help="no progress bars")
     norm.set_defaults(func=cmd_study_norm)
 
@@ -280,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write tables, statistics, figures and report.html from OUT",
                                  epilog=_examples("afbench report results/quick"))
-    report.add_argument("out", help="a results folder written by `afbench run`")
+    report.add_argument("out", type=types.path, help="a results folder written by `afbench run`")
     report.add_argument("--baseline", help="activation the others are tested against (default: relu if the "
                                            "database holds it, else its first activation)")
     report.add_argument("--wide", action="store_true", help="the full comparison table (Markdown rows)")

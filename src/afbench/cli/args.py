@@ -38,6 +38,14 @@ image_size = flag(rules.IMAGE_SIZE)
 split_top_level = rules.split_top_level
 
 
+def path(text: str) -> str:
+    """An argparse ``type=`` for a folder or file to read or write: '' (which would mean
+    the current folder, or the root) is refused; the text is kept as given."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}: name a folder or file")
+    return text
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with prefixes off (``--seed`` is never ``--seeds``) and every
     sub-parser made the same way."""
@@ -46,6 +54,29 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+
+    def short_usage(self) -> str:
+        """'usage: afbench run [options]': the command's shape, not its 25 lines of options."""
+        parts = [self.prog]
+        if any(a.option_strings and not isinstance(a, (argparse._HelpAction, argparse._VersionAction))
+               for a in self._actions):
+            parts.append("[options]")
+        for action in self._actions:
+            if action.option_strings:
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                parts.append(f"{action.metavar or 'COMMAND'} ...")
+            else:
+                name = action.metavar or action.dest.upper()
+                parts.append(f"{name} ..." if action.nargs in ("+", "*") else name)
+        return f"usage: {' '.join(parts)} (every option: {self.prog} --help)"
+
+    def error(self, message: str):
+        """Bad flags: the short usage and the message, each wrapped to the terminal (80
+        columns without one), exit status 2; `--help` still prints the whole usage."""
+        from afbench.cli.output import fit
+
+        self.exit(2, f"{fit(self.short_usage())}\n{fit(f'{self.prog}: error: {message}')}\n")
 
 
 class _Formatter(argparse.HelpFormatter):

@@ -44,7 +44,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cost.add_argument("--device", type=types.device, default="auto",
                       help="auto, cpu, cuda or cuda:N (default: %(default)s: cuda if torch sees a GPU)")
     cost.add_argument("--data-dir", help="a folder with local copies of the data")
-    cost.add_argument("--out", required=True, help="results folder (cost.csv, cost.png, results.sqlite)")
+    cost.add_argument("--out", required=True, type=types.path, help="results folder (cost.csv, cost.png, results.sqlite)")
     cost.set_defaults(func=cmd_cost)
     return cost
 
@@ -80,7 +80,8 @@ def cmd_cost(args: argparse.Namespace) -> None:
     from afbench.engine.runtime import resolve_device
 
     names = _names(args.activations)
-    device = resolve_device(args.device).type if args.device == "auto" else args.device
+    resolved = resolve_device(args.device)  # refused here (mps on Linux, a GPU not there), not in the profile
+    device = resolved.type if args.device == "auto" else args.device
     result = run_cost(args.out, args.dataset, args.model, names, baseline=args.baseline, batch_size=args.batch_size,
                       threads=args.threads, budget_s=args.budget, price_per_hour=args.price_per_hour,
                       data_dir=args.data_dir, device=device, epochs=args.epochs)

@@ -99,8 +99,9 @@ class RunLines:
     there or merged in (a suite's stored baselines, an earlier sweep's settings) are
     neither announced nor counted."""
 
-    def __init__(self, folder, total: int | None, say, every_s: float = 1.0, keys: set[str] | None = None) -> None:
-        self.folder, self.total, self.say, self.every_s, self.keys = folder, total, say, every_s, keys
+    def __init__(self, folder, total: int | None, say, every_s: float = 1.0, keys=None) -> None:
+        self.folder, self.total, self.say, self.every_s = folder, total, say, every_s
+        self.keys = None if keys is None else set(keys)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._seen: set[str] = set()
@@ -108,7 +109,7 @@ class RunLines:
 
     def __enter__(self) -> "RunLines":
         self._seen = {r["key"] for r in self._finished()}  # finished before this sweep: not news
-        self._done = len(self._seen)
+        self._done = len(self._seen if self.keys is None else self._seen & self.keys)
         self._thread.start()
         return self
 
@@ -139,7 +140,7 @@ class RunLines:
 
     def _report(self, finished: list[dict]) -> None:
         for run in finished:
-            if run["key"] in self._seen:
+            if run["key"] in self._seen or (self.keys is not None and run["key"] not in self.keys):
                 continue
             self._seen.add(run["key"])
             self._done += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from afbench.cli import args as types
 from afbench.errors import AfbenchError
 
 
@@ -18,6 +19,9 @@ def _print(text: str) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from afbench.cli.folders import results_folder
+
+    args.out = str(results_folder(args.out, "export"))  # good/results.sqlite exports good/
     if not (Path(args.out) / "results.sqlite").exists():
         raise AfbenchError(f"{args.out} holds no results.sqlite: give an out folder written by `afbench run`")
     if args.to == "tensorboard":
@@ -44,12 +48,19 @@ def _parts(*groups: tuple[list[str], str]) -> str:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
+    from afbench.cli import folders
     from afbench.report import render
     from afbench.store import merge
 
-    summary = merge.merge([Path(p) for p in args.inputs], Path(args.out))
-    _print(merge.describe(summary))
-    render.write(args.out, args.baseline)
+    inputs, out = [Path(p) for p in args.inputs], Path(args.out)
+    records = folders.merged_records(inputs, out)  # the report's refusals come before the merge writes
+    if not records:
+        raise AfbenchError(folders.no_runs(inputs[0], "merge"))
+    folders.check_runs(records, args.baseline)
+    with merge.removed_on_failure(out):  # a report that fails after all leaves no new database either
+        summary = merge.merge(inputs, out)
+        _print(merge.describe(summary))
+        render.write(out, args.baseline)
     _print(f"report: {args.out}/summary.md, {args.out}/report.html")
 
 
@@ -71,7 +82,7 @@ def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._Su
     """Add `export`, `merge`, `show` and `suite` to ``commands``, and `presets` and `suites` to `afbench list`."""
     export = commands.add_parser("export", help="export an out folder to TensorBoard or MLflow",
                                  epilog="example:\n  afbench export results/quick --to tensorboard runs/")
-    export.add_argument("out", help="a results folder written by `afbench run`")
+    export.add_argument("out", type=types.path, help="a results folder written by `afbench run`")
     export.add_argument("--to", required=True, nargs=2, metavar=("TOOL", "DEST"),
                         help="tensorboard LOGDIR, or mlflow TRACKING_URI (sqlite:///PATH/mlflow.db or "
                              "http://HOST:PORT); needs pip install 'afbench[export]'")
@@ -82,8 +93,8 @@ def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._Su
     merge = commands.add_parser("merge", help="combine results folders from several machines into one, "
                                               "each run once; inputs are never changed",
                                 epilog="example:\n  afbench merge machine-a/results machine-b/results --out all")
-    merge.add_argument("inputs", nargs="+", metavar="OUT", help="results folders (or results.sqlite files)")
-    merge.add_argument("--out", required=True, help="the merged results folder (created, or merged into)")
+    merge.add_argument("inputs", nargs="+", type=types.path, metavar="OUT", help="results folders (or results.sqlite files)")
+    merge.add_argument("--out", required=True, type=types.path, help="the merged results folder (created, or merged into)")
     merge.add_argument("--baseline", help="activation the others are tested against in the report (default: relu "
                                           "if the merged database holds it, else its first activation)")
     merge.set_defaults(func=cmd_merge)
@@ -107,5 +118,9 @@ def _export_entry(args: argparse.Namespace) -> None:
     tool, args.dest = args.to
     if tool not in ("tensorboard", "mlflow"):
         raise AfbenchError(f"unknown export target '{tool}': use --to tensorboard DIR or --to mlflow URI")
+    if not args.dest.strip():  # '' would export into the current folder
+        raise AfbenchError(f"--to {tool} needs a destination, got '': name a "
+                           + ("log folder, e.g. --to tensorboard runs/" if tool == "tensorboard" else
+                              "tracking URI, e.g. --to mlflow sqlite:///mlruns/mlflow.db"))
     args.to = tool
     cmd_export(args)

@@ -35,6 +35,8 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
     problem = folder_problem(out)  # now, not after the measurement: it takes minutes
     if problem:
         raise AfbenchError(f"--out: {problem}")
+    if (Path(out) / "results.sqlite").is_file():  # a damaged database is refused now, not after measuring
+        Store(out).close()
     from afbench import models
 
     if models.is_user_model(model):
@@ -44,16 +46,16 @@ def run_cost(out: str | Path, dataset: str, model: str, activation_names: list[s
                      threads=threads, budget_s=budget_s, price_per_hour=price_per_hour, epochs=epochs,
                      steps_to_target=steps_to_target)
     out = Path(out)
+    store = Store(out)  # the database first: if it refuses, no cost.csv or cost.png is left beside it
+    try:
+        save_cost(store, result.rows)
+    finally:
+        store.close()
     write_csv(result.rows, out / "cost.csv")
     if figure:
         from afbench.cost.figures import plot_cost
 
         plot_cost(result.rows, out / "cost.png")
-    store = Store(out)
-    try:
-        save_cost(store, result.rows)
-    finally:
-        store.close()
     return result
 
 

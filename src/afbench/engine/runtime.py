@@ -19,10 +19,32 @@ def resolve_device(device: str = "auto") -> torch.device:
     an error that says so, rather than a silent fall back."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise AfbenchError(f"device '{device}' asked for, but torch sees no CUDA GPU: use --device cpu or auto")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise AfbenchError(f"device '{device}' is not one torch knows ({_first_line(err)}): use --device auto, "
+                           "cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise AfbenchError(f"device '{device}' asked for, but torch sees no CUDA GPU: use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise AfbenchError(f"device '{device}' asked for, but torch sees {count} CUDA GPU"
+                               f"{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1}): use one of them, or "
+                               "--device auto")
+    elif resolved.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise AfbenchError(f"device '{device}' asked for, but torch sees no MPS device: use --device cpu or "
+                               "auto")
+    elif resolved.type != "cpu":
+        raise AfbenchError(f"device '{device}' is not one afbench trains on: use --device auto, cpu, cuda, "
+                           "cuda:N or mps")
     return resolved
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
 
 
 def check_compile_toolchain(device: str) -> None:

@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from afbench.errors import AfbenchError
 from afbench.stats import best, sequential, settings as setting_labels
 from afbench.stats import paired as stats
 from afbench.results import EPOCH_METRICS, SUMMARY_METRICS, EpochRecord, RunRecord, Status, check_metric
@@ -88,7 +89,10 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     if finished.empty or finished.groupby(group)["lr"].nunique().max() <= 1:
         return finished, pd.DataFrame()
     if finished["valid_acc"].isna().all():
-        raise ValueError("several learning rates but no validation accuracy: sweep with --valid-fraction > 0")
+        rates = ", ".join(f"{lr:g}" for lr in sorted(finished["lr"].unique()))
+        raise AfbenchError(f"the runs hold several learning rates ({rates}) but no validation accuracy to choose "
+                           "between them: give one --lr per results folder (another --out), or sweep them "
+                           "together with --valid-fraction 0.1")
     means = finished.assign(valid_acc=finished["valid_acc"].fillna(0.0)).groupby(group + ["lr"])["valid_acc"].mean()
     best = means.reset_index().sort_values("valid_acc", ascending=False).drop_duplicates(group)
     chosen = set(best[group + ["lr"]].itertuples(index=False, name=None))

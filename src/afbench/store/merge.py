@@ -188,12 +188,12 @@ def merge(inputs: list[Path], out: Path, *, timings: bool = True) -> dict:
     sources = [database_path(p) for p in inputs]
     if not sources:
         raise AfbenchError("merge needs at least one input folder")
-    with _removed_on_failure(Path(out)):
+    with removed_on_failure(Path(out)):
         return _merge(sources, Path(out), timings)
 
 
 @contextmanager
-def _removed_on_failure(out: Path) -> Iterator[None]:
+def removed_on_failure(out: Path) -> Iterator[None]:
     """A failed merge leaves nothing new behind: the database and folders it created are
     removed (a merge into an existing database rolls its one transaction back instead)."""
     database = out / "results.sqlite"

@@ -1,0 +1,73 @@
+"""Results folders as `report`, `merge` and `export` take them: the folder (or its
+results.sqlite), checked before anything is written, so a refused command leaves the
+folder as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from afbench.errors import AfbenchError
+
+DATABASE = "results.sqlite"
+
+
+def results_folder(given: str | Path, command: str) -> Path:
+    """The out folder ``given`` names: the folder itself, or the folder of its
+    results.sqlite (`afbench report good/results.sqlite` reports on good/)."""
+    path = Path(given)
+    if str(given) == "":
+        raise AfbenchError(f"{command}: the results folder is empty (''): name the folder `afbench run` wrote")
+    if path.is_file() and path.name == DATABASE:
+        return path.parent
+    if path.is_file():
+        raise AfbenchError(f"{command}: {path} is a file: give the results folder that holds {DATABASE} (the "
+                           "folder, not the file)")
+    return path
+
+
+def no_runs(folder: Path, command: str) -> str:
+    """Why ``folder``'s database cannot be reported on: it holds no runs (a folder made by
+    `afbench cost` holds step times only)."""
+    made_by_cost = (folder / "cost.csv").is_file()
+    why = " because it was made by `afbench cost` (step times only)" if made_by_cost else ""
+    return (f"{folder} holds no runs{why}: `afbench {command}` needs a folder written by `afbench run` "
+            f"(afbench run --out {folder} adds runs to it)")
+
+
+def check_reportable(folder: Path, command: str, baseline: str | None = None) -> None:
+    """Refuse, before anything is written, a folder the report cannot be made from: no
+    runs at all, a --baseline it does not hold, several learning rates and nothing to
+    choose between them with."""
+    from afbench.store.reading import StoreView
+
+    with StoreView(folder) as view:
+        if not view.counts():
+            raise AfbenchError(no_runs(folder, command))
+        check_runs(view.records(), baseline)
+
+
+def check_runs(records: list, baseline: str | None = None):
+    """The report's own refusals (its baseline, its learning-rate choice) on ``records``,
+    raised as AfbenchError before any file is written. Returns the runs frame."""
+    from afbench.report import render, tables
+
+    runs = tables.runs_frame(records)
+    render._baseline(baseline, runs)  # noqa: SLF001 (the report's own rule, not a copy of it)
+    tables.select_learning_rates(runs)
+    return runs
+
+
+def merged_records(inputs: list[Path], out: Path) -> list:
+    """The runs ``merge`` would leave in ``out``: the finished ones of ``out`` (if it has a
+    database) and of each input, the first met of each key kept, as the merge keeps it."""
+    from afbench.results import FINISHED
+    from afbench.store.reading import StoreView, database_path
+
+    sources = ([out] if (out / DATABASE).is_file() else []) + [database_path(p) for p in inputs]
+    kept: dict[str, object] = {}
+    for source in sources:
+        with StoreView(source) as view:
+            for record in view.records():
+                if record.status in FINISHED:
+                    kept.setdefault(record.key, record)
+    return list(kept.values())
