@@ -476,7 +476,7 @@ def check_learning_rates(out: Path, configs: list) -> None:
         return
     planned = {c.key(): c for c in configs if isinstance(c, RunConfig)}
     with StoreView(out) as view:
-        rates = {row[0] for row in view.db.execute("SELECT DISTINCT lr FROM runs")}
+        rates = view.learning_rates()
         if not planned or len(rates | {c.lr for c in planned.values()}) < 2:
             return  # one learning rate in all: nothing to choose (and no run read)
         existing = view.records()

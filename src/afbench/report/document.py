@@ -229,9 +229,7 @@ def marks_text(aggregate: pd.DataFrame, runs: pd.DataFrame) -> str:
 
 def target_text(report) -> str:
     """Where the first epoch stands against the target, in the settings' own metric."""
-    from afbench.report.gallery import target_words
-
-    words = target_words(report.aggregate, report.runs)
+    words = tables.target_words(report.aggregate, report.runs)
     return "at or above the target test accuracy" if words == "the target test accuracy" else f"with {words}"
 
 

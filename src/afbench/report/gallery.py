@@ -119,23 +119,10 @@ def _targets(report) -> list[Figure]:
     for setting, tag, frame in _settings(report.aggregate):
         if frame["time_to_target_s_mean"].notna().any():
             out.append(Figure(file_name(f"time-to-target-{tag}"),
-                              f"Training time until {target_words(frame, report.runs)}, {setting} (mean, 95% CI).",
+                              f"Training time until {tables.target_words(frame, report.runs)}, {setting} (mean, 95% CI).",
                               partial(figures.plot_bars, frame.set_index("activation"), "time_to_target_s",
                                                 f"Time to target, {setting}", "seconds", floor=0.0)))
     return out
-
-
-def target_words(aggregate: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """What reaching the target means for these aggregate rows: 'the target test accuracy'
-    for images, 'the test mse at or below the target' for a workload's own metric."""
-    own = aggregate["primary_metric"].dropna() if "primary_metric" in aggregate else pd.Series(dtype=object)
-    if not len(own):
-        return "the target test accuracy"
-    metrics = list(dict.fromkeys(own))
-    higher = runs.loc[runs["primary_metric"].isin(metrics), "higher_is_better"].dropna() \
-        if "higher_is_better" in runs else pd.Series(dtype=bool)
-    side = "" if len(metrics) > 1 or not len(higher) else " at or above" if bool(higher.iloc[0]) else " at or below"
-    return f"the test {' / '.join(tables.metric_label(m, runs) for m in metrics)}{side} the target"
 
 
 def _learning_rates(report) -> list[Figure]:

@@ -409,3 +409,16 @@ def _verdict_of(tests: pd.DataFrame, setting: str, activation: str, with_n: bool
     if not len(match):
         return "-"
     return str(match["verdict"].iloc[0]) + (f" (n={match['n'].iloc[0]})" if with_n else "")
+
+
+def target_words(aggregate: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """What reaching the target means for these aggregate rows: 'the target test accuracy'
+    for images, 'the test mse at or below the target' for a workload's own metric."""
+    own = aggregate["primary_metric"].dropna() if "primary_metric" in aggregate else pd.Series(dtype=object)
+    if not len(own):
+        return "the target test accuracy"
+    metrics = list(dict.fromkeys(own))
+    higher = runs.loc[runs["primary_metric"].isin(metrics), "higher_is_better"].dropna() \
+        if "higher_is_better" in runs else pd.Series(dtype=bool)
+    side = "" if len(metrics) > 1 or not len(higher) else " at or above" if bool(higher.iloc[0]) else " at or below"
+    return f"the test {' / '.join(metric_label(m, runs) for m in metrics)}{side} the target"

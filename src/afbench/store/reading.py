@@ -136,6 +136,10 @@ class Reader:
         query = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY rowid"
         return [dict(row) for row in self.db.execute(query, (status,) if status else ()).fetchall()]
 
+    def learning_rates(self) -> set[float]:
+        """The distinct learning rates of the runs stored (without reading the runs)."""
+        return {row[0] for row in self.db.execute("SELECT DISTINCT lr FROM runs")}
+
     def epoch_rows(self, key: str) -> list[tuple[int, str]]:
         """(epoch, stored record text) of one run, in epoch order."""
         return [(row[0], row[1]) for row in
