@@ -151,3 +151,20 @@ def test_a_folder_with_a_workload_and_images_counts_both_families(tmp_path):
     assert "(2 families)" in text and "up to 10% for the whole report" in text
     alone = " ".join(render.verdict_text(render.build(render.StoreView(fake_workload_sweep(tmp_path / "w", VALUES)))))
     assert "Holm corrects over all 2 comparisons with relu" in alone
+
+
+def test_the_width_note_speaks_of_parameters_only_where_the_model_has_more():
+    """A gated unit doubles the width before it: more parameters in an MLP (a note), none
+    in a model that keeps its size by design (charlm's transformer: 438,968 against relu's
+    438,884, under 1% more: no note)."""
+    import pandas as pd
+
+    from afbench.report.tables import width_note
+
+    kept_size = pd.DataFrame({"activation": ["relu", "swiglu"], "params": [438_884, 438_968]})
+    assert width_note("swiglu", False, kept_size, "relu") == ""
+    doubled = pd.DataFrame({"activation": ["relu", "swiglu"], "params": [109_386, 218_378]})
+    assert width_note("swiglu", False, doubled, "relu") == \
+        "2x the width before each activation: 100% more parameters than relu (use --match-params)"
+    assert width_note("swiglu", True, doubled, "relu") == "" and width_note("relu", False, doubled, "relu") == ""
+    assert "more parameters (use --match-params)" in width_note("swiglu", False)  # nothing to compare with

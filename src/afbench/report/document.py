@@ -72,7 +72,7 @@ def comparison_table(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ba
                     cell = Cell(cell.value, cell.fmt, cell.spread, mark=verdict)
                 cells.append(cell)
             cells.append(Cell(verdict if rankable else tables.unranked(row)))
-            cells.append(Cell(tables.width_note(row["activation"], row["match_params"])))
+            cells.append(Cell(tables.width_note(row["activation"], row["match_params"], group, baseline)))
             rows.append(cells)
     table = Table(headings, rows).without(("note",))
     if own:  # workloads alone: no column of an error or F1 they do not have

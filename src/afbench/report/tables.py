@@ -275,17 +275,35 @@ def settings_notes(runs: pd.DataFrame) -> list[str]:
     return setting_labels.several(runs) if len(runs) else []
 
 
-def width_note(activation: str, match_params: bool) -> str:
-    """A note for activations that widen the layer before them (maxout, gated ones)."""
+def width_note(activation: str, match_params: bool, group: pd.DataFrame | None = None,
+               baseline: str | None = None) -> str:
+    """A note for activations that widen the layer before them (maxout, gated ones) where
+    that costs parameters: none where the row's model has no more parameters than the
+    baseline's in its setting (``group``: the setting's aggregate rows), as a workload
+    whose model keeps its size by design (the transformer's GLU at 2/3 of the width)."""
     from afbench import activations  # the registry knows which activations widen their layer
 
     try:
         multiplier = activations.info(activation).width_multiplier
     except KeyError:
         return ""
-    if multiplier > 1 and not match_params:
-        return f"{multiplier}x the width before each activation: more parameters (use --match-params)"
-    return ""
+    if multiplier <= 1 or match_params:
+        return ""
+    mine, theirs = _params_of(group, activation), _params_of(group, baseline)
+    if mine and theirs:
+        if mine <= theirs * 1.01:  # within 1%: a bias or a gate's own parameters
+            return ""
+        return (f"{multiplier}x the width before each activation: {100 * (mine / theirs - 1):.0f}% more parameters "
+                f"than {baseline} (use --match-params)")
+    return f"{multiplier}x the width before each activation: more parameters (use --match-params)"
+
+
+def _params_of(group: pd.DataFrame | None, activation: str | None) -> float | None:
+    """The parameter count of ``activation``'s model in ``group`` (aggregate rows), if known."""
+    if group is None or activation is None or "params" not in group:
+        return None
+    values = group.loc[group["activation"] == activation, "params"].dropna()
+    return float(values.iloc[0]) if len(values) else None
 
 
 def time_columns(table: pd.DataFrame) -> dict:
@@ -370,7 +388,7 @@ def comparison_rows(table: pd.DataFrame, tests: pd.DataFrame, bold=("**", "**"),
             if rankable and row["activation"] in members and cells[error] != "-":
                 cells[error] = f"{bold[0]}{cells[error]}{bold[1]}"
             cells["vs baseline"] = verdict if rankable else unranked(row)
-            cells["note"] = width_note(row["activation"], row["match_params"])
+            cells["note"] = width_note(row["activation"], row["match_params"], group, baseline)
             rows.append(cells)
     return rows
 
