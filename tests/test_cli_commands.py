@@ -2,6 +2,7 @@
 and reads in a log, --quiet and --json, interrupts, and no footguns."""
 
 import json
+import contextlib
 import os
 import subprocess
 import sys
@@ -220,3 +221,14 @@ def test_run_lines_count_only_the_runs_this_command_trains(tmp_path):
     everything: list[str] = []
     RunLines(tmp_path, None, everything.append)._report(RunLines(tmp_path, None, None)._finished())
     assert len(everything) == len(finished) > 2
+
+
+def test_every_help_and_the_suite_list_fit_80_columns(monkeypatch, capsys):
+    import pytest
+
+    monkeypatch.setenv("COLUMNS", "80")
+    for command in (["suite"], ["run"], ["cost"], ["report"], ["merge"], ["export"], ["list", "suites"]):
+        with pytest.raises(SystemExit) if command != ["list", "suites"] else contextlib.nullcontext():
+            main(command + (["--help"] if command != ["list", "suites"] else []))
+        wide = [line for line in capsys.readouterr().out.splitlines() if len(line) > 80]
+        assert not wide, (command, wide)

@@ -14,10 +14,14 @@ from afbench.cli.output import Output, RunLines, progress_bars
 from afbench.errors import AfbenchError
 
 EXAMPLES = """examples:
-  afbench suite small                                   the leaderboard of the stored baselines
-  afbench suite small --activations "x*sigmoid(1.5*x)"  judge yours: trains only it (minutes)
-  afbench suite small --activations my_acts.py:MyAct --baselines local   relu trained here too
-  afbench show suite small > my-suite.toml              a suite file to start your own"""
+  afbench suite small
+      the leaderboard of the stored baselines
+  afbench suite small --activations "x*sigmoid(1.5*x)"
+      judge yours: trains only it (minutes)
+  afbench suite small --activations my_acts.py:MyAct --baselines local
+      relu trained here too
+  afbench show suite small > my-suite.toml
+      a suite file to start your own"""
 
 
 def _activations(given) -> tuple[str, ...]:
@@ -124,11 +128,12 @@ def cmd_list_suites(args: argparse.Namespace) -> None:
     from afbench.suite import baselines
     from afbench.suite.definition import load_suite, suite_names
 
+    output = Output()
     for name in suite_names():
         suite = load_suite(name)
         stored = "stored baselines" if baselines.stored_path(suite) else "no stored baselines (--baselines local)"
-        print(f"{name:<8} v{suite.version}, {len(suite.workloads)} workloads, {len(suite.seeds)} seeds, {stored}: "
-              f"{suite.description}")
+        output.result(f"{name:<8} v{suite.version}, {len(suite.workloads)} workloads, {len(suite.seeds)} seeds, "
+                      f"{stored}: {suite.description}")  # wrapped to the terminal, 80 columns in a log
 
 
 def add_parsers(commands, listing_what, show_what) -> None:
