@@ -179,8 +179,7 @@ def test_the_exit_status_leaves_the_process_as_main_returns_it(tmp_path):
     # output still leave the process.
     done = _python("-m", "afbench", "report", str(tmp_path / "nothing"))
     assert done.returncode == 2 and "no results.sqlite" in done.stderr and "Traceback" not in done.stderr
-    listed = _python("-m", "afbench.cli", "list", "activations")
-    assert listed.returncode == 0 and "relu" in listed.stdout
+    # status 0 through entry(): test_python_m_afbench_and_help_without_torch
 
 
 def test_activations_from_a_file_in_the_current_folder(tmp_path, monkeypatch):
