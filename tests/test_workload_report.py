@@ -65,6 +65,12 @@ def test_a_workload_s_figures_and_captions_name_its_metric(tmp_path):
     drawn = figure.draw()
     assert drawn.axes[0].get_ylabel() == "test mse" and len(drawn.axes[0].lines) > 0
     plt.close(drawn)
+    # the report's cost table beside it: the mse, headed so, never an empty "error (%)"
+    points = render.timing.cost_points(report.aggregate, report.cost)
+    table = document.cost_table(points, report.runs)
+    assert table.columns[-1] == "mse" and "error (%)" not in table.columns
+    means = {row[1].value: row[-1].value for row in table.rows}
+    assert means["tanh"] == pytest.approx(sum(VALUES["tanh"]) / len(VALUES["tanh"]))  # the mean over seeds
     # no classes (a language model's windows): no empty histogram, no legend warning
     report.meta["class_counts"] = {"special:j0": {"classes": ["a", "b"], "counts": {}}}
     with warnings.catch_warnings():

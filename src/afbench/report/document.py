@@ -170,16 +170,28 @@ def frame_table(frame: pd.DataFrame) -> Table:
                  [[Cell.text_of(v) for v in row] for row in frame.itertuples(index=False, name=None)])
 
 
-def cost_table(points: pd.DataFrame) -> Table:
+def cost_table(points: pd.DataFrame, runs: pd.DataFrame | None = None) -> Table:
+    """The cost profile beside each setting's result: the test error, or a workload's own
+    metric (``runs`` names its unit); a table of both says the metric in each cell."""
     if points.empty:
         return Table(["setting", "activation"])
+    own = points["primary_metric"] if "primary_metric" in points else pd.Series(None, index=points.index, dtype=object)
+    labels = {m: tables.metric_label(str(m), runs) for m in own.dropna().unique()}
+    mixed = len(labels) > 1 or (len(labels) == 1 and own.isna().any())
+    heading = "error (%)" if not labels else "result" if mixed else next(iter(labels.values()))
+
+    def result(p) -> Cell:
+        metric = own.get(p.name)
+        if pd.isna(metric):
+            return Cell(float(p["error_mean"]), "{:.2f}", suffix="% error" if mixed else "")
+        return Cell(float(p[f"{tables.OWN}_mean"]), "{:.4g}", suffix=labels[metric] if mixed else "")
+
     rows = [[Cell.text_of(f"{p['model']}/{p['dataset']}"), Cell.text_of(p["activation"]),
              Cell(float(p["step_ms"]), "{:.3g}"),
              Cell(float(p["step_ratio"]), "{:.3f}", interval=(float(p["step_ratio_low"]), float(p["step_ratio_high"]))),
-             Cell(float(p["saved_bytes_per_sample"]), "{:,.0f}"), Cell.text_of(p["threads"]),
-             Cell(float(p["error_mean"]), "{:.2f}")] for _, p in points.iterrows()]
-    return Table(["setting", "activation", "step (ms)", "ratio [95% CI]", "saved B/sample", "threads", "error (%)"],
-                 rows)
+             Cell(float(p["saved_bytes_per_sample"]), "{:,.0f}"), Cell.text_of(p["threads"]), result(p)]
+            for _, p in points.iterrows()]
+    return Table(["setting", "activation", "step (ms)", "ratio [95% CI]", "saved B/sample", "threads", heading], rows)
 
 
 # ---- the document -----------------------------------------------------------------------------
@@ -203,7 +215,7 @@ def build(report, verdict: list[str], figures: list[Figure]) -> Document:
         Section("Learning rate chosen per activation (best mean validation accuracy)",
                 tables=[frame_table(report.lr_choices)] if len(report.lr_choices) else [], key="learning-rates"),
         Section("Cost (measured apart from training; `afbench cost` for the full profile)",
-                tables=[cost_table(timing.cost_points(report.aggregate, report.cost))], key="cost"),
+                tables=[cost_table(timing.cost_points(report.aggregate, report.cost), report.runs)], key="cost"),
         Section(f"Paired tests against {baseline} (test error, runs paired by seed)",
                 tables=[tests_table(report.tests)], key="tests"),
         Section(f"Paired tests against {baseline} in each workload's own metric (runs paired by seed)",
