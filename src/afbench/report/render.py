@@ -175,9 +175,12 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
 def _workload_p(row, looked: bool) -> str:
     """The test's p as the verdict used it: Holm-adjusted in a fixed design, or, in a
     --seeds auto sweep, the permutation p against the level its look allowed."""
-    if looked:
+    if looked and row["verdict"] in ("better", "worse"):
         return (f"p = {row['p_permutation']:.3g} at look {int(row['look']) + 1} against the level "
                 f"{row['level']:.3g} the group-sequential design and Holm allow there")
+    if looked:  # its step's level is no promise: Holm's step-down may have stopped before it
+        return (f"p = {row['p_permutation']:.3g} at look {int(row['look']) + 1}, not enough for the "
+                "group-sequential design with Holm")
     return f"adjusted p = {row['p_holm']:.3g}"
 
 
