@@ -278,3 +278,23 @@ def test_merge_keeps_a_15_epoch_and_a_2_epoch_study_apart(tmp_path):
     assert list(tests["n"]) == [8, 8]
     assert tests.loc["mlp / digits, epochs=15", "mean_diff"] == pytest.approx(0.03)
     assert tests.loc["mlp / digits, epochs=2", "mean_diff"] == pytest.approx(0.05)
+
+
+def test_a_decided_verdict_beside_an_interval_over_zero_says_which_decides():
+    """8 of 10 seeds a little worse and one far worse: the exact permutation test finds it
+    worse (p = 10/1024 by enumeration), while the t interval, widened by the outlier, includes 0."""
+    import numpy as np
+    from scipy import stats as sps
+
+    from afbench.stats.paired import interval_note, paired_comparison
+
+    diffs = np.array([0.004, 0.006, 0.005, 0.003, 0.007, 0.004, 0.006, 0.005, -0.004, 0.077])
+    signs = np.array(np.meshgrid(*[[-1, 1]] * 10)).reshape(10, -1).T  # all 1,024 sign patterns
+    extreme = (np.abs(signs @ diffs) >= abs(diffs.sum()) - 1e-12).sum()
+    assert extreme == 10  # the two-sided exact p is 10/1024, written out here
+    assert paired_comparison(np.zeros(10), diffs).p_permutation == pytest.approx(extreme / 1024)
+    low, high = sps.t.interval(0.95, len(diffs) - 1, loc=diffs.mean(), scale=sps.sem(diffs))
+    assert low < 0 < high  # scipy's t interval includes 0
+    assert "exact permutation test" in interval_note("worse", low, high)
+    assert interval_note("undecided", low, high) == "" and interval_note("worse", 0.001, 0.02) == ""
+    assert interval_note("worse", float("nan"), float("nan")) == ""

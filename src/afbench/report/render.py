@@ -13,6 +13,7 @@ per activation), runs.csv (every column), epochs.csv, tests.csv, summary.tex
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,7 +161,8 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
         for _, row in group.iterrows():
             lines.append(f"  {row['activation']}: {row['verdict']}, {metric} {row['mean']:.4g} "
                          f"({row['mean_diff']:+.3g}, {_workload_interval(row)}, {_workload_p(row, looked)}, "
-                         f"{int(row['n'])} seed{'s' if row['n'] != 1 else ''})")
+                         f"{int(row['n'])} seed{'s' if row['n'] != 1 else ''}"
+                         f"{stats.interval_note(row['verdict'], *_shown_interval(row))})")
         if looked and (group["verdict"] == "undecided").any():
             lines.append(f"  Undecided at the last look ({int(group['n'].max())} seeds): a larger --max-seeds "
                          "could decide it.")
@@ -184,14 +186,24 @@ def _workload_p(row, looked: bool) -> str:
     return f"adjusted p = {row['p_holm']:.3g}"
 
 
+def _simultaneous(row) -> bool:
+    return int(row.get("family", 1) or 1) > 1 and not pd.isna(row.get("sim_low"))
+
+
+def _shown_interval(row) -> tuple[float, float]:
+    """The ends of the interval ``_workload_interval`` shows (NaN where it shows none)."""
+    if pd.isna(row.get("ci_low")) or row["n"] < 2:
+        return math.nan, math.nan
+    return (row["sim_low"], row["sim_high"]) if _simultaneous(row) else (row["ci_low"], row["ci_high"])
+
+
 def _workload_interval(row) -> str:
     """The interval that matches a Holm p (simultaneous over the family), or why none."""
     if pd.isna(row.get("ci_low")) or row["n"] < 2:
         return "no interval from one seed"
-    family = int(row.get("family", 1) or 1)
-    if family > 1 and not pd.isna(row.get("sim_low")):
+    if _simultaneous(row):
         return (f"{100 * row['sim_confidence']:.3g}% CI {row['sim_low']:+.3g} to {row['sim_high']:+.3g}, "
-                f"simultaneous over the {family} comparisons")
+                f"simultaneous over the {int(row['family'])} comparisons")
     return f"{100 * row.get('confidence', 0.95):.4g}% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}"
 
 

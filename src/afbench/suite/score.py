@@ -275,5 +275,6 @@ def workload_lines(result: SuiteScore) -> list[str]:
             t = w.tests.loc[activation]
             lines.append(f"  {activation}: {t['verdict']}, {w.metric} {w.means.get(activation, math.nan):.4g} "
                          f"({t['mean_diff']:+.3g}, 95% CI {t['ci_low']:+.3g} to {t['ci_high']:+.3g}, adjusted p = "
-                         f"{t['p_holm']:.2g}, {int(t['n'])} seeds)")
+                         f"{t['p_holm']:.2g}, {int(t['n'])} seeds"
+                         f"{stats.interval_note(t['verdict'], t['ci_low'], t['ci_high'])})")
     return lines
