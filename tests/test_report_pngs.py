@@ -119,3 +119,24 @@ def test_figures_that_run_torch_draw_after_the_parent_trained_on_two_threads():
     done = subprocess.run([sys.executable, "-c", AFTER_TWO_THREADS], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(src)})
     assert done.returncode == 0 and done.stdout.strip() == "drew 6", done.stderr[-2000:]
+
+
+def test_an_error_in_this_process_s_share_leaves_no_child_behind(monkeypatch):
+    import multiprocessing
+
+    def broken_here(i):
+        if os.getpid() == PARENT and i == 2:
+            raise ValueError("no data to draw")
+        return _line(i)
+
+    monkeypatch.setattr(pngs, "_spare_core", lambda: True)
+    with pytest.raises(ValueError, match="no data to draw"):
+        pngs.draw_pngs(_figures(6, broken_here))
+    assert not multiprocessing.active_children()  # the child was killed and joined, not left drawing
+
+
+def test_a_daemonic_process_draws_alone(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    assert not pngs._spare_core()

@@ -42,18 +42,24 @@ def draw_pngs(chosen: list[Figure]) -> dict[str, bytes]:
     theirs = chosen[1::2]
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_draw_into, args=(theirs, sender), daemon=True)
-    child.start()
-    sender.close()  # the child holds the only sending end: its death reads as EOF here
-    start = time.perf_counter()
-    images = {f.name: png(f) for f in chosen[0::2]}
-    # The child has as many figures as this process: far longer than this process took means stuck.
-    patience = GRACE_S + 2 * (time.perf_counter() - start)
+    child = context.Process(target=_draw_into, args=(theirs, sender, receiver), daemon=True)
     try:
-        drawn = receiver.recv() if receiver.poll(patience) else None
+        child.start()
+    except (OSError, AssertionError):  # no process to spare (out of memory, a daemonic caller): all here
+        receiver.close()
+        sender.close()
+        return {f.name: png(f) for f in chosen}
+    sender.close()  # the child holds the only sending end: its death reads as EOF here
+    drawn = None
+    try:
+        start = time.perf_counter()
+        images = {f.name: png(f) for f in chosen[0::2]}
+        # The child has as many figures as this process: far longer than this process took means stuck.
+        if receiver.poll(GRACE_S + 2 * (time.perf_counter() - start)):
+            drawn = receiver.recv()
     except EOFError:
-        drawn = None
-    finally:
+        pass
+    finally:  # whatever happened here (an error in a figure, Ctrl-C), the child does not outlive it
         receiver.close()
         if child.is_alive():
             child.kill()
@@ -64,9 +70,10 @@ def draw_pngs(chosen: list[Figure]) -> dict[str, bytes]:
     return {f.name: images[f.name] for f in chosen}
 
 
-def _draw_into(chosen: list[Figure], sender) -> None:
+def _draw_into(chosen: list[Figure], sender, receiver) -> None:
     """The child's work: every figure's bytes in one message, or None when one failed
     (the parent draws them again and reports the error once, as its own)."""
+    receiver.close()  # its inherited reading end: with it open, a send to a parent gone would block forever
     try:
         _one_thread()
         sender.send([png(f) for f in chosen])
@@ -90,6 +97,8 @@ def _spare_core() -> bool:
     and no other thread whose locks a fork could copy held: no Python thread but this
     one, and no Ray client (its threads are native ones)."""
     if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return False
+    if multiprocessing.current_process().daemon:  # a pool's worker may not have children
         return False
     ray = sys.modules.get("ray")
     if ray is not None and getattr(ray, "is_initialized", lambda: False)():

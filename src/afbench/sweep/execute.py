@@ -251,6 +251,8 @@ def _value(summary, metric: str) -> float | None:
     workload's metric under its own name (mse, psnr, bpc); None for a diverged run."""
     if summary is None:
         return None
+    if summary.primary_metric == metric:  # the workload's own, even named like a field (a user's 'f1')
+        return summary.primary_value
     if metric in getattr(summary, "__dataclass_fields__", {}):
         return getattr(summary, metric)
     return (summary.metrics or {}).get(metric)
