@@ -157,3 +157,24 @@ def test_the_merge_report_chooses_its_baseline_as_afbench_report_does(tmp_path, 
     assert main(["merge", str(_fixture_folder(tmp_path)), "--out", str(tmp_path / "merged")]) == 0
     assert main(["merge", str(tmp_path / "merged"), "--out", str(tmp_path / "merged"), "--baseline", "tanh"]) == 0
     assert asked == [None, "tanh"]
+
+
+def test_a_failed_merge_never_removes_runs_another_merge_committed(tmp_path):
+    """Two merges into one new folder: the first to fail must not delete the database
+    the other created and filled while it waited."""
+    import shutil
+
+    from afbench.store.merge import removed_on_failure
+
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        with removed_on_failure(out):
+            out.mkdir()  # meanwhile, another merge made the folder and committed its runs
+            shutil.copy(Path(__file__).parent / "fixtures" / "results-v0.2.0.sqlite", out / "results.sqlite")
+            raise RuntimeError("this merge failed on a bad input")
+    assert (out / "results.sqlite").exists()
+    with pytest.raises(RuntimeError):
+        with removed_on_failure(tmp_path / "own"):
+            Store(tmp_path / "own").close()  # its own database, still empty
+            raise RuntimeError("failed")
+    assert not (tmp_path / "own").exists()

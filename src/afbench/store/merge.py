@@ -33,7 +33,7 @@ import json
 import os
 import sqlite3
 import time
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -202,13 +202,33 @@ def removed_on_failure(out: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if new_database:
+        if new_database and _holds_nothing(database):  # another merge into it may have committed meanwhile
             for suffix in ("", "-wal", "-shm", "-journal"):  # with SQLite's own files beside it
                 Path(f"{database}{suffix}").unlink(missing_ok=True)
         for folder in new_folders:
             with suppress(OSError):  # not empty: something else is in it now, so it stays
                 folder.rmdir()
         raise
+
+
+def _holds_nothing(database: Path) -> bool:
+    """True when no process is writing ``database`` and it holds no run: only then is it
+    this failed merge's own empty file (a second merge into a new folder may have
+    created it first, or committed its runs while this one waited and failed)."""
+    if not database.exists():
+        return False
+    try:
+        with closing(sqlite3.connect(database, timeout=0.1, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")  # fails while another writer holds it
+            try:
+                return not db.execute("SELECT name FROM sqlite_master WHERE name = 'runs'").fetchone() or \
+                    db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+            finally:
+                db.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        return "locked" not in str(error) and "busy" not in str(error)  # not a database at all: ours to remove
+    except sqlite3.DatabaseError:
+        return True
 
 
 def _merge(sources: list[Path], out: Path, timings: bool) -> dict:
