@@ -175,3 +175,21 @@ def test_the_width_note_speaks_of_parameters_only_where_the_model_has_more():
         "2x the width before each activation: 100% more parameters than relu (use --match-params)"
     assert width_note("swiglu", True, doubled, "relu") == "" and width_note("relu", False, doubled, "relu") == ""
     assert "more parameters (use --match-params)" in width_note("swiglu", False)  # nothing to compare with
+
+
+def test_a_workload_design_never_replays_the_image_runs_beside_it(tmp_path):
+    """A folder holding a --seeds auto regression sweep (design on mse, no margin) and a
+    fixed 8-seed image sweep: the images keep their fixed-design tests (worse on all 8
+    seeds: exact p = 2/256, Holm over 1), never mse looks."""
+    from report_sweeps import fake_sweep
+
+    from afbench.stats.sequential import Design
+
+    design = {**Design(looks=(3, 6), metric="mse", margin=0.0).to_dict(), "baseline": "relu"}
+    folder = fake_workload_sweep(tmp_path, VALUES, meta={"sequential": design})
+    fake_sweep(folder, {"relu": [0.10 + 0.001 * i for i in range(8)], "gelu": [0.13 + 0.001 * i for i in range(8)]})
+    report = render.build(render.StoreView(folder))
+    gelu = report.tests.set_index("activation").loc["gelu"]
+    assert gelu["verdict"] == "worse" and gelu["p_holm"] == pytest.approx(2 / 256)
+    text = " ".join(render.verdict_text(report))
+    assert "the test error runs do not have" in text and "fixed-design Holm tests of the test error" in text

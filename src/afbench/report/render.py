@@ -93,10 +93,11 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     if family:
         meta["family"] = family
     alpha, design = _tested_as(meta)
+    looks = error_design(design)
     # one margin for the tests, the verdict and the figure: the one the sweep used
-    equivalence = design["margin"] if design else meta.get("equivalence", equivalence)
+    equivalence = looks["margin"] if looks else meta.get("equivalence", equivalence)
     images = kept[tables.is_classification(kept)] if len(kept) else kept  # the error tests' runs
-    tests = tables.significance(images, baseline, equivalence, alpha, design, meta.get("family", "setting")) \
+    tests = tables.significance(images, baseline, equivalence, alpha, looks, meta.get("family", "setting")) \
         if len(images) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
                     tables.top_groups(images, alpha) if len(images) else {}, cost, records, equivalence)
@@ -104,6 +105,12 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
         if len(kept) else pd.DataFrame()
     report.figures = {f.name: f for f in gallery.choose(report)}
     return report
+
+
+def error_design(design: dict | None) -> dict | None:
+    """The --seeds auto design where it decided on the test error, else None: a design of
+    a workload's metric (mse) says nothing of how the image runs beside it were tested."""
+    return design if design and design.get("metric", tables.TESTED) == tables.TESTED else None
 
 
 def _tested_as(meta: dict) -> tuple[float, dict | None]:
@@ -209,14 +216,15 @@ def _workload_interval(row) -> str:
 
 def verdict_text(report: Report) -> list[str]:
     alpha, design = _tested_as(report.meta)
+    looks = error_design(design)
     images = set(report.kept.loc[tables.is_classification(report.kept), "setting"]) if len(report.kept) else set()
     aggregate = report.aggregate[report.aggregate["setting"].isin(images)] if len(report.aggregate) else \
         report.aggregate  # the other workloads say theirs in their own metric (workload_lines)
     lines = tables.settings_notes(report.kept)
     if len(aggregate) or report.workload_tests.empty:
         lines += verdict_lines(aggregate, report.tests, report.top, report.ranks, report.baseline,
-                               design["margin"] if design else report.meta.get("equivalence", EQUIVALENCE), alpha,
-                               design, report.meta.get("family", "setting"), report.all_tests())
+                               looks["margin"] if looks else report.meta.get("equivalence", EQUIVALENCE), alpha,
+                               looks, report.meta.get("family", "setting"), report.all_tests())
     lines += workload_lines(report.workload_tests)
     if not len(aggregate) and len(report.workload_tests):  # workloads alone: their families, said once
         lines.append(family_line(report.workload_tests, report.baseline, alpha, report.meta.get("family", "setting")))
@@ -249,15 +257,13 @@ def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -
                      f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
                      f"each look: {levels}), so the chance of any false better/worse verdict stays at "
                      f"{100 * alpha:.3g}%; equivalence means {margin}.")
-    untested = [m for m in own if m != metric]
+    untested = [m for m in own if m != metric] + (["test error"] if images and metric != tables.TESTED else [])
     if untested:
-        names = " / ".join(tables.metric_label(m, report.runs) for m in untested)
+        names = " / ".join(m if m == "test error" else tables.metric_label(m, report.runs) for m in untested)
         what = "the test error" if metric == tables.TESTED else f"the test {metric}"
-        lines.append(f"--seeds auto decided on {what}, which the {names} runs do not have, so it could decide none "
-                     f"of their comparisons and added seeds up to its maximum ({design['looks'][-1]}); their "
-                     f"verdicts above are the fixed-design Holm tests of the {names} over the seeds run, with no "
-                     f"equivalence margin (its ±{100 * design['margin']:.2g} pp is one of test error, not of "
-                     f"{names}).")
+        lines.append(f"--seeds auto decided on {what}, which the {names} runs do not have: their verdicts above "
+                     f"are the fixed-design Holm tests of the {names} over the seeds run, with no equivalence "
+                     "margin.")
     return lines
 
 
