@@ -193,3 +193,14 @@ def test_a_workload_design_never_replays_the_image_runs_beside_it(tmp_path):
     assert gelu["verdict"] == "worse" and gelu["p_holm"] == pytest.approx(2 / 256)
     text = " ".join(render.verdict_text(report))
     assert "the test error runs do not have" in text and "fixed-design Holm tests of the test error" in text
+
+
+def test_an_interrupted_workload_sweep_is_told_to_continue_not_to_raise_max_seeds(tmp_path):
+    from afbench.stats.sequential import Design
+
+    values = {a: v[:3] for a, v in {"relu": [1.0, 1.1, 0.9], "gelu": [1.5, 1.0, 1.4]}.items()}
+    design = {**Design(looks=(3, 6, 9, 14, 20), metric="mse", margin=0.0).to_dict(), "baseline": "relu"}
+    report = render.build(render.StoreView(fake_workload_sweep(tmp_path, values, meta={"sequential": design})))
+    text = " ".join(render.verdict_text(report))
+    assert "Undecided after 3 of at most 20 seeds: rerun the same command" in text and "larger --max-seeds" not in text
+    assert "(unadjusted)" in text  # the plain 95% CI beside a p tested at the look's level

@@ -171,8 +171,10 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
                          f"{int(row['n'])} seed{'s' if row['n'] != 1 else ''}"
                          f"{stats.interval_note(row['verdict'], *_shown_interval(row))})")
         if looked and (group["verdict"] == "undecided").any():
-            lines.append(f"  Undecided at the last look ({int(group['n'].max())} seeds): a larger --max-seeds "
-                         "could decide it.")
+            seeds, most = int(group["n"].max()), int(group["max_seeds"].max())
+            lines.append(f"  Undecided at --max-seeds {most}: a larger --max-seeds could decide it." if seeds >= most
+                         else f"  Undecided after {seeds} of at most {most} seeds: rerun the same command to continue "
+                              "the looks.")
         elif (group["verdict"] == "undecided").any():  # the guidance the error's undecided verdicts give
             alpha = float(first["alpha"]) if "alpha" in group and not pd.isna(first["alpha"]) else stats.ALPHA
             advice = too_few_seeds(int(first.get("family", len(group)) or len(group)), int(group["n"].max()), alpha)
@@ -211,7 +213,8 @@ def _workload_interval(row) -> str:
     if _simultaneous(row):
         return (f"{100 * row['sim_confidence']:.3g}% CI {row['sim_low']:+.3g} to {row['sim_high']:+.3g}, "
                 f"simultaneous over the {int(row['family'])} comparisons")
-    return f"{100 * row.get('confidence', 0.95):.4g}% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}"
+    unadjusted = " (unadjusted)" if int(row.get("family", 1) or 1) > 1 or not pd.isna(row.get("look")) else ""
+    return f"{100 * row.get('confidence', 0.95):.4g}% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}{unadjusted}"
 
 
 def verdict_text(report: Report) -> list[str]:
