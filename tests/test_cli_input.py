@@ -413,3 +413,18 @@ def test_a_flag_error_is_a_short_usage_and_the_message_in_80_columns(monkeypatch
     assert lines[0].startswith(usage) and len(lines) <= 5
     assert all(len(line) <= 80 for line in lines)
     assert says in " ".join(err.split())
+
+
+@pytest.mark.parametrize("under", ["proc", "file"])
+def test_a_bad_cache_dir_from_the_environment_is_named_by_its_variable(tmp_path, capsys, monkeypatch, under):
+    from afbench.cost import api
+
+    monkeypatch.setattr(api, "profile", lambda *a, **k: pytest.fail("measured with a cache it cannot write"))
+    (tmp_path / "a-file").write_text("in the way")
+    cache = tmp_path / "a-file" / "cache" if under == "file" else "/proc/afbench-x"  # no one can make it
+    if under == "proc" and not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    monkeypatch.setenv("AFBENCH_CACHE_DIR", str(cache))
+    err = " ".join(_refused(["cost", "--activations", "relu", "--budget", "1", "--out", str(tmp_path / "c")],
+                            capsys).split())
+    assert f"AFBENCH_CACHE_DIR={cache}:" in err and "set AFBENCH_CACHE_DIR to a folder you may write to" in err
