@@ -428,3 +428,50 @@ def test_a_bad_cache_dir_from_the_environment_is_named_by_its_variable(tmp_path,
     err = " ".join(_refused(["cost", "--activations", "relu", "--budget", "1", "--out", str(tmp_path / "c")],
                             capsys).split())
     assert f"AFBENCH_CACHE_DIR={cache}:" in err and "set AFBENCH_CACHE_DIR to a folder you may write to" in err
+
+
+def _damaged_folder(tmp_path):
+    """The fixture folder with the runs and epochs tables' pages overwritten: SQLite opens
+    it, then says "database disk image is malformed" on the first read of a run."""
+    folder = _fixture_folder(tmp_path, "damaged")
+    path = folder / "results.sqlite"
+    data = bytearray(path.read_bytes())
+    for page in (2, 4):  # the root pages of runs and epochs (page_size 4096)
+        data[(page - 1) * 4096:page * 4096] = b"\xff" * 4096
+    path.write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "{damaged}"], ["merge", "{damaged}", "--out", "{tmp}/m"],
+    ["export", "{damaged}", "--to", "tensorboard", "{tmp}/tb"],
+    ["run", "--activations", "relu,tanh", "--epochs", "1", "--seeds", "1", "--train-subset", "200", "--out",
+     "{damaged}", "--no-progress"]], ids=["report", "merge", "export", "run"])
+def test_a_damaged_database_is_named_with_how_to_recover_it_not_the_disk(tmp_path, capsys, monkeypatch, command):
+    from afbench import sweep
+
+    monkeypatch.setattr(sweep, "execute", lambda *a, **k: pytest.fail("trained into a damaged database"))
+    damaged = _damaged_folder(tmp_path)
+    err = " ".join(_refused([a.format(damaged=damaged, tmp=tmp_path) for a in command], capsys).split())
+    assert f"{damaged / 'results.sqlite'} is damaged (database disk image is malformed)" in err
+    assert f"sqlite3 {damaged / 'results.sqlite'} .recover" in err and "move it away and rerun" in err
+    assert "free the disk" not in err
+
+
+def test_a_full_disk_is_still_told_to_free_space(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    from afbench import cli
+
+    def full(args):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), "report", full))
+    err = " ".join(_refused(["report", str(tmp_path)], capsys).split())
+    assert "database or disk is full" in err and "free some space on its disk" in err
+
+
+def _with_func(parser, command, func):
+    parser._subparsers._group_actions[0].choices[command].set_defaults(func=func)
+    return parser
