@@ -475,3 +475,18 @@ def test_a_full_disk_is_still_told_to_free_space(tmp_path, capsys, monkeypatch):
 def _with_func(parser, command, func):
     parser._subparsers._group_actions[0].choices[command].set_defaults(func=func)
     return parser
+
+
+@pytest.mark.parametrize("command", [["run", "--epochs", "1", "--out", "{tmp}/r", "--no-progress"],
+                                     ["cost", "--budget", "1", "--out", "{tmp}/c"]])
+def test_a_file_that_lacks_the_named_activation_lists_what_it_defines(tmp_path, capsys, command):
+    (tmp_path / "emptyacts.py").write_text("")
+    (tmp_path / "lackacts.py").write_text("import torch\n\nclass Swish2(torch.nn.Module):\n    def forward(self, x):\n"
+                                           "        return x\n\ndef square(x):\n    return x * x\n")
+    argv = [a.format(tmp=tmp_path) for a in command]
+    err = " ".join(_refused(argv + ["--activations", f"relu,{tmp_path}/emptyacts.py:X"], capsys).split())
+    assert f"{tmp_path / 'emptyacts.py'} was found but defines no 'X'" in err and "PYTHONPATH" not in err
+    assert "defines no nn.Module class or function: define X there" in err
+    err = " ".join(_refused(argv + ["--activations", f"relu,{tmp_path}/lackacts.py:X"], capsys).split())
+    assert f"{tmp_path / 'lackacts.py'} was found but defines no 'X'" in err and "PYTHONPATH" not in err
+    assert "nn.Module classes: Swish2; functions: square" in err
