@@ -490,3 +490,16 @@ def test_a_file_that_lacks_the_named_activation_lists_what_it_defines(tmp_path, 
     err = " ".join(_refused(argv + ["--activations", f"relu,{tmp_path}/lackacts.py:X"], capsys).split())
     assert f"{tmp_path / 'lackacts.py'} was found but defines no 'X'" in err and "PYTHONPATH" not in err
     assert "nn.Module classes: Swish2; functions: square" in err
+
+
+def test_a_study_that_is_a_folder_is_named_as_one_with_its_study_toml(tmp_path, capsys):
+    plain, good = tmp_path / "plain", tmp_path / "good"
+    plain.mkdir()
+    good.mkdir()
+    (good / "study.toml").write_text('name = "good"\n')
+    err = " ".join(_refused(["run", "--study", str(plain), "--out", str(tmp_path / "r")], capsys).split())
+    assert f"study file {plain} is a folder: --study needs a study file (.toml)" in err and "not found" not in err
+    assert "afbench show preset quick" in err
+    err = " ".join(_refused(["run", "--study", str(good), "--out", str(tmp_path / "r")], capsys).split())
+    assert f"this folder holds one: --study {good / 'study.toml'}" in err
+    assert not (tmp_path / "r").exists()
