@@ -503,3 +503,12 @@ def test_a_study_that_is_a_folder_is_named_as_one_with_its_study_toml(tmp_path, 
     err = " ".join(_refused(["run", "--study", str(good), "--out", str(tmp_path / "r")], capsys).split())
     assert f"this folder holds one: --study {good / 'study.toml'}" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("one, several", [("--model", "--models"), ("--dataset", "--datasets")])
+def test_one_and_several_of_the_same_grid_axis_are_refused_naming_the_conflict(tmp_path, capsys, one, several):
+    values = {"--model": ("mlp", "lenet,mlp"), "--dataset": ("digits", "digits,mnist")}[one]
+    err = " ".join(_refused(["run", one, values[0], several, values[1], "--epochs", "1", "--out",
+                             str(tmp_path / "r"), "--no-progress"], capsys).split())
+    assert f"give {one} or {several}, not both" in err and f"{several} {values[1]} sweeps each" in err
+    assert not (tmp_path / "r").exists()

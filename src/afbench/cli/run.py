@@ -173,6 +173,11 @@ def study_from_args(args: argparse.Namespace):
 
     settings = {name: getattr(args, _dest(flag)) for flag, (name, _) in {**_SETTING_FLAGS, **_SETTING_SWITCHES}.items()
                 if getattr(args, _dest(flag)) is not None}
+    for one, several in (("model", "models"), ("dataset", "datasets")):
+        if getattr(args, one) and getattr(args, several):
+            raise AfbenchError(f"give --{one} or --{several}, not both: --{one} {getattr(args, one)} trains one, "
+                               f"--{several} {','.join(getattr(args, several))} sweeps each of them (add "
+                               f"{getattr(args, one)} to --{several} to sweep it too)")
     grid = {}
     if args.activations is not None:
         grid["activations"] = args.activations
