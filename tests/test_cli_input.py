@@ -512,3 +512,20 @@ def test_one_and_several_of_the_same_grid_axis_are_refused_naming_the_conflict(t
                              str(tmp_path / "r"), "--no-progress"], capsys).split())
     assert f"give {one} or {several}, not both" in err and f"{several} {values[1]} sweeps each" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_cost_refuses_a_baseline_not_among_the_activations_as_run_does(tmp_path, capsys, monkeypatch):
+    from afbench.cost import api
+
+    monkeypatch.setattr(api, "profile", lambda *a, **k: pytest.fail("measured a baseline not asked for"))
+    err = " ".join(_refused(["cost", "--activations", "relu,tanh", "--baseline", "gelu", "--budget", "1", "--out",
+                             str(tmp_path / "c")], capsys).split())
+    assert "--baseline gelu is not among the activations (relu, tanh): add it or choose one of them" in err
+    assert not (tmp_path / "c").exists()
+    measured = []
+    monkeypatch.setattr(api, "run_cost", lambda *a, **k: measured.append(k["baseline"]) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # accepted: the alias of one of them, and the default
+        main(["cost", "--activations", "relu,tanh", "--baseline", "ReLU", "--out", str(tmp_path / "c")])
+    with pytest.raises(ZeroDivisionError):
+        main(["cost", "--activations", "gelu,tanh", "--out", str(tmp_path / "c")])
+    assert measured == ["ReLU", "relu"]
