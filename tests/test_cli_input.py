@@ -529,3 +529,20 @@ def test_cost_refuses_a_baseline_not_among_the_activations_as_run_does(tmp_path,
     with pytest.raises(ZeroDivisionError):
         main(["cost", "--activations", "gelu,tanh", "--out", str(tmp_path / "c")])
     assert measured == ["ReLU", "relu"]
+
+
+@pytest.mark.parametrize("estimated, says", [(0.0, "cost profile: 0.3 s; the tables'"),
+                                             (0.4, "cost profile: 0.3 s; the tables'"),
+                                             (60.0, "cost profile: 0.3 s, 0.5% of the estimated 60.0 s of training")])
+def test_the_cost_profile_note_gives_no_share_of_an_estimate_under_a_second(tmp_path, capsys, estimated, says):
+    from afbench.cli.output import Output
+    from afbench.cli.run import _note_cost_profile
+    from afbench.store.database import Store
+
+    store = Store(tmp_path)
+    store.set_meta("cost_profile", {"seconds": 0.3, "share": 0.3 / estimated if estimated else 434.411,
+                                    "estimated_training_s": estimated})
+    store.close()
+    _note_cost_profile(tmp_path, Output())
+    err = " ".join(capsys.readouterr().err.split())
+    assert says in err and ("%" in err) == (estimated >= 1)

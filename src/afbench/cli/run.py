@@ -554,6 +554,9 @@ def _decided_on(base, equivalence_pp: float) -> dict:
             "equivalence": 0.0}
 
 
+MIN_ESTIMATE_FOR_SHARE_S = 1.0  # of training; under it the cost profile's note gives its seconds only
+
+
 def _note_cost_profile(out: Path, output: Output) -> None:
     from afbench.store.database import Store
 
@@ -562,10 +565,13 @@ def _note_cost_profile(out: Path, output: Output) -> None:
         profile = store.meta().get("cost_profile")
     finally:
         store.close()
-    if profile:
-        output.note(f"cost profile: {profile['seconds']} s, {100 * profile['share']:.1f}% of the estimated "
-                    f"{profile['estimated_training_s']} s of training; the tables' times and batch-1 latency "
-                    "come from it")
+    if not profile:
+        return
+    estimated = profile.get("estimated_training_s") or 0
+    # a share of an estimate under a second says nothing ("43441.1% of the estimated 0.0 s")
+    share = (f", {100 * profile['share']:.1f}% of the estimated {estimated} s of training"
+             if estimated >= MIN_ESTIMATE_FOR_SHARE_S and profile.get("share") is not None else "")
+    output.note(f"cost profile: {profile['seconds']} s{share}; the tables' times and batch-1 latency come from it")
 
 
 def _paths(out: Path) -> dict[str, str]:
