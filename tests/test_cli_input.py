@@ -546,3 +546,14 @@ def test_the_cost_profile_note_gives_no_share_of_an_estimate_under_a_second(tmp_
     _note_cost_profile(tmp_path, Output())
     err = " ".join(capsys.readouterr().err.split())
     assert says in err and ("%" in err) == (estimated >= 1)
+
+
+def test_threads_beyond_the_cores_are_capped_even_with_nothing_to_do(monkeypatch):
+    from afbench.cli.run import schedule_sentence
+    from afbench.sweep import LocalBackend, Runtime
+    from afbench.sweep.backends import local
+
+    monkeypatch.setattr(local, "available_cores", lambda: 2)
+    schedule = LocalBackend(Runtime(threads=500, workers=1)).plan([])  # every run already done
+    assert schedule["workers"] * schedule["threads"] <= 2 and "capped to the 2 cores" in schedule["how"]
+    assert schedule_sentence(schedule) == "1 worker x 2 threads (nothing to do; capped to the 2 cores)"
