@@ -557,3 +557,16 @@ def test_threads_beyond_the_cores_are_capped_even_with_nothing_to_do(monkeypatch
     schedule = LocalBackend(Runtime(threads=500, workers=1)).plan([])  # every run already done
     assert schedule["workers"] * schedule["threads"] <= 2 and "capped to the 2 cores" in schedule["how"]
     assert schedule_sentence(schedule) == "1 worker x 2 threads (nothing to do; capped to the 2 cores)"
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--address", "auto"], "--address is for --backend ray, and this sweep uses the local backend"),
+    (["--cpus-per-run", "2", "--max-retries", "1"], "--cpus-per-run, --max-retries are for --backend ray"),
+    (["--max-seeds", "30"], "--max-seeds is for --seeds auto, and this sweep trains a fixed 2 seeds per activation"),
+    (["--equivalence", "0.5"], "--equivalence is for --seeds auto"),
+], ids=["address", "cpus-and-retries", "max-seeds", "equivalence"])
+def test_flags_this_sweep_would_ignore_are_refused_naming_why(tmp_path, capsys, flags, says):
+    err = " ".join(_refused(["run", "--activations", "relu,tanh", "--seeds", "2", "--epochs", "1", "--out",
+                             str(tmp_path / "r"), "--no-progress", *flags], capsys).split())
+    assert says in err and ("add --backend ray" in err or "add --seeds auto" in err) and "drop --" in err
+    assert not (tmp_path / "r").exists()

@@ -413,6 +413,7 @@ def plan(args: argparse.Namespace) -> Plan:
 
     study, notes = study_from_args(args)
     ex = study.execution
+    _check_flags_apply(args, study)
     if ex.backend == "ray" and ex.stack not in ("auto", 1):
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
     try:
@@ -430,6 +431,32 @@ def plan(args: argparse.Namespace) -> Plan:
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)
     return Plan(study, grid, configs, baseline, device, notes + folded + ([note] if note else []))
+
+
+RAY_FLAGS = ("--address", "--cpus-per-run", "--gpus-per-run", "--max-retries")
+AUTO_SEED_FLAGS = ("--max-seeds", "--equivalence")
+
+
+def _check_flags_apply(args: argparse.Namespace, study) -> None:
+    """Flags given that this sweep would ignore are refused, naming why: Ray's options
+    without the Ray backend, --seeds auto's without --seeds auto. Only flags typed here:
+    a study file's [execution] may keep values for another use of it."""
+    def given(flags: tuple[str, ...]) -> list[str]:
+        return [flag for flag in flags if getattr(args, _dest(flag), None) is not None]
+
+    def listed(flags: list[str]) -> str:
+        return f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'}"
+
+    ray = given(RAY_FLAGS)
+    if ray and study.execution.backend != "ray":
+        raise AfbenchError(f"{listed(ray)} for --backend ray, and this sweep uses the local backend, which would "
+                           f"ignore {'it' if len(ray) == 1 else 'them'}: add --backend ray, or drop {', '.join(ray)}")
+    auto = given(AUTO_SEED_FLAGS)
+    if auto and study.seeds != "auto":
+        count = len(study.seeds)
+        raise AfbenchError(f"{listed(auto)} for --seeds auto, and this sweep trains a fixed {count:,} "
+                           f"seed{'s' if count != 1 else ''} per activation, which would ignore "
+                           f"{'it' if len(auto) == 1 else 'them'}: add --seeds auto, or drop {', '.join(auto)}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
