@@ -413,3 +413,160 @@ def test_a_flag_error_is_a_short_usage_and_the_message_in_80_columns(monkeypatch
     assert lines[0].startswith(usage) and len(lines) <= 5
     assert all(len(line) <= 80 for line in lines)
     assert says in " ".join(err.split())
+
+
+@pytest.mark.parametrize("under", ["proc", "file"])
+def test_a_bad_cache_dir_from_the_environment_is_named_by_its_variable(tmp_path, capsys, monkeypatch, under):
+    from afbench.cost import api
+
+    monkeypatch.setattr(api, "profile", lambda *a, **k: pytest.fail("measured with a cache it cannot write"))
+    (tmp_path / "a-file").write_text("in the way")
+    cache = tmp_path / "a-file" / "cache" if under == "file" else "/proc/afbench-x"  # no one can make it
+    if under == "proc" and not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    monkeypatch.setenv("AFBENCH_CACHE_DIR", str(cache))
+    err = " ".join(_refused(["cost", "--activations", "relu", "--budget", "1", "--out", str(tmp_path / "c")],
+                            capsys).split())
+    assert f"AFBENCH_CACHE_DIR={cache}:" in err and "set AFBENCH_CACHE_DIR to a folder you may write to" in err
+
+
+def _damaged_folder(tmp_path):
+    """The fixture folder with the runs and epochs tables' pages overwritten: SQLite opens
+    it, then says "database disk image is malformed" on the first read of a run."""
+    folder = _fixture_folder(tmp_path, "damaged")
+    path = folder / "results.sqlite"
+    data = bytearray(path.read_bytes())
+    for page in (2, 4):  # the root pages of runs and epochs (page_size 4096)
+        data[(page - 1) * 4096:page * 4096] = b"\xff" * 4096
+    path.write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "{damaged}"], ["merge", "{damaged}", "--out", "{tmp}/m"],
+    ["export", "{damaged}", "--to", "tensorboard", "{tmp}/tb"],
+    ["run", "--activations", "relu,tanh", "--epochs", "1", "--seeds", "1", "--train-subset", "200", "--out",
+     "{damaged}", "--no-progress"]], ids=["report", "merge", "export", "run"])
+def test_a_damaged_database_is_named_with_how_to_recover_it_not_the_disk(tmp_path, capsys, monkeypatch, command):
+    from afbench import sweep
+
+    monkeypatch.setattr(sweep, "execute", lambda *a, **k: pytest.fail("trained into a damaged database"))
+    damaged = _damaged_folder(tmp_path)
+    err = " ".join(_refused([a.format(damaged=damaged, tmp=tmp_path) for a in command], capsys).split())
+    assert f"{damaged / 'results.sqlite'} is damaged (database disk image is malformed)" in err
+    assert f"sqlite3 {damaged / 'results.sqlite'} .recover" in err and "move it away and rerun" in err
+    assert "free the disk" not in err
+
+
+def test_a_full_disk_is_still_told_to_free_space(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    from afbench import cli
+
+    def full(args):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), "report", full))
+    err = " ".join(_refused(["report", str(tmp_path)], capsys).split())
+    assert "database or disk is full" in err and "free some space on its disk" in err
+
+
+def _with_func(parser, command, func):
+    parser._subparsers._group_actions[0].choices[command].set_defaults(func=func)
+    return parser
+
+
+@pytest.mark.parametrize("command", [["run", "--epochs", "1", "--out", "{tmp}/r", "--no-progress"],
+                                     ["cost", "--budget", "1", "--out", "{tmp}/c"]])
+def test_a_file_that_lacks_the_named_activation_lists_what_it_defines(tmp_path, capsys, command):
+    (tmp_path / "emptyacts.py").write_text("")
+    (tmp_path / "lackacts.py").write_text("import torch\n\nclass Swish2(torch.nn.Module):\n    def forward(self, x):\n"
+                                           "        return x\n\ndef square(x):\n    return x * x\n")
+    argv = [a.format(tmp=tmp_path) for a in command]
+    err = " ".join(_refused(argv + ["--activations", f"relu,{tmp_path}/emptyacts.py:X"], capsys).split())
+    assert f"{tmp_path / 'emptyacts.py'} was found but defines no 'X'" in err and "PYTHONPATH" not in err
+    assert "defines no nn.Module class or function: define X there" in err
+    err = " ".join(_refused(argv + ["--activations", f"relu,{tmp_path}/lackacts.py:X"], capsys).split())
+    assert f"{tmp_path / 'lackacts.py'} was found but defines no 'X'" in err and "PYTHONPATH" not in err
+    assert "nn.Module classes: Swish2; functions: square" in err
+
+
+def test_a_study_that_is_a_folder_is_named_as_one_with_its_study_toml(tmp_path, capsys):
+    plain, good = tmp_path / "plain", tmp_path / "good"
+    plain.mkdir()
+    good.mkdir()
+    (good / "study.toml").write_text('name = "good"\n')
+    err = " ".join(_refused(["run", "--study", str(plain), "--out", str(tmp_path / "r")], capsys).split())
+    assert f"study file {plain} is a folder: --study needs a study file (.toml)" in err and "not found" not in err
+    assert "afbench show preset quick" in err
+    err = " ".join(_refused(["run", "--study", str(good), "--out", str(tmp_path / "r")], capsys).split())
+    assert f"this folder holds one: --study {good / 'study.toml'}" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("one, several", [("--model", "--models"), ("--dataset", "--datasets")])
+def test_one_and_several_of_the_same_grid_axis_are_refused_naming_the_conflict(tmp_path, capsys, one, several):
+    values = {"--model": ("mlp", "lenet,mlp"), "--dataset": ("digits", "digits,mnist")}[one]
+    err = " ".join(_refused(["run", one, values[0], several, values[1], "--epochs", "1", "--out",
+                             str(tmp_path / "r"), "--no-progress"], capsys).split())
+    assert f"give {one} or {several}, not both" in err and f"{several} {values[1]} sweeps each" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cost_refuses_a_baseline_not_among_the_activations_as_run_does(tmp_path, capsys, monkeypatch):
+    from afbench.cost import api
+
+    monkeypatch.setattr(api, "profile", lambda *a, **k: pytest.fail("measured a baseline not asked for"))
+    err = " ".join(_refused(["cost", "--activations", "relu,tanh", "--baseline", "gelu", "--budget", "1", "--out",
+                             str(tmp_path / "c")], capsys).split())
+    assert "--baseline gelu is not among the activations (relu, tanh): add it or choose one of them" in err
+    assert not (tmp_path / "c").exists()
+    measured = []
+    monkeypatch.setattr(api, "run_cost", lambda *a, **k: measured.append(k["baseline"]) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # accepted: the alias of one of them, and the default
+        main(["cost", "--activations", "relu,tanh", "--baseline", "ReLU", "--out", str(tmp_path / "c")])
+    with pytest.raises(ZeroDivisionError):
+        main(["cost", "--activations", "gelu,tanh", "--out", str(tmp_path / "c")])
+    assert measured == ["ReLU", "relu"]
+
+
+@pytest.mark.parametrize("estimated, says", [(0.0, "cost profile: 0.3 s; the tables'"),
+                                             (0.4, "cost profile: 0.3 s; the tables'"),
+                                             (60.0, "cost profile: 0.3 s, 0.5% of the estimated 60.0 s of training")])
+def test_the_cost_profile_note_gives_no_share_of_an_estimate_under_a_second(tmp_path, capsys, estimated, says):
+    from afbench.cli.output import Output
+    from afbench.cli.run import _note_cost_profile
+    from afbench.store.database import Store
+
+    store = Store(tmp_path)
+    store.set_meta("cost_profile", {"seconds": 0.3, "share": 0.3 / estimated if estimated else 434.411,
+                                    "estimated_training_s": estimated})
+    store.close()
+    _note_cost_profile(tmp_path, Output())
+    err = " ".join(capsys.readouterr().err.split())
+    assert says in err and ("%" in err) == (estimated >= 1)
+
+
+def test_threads_beyond_the_cores_are_capped_even_with_nothing_to_do(monkeypatch):
+    from afbench.cli.run import schedule_sentence
+    from afbench.sweep import LocalBackend, Runtime
+    from afbench.sweep.backends import local
+
+    monkeypatch.setattr(local, "available_cores", lambda: 2)
+    schedule = LocalBackend(Runtime(threads=500, workers=1)).plan([])  # every run already done
+    assert schedule["workers"] * schedule["threads"] <= 2 and "capped to the 2 cores" in schedule["how"]
+    assert schedule_sentence(schedule) == "1 worker x 2 threads (nothing to do; capped to the 2 cores)"
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--address", "auto"], "--address is for --backend ray, and this sweep uses the local backend"),
+    (["--cpus-per-run", "2", "--max-retries", "1"], "--cpus-per-run, --max-retries are for --backend ray"),
+    (["--max-seeds", "30"], "--max-seeds is for --seeds auto, and this sweep trains a fixed 2 seeds per activation"),
+    (["--equivalence", "0.5"], "--equivalence is for --seeds auto"),
+], ids=["address", "cpus-and-retries", "max-seeds", "equivalence"])
+def test_flags_this_sweep_would_ignore_are_refused_naming_why(tmp_path, capsys, flags, says):
+    err = " ".join(_refused(["run", "--activations", "relu,tanh", "--seeds", "2", "--epochs", "1", "--out",
+                             str(tmp_path / "r"), "--no-progress", *flags], capsys).split())
+    assert says in err and ("add --backend ray" in err or "add --seeds auto" in err) and "drop --" in err
+    assert not (tmp_path / "r").exists()

@@ -246,7 +246,7 @@ def test_cost_command_parses_with_the_issue_flags():
     args = parser.parse_args(["cost", "--dataset", "mnist", "--model", "lenet", "--activations", "relu,mish",
                               "--threads", "2", "--budget", "30", "--price-per-hour", "1.5", "--out", "o"])
     assert (args.func, args.baseline, args.batch_size, args.threads, args.budget, args.price_per_hour) == (
-        cmd_cost, "relu", 128, 2, 30.0, 1.5)
+        cmd_cost, None, 128, 2, 30.0, 1.5)  # None: relu, added where --activations lacks it
 
 
 def test_profile_on_digits_measures_every_activation_in_paired_rounds(digits, tmp_path):

@@ -58,7 +58,7 @@ def path_problem(err: OSError) -> str:
     if err.errno in (errno.ENOTDIR, errno.EEXIST):  # a folder was needed (or made) where a file is
         in_the_way = _file_on_the_way(Path(path))
         if in_the_way is not None:
-            return _file_in_the_way(in_the_way)
+            return _from_environment(str(in_the_way), _file_in_the_way(in_the_way))
     problems = {
         errno.EISDIR: f"{path} is a folder where a file is needed: name a file instead",
         errno.ENOENT: f"{path} does not exist, and cannot be made there: check the path, or choose another",
@@ -69,7 +69,27 @@ def path_problem(err: OSError) -> str:
         errno.ENAMETOOLONG: f"{path} is too long a name for the file system: choose a shorter path",
     }
     default = f"{path}: {(err.strerror or str(err)).lower()}: check the path, or choose another"
-    return problems.get(err.errno, default)
+    return _from_environment(path, problems.get(err.errno, default))
+
+
+# Folders set by environment variables: a bad one is named with its variable, or a user
+# who never typed the path reads "/proc/x does not exist" and looks for it in the flags.
+PATH_VARIABLES = ("AFBENCH_CACHE_DIR", "AFBENCH_SLOT_DIR", "AFBENCH_DATA_DIR")
+
+
+def _from_environment(path: str, message: str) -> str:
+    """``message`` with the variable that set ``path`` named, where one did (the path is that
+    folder, inside it, or a file or missing folder on the way to it)."""
+    target = Path(path).expanduser().absolute()
+    for name in PATH_VARIABLES:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        folder = Path(value).expanduser().absolute()
+        if target == folder or folder in target.parents or (target in folder.parents and not target.is_dir()):
+            return (f"{name}={value}: {message}; or set {name} to a folder you may write to (unset, afbench "
+                    "uses its user cache)")
+    return message
 
 
 def folder_problem(path: str | Path) -> str | None:

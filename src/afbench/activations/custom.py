@@ -103,6 +103,23 @@ def _reject(text: str, why: str) -> FormulaError:
     )
 
 
+def _defined(module, attr: str) -> str:
+    """What ``module`` defines that could be an activation, as a sentence with the fix."""
+    def own(value) -> bool:
+        return getattr(value, "__module__", None) == module.__name__
+
+    names = vars(module)
+    classes = sorted(n for n, v in names.items() if not n.startswith("_") and own(v) and inspect.isclass(v)
+                     and issubclass(v, nn.Module))
+    functions = sorted(n for n, v in names.items() if not n.startswith("_") and own(v) and inspect.isfunction(v))
+    found = [f"nn.Module classes: {', '.join(classes)}" if classes else "",
+             f"functions: {', '.join(functions)}" if functions else ""]
+    found = "; ".join(f for f in found if f)
+    if not found:
+        return f"It defines no nn.Module class or function: define {attr} there, or name the file that does"
+    return f"It defines {found}: name one of them after the ':'"
+
+
 def import_activation(path: str) -> Callable[[int | None], nn.Module]:
     """Resolve 'package.module:Name' to a factory of modules.
 
@@ -113,10 +130,14 @@ def import_activation(path: str) -> Callable[[int | None], nn.Module]:
     if not module_name or not attr:
         raise AfbenchError(f"custom activation '{path}' must look like 'package.module:Name'")
     try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
         raise AfbenchError(f"cannot import custom activation '{path}': {err}. "
                            "Is the module on PYTHONPATH?") from None
+    if not hasattr(module, attr):  # the module was found: PYTHONPATH is not the problem
+        raise AfbenchError(f"custom activation '{path}': {getattr(module, '__file__', None) or module_name} was "
+                           f"found but defines no '{attr}'. {_defined(module, attr)}") from None
+    target = getattr(module, attr)
     if inspect.isclass(target) and issubclass(target, nn.Module):
         required = required_arguments(target)
         if required:

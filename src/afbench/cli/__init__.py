@@ -337,9 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                        128 + signal.SIGINT)
     except AfbenchError as err:
         return _failed(args, str(err))
-    except sqlite3.Error as err:  # a full disk, a file that is not a database, ...
-        return _failed(args, f"results database: {err}. Nothing computed so far is lost: free the disk or fix the "
-                             "file, then rerun the same command to resume")
+    except sqlite3.Error as err:  # a full disk, a damaged file, ...
+        return _failed(args, _database_problem(args, err))
     except BrokenPipeError:  # `afbench list activations | head`: the reader has all it wants
         sys.stdout = open(os.devnull, "w")
         return 0
@@ -358,6 +357,55 @@ def entry() -> None:
     # Only here, at the process's end: a caller of main() keeps its garbage collected.
     gc.freeze()
     sys.exit(status)
+
+
+# SQLite's words for a file whose pages are damaged (SQLITE_CORRUPT, SQLITE_NOTADB): no
+# free space fixes those, so the message must not send the user to the disk.
+DAMAGED = ("malformed", "not a database", "file is encrypted")
+
+
+def _database_problem(args: argparse.Namespace, err: sqlite3.Error) -> str:
+    """An SQLite error that reached main as one sentence: a damaged file named, with how to
+    recover it; a full disk; else SQLite's words."""
+    text = str(err)
+    if any(word in text for word in DAMAGED):
+        damaged = _damaged_databases(args)
+        if not damaged:
+            return (f"a results database is damaged ({text}): the disk is not the problem, the file is. Move the "
+                    "damaged results.sqlite away and rerun: missing runs are recomputed")
+        path = damaged[0]
+        return (f"{' and '.join(map(str, damaged))} {'is' if len(damaged) == 1 else 'are'} damaged ({text}): the "
+                f"disk is not the problem, the file is. Recover what it holds with `sqlite3 {path} .recover | "
+                f"sqlite3 recovered.sqlite` and put recovered.sqlite in its place, or move it away and rerun the "
+                "same command: the runs it held are recomputed")
+    if "full" in text:
+        return (f"results database: {text}. Nothing computed so far is lost: free some space on its disk, then "
+                "rerun the same command to resume")
+    return f"results database: {text}. Nothing computed so far is lost: rerun the same command to resume"
+
+
+def _damaged_databases(args: argparse.Namespace) -> list:
+    """The results databases the command was given (OUT, merge's inputs) that fail SQLite's
+    quick check, opened read-only."""
+    from pathlib import Path
+
+    given = [getattr(args, "out", None), *(getattr(args, "inputs", None) or [])]
+    damaged = []
+    for place in (Path(p) for p in given if p):
+        path = place / "results.sqlite" if place.is_dir() else place
+        if path.suffix != ".sqlite" or not path.is_file() or path in damaged:
+            continue
+        try:
+            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+            try:
+                ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            finally:
+                db.close()
+        except sqlite3.Error:
+            ok = False
+        if not ok:
+            damaged.append(path)
+    return damaged
 
 
 def _failed(args: argparse.Namespace, message: str, status: int = 2) -> int:

@@ -30,7 +30,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                            "package.module:NAME (default: %(default)s)")
     cost.add_argument("--activations", type=types.activation_list, required=True,
                       help="activations as `afbench run` takes them, e.g. relu,tanh,mish")
-    cost.add_argument("--baseline", default="relu", help="ratios are to this activation (default: %(default)s)")
+    cost.add_argument("--baseline", help="ratios are to this activation, one of --activations (default: relu, "
+                                         "measured as the reference even where --activations lacks it)")
     cost.add_argument("--batch-size", type=types.positive_int, default=128, help="training batch size (default: %(default)s)")
     cost.add_argument("--threads", type=types.positive_int, default=None,
                       help="torch intra-op threads for the whole measurement (default: 1; two threads on a shared machine "
@@ -80,11 +81,16 @@ def cmd_cost(args: argparse.Namespace) -> None:
     from afbench.engine.runtime import resolve_device
 
     names = _names(args.activations)
+    if args.baseline is not None:  # as `afbench run`: a baseline given is one of the activations, never added
+        from afbench.cli.run import choose_baseline
+        from afbench.sweep.execute import canonical_activation
+
+        choose_baseline(args.baseline, tuple(canonical_activation(name) for name in names))
     resolved = resolve_device(args.device)  # refused here (mps on Linux, a GPU not there), not in the profile
     device = resolved.type if args.device == "auto" else args.device
-    result = run_cost(args.out, args.dataset, args.model, names, baseline=args.baseline, batch_size=args.batch_size,
-                      threads=args.threads, budget_s=args.budget, price_per_hour=args.price_per_hour,
-                      data_dir=args.data_dir, device=device, epochs=args.epochs)
+    result = run_cost(args.out, args.dataset, args.model, names, baseline=args.baseline or "relu",
+                      batch_size=args.batch_size, threads=args.threads, budget_s=args.budget,
+                      price_per_hour=args.price_per_hour, data_dir=args.data_dir, device=device, epochs=args.epochs)
     output = Output()
     for line in table_lines(result.rows, max(80, terminal_width())):
         output.result(line, wrap=False)  # every line fits already: folding would split table rows

@@ -173,6 +173,11 @@ def study_from_args(args: argparse.Namespace):
 
     settings = {name: getattr(args, _dest(flag)) for flag, (name, _) in {**_SETTING_FLAGS, **_SETTING_SWITCHES}.items()
                 if getattr(args, _dest(flag)) is not None}
+    for one, several in (("model", "models"), ("dataset", "datasets")):
+        if getattr(args, one) and getattr(args, several):
+            raise AfbenchError(f"give --{one} or --{several}, not both: --{one} {getattr(args, one)} trains one, "
+                               f"--{several} {','.join(getattr(args, several))} sweeps each of them (add "
+                               f"{getattr(args, one)} to --{several} to sweep it too)")
     grid = {}
     if args.activations is not None:
         grid["activations"] = args.activations
@@ -408,6 +413,7 @@ def plan(args: argparse.Namespace) -> Plan:
 
     study, notes = study_from_args(args)
     ex = study.execution
+    _check_flags_apply(args, study)
     if ex.backend == "ray" and ex.stack not in ("auto", 1):
         raise AfbenchError("--stack applies to the local backend; the Ray backend trains one run per task")
     try:
@@ -425,6 +431,32 @@ def plan(args: argparse.Namespace) -> Plan:
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)
     return Plan(study, grid, configs, baseline, device, notes + folded + ([note] if note else []))
+
+
+RAY_FLAGS = ("--address", "--cpus-per-run", "--gpus-per-run", "--max-retries")
+AUTO_SEED_FLAGS = ("--max-seeds", "--equivalence")
+
+
+def _check_flags_apply(args: argparse.Namespace, study) -> None:
+    """Flags given that this sweep would ignore are refused, naming why: Ray's options
+    without the Ray backend, --seeds auto's without --seeds auto. Only flags typed here:
+    a study file's [execution] may keep values for another use of it."""
+    def given(flags: tuple[str, ...]) -> list[str]:
+        return [flag for flag in flags if getattr(args, _dest(flag), None) is not None]
+
+    def listed(flags: list[str]) -> str:
+        return f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'}"
+
+    ray = given(RAY_FLAGS)
+    if ray and study.execution.backend != "ray":
+        raise AfbenchError(f"{listed(ray)} for --backend ray, and this sweep uses the local backend, which would "
+                           f"ignore {'it' if len(ray) == 1 else 'them'}: add --backend ray, or drop {', '.join(ray)}")
+    auto = given(AUTO_SEED_FLAGS)
+    if auto and study.seeds != "auto":
+        count = len(study.seeds)
+        raise AfbenchError(f"{listed(auto)} for --seeds auto, and this sweep trains a fixed {count:,} "
+                           f"seed{'s' if count != 1 else ''} per activation, which would ignore "
+                           f"{'it' if len(auto) == 1 else 'them'}: add --seeds auto, or drop {', '.join(auto)}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -549,6 +581,9 @@ def _decided_on(base, equivalence_pp: float) -> dict:
             "equivalence": 0.0}
 
 
+MIN_ESTIMATE_FOR_SHARE_S = 1.0  # of training; under it the cost profile's note gives its seconds only
+
+
 def _note_cost_profile(out: Path, output: Output) -> None:
     from afbench.store.database import Store
 
@@ -557,10 +592,13 @@ def _note_cost_profile(out: Path, output: Output) -> None:
         profile = store.meta().get("cost_profile")
     finally:
         store.close()
-    if profile:
-        output.note(f"cost profile: {profile['seconds']} s, {100 * profile['share']:.1f}% of the estimated "
-                    f"{profile['estimated_training_s']} s of training; the tables' times and batch-1 latency "
-                    "come from it")
+    if not profile:
+        return
+    estimated = profile.get("estimated_training_s") or 0
+    # a share of an estimate under a second says nothing ("43441.1% of the estimated 0.0 s")
+    share = (f", {100 * profile['share']:.1f}% of the estimated {estimated} s of training"
+             if estimated >= MIN_ESTIMATE_FOR_SHARE_S and profile.get("share") is not None else "")
+    output.note(f"cost profile: {profile['seconds']} s{share}; the tables' times and batch-1 latency come from it")
 
 
 def _paths(out: Path) -> dict[str, str]:

@@ -248,6 +248,11 @@ def overlay(study: Study, grid: dict, settings: dict, fail) -> Study:
 def load_study(path: str | Path) -> Study:
     """Read and check the study file at ``path``."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "study.toml"
+        hint = (f"; this folder holds one: --study {inside}" if inside.is_file() else
+                " (`afbench show preset quick` prints one to start from)")
+        raise AfbenchError(f"study file {path} is a folder: --study needs a study file (.toml){hint}")
     if not path.is_file():
         raise AfbenchError(f"study file {path} not found: give a TOML file (`afbench show preset quick` "
                            f"prints one to start from)")

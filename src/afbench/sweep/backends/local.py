@@ -63,8 +63,10 @@ class LocalBackend:
     def plan(self, pending: list[RunConfig]) -> dict:
         """Workers x threads and stack size, calibrated (``tasks.plan``) where user code may run."""
         cores = available_cores()
-        if not pending:
-            schedule = {"workers": 1, "threads": self.runtime.threads or cores, "how": "nothing to do"}
+        if not pending:  # given settings are capped as calibrate.plan caps them, though nothing runs
+            given = self.runtime.threads or cores
+            schedule = {"workers": 1, "threads": min(given, cores), "cores": cores,
+                        "how": f"nothing to do; capped to the {cores} cores" if given > cores else "nothing to do"}
         else:
             try:
                 schedule = self.call(tasks.plan, self.runtime, pending, calibrate.largest_stack_group(pending))
