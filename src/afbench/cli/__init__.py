@@ -389,21 +389,15 @@ def _damaged_databases(args: argparse.Namespace) -> list:
     quick check, opened read-only."""
     from pathlib import Path
 
+    from afbench.store.reading import intact
+
     given = [getattr(args, "out", None), *(getattr(args, "inputs", None) or [])]
     damaged = []
     for place in (Path(p) for p in given if p):
         path = place / "results.sqlite" if place.is_dir() else place
         if path.suffix != ".sqlite" or not path.is_file() or path in damaged:
             continue
-        try:
-            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-            try:
-                ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-            finally:
-                db.close()
-        except sqlite3.Error:
-            ok = False
-        if not ok:
+        if not intact(path):
             damaged.append(path)
     return damaged
 

@@ -321,3 +321,15 @@ class StoreView(Reader):
         schema.migrate(memory)
         memory.execute("COMMIT")
         self.db = memory
+
+
+def intact(path: Path) -> bool:
+    """Does SQLite's own quick check pass on the database file ``path`` (opened read-only)?"""
+    try:
+        db = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            return db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
