@@ -204,3 +204,23 @@ def test_an_interrupted_workload_sweep_is_told_to_continue_not_to_raise_max_seed
     text = " ".join(render.verdict_text(report))
     assert "Undecided after 3 of at most 20 seeds: rerun the same command" in text and "larger --max-seeds" not in text
     assert "(unadjusted)" in text  # the plain 95% CI beside a p tested at the look's level
+
+
+def test_several_learning_rates_without_validation_are_refused_in_any_setting():
+    """One setting validated, another with two rates and no validation accuracy: the
+    second has nothing to choose by and is refused, not given its rate by a 0 fill."""
+    import pandas as pd
+
+    from afbench.errors import AfbenchError
+    from afbench.report.tables import select_learning_rates
+
+    rows = []
+    for setting, valid in (("a", 0.9), ("b", None)):
+        for lr in (0.1, 0.01):
+            for seed in (0, 1):
+                rows.append({"setting": setting, "dataset": "digits", "model": "mlp", "activation": "relu",
+                             "lr": lr, "seed": seed, "status": "done", "valid_acc": valid})
+    with pytest.raises(AfbenchError, match=r"several learning rates \(0.01, 0.1\)"):
+        select_learning_rates(pd.DataFrame(rows))
+    kept, best = select_learning_rates(pd.DataFrame([r for r in rows if r["setting"] == "a"]))
+    assert len(best) == 1 and len(kept) == 2

@@ -88,8 +88,11 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     group = ["setting", "dataset", "model", "activation"] if "setting" in runs else ["dataset", "model", "activation"]
     if finished.empty or finished.groupby(group)["lr"].nunique().max() <= 1:
         return finished, pd.DataFrame()
-    if finished["valid_acc"].isna().all():
-        rates = ", ".join(f"{lr:g}" for lr in sorted(finished["lr"].unique()))
+    # Per group with several rates: one setting's validation accuracy never picks another's rate.
+    several = finished.groupby(group)["lr"].transform("nunique") > 1
+    unvalidated = finished[several].groupby(group)["valid_acc"].transform(lambda v: v.isna().all())
+    if unvalidated.any():
+        rates = ", ".join(f"{lr:g}" for lr in sorted(finished.loc[unvalidated[unvalidated].index, "lr"].unique()))
         raise AfbenchError(f"the runs hold several learning rates ({rates}) but no validation accuracy to choose "
                            "between them: give one --lr per results folder (another --out), or sweep them "
                            "together with --valid-fraction 0.1")
