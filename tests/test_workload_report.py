@@ -224,3 +224,12 @@ def test_several_learning_rates_without_validation_are_refused_in_any_setting():
         select_learning_rates(pd.DataFrame(rows))
     kept, best = select_learning_rates(pd.DataFrame([r for r in rows if r["setting"] == "a"]))
     assert len(best) == 1 and len(kept) == 2
+
+
+def test_family_all_over_two_metrics_counts_two_families(tmp_path):
+    from report_sweeps import fake_sweep
+
+    folder = fake_workload_sweep(tmp_path, VALUES)
+    fake_sweep(folder, {"relu": [0.10, 0.11, 0.12], "tanh": [0.12, 0.13, 0.14]})
+    text = " ".join(render.verdict_text(render.build(render.StoreView(folder), family="all")))
+    assert "(2 families)" in text and "up to 10% for the whole report" in text and "at most 5% for" not in text

@@ -166,6 +166,11 @@ def family_line(tests: pd.DataFrame, baseline: str, alpha: float, family: str = 
     if tests.empty:
         return ""
     count = tests["setting"].nunique()
+    metrics = tests["metric"].nunique() if "metric" in tests else 1
+    if family == "all" and metrics > 1:  # each metric's tests are one family across its settings
+        return (f"Holm corrects over all comparisons with {baseline} of each metric across its settings "
+                f"({metrics} families): the chance of a false verdict is at most {100 * alpha:.3g}% per metric, up "
+                f"to {min(100, 100 * metrics * alpha):.3g}% for the whole report.")
     if family == "all" or count == 1:
         what = f"all {len(tests)} comparisons" if len(tests) > 1 else "the 1 comparison"
         return (f"Holm corrects over {what} with {baseline}"
