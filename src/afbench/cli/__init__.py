@@ -353,7 +353,8 @@ def entry() -> None:
     status = main()
     # At exit the interpreter collects every object left; after a sweep (torch, pandas and
     # matplotlib loaded) that final collection took 0.7-1.2 s of a user's wait. Frozen objects
-    # are skipped by it and die with the process; files still close and atexit handlers run.
+    # are skipped by it and die with the process: atexit handlers run and the OS closes files,
+    # but no __del__ of an object in a cycle runs (afbench closes its files and databases itself).
     # Only here, at the process's end: a caller of main() keeps its garbage collected.
     gc.freeze()
     sys.exit(status)

@@ -99,7 +99,8 @@ def too_few_seeds(comparisons: int, seeds: int, alpha: float = ALPHA) -> str:
     needed = seeds_needed(comparisons, alpha)
     if seeds >= needed:
         return ""
-    return (f"With {seeds} seeds no comparison can reach p < {alpha:.3g}: the smallest possible permutation p is "
+    return (f"With {seeds} seed{'s' if seeds != 1 else ''} no comparison can reach p < {alpha:.3g}: the smallest "
+            f"possible permutation p is "
             f"2/2^{seeds}, {min(1.0, comparisons * 2.0 ** (1 - seeds)):.3g} after Holm over {comparisons}. The exact "
             f"test needs at least {needed} seeds for {comparisons} comparison{'s' if comparisons != 1 else ''} "
             f"(--seeds {needed}), or --seeds auto to add seeds until each is decided")
