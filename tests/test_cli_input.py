@@ -570,3 +570,13 @@ def test_flags_this_sweep_would_ignore_are_refused_naming_why(tmp_path, capsys, 
                              str(tmp_path / "r"), "--no-progress", *flags], capsys).split())
     assert says in err and ("add --backend ray" in err or "add --seeds auto" in err) and "drop --" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_an_unknown_flag_is_reported_with_its_command_s_usage(capsys):
+    from afbench.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--epoch", "3"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "usage: afbench run [options]" in err
+    assert "afbench run: error: unrecognized arguments: --epoch 3" in err

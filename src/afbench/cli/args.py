@@ -54,6 +54,15 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+        self.set_defaults(_parser=self)  # the chosen sub-command's parser, for its own errors
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but a flag the chosen sub-command does not know is reported with
+        that command's usage (`afbench run --epoch 3`), not the top level's."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            getattr(parsed, "_parser", self).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
     def short_usage(self) -> str:
         """'usage: afbench run [options]': the command's shape, not its 25 lines of options."""
