@@ -65,3 +65,19 @@ def test_another_metric_s_intervals_are_never_clipped_to_an_error_s_range():
     errors = runs.assign(primary_value=runs["primary_value"] / 10)  # 0.1 and 0.5, 0.1, 0.9: error rates
     error = score._tests(errors, "relu", 0.01, False, 1.0, "error_rate").loc["tanh"]
     assert error["ci_high"] == 1 and error["ci_low"] == pytest.approx(row["ci_low"] / 10)
+
+
+def test_without_a_margin_identical_values_are_undecided_never_equivalent():
+    import pandas as pd
+
+    from afbench.stats import paired
+    from afbench.stats.sequential import Design, replay
+
+    rows = [{"dataset": "special:j0", "model": "mlp", "activation": a, "seed": s, "status": "done", "mse": 0.5}
+            for a in ("relu", "tanh") for s in range(6)]
+    frame = pd.DataFrame(rows)
+    fixed = paired.verdicts(frame, "mse", "relu", equivalence=0.0)
+    assert list(fixed["verdict"]) == ["undecided"]
+    looked = replay(frame, "relu", Design(looks=(3, 6), metric="mse", margin=0.0))
+    assert list(looked["verdict"]) == ["undecided"]
+    assert list(paired.verdicts(frame, "mse", "relu", equivalence=0.01)["verdict"]) == ["equivalent"]

@@ -317,7 +317,8 @@ def _verdict(row, alpha: float, equivalence: float, higher_is_better: bool) -> s
         return DIVERGED  # every pair diverged on both sides: no error rate to compare
     if row["n"] >= 2 and row["p_holm"] < alpha and row["mean_diff"] != 0:
         return "better" if (row["mean_diff"] > 0) == higher_is_better else "worse"
-    if row["n"] >= 2 and -equivalence <= row["ci_low"] and row["ci_high"] <= equivalence:
+    # No margin (a workload's metric has none): no equivalence, even for identical values.
+    if equivalence > 0 and row["n"] >= 2 and -equivalence <= row["ci_low"] and row["ci_high"] <= equivalence:
         return "equivalent"
     return "undecided"
 

@@ -174,7 +174,8 @@ def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int,
     out = []
     for i, diff in enumerate(diffs):
         low, high = t_interval(diff, 1 - 2 * equivalence_level) if equivalence_level > 0 else (-math.inf, math.inf)
-        if verdict[i] == "undecided" and len(diff) >= 2 and -design.margin <= low and high <= design.margin:
+        if verdict[i] == "undecided" and design.margin > 0 and len(diff) >= 2 and -design.margin <= low \
+                and high <= design.margin:  # no margin: no equivalence, even for identical values
             verdict[i] = "equivalent"
         result = results[i].to_dict() if results[i] else {"n": 0, "mean_diff": math.nan, "ci_low": math.nan,
                                                            "ci_high": math.nan, "p_permutation": math.nan}
