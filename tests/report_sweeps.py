@@ -27,8 +27,18 @@ def fake_sweep(folder: Path, errors: dict[str, list[float]], epochs: int = 2, me
                                                           train_steps=10 * epoch, test_loss=at, test_acc=1 - at))
             summary = RunSummary(params=1000, epochs_run=epochs, total_train_s=1.0, train_steps=10 * epochs)
             summary.accuracy, summary.error_rate, summary.f1 = 1 - error, error, 1 - error
-            summary.ms_per_sample = 0.1
-            store.finish(run.key(), Status.DONE, summary, {"stack_size": 1})
+            finish_run(store, run, summary)
+    return close_with(store, folder, meta)
+
+
+def finish_run(store: Store, run: RunConfig, summary: RunSummary) -> None:
+    """Store ``run`` as done with ``summary`` (and a batch-1 latency of 0.1 ms)."""
+    summary.ms_per_sample = 0.1
+    store.finish(run.key(), Status.DONE, summary, {"stack_size": 1})
+
+
+def close_with(store: Store, folder: Path, meta: dict | None) -> Path:
+    """Write ``meta`` into the store, close it; the folder."""
     for key, value in (meta or {}).items():
         store.set_meta(key, value)
     store.close()

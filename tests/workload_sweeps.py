@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from afbench.config import RunConfig
-from afbench.results import EpochRecord, RunSummary, Status
+from afbench.results import EpochRecord, RunSummary
 from afbench.store.database import Store
+from report_sweeps import close_with, finish_run
 
 
 def fake_workload_sweep(folder: Path, values: dict[str, list[float]], metric: str = "mse",
@@ -27,9 +28,5 @@ def fake_workload_sweep(folder: Path, values: dict[str, list[float]], metric: st
             summary = RunSummary(params=1000, epochs_run=epochs, total_train_s=1.0, train_steps=10 * epochs,
                                  test_loss=value, primary_metric=metric, primary_value=value,
                                  higher_is_better=higher_is_better, metrics={metric: value, "loss": value})
-            summary.ms_per_sample = 0.1
-            store.finish(run.key(), Status.DONE, summary, {"stack_size": 1})
-    for key, value in (meta or {}).items():
-        store.set_meta(key, value)
-    store.close()
-    return folder
+            finish_run(store, run, summary)
+    return close_with(store, folder, meta)
