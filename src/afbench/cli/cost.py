@@ -24,7 +24,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     "Activations are interleaved in shuffled rounds "
                     "until every step-time ratio to the baseline has a 95% CI within +-3% or the budget is "
                     "spent. Writes OUT/cost.csv, OUT/cost.png and the cost table of OUT/results.sqlite.")
-    cost.add_argument("--dataset", type=types.flag(rules.TEXT), default="digits", help="data set, e.g. mnist (see `afbench list datasets`) (default: %(default)s)")
+    cost.add_argument("--dataset", type=types.flag(rules.TEXT), default="digits",
+                      help="data set, e.g. mnist (see `afbench list datasets`) (default: %(default)s)")
     cost.add_argument("--model", type=types.flag(rules.TEXT), default="mlp",
                       help="a built-in model (`afbench list models`) or your own: PATH.py:NAME or "
                            "package.module:NAME (default: %(default)s)")
@@ -32,7 +33,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                       help="activations as `afbench run` takes them, e.g. relu,tanh,mish")
     cost.add_argument("--baseline", help="ratios are to this activation, one of --activations (default: relu, "
                                          "measured as the reference even where --activations lacks it)")
-    cost.add_argument("--batch-size", type=types.positive_int, default=128, help="training batch size (default: %(default)s)")
+    cost.add_argument("--batch-size", type=types.positive_int, default=128,
+                      help="training batch size (default: %(default)s)")
     cost.add_argument("--threads", type=types.positive_int, default=None,
                       help="torch intra-op threads for the whole measurement (default: 1; two threads on a shared machine "
                            "stalled plain torch.tanh 3,000x)")
@@ -45,7 +47,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     cost.add_argument("--device", type=types.device, default="auto",
                       help="auto, cpu, cuda or cuda:N (default: %(default)s: cuda if torch sees a GPU)")
     cost.add_argument("--data-dir", help="a folder with local copies of the data")
-    cost.add_argument("--out", required=True, type=types.path, help="results folder (cost.csv, cost.png, results.sqlite)")
+    cost.add_argument("--out", required=True, type=types.path,
+                      help="results folder (cost.csv, cost.png, results.sqlite)")
     cost.set_defaults(func=cmd_cost)
     return cost
 

@@ -52,7 +52,7 @@ def check_runs(records: list, baseline: str | None = None):
     from afbench.report import render, tables
 
     runs = tables.runs_frame(records)
-    render._baseline(baseline, runs)  # noqa: SLF001 (the report's own rule, not a copy of it)
+    render.report_baseline(baseline, runs)  # the report's own rule, not a copy of it
     tables.select_learning_rates(runs)
     return runs
 

@@ -118,7 +118,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", type=types.name_list, help="comma-separated data sets, to sweep several")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=types.seeds,
-                       help="N seeds (0..N-1, N at most 10,000), a comma list such as 3,7, or auto: start with 3 paired seeds and add "
+                       help="N seeds (0..N-1, N at most 10,000), a comma list such as 3,7, or auto: start with 3 "
+                            "paired seeds and add "
                             "seeds only where the comparison with --baseline is undecided (default 1)")
     seeds.add_argument("--seed", type=types.seed, help="one seed, e.g. --seed 42")
     parser.add_argument("--lr", type=types.learning_rates,

@@ -157,7 +157,8 @@ def add_parsers(commands, listing_what, show_what) -> None:
                              "verdicts need the suite's baseline among them) (default: stored)")
     parser.add_argument("--stored", help="a results folder or .sqlite of this suite's baselines to pair with, "
                                          "instead of the shipped one (e.g. a merge of contributions)")
-    parser.add_argument("--out", type=types.path, help="results folder (default: results/suite-NAME, -local with --baselines local)")
+    parser.add_argument("--out", type=types.path,
+                        help="results folder (default: results/suite-NAME, -local with --baselines local)")
     parser.add_argument("--workers", type=types.flag(rules.EXECUTION_RULES["workers"]), default="auto",
                         help="worker processes, or auto (default: auto)")
     parser.add_argument("--threads", type=types.flag(rules.EXECUTION_RULES["threads"]),

@@ -25,18 +25,13 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _of_setting(frame, setting: str, dataset, model):
-    """The rows of one setting (of one data set and model, in a frame without labels)."""
-    from afbench.report.tables import _of_setting as rows_of
-
-    return rows_of(frame, setting, dataset, model)
-
-
 def _verdicts(report, setting: str, dataset, model, tests_of: str = "tests") -> dict[str, str]:
     tests = getattr(report, tests_of, None)
     if tests is None or len(tests) == 0:
         return {}
-    rows = _of_setting(tests, setting, dataset, model)
+    from afbench.report.tables import of_setting
+
+    rows = of_setting(tests, setting, dataset, model)
     return dict(zip(rows["activation"], rows["verdict"].astype(str)))
 
 
@@ -46,10 +41,12 @@ def _times(report, group, setting: str, dataset, model) -> dict[str, float]:
     clock (stacked seeds share one clock; a median shrugs off a busy moment)."""
     if "cost_train_s_mean" in group and group["cost_train_s_mean"].notna().all():
         return dict(zip(group["activation"], group["cost_train_s_mean"]))
+    from afbench.report.tables import of_setting
+
     runs = getattr(report, "kept", None)
     if runs is None or len(runs) == 0 or "total_train_s" not in runs:
         return {}
-    runs = _of_setting(runs, setting, dataset, model)
+    runs = of_setting(runs, setting, dataset, model)
     runs = runs[runs["status"] == "done"]
     if _fused(runs):  # one clock for several activations: none of them has its own time
         return {}

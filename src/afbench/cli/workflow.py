@@ -93,8 +93,10 @@ def add_parsers(commands: argparse._SubParsersAction, listing_what: argparse._Su
     merge = commands.add_parser("merge", help="combine results folders from several machines into one, "
                                               "each run once; inputs are never changed",
                                 epilog="example:\n  afbench merge machine-a/results machine-b/results --out all")
-    merge.add_argument("inputs", nargs="+", type=types.path, metavar="OUT", help="results folders (or results.sqlite files)")
-    merge.add_argument("--out", required=True, type=types.path, help="the merged results folder (created, or merged into)")
+    merge.add_argument("inputs", nargs="+", type=types.path, metavar="OUT",
+                       help="results folders (or results.sqlite files)")
+    merge.add_argument("--out", required=True, type=types.path,
+                       help="the merged results folder (created, or merged into)")
     merge.add_argument("--baseline", help="activation the others are tested against in the report (default: relu "
                                           "if the merged database holds it, else its first activation)")
     merge.set_defaults(func=cmd_merge)

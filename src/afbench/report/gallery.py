@@ -119,7 +119,8 @@ def _targets(report) -> list[Figure]:
     for setting, tag, frame in _settings(report.aggregate):
         if frame["time_to_target_s_mean"].notna().any():
             out.append(Figure(file_name(f"time-to-target-{tag}"),
-                              f"Training time until {tables.target_words(frame, report.runs)}, {setting} (mean, 95% CI).",
+                              f"Training time until {tables.target_words(frame, report.runs)}, {setting} "
+                              "(mean, 95% CI).",
                               partial(figures.plot_bars, frame.set_index("activation"), "time_to_target_s",
                                                 f"Time to target, {setting}", "seconds", floor=0.0)))
     return out

@@ -79,7 +79,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     (default) or over "all" settings at once (kept in meta so the text says which)."""
     records = store.records()
     runs = tables.runs_frame(records)
-    baseline = _baseline(baseline, runs)
+    baseline = report_baseline(baseline, runs)
     kept, choices = tables.select_learning_rates(runs)
     epochs = tables.epochs_frame(store.epoch_records(), runs)
     if len(choices):
@@ -123,7 +123,7 @@ def _tested_as(meta: dict) -> tuple[float, dict | None]:
     return meta.get("alpha", stats.ALPHA), None
 
 
-def _baseline(name: str | None, runs: pd.DataFrame) -> str:
+def report_baseline(name: str | None, runs: pd.DataFrame) -> str:
     """The stored spelling of ``name`` (registry aliases and case folded); an
     activation the database does not hold is an error that lists the ones it does.
     None: relu if the database holds it, else its first activation."""

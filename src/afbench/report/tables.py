@@ -45,7 +45,8 @@ def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
         rows.append({"key": record.key, "activation": record.config["activation"], "model": record.config["model"],
                      "dataset": record.config["dataset"], "seed": record.config["seed"], "lr": record.config["lr"],
                      "status": record.status.value, **{m: summary.get(m) for m in SUMMARY_METRICS},
-                     "primary_metric": summary.get("primary_metric"), "higher_is_better": summary.get("higher_is_better"),
+                     "primary_metric": summary.get("primary_metric"),
+                     "higher_is_better": summary.get("higher_is_better"),
                      "error": record.error, "attempts": record.attempts,
                      **{f"config.{k}": v for k, v in record.config.items()},
                      **{f"provenance.{k}": v for k, v in record.provenance.items()}})
@@ -199,7 +200,7 @@ def all_tests(tests: pd.DataFrame, workload_tests: pd.DataFrame | None) -> pd.Da
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
-def _of_setting(frame: pd.DataFrame, setting: str, dataset=None, model=None) -> pd.DataFrame:
+def of_setting(frame: pd.DataFrame, setting: str, dataset=None, model=None) -> pd.DataFrame:
     """The rows of one setting (of one data set and model, in a frame without labels)."""
     if "setting" in frame:
         return frame[frame["setting"] == setting]
@@ -213,7 +214,7 @@ def own_metric(runs: pd.DataFrame, setting: str, dataset=None, model=None) -> tu
     workload's numbers for the console table, the report's tables and the CSV files."""
     if runs is None or len(runs) == 0 or "primary_metric" not in runs or "primary_value" not in runs:
         return None
-    runs = _of_setting(runs, setting, dataset, model)
+    runs = of_setting(runs, setting, dataset, model)
     metric = runs["primary_metric"].dropna()
     if metric.empty or metric.iloc[0] == TESTED:
         return None
