@@ -137,7 +137,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from afbench.cli.folders import check_reportable, results_folder
+    from afbench.cli.folders import check_has_runs, results_folder
     from afbench.cli.run import show_report
     from afbench.report import render
 
@@ -145,7 +145,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     if not (out / "results.sqlite").is_file():
         raise AfbenchError(f"{out} holds no results.sqlite: give a folder written by `afbench run` (or run "
                            f"`afbench run --out {out}` first)")
-    check_reportable(out, "report", args.baseline)  # before a file is written: no runs, a bad --baseline, ...
+    check_has_runs(out, "report")  # an empty report is none; a bad --baseline is refused by the report itself
     report = render.write(out, args.baseline)
     show_report(report, out, Output(), wide=args.wide)
 

@@ -34,16 +34,15 @@ def no_runs(folder: Path, command: str) -> str:
             f"(afbench run --out {folder} adds runs to it)")
 
 
-def check_reportable(folder: Path, command: str, baseline: str | None = None) -> None:
-    """Refuse, before anything is written, a folder the report cannot be made from: no
-    runs at all, a --baseline it does not hold, several learning rates and nothing to
-    choose between them with."""
+def check_has_runs(folder: Path, command: str) -> None:
+    """Refuse a folder that holds no runs (the report would write an empty one). The
+    report's other refusals (a --baseline, the learning-rate choice) come from its own
+    build, before it writes a file."""
     from afbench.store.reading import StoreView
 
     with StoreView(folder) as view:
         if not view.counts():
             raise AfbenchError(no_runs(folder, command))
-        check_runs(view.records(), baseline)
 
 
 def check_runs(records: list, baseline: str | None = None):
