@@ -337,3 +337,16 @@ def test_the_scheduler_sentence_says_what_shares_a_stack_and_why_not():
                                "stack_by": "seed (activations share a stack only where a cost profile measures "
                                            "their times)"})
     assert "up to 4 seeds stacked" in seeds and "only where a cost profile measures their times" in seeds
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_stack_on_a_gpu_evaluates_its_members_there():
+    """Members keep their own linear layers (the stack holds stacked copies): they must
+    be on the GPU too, or evaluation meets CPU weights."""
+    from afbench import data
+
+    on_gpu = data.prepare(data.load("digits"), device="cuda")
+    configs = [RunConfig(activation=a, epochs=1, batch_size=64, device="cuda") for a in ("relu", "tanh")]
+    results = engine.train_stack(configs, on_gpu)
+    assert [r.status for r in results] == ["done", "done"]
+    assert all(r.provenance["stack_size"] == 2 for r in results)

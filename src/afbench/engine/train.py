@@ -134,6 +134,10 @@ def _mixed(configs: list[RunConfig]) -> bool:
 def _trainer(configs: list[RunConfig], data: Prepared, members: list[nn.Module], stacked: bool,
              compile: bool = False) -> Trainer:
     if stacked:
+        # Members on the device first: evaluation runs each member's own model, whose linear
+        # layers the stack holds as stacked copies (left behind on the CPU, a GPU run's
+        # evaluation would meet them there).
+        members = [on_device(member, data) for member in members]
         stack = StackedSequential(members, mixed_activations=_mixed(configs))
         return StackTrainer(configs, data, on_device(stack, data), compile)
     return Trainer(configs[0], data, on_device(members[0], data), compile)
