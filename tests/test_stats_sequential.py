@@ -138,3 +138,18 @@ def test_familywise_false_verdicts_stay_at_5_percent_by_simulation():
     false = sum(any(v in ("worse", "better") for v in sequential_sweep(sweep_data(rng, 0.0), design)[0])
                 for _ in range(sweeps))
     assert false / sweeps <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / sweeps)
+
+
+def test_a_level_is_kept_only_where_holms_step_down_reached_the_comparison():
+    """Holm by hand: the smallest p fails its level alpha/3, so the step-down stops and
+    the two comparisons after it were never tested against any level."""
+    design = sequential.Design(looks=(6,))
+    all_worse = np.full(6, 0.01)  # exact sign-flip p = 2/64 = 0.031 > 0.05 / 3
+    noisy = np.array([0.01, -0.02, 0.03, -0.01, 0.02, -0.03])
+    out = sequential.decide([noisy, all_worse, noisy * 2], design, look=0, comparisons=3, rejected=0)
+    first = int(np.argmin([row["p_permutation"] for row in out]))
+    assert first == 1 and out[1]["p_permutation"] == pytest.approx(2 / 64)
+    assert out[1]["level"] == pytest.approx(design.levels(0.05 / 3)[0]) and out[1]["verdict"] == "undecided"
+    assert math.isnan(out[0]["level"]) and math.isnan(out[2]["level"])
+    passed = sequential.decide([all_worse], design, look=0, comparisons=1, rejected=0)[0]  # 2/64 < 0.05: reached, decided
+    assert passed["verdict"] == "worse" and passed["level"] == pytest.approx(0.05)

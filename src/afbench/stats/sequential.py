@@ -155,9 +155,11 @@ def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int,
     order = sorted(range(len(diffs)), key=lambda i: results[i].p_permutation if results[i] else math.inf)
     verdict = ["undecided"] * len(diffs)
     levels = [0.0] * len(diffs)
+    reached = [False] * len(diffs)  # did Holm's step-down test it against its level (not stop before)?
     stepping = True
     for rank, i in enumerate(order):  # Holm: the r-th smallest p against alpha / (open - r)
         levels[i] = design.levels(design.alpha / max(comparisons - rejected - rank, 1))[look]
+        reached[i] = stepping
         result = results[i]
         stepping = stepping and result is not None and result.n >= 2 and result.p_permutation < levels[i] \
             and result.mean_diff != 0
@@ -179,7 +181,9 @@ def decide(diffs: list[np.ndarray], design: Design, look: int, comparisons: int,
             verdict[i] = "equivalent"
         result = results[i].to_dict() if results[i] else {"n": 0, "mean_diff": math.nan, "ci_low": math.nan,
                                                            "ci_high": math.nan, "p_permutation": math.nan}
-        out.append({**result, "verdict": verdict[i], "level": levels[i], "p_holm": adjusted[i],
+        # A level only where the step-down got to it: past a stop, no level was ever on offer.
+        out.append({**result, "verdict": verdict[i], "level": levels[i] if reached[i] else math.nan,
+                    "p_holm": adjusted[i],
                     "equivalence_level": equivalence_level, "equivalence_low": low, "equivalence_high": high,
                     "margin_supported": max(abs(low), abs(high))})
     return out
