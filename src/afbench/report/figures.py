@@ -103,20 +103,30 @@ def plot_activations(names: Sequence[str]) -> plt.Figure:
     return fig
 
 
-def _band(ax, frame: pd.DataFrame, x: str, y: str, label: str, color, floor: float | None = None) -> None:
-    """Mean over seeds with a +-1 sd band; ``floor`` keeps the band above 0 on a log axis."""
+def _band(ax, frame: pd.DataFrame, x: str, y: str, label: str, color, floor: float | None = None,
+          ceiling: float | None = None) -> None:
+    """Mean over seeds with a +-1 sd band; ``floor`` keeps the band above 0 on a log axis,
+    ``ceiling`` below what the metric can reach (100% error, a fraction's 1)."""
     stats = frame.groupby(x)[y].agg(["mean", "std"]).reset_index()
     mean = stats["mean"] if floor is None else stats["mean"].clip(lower=floor)
     ax.plot(stats[x], mean, label=plain(label), color=color, marker="o" if len(stats) < 12 else None, ms=3)
     if stats["std"].notna().any():
         low, high = stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0)
-        if floor is not None:
-            low, high = low.clip(lower=floor), high.clip(lower=floor)
-        ax.fill_between(stats[x], low, high, color=color, alpha=0.15, lw=0)
+        ax.fill_between(stats[x], low.clip(lower=floor, upper=ceiling), high.clip(lower=floor, upper=ceiling),
+                        color=color, alpha=0.15, lw=0)
+
+
+def within(mean: float, half: float, bounds: tuple[float, float] | None) -> list[list[float]] | float:
+    """The whiskers of mean +- half, cut where the metric ends (an error rate's 0 and
+    100%): matplotlib's asymmetric [[below], [above]], or ``half`` without bounds."""
+    if bounds is None:
+        return half
+    low, high = bounds
+    return [[mean - max(mean - half, low)], [min(mean + half, high) - mean]]
 
 
 def plot_curves(epochs: pd.DataFrame, metric: str, title: str, ylabel: str | None = None,
-                log: bool = False) -> plt.Figure:
+                log: bool = False, ceiling: float | None = None) -> plt.Figure:
     """Per-epoch ``metric`` per activation, mean over seeds with a sd band. ``log``: a
     log y axis, so that curves a few tenths apart near the end stay apart when one
     activation starts far above the rest. The legend sits beside the axes, never on a
@@ -128,7 +138,7 @@ def plot_curves(epochs: pd.DataFrame, metric: str, title: str, ylabel: str | Non
         positive = values[metric][values[metric] > 0]
         floor = float(positive.min()) / 2 if len(positive) else 1e-3  # a 0 error would fall off a log axis
     for i, (name, frame) in enumerate(values.groupby("activation", sort=False)):
-        _band(ax, frame, "epoch", metric, name, f"C{i % 10}", floor)
+        _band(ax, frame, "epoch", metric, name, f"C{i % 10}", floor, ceiling)
     if log:
         _log_axis(ax)
     ax.set_xlabel("epoch")
@@ -366,14 +376,16 @@ def plot_learned_curves(curves: list[dict], title: str) -> plt.Figure:
     return fig
 
 
-def plot_error_vs_cost(points: pd.DataFrame, title: str, ylabel: str = "test error (%)") -> plt.Figure:
+def plot_error_vs_cost(points: pd.DataFrame, title: str, ylabel: str = "test error (%)",
+                       bounds: tuple[float, float] | None = (0.0, 100.0)) -> plt.Figure:
     """Accuracy against cost, one point per activation: test error (mean, 95% CI over
-    seeds) against the step-time ratio to the baseline (its 95% CI) and against the
-    bytes saved for backward per sample. The lower-left points are the Pareto front."""
+    seeds, cut to ``bounds``) against the step-time ratio to the baseline (its 95% CI)
+    and against the bytes saved for backward per sample. The lower-left points are the
+    Pareto front."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for _, p in points.iterrows():
         xerr = [[p["step_ratio"] - p["step_ratio_low"]], [p["step_ratio_high"] - p["step_ratio"]]]
-        yerr = None if pd.isna(p["error_ci95"]) else p["error_ci95"]
+        yerr = None if pd.isna(p["error_ci95"]) else within(p["error_mean"], p["error_ci95"], bounds)
         axes[0].errorbar(p["step_ratio"], p["error_mean"], xerr=xerr, yerr=yerr, fmt="o", capsize=3)
         axes[0].annotate(plain(p["activation"]), (p["step_ratio"], p["error_mean"]), fontsize=7, xytext=(3, 3),
                          textcoords="offset points")

@@ -97,12 +97,15 @@ def _curves(report) -> list[Figure]:
             values = frame.dropna(subset=[metric])
             if metric == "test_acc":  # error in %, so that the last epochs' differences show on a log axis
                 values = values.assign(test_acc=100 * (1 - values["test_acc"]))
+            ceiling = 100.0 if metric == "test_acc" else None  # an error in %
             out.append(Figure(file_name(f"{prefix}-{tag}"), f"{what}, {setting} ({SEEDS_BAND}; log scale).",
-                              partial(figures.plot_curves, values, metric, f"{what}, {setting}", ylabel, log=True)))
+                              partial(figures.plot_curves, values, metric, f"{what}, {setting}", ylabel, log=True,
+                                      ceiling=ceiling)))
         if "dead_output_mean" in frame:
             out.append(Figure(file_name(f"dead-{tag}"), f"Dead units by epoch (mean over layers), {setting} "
                               f"({SEEDS_BAND}).", partial(figures.plot_curves,
-                                  frame, "dead_output_mean", f"Dead units, {setting}", "dead units (fraction)")))
+                                  frame, "dead_output_mean", f"Dead units, {setting}", "dead units (fraction)",
+                                  ceiling=1.0)))
         for metric in DIAGNOSTICS:
             if f"{metric}_layer1" in frame:
                 words = metric.replace("_", " ")
@@ -210,11 +213,11 @@ def _cost(report) -> list[Figure]:
         return []
     out = []
     for (dataset, model), group in points.groupby(["dataset", "model"], sort=False):
-        what, ylabel = "Test error", "test error (%)"
+        what, ylabel, bounds = "Test error", "test error (%)", (0.0, 100.0)
         own = group["primary_metric"].dropna() if "primary_metric" in group else pd.Series(dtype=object)
         if len(own):  # a workload's own metric (mean, 95% CI over seeds), never an empty error axis
             label = tables.metric_label(str(own.iloc[0]), report.runs)
-            what, ylabel = f"Test {label}", f"test {label}"
+            what, ylabel, bounds = f"Test {label}", f"test {label}", None
             group = group.assign(error_mean=group[f"{tables.OWN}_mean"], error_ci95=group[f"{tables.OWN}_ci95"])
         if group["error_mean"].isna().all():
             continue
@@ -222,7 +225,7 @@ def _cost(report) -> list[Figure]:
                           f"{what} against cost, {_setting(dataset, model)}: step time relative to the baseline "
                           "and memory saved for backward.",
                           partial(figures.plot_error_vs_cost, group, f"{what} against cost, {_setting(dataset, model)}",
-                                  ylabel)))
+                                  ylabel, bounds)))
     return out
 
 
