@@ -35,9 +35,14 @@ from afbench.sweep.backends.workers import Interrupt
 from afbench.sweep.jobs import Counts, Job, no_counts
 from afbench.sweep.prepared import record_class_counts
 
-# No tqdm monitor thread: the bar moves with every run anyway, and a process without
-# other threads may fork safely (the report draws figures in a forked child, report.pngs).
-tqdm.monitor_interval = 0
+
+
+class ProgressBar(tqdm):
+    """No monitor thread: the bar moves with every run anyway, and a process without
+    other threads may fork safely (the report draws figures in a forked child,
+    report.pngs). A subclass, so that a library user's own tqdm bars keep theirs."""
+    monitor_interval = 0
+
 
 RUN_TIMEOUT_FACTOR = 20  # default per-run time limit: this many times the calibrated estimate of a run ...
 MIN_RUN_TIMEOUT_S = 60.0  # ... and never less than a minute (a busy machine is slower than its calibration)
@@ -58,13 +63,13 @@ class Recorder:
         self.running: set[str] = set()  # claimed here, not yet finished: released on interruption
         self.finished_before: set[str] = set()
         self.saved = 0  # finished runs of this sweep in the store (before it started, and since)
-        self.bar = tqdm(disable=True)
+        self.bar = ProgressBar(disable=True)
 
     def start(self, plan: dict, progress: bool) -> None:
         """Training begins under ``plan``: show progress over every run of the sweep."""
         self.plan = plan
         workers = plan.get("workers") or 0
-        self.bar = tqdm(total=self.total, desc="runs" + (f" ({workers} workers)" if workers > 1 else ""),
+        self.bar = ProgressBar(total=self.total, desc="runs" + (f" ({workers} workers)" if workers > 1 else ""),
                         unit="run", disable=not progress)
 
     def write(self, action, *args):
