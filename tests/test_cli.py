@@ -48,12 +48,14 @@ def test_run_trains_reports_and_resumes(tmp_path, capsys):
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "ran 4" in captured.err and "test error %" in captured.out and "ran 4" not in captured.out
+    assert "preparing: loading the data and timing a few steps" in captured.err
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert sorted(summary["activation"]) == ["relu", "relu", "tanh", "tanh"] and set(summary["seed"]) == {0, 1}
     assert (summary["status"] == "done").all() and (summary["dataset"] == "digits").all()
     assert (tmp_path / "figures" / "accuracy-digits-mlp.png").exists()
     assert main(args) == 0
-    assert "ran 0, skipped 4" in capsys.readouterr().err
+    again = capsys.readouterr().err
+    assert "ran 0, skipped 4" in again and "preparing" not in again  # nothing to train: no timing promised
 
 
 def test_stack_trains_seeds_together_and_says_so(tmp_path, capsys):

@@ -544,7 +544,7 @@ def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):
     from afbench.sweep import execute, execute_until_decided
 
     ex, auto_seeds = sweep.study.execution, sweep.study.seeds == "auto"
-    if ex.workers == "auto" or ex.stack == "auto":
+    if (ex.workers == "auto" or ex.stack == "auto") and (auto_seeds or _unfinished(out, sweep.configs)):
         output.note("preparing: loading the data and timing a few steps to choose workers, threads and "
                     "stacking (seconds to a minute)")
     total = None if auto_seeds else len(sweep.configs)  # --seeds auto adds runs as it goes
@@ -566,6 +566,21 @@ def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):
         output.note(f"scheduler: {schedule_sentence(schedule)}")
     _note_cost_profile(out, output)
     return outcome
+
+
+def _unfinished(out: Path, configs: list) -> bool:
+    """Does ``out`` lack a finished run of any of ``configs``? (Only then does a sweep
+    load data and time steps to plan its workers.)"""
+    from afbench.store.database import FINISHED, Store
+
+    if not (out / "results.sqlite").exists():
+        return True
+    store = Store(out)
+    try:
+        finished = {r["key"] for r in store.runs() if r["status"] in FINISHED}
+    finally:
+        store.close()
+    return any(c.key() not in finished for c in configs)
 
 
 def _decided_on(base, equivalence_pp: float) -> dict:
