@@ -42,3 +42,13 @@ def test_the_sd_band_of_an_error_curve_stays_under_100_percent():
     ys = np.concatenate([path.vertices[:, 1] for path in band.get_paths()])
     assert ys.max() == 100.0  # mean 54.5 + sd 62.9 would reach 117
     assert ys.min() > 0
+
+
+def test_a_workload_metric_is_labelled_with_the_unit_its_workload_registers():
+    from afbench.report import tables
+
+    runs = pd.DataFrame({"config.workload": ["inr", "charlm", "regression"],
+                         "primary_metric": ["psnr", "bpc", "mse"]})
+    assert tables.metric_label("psnr", runs) == "psnr (dB)"
+    assert tables.metric_label("bpc", runs) == "bpc"  # bits per character: the name is the unit
+    assert tables.metric_label("mse", runs) == "mse"

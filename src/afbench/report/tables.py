@@ -262,7 +262,7 @@ def metric_label(metric: str, runs: pd.DataFrame | None = None) -> str:
                     break
             except Exception:  # a plugin no longer installed: the name alone
                 continue
-    return f"{metric} ({unit})" if unit and unit not in metric and metric != "bpc" else metric
+    return f"{metric} ({unit})" if unit and unit not in metric else metric
 
 
 def top_groups(runs: pd.DataFrame, alpha: float = stats.ALPHA) -> dict[str, best.TopGroup]:

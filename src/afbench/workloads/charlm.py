@@ -132,7 +132,7 @@ class CharLM(Workload):
                  target: float) -> None:
         super().__init__(name, "charlm", f"character-level LM: decoder-only transformer, width {width}, depth "
                                          f"{depth}, context {CONTEXT}, FFN {hidden} (gated: 2/3 of it)",
-                         data=CORPUS, model=f"transformer-{width}x{depth}", primary=Metric("bpc", False, "bits"),
+                         data=CORPUS, model=f"transformer-{width}x{depth}", primary=Metric("bpc", False),
                          size=size, target=target, defaults=defaults)
         self.shape = (width, depth, heads, hidden)
 
