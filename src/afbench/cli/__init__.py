@@ -16,10 +16,11 @@ import os
 import signal
 import sqlite3
 import sys
+import warnings
 
 from afbench import __version__, rules
 from afbench.cli import args as types
-from afbench.cli.output import Output, error, terminal_width
+from afbench.cli.output import Output, error, show_warning, terminal_width
 from afbench.cli.run import EXAMPLES, add_run_arguments, cmd_run
 from afbench.errors import AfbenchError, Interrupted, path_problem
 
@@ -350,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``afbench`` command (and ``python -m afbench``): ``main``, its status the exit status."""
+    warnings.showwarning = show_warning  # the command's, not a library caller's of main()
     status = main()
     # At exit the interpreter collects every object left; after a sweep (torch, pandas and
     # matplotlib loaded) that final collection took 0.7-1.2 s of a user's wait. Frozen objects

@@ -70,6 +70,13 @@ def error(text: str) -> None:
     _write(sys.stderr, prefix + fit(f"error: {text}")[len("error:"):])
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (afbench's, or a library's: mlflow, Ray) as the CLI's other
+    notes: "warning: ..." wrapped to the terminal, without the file, line and source
+    that ``warnings`` prints for a developer."""
+    _write(file or sys.stderr, fit(f"warning: {message}"))
+
+
 def colour(stream) -> bool:
     return stream.isatty() and not _env_set("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
