@@ -153,3 +153,45 @@ def test_a_level_is_kept_only_where_holms_step_down_reached_the_comparison():
     assert math.isnan(out[0]["level"]) and math.isnan(out[2]["level"])
     passed = sequential.decide([all_worse], design, look=0, comparisons=1, rejected=0)[0]  # 2/64 < 0.05: reached, decided
     assert passed["verdict"] == "worse" and passed["level"] == pytest.approx(0.05)
+
+
+def test_a_design_judges_only_the_settings_its_sweep_ran(tmp_path):
+    """The review's case: --seeds auto at epochs=1 (stopped at 3 seeds), then --seeds 8 at
+    epochs=2 into the same folder. The 8-seed setting is a fixed design: every difference
+    positive, exact p = 2/2^8 (enumeration by hand), worse; never replayed at 3 seeds."""
+    from afbench.config import RunConfig
+    from afbench.stats import settings
+
+    store_runs(tmp_path, {"relu": [0.10, 0.12, 0.11], "sigmoid": [0.2, 0.1, 0.3]}, epochs=1)
+    worse = [0.21, 0.25, 0.30, 0.22, 0.35, 0.28, 0.24, 0.26]
+    store_runs(tmp_path, {"relu": [0.02] * 8, "sigmoid": worse}, epochs=2)
+    design = sequential.Design(looks=(3,))
+    mine = [settings.identity(RunConfig(activation="relu", seed=0, device="cpu", epochs=1).to_dict())]
+    store = Store(tmp_path)
+    store.set_meta("sequential", {**design.to_dict(), "baseline": "relu", "settings": mine})
+    store.close()
+    tests = build(tmp_path).tests.set_index("setting")
+    fixed = tests.loc["mlp / digits, epochs=2"]
+    assert fixed["n"] == 8 and fixed["verdict"] == "worse" and pd.isna(fixed.get("look"))
+    assert fixed["p_permutation"] == pytest.approx(2 / 2 ** 8)
+    looked = tests.loc["mlp / digits, epochs=1"]
+    assert looked["n"] == 3 and looked["look"] == 0
+    text = " ".join(render.verdict_text(build(tmp_path)))
+    assert "--seeds auto stopped sigmoid" in text and "--seeds auto (on mlp / digits, epochs=1) looked" in text
+
+
+def test_a_second_auto_sweep_of_another_setting_is_refused_before_training(tmp_path):
+    from afbench.config import RunConfig
+    from afbench.errors import AfbenchError
+    from afbench.sweep import LocalBackend, Runtime, execute_until_decided
+    from afbench.sweep.grid import Grid
+
+    backend = LocalBackend(Runtime(progress=False, workers=1, cost="off"))
+    grid = Grid(RunConfig(epochs=1, train_subset=200), ("relu", "tanh"), seeds=(0,))
+    execute_until_decided(grid, tmp_path, backend, baseline="relu", max_seeds=3)
+    other = Grid(RunConfig(epochs=2, train_subset=200), ("relu", "tanh"), seeds=(0,))
+    with pytest.raises(AfbenchError, match="already holds a --seeds auto sweep of other settings"):
+        execute_until_decided(other, tmp_path, backend, baseline="relu", max_seeds=3)
+    store = Store(tmp_path)
+    assert {r["config"]["epochs"] for r in store.runs()} == {1}  # nothing of the refused sweep trained
+    store.close()

@@ -81,3 +81,25 @@ def test_without_a_margin_identical_values_are_undecided_never_equivalent():
     looked = replay(frame, "relu", Design(looks=(3, 6), metric="mse", margin=0.0))
     assert list(looked["verdict"]) == ["undecided"]
     assert list(paired.verdicts(frame, "mse", "relu", equivalence=0.01)["verdict"]) == ["equivalent"]
+
+
+def test_a_workload_verdict_line_gives_its_own_settings_means():
+    """The review's case: regression at epochs 1 and 5 in one folder. Each line's means
+    are its setting's (by hand), and the heading names the setting."""
+    import pandas as pd
+
+    from afbench.report import render, tables
+
+    values = {(1, "relu"): [0.9, 1.0, 1.1, 1.0, 0.95, 1.05, 1.0, 0.98], (1, "gelu"): [0.8] * 8,
+              (5, "relu"): [0.10, 0.11, 0.10, 0.12, 0.09, 0.11, 0.10, 0.12],
+              (5, "gelu"): [0.12, 0.13, 0.12, 0.14, 0.11, 0.13, 0.12, 0.14]}
+    runs = pd.DataFrame([{"key": f"{e}-{a}-{s}", "activation": a, "model": "mlp", "dataset": "friedman1", "seed": s,
+                          "status": "done", "primary_metric": "mse", "higher_is_better": False, "primary_value": v,
+                          "config.epochs": e} for (e, a), vs in values.items() for s, v in enumerate(vs)])
+    tests = tables.workload_tests(runs, "relu").set_index("setting")
+    late = tests.loc["mlp / friedman1, epochs=5"]
+    assert late["mean"] == pytest.approx(sum(values[(5, "gelu")]) / 8)
+    assert late["baseline_mean"] == pytest.approx(sum(values[(5, "relu")]) / 8)
+    assert late["verdict"] == "worse"
+    text = "\n".join(render.workload_lines(tables.workload_tests(runs, "relu")))
+    assert "On mlp / friedman1, epochs=5: test mse" in text and "gelu: worse, mse 0.1263" in text

@@ -27,7 +27,7 @@ from afbench.report.pngs import draw_pngs
 from afbench.report.verdict import family_line, too_few_seeds, verdict_lines
 from afbench.report.writers import FIGURES, FORMATS
 from afbench.report.writers.files import csv_bytes, write_all
-from afbench.stats import paired as stats
+from afbench.stats import paired as stats, settings as setting_labels
 from afbench.store.reading import Reader, StoreView
 
 EQUIVALENCE = 0.001  # practical-equivalence margin of the verdicts: 0.1 percentage points of error
@@ -92,7 +92,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     meta = store.meta()
     if family:
         meta["family"] = family
-    alpha, design = _tested_as(meta)
+    alpha, design = _tested_as(meta, records)
     looks = error_design(design)
     # one margin for the tests, the verdict and the figure: the one the sweep used
     equivalence = looks["margin"] if looks else meta.get("equivalence", equivalence)
@@ -113,14 +113,24 @@ def error_design(design: dict | None) -> dict | None:
     return design if design and design.get("metric", tables.TESTED) == tables.TESTED else None
 
 
-def _tested_as(meta: dict) -> tuple[float, dict | None]:
+def _tested_as(meta: dict, records: list) -> tuple[float, dict | None]:
     """The familywise alpha and, for a --seeds auto sweep, its group-sequential design
-    (meta ``sequential``: margin, looks, levels), so the report tests as the sweep did.
+    (meta ``sequential``: margin, looks, levels), so the report tests as the sweep did
+    (the runs of its settings: ``_with_keys``).
     A sweep from before the design was stored kept its per-look alpha in ``alpha``."""
     design = meta.get("sequential")
     if design:
-        return design["alpha"], design
+        return design["alpha"], _with_keys(design, records)
     return meta.get("alpha", stats.ALPHA), None
+
+
+def _with_keys(design: dict, records: list) -> dict:
+    """The design with ``keys``, its runs: those of the settings its sweep ran (design
+    ``settings``), which alone its looks judge (tables.under_design)."""
+    if "settings" not in design:
+        return design
+    wanted = set(design["settings"])
+    return {**design, "keys": {r.key for r in records if setting_labels.identity(r.config) in wanted}}
 
 
 def report_baseline(name: str | None, runs: pd.DataFrame) -> str:
@@ -162,7 +172,7 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
     for (setting, metric), group in tests.groupby(["setting", "metric"], sort=False) if len(tests) else []:
         first = group.iloc[0]
         direction = "higher" if first["higher_is_better"] else "lower"
-        lines.append(f"On {first['model']} / {first['dataset']}: test {metric} ({direction} is better), paired "
+        lines.append(f"On {setting}: test {metric} ({direction} is better), paired "
                      f"by seed against {first['baseline']} ({first['baseline_mean']:.4g}), Holm-corrected:")
         looked = "look" in group and group["look"].notna().all()  # a --seeds auto sweep's looks, replayed
         for _, row in group.iterrows():
@@ -171,7 +181,8 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
                          f"{int(row['n'])} seed{'s' if row['n'] != 1 else ''}"
                          f"{stats.interval_note(row['verdict'], *_shown_interval(row))})")
         if looked and (group["verdict"] == "undecided").any():
-            seeds, most = int(group["n"].max()), int(group["max_seeds"].max())
+            # seeds run, not pairs compared: a seed both runs diverged on counts towards the cap
+            seeds, most = int(group["seeds" if "seeds" in group else "n"].max()), int(group["max_seeds"].max())
             lines.append(f"  Undecided at --max-seeds {most}: a larger --max-seeds could decide it." if seeds >= most
                          else f"  Undecided after {seeds} of at most {most} seeds: rerun the same command to continue "
                               "the looks.")
@@ -218,7 +229,7 @@ def _workload_interval(row) -> str:
 
 
 def verdict_text(report: Report) -> list[str]:
-    alpha, design = _tested_as(report.meta)
+    alpha, design = _tested_as(report.meta, report.records)
     looks = error_design(design)
     images = set(report.kept.loc[tables.is_classification(report.kept), "setting"]) if len(report.kept) else set()
     aggregate = report.aggregate[report.aggregate["setting"].isin(images)] if len(report.aggregate) else \
@@ -256,7 +267,8 @@ def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -
     tested = [m for m in own if m == metric] or (images and metric == tables.TESTED)
     lines = []
     if tested:
-        lines.append(f"--seeds auto looked at the data at {', '.join(map(str, design['looks']))} seeds and spent "
+        lines.append(f"--seeds auto{_where(report, design)} looked at the data at "
+                     f"{', '.join(map(str, design['looks']))} seeds and spent "
                      f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
                      f"each look: {levels}), so the chance of any false better/worse verdict stays at "
                      f"{100 * alpha:.3g}%; equivalence means {margin}.")
@@ -268,6 +280,17 @@ def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -
                      f"are the fixed-design Holm tests of the {names} over the seeds run, with no equivalence "
                      "margin.")
     return lines
+
+
+def _where(report: Report, design: dict) -> str:
+    """' (on mlp / digits, epochs=1)': the settings the design judged, where the folder
+    also holds others (which the fixed-design tests judged); else ''."""
+    if "keys" not in design or not len(report.kept):
+        return ""
+    mine = report.kept["key"].isin(design["keys"])
+    if mine.all():
+        return ""
+    return f" (on {'; '.join(dict.fromkeys(report.kept.loc[mine, 'setting']))})"
 
 
 def files(report: Report) -> dict[str, bytes]:

@@ -150,13 +150,36 @@ def significance(runs: pd.DataFrame, baseline: str, equivalence: float = 0.001,
     auto`` sweep (``design``: its meta ``sequential``), the sweep's own looks replayed
     with its margin and levels (stats.sequential.replay). Diverged runs count at
     100% error. ``family``: Holm within each setting, or over "all" of them."""
-    if design:
-        tests = sequential.replay(runs, baseline, sequential.Design.from_dict({**design, "metric": TESTED}))
-    else:
-        tests = stats.verdicts(runs, TESTED, baseline, equivalence, alpha, worst=WORST[TESTED], family=family)
+    tests = _judged(runs, design,
+                    lambda looked: sequential.replay(looked, baseline,
+                                                     sequential.Design.from_dict({**design, "metric": TESTED})),
+                    lambda fixed: stats.verdicts(fixed, TESTED, baseline, equivalence, alpha, worst=WORST[TESTED],
+                                                 family=family))
     if tests.empty:
         return tests
     return tests.assign(metric=TESTED, baseline=baseline)
+
+
+def _judged(runs: pd.DataFrame, design: dict | None, replayed, fixed) -> pd.DataFrame:
+    """One frame of tests: ``replayed`` (the design's looks) on the runs ``design`` chose,
+    ``fixed`` (fixed-design Holm) on the rest."""
+    looked, rest = under_design(runs, design)
+    parts = [t for t in (replayed(looked) if len(looked) else None, fixed(rest) if len(rest) else None)
+             if t is not None and len(t)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def under_design(runs: pd.DataFrame, design: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the runs a --seeds auto design chose, the rest): only the settings that sweep ran
+    (design ``keys``, the report's read of its ``settings``) are judged by its looks;
+    another setting's runs in the folder never are, whatever their seeds. A design
+    stored before it named its settings covers every run, as it did then."""
+    if not design:
+        return runs.iloc[:0], runs
+    if "keys" not in design:
+        return runs, runs.iloc[:0]
+    mine = runs["key"].isin(design["keys"])
+    return runs[mine], runs[~mine]
 
 
 def is_classification(runs: pd.DataFrame) -> pd.Series:
@@ -178,16 +201,19 @@ def workload_tests(runs: pd.DataFrame, baseline: str, alpha: float = stats.ALPHA
     other = runs[~is_classification(runs)]
     parts = []
     for (metric, higher), group in other.groupby(["primary_metric", "higher_is_better"], sort=False):
-        if design and design.get("metric") == metric:
-            looks = sequential.Design.from_dict({**design, "metric": "primary_value", "higher_is_better": bool(higher)})
-            tests = sequential.replay(group, baseline, looks)
-        else:
-            tests = stats.verdicts(group, "primary_value", baseline, equivalence=0.0, alpha=alpha,
-                                   higher_is_better=bool(higher), family=family)
-        if len(tests):
-            means = group[group["status"] == Status.DONE.value].groupby("activation")["primary_value"].mean()
+        own = design if design and design.get("metric") == metric else None
+        tests = _judged(group, own,
+                        lambda looked: sequential.replay(looked, baseline, sequential.Design.from_dict(
+                            {**own, "metric": "primary_value", "higher_is_better": bool(higher)})),
+                        lambda fixed: stats.verdicts(fixed, "primary_value", baseline, equivalence=0.0, alpha=alpha,
+                                                     higher_is_better=bool(higher), family=family))
+        if len(tests):  # each setting's own means: never pooled across settings
+            group = setting_labels.with_settings(group)
+            means = group[group["status"] == Status.DONE.value].groupby(["setting", "activation"])["primary_value"]\
+                .mean()
             parts.append(tests.assign(metric=metric, higher_is_better=bool(higher), baseline=baseline,
-                                      mean=tests["activation"].map(means), baseline_mean=means.get(baseline)))
+                                      mean=[means.get((s, a)) for s, a in zip(tests["setting"], tests["activation"])],
+                                      baseline_mean=[means.get((s, baseline)) for s in tests["setting"]]))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -77,7 +77,8 @@ def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: flo
     ruled_out = "the data rule out differences beyond " + ", ".join(
         f"±{_margin(t['margin_supported'])} pp for {t['activation']}" for _, t in undecided.iterrows())
     if design:
-        at_cap = undecided[undecided["n"] >= design["looks"][-1]]
+        # seeds run, not pairs compared: a seed both runs diverged on still counts towards the cap
+        at_cap = undecided[undecided["seeds" if "seeds" in undecided else "n"] >= design["looks"][-1]]
         needed = seeds_needed(len(tests), alpha)
         if len(at_cap):
             more = (f"--max-seeds {design['looks'][-1]} is too few for the exact test to decide anything: it needs "
@@ -198,7 +199,9 @@ def verdict_lines(aggregate: pd.DataFrame, tests: pd.DataFrame, top: dict, ranks
         aggregate = aggregate.assign(setting=aggregate["model"] + " / " + aggregate["dataset"])
     for setting, group in aggregate.groupby("setting", sort=False):
         part = tests[tests["setting"] == setting] if len(tests) else tests
-        lines += setting_lines(setting, group, part, top.get(setting), baseline, equivalence, alpha, design)
+        # the design's words only where its looks judged this setting (another's runs in the folder: fixed)
+        looked = design if len(part) and "look" in part and part["look"].notna().any() else None
+        lines += setting_lines(setting, group, part, top.get(setting), baseline, equivalence, alpha, looked)
     compared = tests[tests["verdict"] != DIVERGED] if len(tests) and "verdict" in tests else tests
     counted = tests if family_tests is None or not len(family_tests) else family_tests
     family_text = family_line(counted, baseline, alpha, family) if len(compared) and "setting" in tests else ""

@@ -10,6 +10,7 @@ without them (a test's hand-made rows) has one setting per (data set, model)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -65,3 +66,11 @@ def several(frame: pd.DataFrame) -> list[str]:
             lines.append(f"This folder holds {len(labels)} settings of {model} / {dataset} ({names}): each is "
                          "compared on its own, runs are never pooled across them.")
     return lines
+
+
+def identity(config: dict) -> str:
+    """A config's setting as one canonical string: its values except ``NOT_SETTING``'s,
+    as the runs frame holds them (JSON, then text). Equal for runs of one setting."""
+    values = json.loads(json.dumps(config, default=str))
+    return json.dumps({k: _text(v) for k, v in sorted(values.items()) if k not in NOT_SETTING})
+

@@ -196,7 +196,8 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     design = sequential.Design(alpha=alpha, margin=equivalence, looks=tuple(rounds), spending=spending,
                                metric=metric, higher_is_better=higher_is_better,
                                worst=sequential.WORST.get(metric))
-    _record_design(out, design, baseline)
+    first_round = Grid(grid.base, names, (0,), grid.lrs, grid.models, grid.datasets).configs()
+    _record_design(out, design, baseline, resolve(first_round, device))
     seeds = {name: rounds[0] for name in names}
     outcome = Outcome()
     while True:
@@ -258,10 +259,21 @@ def _value(summary, metric: str) -> float | None:
     return (summary.metrics or {}).get(metric)
 
 
-def _record_design(out: str | Path, design, baseline: str) -> None:
+def _record_design(out: str | Path, design, baseline: str, configs: list[RunConfig]) -> None:
+    """Keep the design, and the settings it judges (``configs``' ``settings.identity``),
+    in the folder. The report replays the looks with it (same margin, same levels) on
+    those settings' runs alone. One folder holds one design: an earlier --seeds auto
+    sweep of other settings would lose its own, so it is refused."""
+    from afbench.stats import settings
+
+    mine = sorted({settings.identity(c.to_dict()) for c in configs})
     store = Store(out)
-    try:  # the report replays the looks with this design: same margin, same levels
-        store.set_meta("sequential", {**design.to_dict(), "baseline": baseline})
+    try:
+        earlier = (store.meta().get("sequential") or {}).get("settings")
+        if earlier is not None and sorted(earlier) != mine:
+            raise AfbenchError(f"{out} already holds a --seeds auto sweep of other settings (another model, data "
+                               "set or training setting); its design would be lost. Give this sweep its own --out")
+        store.set_meta("sequential", {**design.to_dict(), "baseline": baseline, "settings": mine})
     finally:
         store.close()
 
