@@ -298,3 +298,26 @@ def test_a_decided_verdict_beside_an_interval_over_zero_says_which_decides():
     assert "exact permutation test" in interval_note("worse", low, high)
     assert interval_note("undecided", low, high) == "" and interval_note("worse", 0.001, 0.02) == ""
     assert interval_note("worse", float("nan"), float("nan")) == ""
+
+
+def test_ranks_take_one_block_per_setting_and_count_diverged_runs_at_100_percent(tmp_path):
+    """The review's cases. Reference: scipy's Friedman test on the settings' means by hand."""
+    from scipy.stats import friedmanchisquare
+
+    a = {"relu": [0.10, 0.11, 0.12], "gelu": [0.20, 0.21, 0.22], "tanh": [0.30, 0.31, 0.32]}
+    b = {"relu": [0.50, 0.51, 0.52], "gelu": [0.05, 0.06, 0.07], "tanh": [0.02, 0.03, 0.04]}
+    store_runs(tmp_path / "settings", a, epochs=2)
+    store_runs(tmp_path / "settings", b, epochs=5)
+    store_runs(tmp_path / "settings", a, epochs=2, model="lenet")
+    ranks = build(tmp_path / "settings").ranks
+    assert ranks["blocks"] == 3  # mlp epochs=2, mlp epochs=5, lenet: never two settings averaged into one
+    assert dict(ranks["average_ranks"]) == pytest.approx({"relu": 5 / 3, "gelu": 2.0, "tanh": 7 / 3})
+    means = [[np.mean(s[name]) for s in (a, b, a)] for name in ("relu", "gelu", "tanh")]
+    assert ranks["p"] == pytest.approx(friedmanchisquare(*means).pvalue)
+    # tanh: one finished run at 5% and seven diverged, in every data set: 88.1% with them, not 5%
+    for dataset in ("digits", "iris", "wine"):
+        store_runs(tmp_path / "diverged", {"relu": [0.02 + 0.001 * s for s in range(8)],
+                                           "gelu": [0.03 + 0.001 * s for s in range(8)],
+                                           "tanh": [0.05] + [None] * 7}, dataset=dataset)
+    ranks = build(tmp_path / "diverged").ranks
+    assert dict(ranks["average_ranks"]) == pytest.approx({"relu": 1.0, "gelu": 2.0, "tanh": 3.0})

@@ -99,7 +99,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     images = kept[tables.is_classification(kept)] if len(kept) else kept  # the error tests' runs
     tests = tables.significance(images, baseline, equivalence, alpha, looks, meta.get("family", "setting")) \
         if len(images) else pd.DataFrame()
-    report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate), meta, baseline,
+    report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate, images), meta, baseline,
                     tables.top_groups(images, alpha) if len(images) else {}, cost, records, equivalence)
     report.workload_tests = tables.workload_tests(kept, baseline, alpha, meta.get("family", "setting"), design) \
         if len(kept) else pd.DataFrame()
@@ -153,12 +153,19 @@ def report_baseline(name: str | None, runs: pd.DataFrame) -> str:
                        f"({display(', '.join(present))}): choose one of them with --baseline")
 
 
-def _ranks(aggregate: pd.DataFrame) -> dict:
-    """Friedman over settings (data set x model), when there are several, and the
-    performance profiles."""
-    if aggregate.empty:
+def _ranks(aggregate: pd.DataFrame, images: pd.DataFrame) -> dict:
+    """Friedman over the settings of the image runs (``images``), one block each, when
+    there are several, and the performance profiles. An activation's score in a setting
+    is its mean error with each diverged run at 100%, as the tests count it: a run that
+    diverged never improves its activation's rank by leaving the mean."""
+    if aggregate.empty or not len(images):
         return {}
-    scores = aggregate.pivot_table(index=["dataset", "model"], columns="activation", values="error_rate_mean")
+    rows = aggregate[aggregate["setting"].isin(set(images["setting"]))]
+    counted = rows["done"] + rows["diverged"]
+    worst = 100 * tables.WORST[tables.TESTED]  # in %, as the aggregate's errors
+    score = (rows["error_rate_mean"].fillna(0.0) * rows["done"] + worst * rows["diverged"]) / counted
+    scores = rows.assign(score=score.where(counted > 0)).pivot_table(index="setting", columns="activation",
+                                                                     values="score")
     if len(scores) < 2 or scores.shape[1] < 3:
         return {}
     result = stats.friedman(scores, higher_is_better=False)
