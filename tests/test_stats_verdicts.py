@@ -321,3 +321,17 @@ def test_ranks_take_one_block_per_setting_and_count_diverged_runs_at_100_percent
                                            "tanh": [0.05] + [None] * 7}, dataset=dataset)
     ranks = build(tmp_path / "diverged").ranks
     assert dict(ranks["average_ranks"]) == pytest.approx({"relu": 1.0, "gelu": 2.0, "tanh": 3.0})
+
+
+def test_a_seed_run_again_with_other_latency_samples_counts_once(tmp_path):
+    """The review's case: the same 4 seeds again with --latency-samples 50. Still 4
+    seeds: n = 4, and the smallest exact p 2/2^4 cannot reach 0.05, as the text says."""
+    relu, gelu = [0.10, 0.11, 0.12, 0.13], [0.15, 0.17, 0.16, 0.18]
+    store_runs(tmp_path, {"relu": relu, "gelu": gelu})
+    store_runs(tmp_path, {"relu": relu, "gelu": gelu}, latency_samples=50)
+    report = build(tmp_path)
+    assert list(report.aggregate["done"]) == [4, 4] and list(report.tests["n"]) == [4]
+    assert report.tests["p_permutation"].iloc[0] == pytest.approx(2 / 16)
+    text = " ".join(render.verdict_text(report))
+    assert "With 4 seeds no comparison can reach p < 0.05" in text
+    assert "8 runs repeat a seed of an activation in its setting" in text

@@ -81,9 +81,13 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
     runs = tables.runs_frame(records)
     baseline = report_baseline(baseline, runs)
     kept, choices = tables.select_learning_rates(runs)
+    once = tables.one_per_seed(kept)  # a seed repeated with other measurement settings counts once
+    repeated, kept = set(kept["key"]) - set(once["key"]) if len(kept) else set(), once
     epochs = tables.epochs_frame(store.epoch_records(), runs)
     if len(choices):
         epochs = epochs.merge(kept[["key"]].rename(columns={"key": "run_key"}), on="run_key")
+    if repeated:
+        epochs = epochs[~epochs["run_key"].isin(repeated)]
     order = list(dict.fromkeys(runs["activation"])) if len(runs) else []
     aggregate = tables.aggregate(kept, order) if len(kept) else pd.DataFrame()
     cost = timing.load_cost(store)
@@ -241,7 +245,7 @@ def verdict_text(report: Report) -> list[str]:
     images = set(report.kept.loc[tables.is_classification(report.kept), "setting"]) if len(report.kept) else set()
     aggregate = report.aggregate[report.aggregate["setting"].isin(images)] if len(report.aggregate) else \
         report.aggregate  # the other workloads say theirs in their own metric (workload_lines)
-    lines = tables.settings_notes(report.kept)
+    lines = tables.settings_notes(report.runs)  # before one_per_seed: it counts the repeats
     if len(aggregate) or report.workload_tests.empty:
         lines += verdict_lines(aggregate, report.tests, report.top, report.ranks, report.baseline,
                                looks["margin"] if looks else report.meta.get("equivalence", EQUIVALENCE), alpha,

@@ -299,10 +299,31 @@ def top_groups(runs: pd.DataFrame, alpha: float = stats.ALPHA) -> dict[str, best
             for setting, group in runs.groupby("setting", sort=False)}
 
 
+SAME_RUN = ["setting", "activation", "lr", "seed"]  # one experiment: NOT_SETTING's measurement values aside
+
+
+def one_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """The last stored finished run of each seed of an activation (at a learning rate)
+    in a setting. Runs that differ only in what is measured beside the result (the
+    latency samples, the diagnostics' probe size) are one experiment repeated: both
+    counted, a seed would count twice, in n, the sd and the tests."""
+    if not len(runs) or not set(SAME_RUN) <= set(runs.columns):
+        return runs
+    return runs[~runs.duplicated(SAME_RUN, keep="last")]
+
+
 def settings_notes(runs: pd.DataFrame) -> list[str]:
     """One sentence per (data set, model) whose runs form several settings (for the
-    console and the report): the values that differ, compared apart."""
-    return setting_labels.several(runs) if len(runs) else []
+    console and the report): the values that differ, compared apart; and how many
+    runs repeat a seed (``one_per_seed``), of which only the last counts."""
+    notes = setting_labels.several(runs) if len(runs) else []
+    finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])] if len(runs) else runs
+    repeats = len(finished) - len(one_per_seed(finished))
+    if repeats:
+        notes.append(f"{repeats} run{'s' if repeats != 1 else ''} repeat{'s' if repeats == 1 else ''} a seed of an "
+                     "activation in its setting, differing only in what was measured beside the result (latency "
+                     "samples, probe size): each seed counts once, its last run.")
+    return notes
 
 
 def width_note(activation: str, match_params: bool, group: pd.DataFrame | None = None,
