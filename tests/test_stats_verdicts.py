@@ -70,10 +70,11 @@ def test_runs_with_other_epochs_are_another_setting_never_pooled(tmp_path):
     assert set(stats_csv.loc[stats_csv.activation == "tanh", "verdict"]) == {"undecided (n=3)"}
 
 
-def test_one_setting_keeps_the_plain_label_and_the_learning_rate_is_not_a_setting():
-    frame = pd.DataFrame({"dataset": ["d"] * 2, "model": ["m"] * 2, "config.epochs": [3, 3],
-                          "config.lr": [0.1, 0.01], "config.seed": [0, 1], "config.activation": ["relu", "tanh"]})
-    assert list(settings.label(frame)) == ["m / d", "m / d"]
+def test_one_setting_keeps_the_plain_label_and_a_tuned_learning_rate_is_not_a_setting():
+    frame = pd.DataFrame({"dataset": ["d"] * 4, "model": ["m"] * 4, "config.epochs": [3] * 4,
+                          "config.lr": [0.1, 0.01, 0.1, 0.01], "config.seed": [0, 0, 1, 1],
+                          "config.activation": ["relu", "relu", "tanh", "tanh"]})
+    assert list(settings.label(frame)) == ["m / d"] * 4
     assert settings.several(frame) == []
 
 
@@ -335,3 +336,24 @@ def test_a_seed_run_again_with_other_latency_samples_counts_once(tmp_path):
     text = " ".join(render.verdict_text(report))
     assert "With 4 seeds no comparison can reach p < 0.05" in text
     assert "8 runs repeat a seed of an activation in its setting" in text
+
+
+def test_activations_run_at_different_untuned_learning_rates_are_never_compared(tmp_path):
+    """The review's case: relu at lr 1e-3, gelu at 1e-1, no validation to tune on. The
+    difference is the rate's as much as the activation's: two settings, no verdict."""
+    store_runs(tmp_path, {"relu": [0.10, 0.12, 0.11, 0.13, 0.10, 0.12]}, lr=1e-3)
+    store_runs(tmp_path, {"gelu": [0.20, 0.22, 0.21, 0.23, 0.20, 0.22]}, lr=1e-1)
+    report = build(tmp_path)
+    assert set(report.runs["setting"]) == {"mlp / digits, lr=0.001", "mlp / digits, lr=0.1"}
+    assert report.tests.empty
+    text = " ".join(render.verdict_text(report))
+    assert "worse" not in text and "only relu ran in this setting" in text
+    # tuned (each activation at both rates, chosen on validation): the rate is no setting
+    tuned = tmp_path / "tuned"
+    for lr in (1e-3, 1e-1):
+        store_runs(tuned, {"relu": [0.10, 0.12, 0.11], "gelu": [0.20, 0.22, 0.21]}, lr=lr, valid_fraction=0.1)
+    from afbench.report import tables
+    from afbench.store.reading import StoreView
+
+    with StoreView(tuned) as view:
+        assert set(tables.runs_frame(view.records())["setting"]) == {"mlp / digits"}

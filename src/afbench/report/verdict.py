@@ -136,6 +136,8 @@ def setting_lines(setting: str, group: pd.DataFrame, tests: pd.DataFrame, top, b
                 f"{max(len(group) - 1, 1)} comparisons), or --seeds auto to add seeds until each comparison is "
                 "decided."]
     if tests.empty:
+        if "activation" in group and set(group["activation"]) == {baseline}:
+            return [f"{head}: only {baseline} ran in this setting, so there is nothing to compare it with."]
         return [f"{head}: no paired comparison with {baseline} (is it in this setting?)."]
     lines = []
     for verdict in ("worse", "better"):

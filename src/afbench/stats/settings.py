@@ -1,7 +1,8 @@
 """Which runs may be compared: a *setting* is every config value except the activation
-(the scientific parameter), the seed (the pairing), the learning rate (the nuisance
-parameter, tuned per activation) and values that only change what is measured beside
-the result (latency samples, the diagnostics' probe size). Two runs of one activation
+(the scientific parameter), the seed (the pairing), the learning rate where it is
+tuned (the nuisance parameter: some activation ran at several, chosen on validation;
+untuned, different rates are different settings) and values that only change what is
+measured beside the result (latency samples, the diagnostics' probe size). Two runs of one activation
 in different settings are different experiments; a comparison, table row, top group
 or verdict never pools them.
 
@@ -36,15 +37,28 @@ def label(frame: pd.DataFrame) -> pd.Series:
     columns = setting_columns(frame)
     if frame.empty or not columns:
         return base
+    if "config.lr" in frame:
+        columns = columns + ["config.lr"]
     identity = frame[columns].map(_text)
     out = base.copy()
     for name, rows in frame.groupby(base, sort=False).groups.items():
         ids = identity.loc[rows]
-        differing = [c for c in columns if ids[c].nunique() > 1]
+        tuned = _tuned(frame.loc[rows])
+        differing = [c for c in columns if ids[c].nunique() > 1 and not (c == "config.lr" and tuned)]
         if differing:
             out.loc[rows] = name + ", " + ids[differing].apply(
                 lambda r: ", ".join(f"{c.split('.', 1)[1]}={r[c]}" for c in differing), axis=1)
     return out
+
+
+def _tuned(rows: pd.DataFrame) -> bool:
+    """Is the learning rate tuned here (some activation ran at several, one is chosen on
+    validation)? Then it is the nuisance parameter, never a setting. Untuned, runs at
+    different rates are different experiments: an activation must not win by its rate."""
+    activation = "activation" if "activation" in rows else "config.activation"
+    if activation not in rows or "config.lr" not in rows:
+        return False
+    return bool(rows.groupby(activation)["config.lr"].nunique().max() > 1)
 
 
 def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
