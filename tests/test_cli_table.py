@@ -89,3 +89,16 @@ def test_a_diverged_comparison_is_explained_under_the_table():
     assert any(line.startswith("diverged: no seed where both it and the baseline finished") for line in legend)
     _, plain = format_compact(_report(["relu", "tanh"], [2.0, 3.0], [0.1, 0.2], [1.0, 1.0], {"tanh": "worse"}))
     assert not any(line.startswith("diverged") for line in plain)
+
+
+def test_the_console_verdict_of_a_mostly_diverged_activation_is_the_reports(tmp_path):
+    """The review's case: tanh finished one seed and diverged on seven. The report says
+    worse (8 pairs, diverged at 100%: p = 2/2^8); the console row must not stay blank."""
+    from afbench.cli.table import compact_rows
+    from test_stats_verdicts import build, store_runs
+
+    store_runs(tmp_path, {"relu": [0.10, 0.12, 0.11, 0.13, 0.10, 0.12, 0.11, 0.14], "tanh": [0.2] + [None] * 7})
+    report = build(tmp_path)
+    assert report.tests.set_index("activation").loc["tanh", "verdict"] == "worse"
+    rows = {row["activation"]: row for row in compact_rows(report)[0][2]}
+    assert rows["tanh"]["verdict"] == "worse" and rows["tanh"]["n"] == 1

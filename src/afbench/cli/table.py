@@ -88,11 +88,12 @@ def compact_rows(report) -> list[tuple[str, str, list[dict]]]:
         times = _times(report, group, setting, dataset, model)
         base_time = _number(times.get(report.baseline))
         rows = []
+        rankable = group["done"].max() >= 2  # as the report: a row's diverged seeds count in its test, at 100%
         for _, row in group.iterrows():
             name = row["activation"]
-            rankable = row["done"] >= 2
-            verdict = "baseline" if name == report.baseline else verdicts.get(name, "") if rankable else \
-                "diverged" if row["done"] == 0 and row["diverged"] else ""  # every run diverged: nothing to compare
+            verdict = "baseline" if name == report.baseline else verdicts.get(name, "") if rankable else ""
+            if not verdict and row["done"] == 0 and row["diverged"]:
+                verdict = "diverged"  # every run diverged and no test says more: nothing to compare
             own_time = _number(times.get(name))
             mean, sd = (own[1].get(name), own[2].get(name)) if own else (row.get("error_rate_mean"),
                                                                            row.get("error_rate_sd"))
