@@ -357,3 +357,21 @@ def test_activations_run_at_different_untuned_learning_rates_are_never_compared(
 
     with StoreView(tuned) as view:
         assert set(tables.runs_frame(view.records())["setting"]) == {"mlp / digits"}
+
+
+def test_with_family_all_the_seeds_advice_counts_every_settings_comparisons(tmp_path):
+    """Holm over 4 comparisons at 7 seeds cannot go below 4 x 2/2^7 = 0.0625 (by hand):
+    the advice must say 8 seeds, not promise that more of the same would do."""
+    rng = np.random.default_rng(7)
+    for epochs in (2, 5):
+        base = 0.1 + 0.01 * rng.standard_normal(7)
+        store_runs(tmp_path, {"relu": list(base), "gelu": list(base + 0.003), "tanh": list(base + 0.004)},
+                   epochs=epochs)
+    store = Store(tmp_path)
+    try:
+        report = render.build(store, "relu", family="all")
+    finally:
+        store.close()
+    assert set(report.tests["family"]) == {4} and report.tests["p_holm"].min() == pytest.approx(4 * 2 / 2 ** 7)
+    text = " ".join(render.verdict_text(report))
+    assert "needs at least 8 seeds for 4 comparisons" in text and "more seeds (--seeds auto) would" not in text

@@ -76,18 +76,20 @@ def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: flo
     """What more seeds can and cannot do for the undecided comparisons."""
     ruled_out = "the data rule out differences beyond " + ", ".join(
         f"±{_margin(t['margin_supported'])} pp for {t['activation']}" for _, t in undecided.iterrows())
+    # Holm's family: this setting's comparisons, or with family="all" every setting's
+    comparisons = int(tests["family"].max()) if "family" in tests and tests["family"].notna().any() else len(tests)
     if design:
         # seeds run, not pairs compared: a seed both runs diverged on still counts towards the cap
         at_cap = undecided[undecided["seeds" if "seeds" in undecided else "n"] >= design["looks"][-1]]
-        needed = seeds_needed(len(tests), alpha)
+        needed = seeds_needed(comparisons, alpha)
         if len(at_cap):
             more = (f"--max-seeds {design['looks'][-1]} is too few for the exact test to decide anything: it needs "
-                    f"at least {needed} seeds for {len(tests)} comparison{'s' if len(tests) != 1 else ''}"
+                    f"at least {needed} seeds for {comparisons} comparison{'s' if comparisons != 1 else ''}"
                     if design["looks"][-1] < needed else "a larger --max-seeds could narrow this")
             return (f" --seeds auto stopped {_names(list(at_cap['activation']))} at its maximum of "
                     f"{design['looks'][-1]} seeds: {ruled_out}; {more}.")
         return f" {ruled_out}; rerun the same command to continue the looks."
-    too_few = too_few_seeds(len(tests), seeds, alpha)
+    too_few = too_few_seeds(comparisons, seeds, alpha)
     if too_few:
         return f" {too_few}; so far {ruled_out}."
     return f" So far {ruled_out}; more seeds (--seeds auto) would narrow this."
