@@ -195,3 +195,18 @@ def test_a_second_auto_sweep_of_another_setting_is_refused_before_training(tmp_p
     store = Store(tmp_path)
     assert {r["config"]["epochs"] for r in store.runs()} == {1}  # nothing of the refused sweep trained
     store.close()
+
+
+def test_an_equivalent_look_shows_the_interval_it_decided_on(tmp_path):
+    """The review's case: equivalence at a look is decided on the t interval at 1 - 2 x
+    the look's level (scipy here), so the sentence shows that one, not a 95% CI."""
+    rng = np.random.default_rng(5)
+    report = stored_auto_sweep(tmp_path, {"gelu": list(0.0012 * rng.standard_normal(20))}, margin=0.001)
+    gelu = report.tests.set_index("activation").loc["gelu"]
+    assert gelu["verdict"] == "equivalent"
+    diff = report.kept.pivot_table(index="seed", columns="activation", values="error_rate")
+    diff = (diff["gelu"] - diff["relu"]).to_numpy()[:int(gelu["n"])]
+    ci = sps.ttest_1samp(diff, 0).confidence_interval(1 - 2 * gelu["equivalence_level"])
+    text = " ".join(render.verdict_text(report))
+    shown = f"{100 * (1 - 2 * gelu['equivalence_level']):.4g}% CI {100 * ci.low:+.2f} to {100 * ci.high:+.2f}"
+    assert shown in text and "the equivalence test's, at its look's level" in text

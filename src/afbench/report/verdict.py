@@ -5,6 +5,8 @@ replayed looks of a --seeds auto sweep, afbench.stats.sequential) and the top gr
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from afbench.stats.paired import ALPHA, DIVERGED, seeds_needed
@@ -22,7 +24,15 @@ def _margin(value: float) -> str:
 
 
 def _span(t, with_p: bool = False) -> str:
-    """'tanh +0.21 pp, 95% CI +0.05 to +0.37 (unadjusted)' for one comparison row."""
+    """'tanh +0.21 pp, 95% CI +0.05 to +0.37 (unadjusted)' for one comparison row. A
+    --seeds auto look decides equivalence (and what it rules out) on its own interval,
+    at 1 - 2 x the look's level: that one is shown, not a 95% CI it did not use."""
+    low, high = t.get("equivalence_low"), t.get("equivalence_high")
+    if low is not None and high is not None and not pd.isna(low) and not pd.isna(high) \
+            and math.isfinite(low) and math.isfinite(high):
+        text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * (1 - 2 * t['equivalence_level']):.4g}% CI "
+                f"{_pp(low)} to {_pp(high)} (the equivalence test's, at its look's level)")
+        return text + (f", adjusted p = {t['p_holm']:.3g}" if with_p else "") + _diverged(t)
     text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to "
             f"{_pp(t['ci_high'])} (unadjusted)")
     return text + (f", adjusted p = {t['p_holm']:.3g}" if with_p else "") + _diverged(t)
