@@ -4,6 +4,7 @@ stderr, exit status 2, no traceback, and nothing already in a results folder tou
 import errno
 import os
 
+import pandas as pd
 import pytest
 
 from afbench.cli import main
@@ -264,35 +265,53 @@ def _two_learning_rates(tmp_path):
     return folder
 
 
-def test_a_folder_of_two_learning_rates_without_validation_is_refused_by_report_and_merge(tmp_path, capsys):
+def test_a_folder_of_two_untuned_learning_rates_is_two_settings_for_report_and_merge(tmp_path, capsys):
+    """What two `afbench run`s at other --lr and no --valid-fraction leave in one folder:
+    nothing chooses between the rates, so each is its own setting, compared on its own
+    (the hostile-input review: merging such folders was refused, with a fix it had followed)."""
     folder = _two_learning_rates(tmp_path)
-    before = _files(folder)
-    err = " ".join(_refused(["report", str(folder)], capsys).split())
-    assert "several learning rates (0.001, 0.01) but no validation accuracy" in err
-    assert "give one --lr per results folder" in err and "--valid-fraction 0.1" in err
-    assert _files(folder) == before
-    err = " ".join(_refused(["merge", str(folder), "--out", str(tmp_path / "m")], capsys).split())
-    assert "several learning rates (0.001, 0.01)" in err
-    assert not (tmp_path / "m").exists()
+    assert main(["report", str(folder)]) == 0
+    tests = pd.read_csv(folder / "tests.csv")
+    assert sorted(set(tests["setting"])) == ["mlp / digits, lr=0.001", "mlp / digits, lr=0.01"]
+    assert main(["merge", str(folder), "--out", str(tmp_path / "m")]) == 0
+    assert "lr=0.01" in (tmp_path / "m" / "summary.md").read_text()
 
 
-def test_a_second_run_at_another_learning_rate_without_validation_is_refused_before_training(tmp_path, capsys,
-                                                                                             monkeypatch):
-    from afbench import sweep
-
+def test_a_second_run_at_another_learning_rate_is_another_setting(tmp_path, capsys):
     out = tmp_path / "r"
-    tiny = ["run", "--activations", "relu", "--epochs", "1", "--seeds", "1", "--train-subset", "200", "--out",
+    tiny = ["run", "--activations", "relu,tanh", "--epochs", "1", "--seeds", "2", "--train-subset", "200", "--out",
             str(out), "--no-progress", "--quiet"]
     assert main(tiny + ["--lr", "1e-2"]) == 0
-    capsys.readouterr()
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.endswith(("-shm", "-wal"))}
-    monkeypatch.setattr(sweep, "execute", lambda *a, **k: pytest.fail("trained before refusing"))
-    err = " ".join(_refused(tiny + ["--lr", "1e-3"], capsys).split())
-    assert f"--out {out} already holds runs at another learning rate" in err
-    assert "several learning rates (0.001, 0.01)" in err and "Nothing was trained" in err
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.endswith(("-shm", "-wal"))} == before
-    monkeypatch.undo()
-    assert main(tiny + ["--lr", "1e-3", "--valid-fraction", "0.1"]) == 0  # another setting: accepted
+    assert main(tiny + ["--lr", "1e-3"]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "lr=0.01" in summary and "lr=0.001" in summary
+
+
+def test_a_rate_only_one_activation_ran_is_left_out_of_the_tuning(tmp_path):
+    """The hostile-input review's case: relu,tanh tuned over lr 0.001 and 0.01, then relu
+    alone at 0.02 into the same folder. relu may only be tuned over the rates tanh had."""
+    from afbench.config import RunConfig
+    from afbench.report import render, tables
+    from afbench.results import RunSummary, Status
+    from afbench.store.database import Store
+
+    store = Store(tmp_path)
+    for lr, errors in ((1e-3, {"relu": 0.10, "tanh": 0.12}), (1e-2, {"relu": 0.08, "tanh": 0.11}),
+                       (2e-2, {"relu": 0.01})):
+        for activation, error in errors.items():
+            for seed in range(3):
+                run = RunConfig(activation=activation, seed=seed, lr=lr, valid_fraction=0.1, device="cpu")
+                store.claim(run)
+                store.finish(run.key(), Status.DONE, RunSummary(params=1, epochs_run=1, total_train_s=1.0,
+                                                                error_rate=error, accuracy=1 - error,
+                                                                valid_acc=1 - error), {})
+    try:
+        report = render.build(store, "relu")
+    finally:
+        store.close()
+    assert 0.02 not in set(report.kept["lr"]) and len(report.kept) == 6
+    assert "relu's runs at lr 0.02 are left out of the tuning" in " ".join(render.verdict_text(report))
+    assert set(tables.unshared_rates(report.runs)["lr"]) == {0.02}
 
 
 def test_the_run_lines_count_only_this_sweeps_runs(tmp_path):

@@ -73,9 +73,11 @@ def test_runs_with_other_epochs_are_another_setting_never_pooled(tmp_path):
 def test_one_setting_keeps_the_plain_label_and_a_tuned_learning_rate_is_not_a_setting():
     frame = pd.DataFrame({"dataset": ["d"] * 4, "model": ["m"] * 4, "config.epochs": [3] * 4,
                           "config.lr": [0.1, 0.01, 0.1, 0.01], "config.seed": [0, 0, 1, 1],
-                          "config.activation": ["relu", "relu", "tanh", "tanh"]})
+                          "config.activation": ["relu", "relu", "tanh", "tanh"], "config.valid_fraction": [0.1] * 4})
     assert list(settings.label(frame)) == ["m / d"] * 4
     assert settings.several(frame) == []
+    untuned = frame.assign(**{"config.valid_fraction": [0.0] * 4})  # nothing to choose a rate on: two settings
+    assert list(settings.label(untuned)) == ["m / d, lr=0.1", "m / d, lr=0.01"] * 2
 
 
 def test_verdicts_pool_nothing_across_settings():

@@ -473,7 +473,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend = _backend(sweep.study, progress)
     if hasattr(backend, "check"):
         backend.check(sweep.configs)  # bad data fails before anything is written to --out
-    check_learning_rates(sweep.study.out_folder(), sweep.configs)
     out = _out_folder(sweep.study)  # only now: a run refused above leaves no empty folder behind
     save_study(out, sweep.study, sweep.grid.activations)
     started = time.monotonic()
@@ -493,36 +492,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         output.note(f"{counts['failed']} runs failed: their errors are in {out}/runs.csv (column error); rerun "
                     "the same command to retry them")
     return output.finish(1 if counts["failed"] or diverged else 0)
-
-
-def check_learning_rates(out: Path, configs: list) -> None:
-    """Refuse, before anything is trained, a sweep whose learning rates the report could
-    not choose between beside the runs already in ``out``: several learning rates of one
-    setting and activation, and no validation split to pick one with (report.tables.
-    select_learning_rates, asked about the folder's runs and this sweep's as if done)."""
-    from afbench.config import RunConfig
-    from afbench.report.tables import runs_frame, select_learning_rates
-    from afbench.results import RunRecord, Status
-    from afbench.store.reading import StoreView
-
-    if not (out / "results.sqlite").is_file():
-        return
-    planned = {c.key(): c for c in configs if isinstance(c, RunConfig)}
-    with StoreView(out) as view:
-        rates = view.learning_rates()
-        if not planned or len(rates | {c.lr for c in planned.values()}) < 2:
-            return  # one learning rate in all: nothing to choose (and no run read)
-        existing = view.records()
-    records = [r for r in existing if r.key not in planned]
-    records += [RunRecord(key=key, status=Status.DONE, config=c.to_dict()) for key, c in planned.items()]
-    runs = runs_frame(records)
-    validated = runs["key"].isin([key for key, c in planned.items() if c.valid_fraction > 0])
-    runs.loc[validated, "valid_acc"] = runs.loc[validated, "valid_acc"].fillna(0.0)  # it will have one
-    try:
-        select_learning_rates(runs)
-    except AfbenchError as err:
-        raise AfbenchError(f"--out {out} already holds runs at another learning rate; with this sweep's, {err}. "
-                           "Nothing was trained") from None
 
 
 def _all_diverged(runs, configs: list) -> int:

@@ -89,6 +89,7 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     group = ["setting", "dataset", "model", "activation"] if "setting" in runs else ["dataset", "model", "activation"]
     if finished.empty or finished.groupby(group)["lr"].nunique().max() <= 1:
         return finished, pd.DataFrame()
+    finished = finished[~finished["key"].isin(unshared_rates(finished)["key"])]  # one grid for all
     # Per group with several rates: one setting's validation accuracy never picks another's rate.
     several = finished.groupby(group)["lr"].transform("nunique") > 1
     unvalidated = finished[several].groupby(group)["valid_acc"].transform(lambda v: v.isna().all())
@@ -103,6 +104,23 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     kept = finished[[row in chosen for row in finished[group + ["lr"]].itertuples(index=False, name=None)]]
     best = best.rename(columns={"valid_acc": "mean_valid_acc"}).round({"mean_valid_acc": 4})
     return kept, best.reset_index(drop=True)
+
+
+def unshared_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs at a learning rate that not every activation of their setting ran at.
+    Tuning picks each activation's best rate from the grid all of them share: a rate
+    given to one activation alone (a later sweep into the folder) would tune it over
+    more chances than the others, and could move a verdict by that alone."""
+    if runs.empty or "setting" not in runs or "lr" not in runs:
+        return runs.iloc[:0]
+    out = []
+    for _, rows in runs.groupby("setting", sort=False):
+        grids = rows.groupby("activation")["lr"].agg(lambda lrs: frozenset(lrs))
+        if grids.map(len).max() <= 1:
+            continue  # untuned: nothing chosen
+        shared = frozenset.intersection(*grids)
+        out.append(rows[~rows["lr"].isin(shared)] if shared else rows.iloc[:0])
+    return pd.concat(out) if out else runs.iloc[:0]
 
 
 def settings(runs: pd.DataFrame) -> tuple[dict, list[str]]:
@@ -318,6 +336,11 @@ def settings_notes(runs: pd.DataFrame) -> list[str]:
     runs repeat a seed (``one_per_seed``), of which only the last counts."""
     notes = setting_labels.several(runs) if len(runs) else []
     finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])] if len(runs) else runs
+    apart = unshared_rates(finished)
+    for (setting, activation), rows in apart.groupby(["setting", "activation"], sort=False):
+        rates = ", ".join(f"{lr:g}" for lr in sorted(rows["lr"].unique()))
+        notes.append(f"On {setting}, {activation}'s runs at lr {rates} are left out of the tuning: not every "
+                     "activation ran at that rate, and tuning over more rates than the others would favour it.")
     repeats = len(finished) - len(one_per_seed(finished))
     if repeats:
         notes.append(f"{repeats} run{'s' if repeats != 1 else ''} repeat{'s' if repeats == 1 else ''} a seed of an "

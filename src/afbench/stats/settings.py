@@ -52,13 +52,19 @@ def label(frame: pd.DataFrame) -> pd.Series:
 
 
 def _tuned(rows: pd.DataFrame) -> bool:
-    """Is the learning rate tuned here (some activation ran at several, one is chosen on
-    validation)? Then it is the nuisance parameter, never a setting. Untuned, runs at
-    different rates are different experiments: an activation must not win by its rate."""
+    """Is the learning rate tuned here (some activation ran at several, with a validation
+    split to choose one on)? Then it is the nuisance parameter, never a setting. Untuned,
+    runs at different rates are different experiments: an activation must not win by
+    its rate, and two sweeps at two --lr in one folder are two settings."""
     activation = "activation" if "activation" in rows else "config.activation"
     if activation not in rows or "config.lr" not in rows:
         return False
-    return bool(rows.groupby(activation)["config.lr"].nunique().max() > 1)
+    validated = pd.Series(False, index=rows.index)
+    if "valid_acc" in rows:
+        validated |= rows["valid_acc"].notna()
+    if "config.valid_fraction" in rows:
+        validated |= pd.to_numeric(rows["config.valid_fraction"], errors="coerce").fillna(0) > 0
+    return bool(rows[validated].groupby(activation)["config.lr"].nunique().max() > 1)
 
 
 def with_settings(frame: pd.DataFrame) -> pd.DataFrame:
