@@ -270,3 +270,39 @@ def test_interrupted_carries_what_was_saved():
     error = Interrupted(3, 8, signal.SIGTERM)
     assert (error.saved, error.total, error.signal_number) == (3, 8, 15)
     assert str(error) == "interrupted: 3 of 8 runs saved; rerun the same command to resume"
+
+
+def test_a_second_interrupt_during_the_cleanup_still_ends_in_one_interrupted(tmp_path, monkeypatch):
+    """The hostile-input review's case: `timeout -s INT` signals the main process, then
+    its group: the second SIGINT landed while the workers were being stopped and escaped
+    as a traceback (exit 1). The cleanup finishes, and the sweep says Interrupted."""
+    from afbench.sweep.backends.workers import Interrupt
+
+    backend = LocalBackend(Runtime(progress=False, workers=1, cost="off"))
+    cleaned = []
+
+    def first_signal(jobs, recorder, plan):
+        raise Interrupt(signal.SIGINT)
+
+    def close_hit_by_a_second_one(kill=False):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler would run here
+        cleaned.append(kill)
+
+    monkeypatch.setattr(backend, "run", first_signal)
+    monkeypatch.setattr(backend, "close", close_hit_by_a_second_one)
+    with pytest.raises(Interrupted):
+        execute(Grid(RunConfig(epochs=1), ("relu",), seeds=(0,)), tmp_path, backend)
+    assert cleaned == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the sweep
+
+
+def test_a_time_limit_is_armed_only_after_torchs_lazy_compiler_import():
+    """torch imports torch._dynamo on the first optimizer, 1-2 s here: a run limit that
+    fired inside that import left it half made, and every later run in the process
+    failed with 'partially initialized module torch._dynamo' (a flaky test showed it)."""
+    code = ("import sys\nfrom afbench.sweep.backends.base import time_limit\n"
+            "print('torch._dynamo' in sys.modules)\nwith time_limit(30, 'x'):\n    print('torch._dynamo' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.split() == ["False", "True"], out.stderr

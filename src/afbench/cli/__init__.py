@@ -353,6 +353,9 @@ def entry() -> None:
     """The ``afbench`` command (and ``python -m afbench``): ``main``, its status the exit status."""
     warnings.showwarning = show_warning  # the command's, not a library caller's of main()
     status = main()
+    if status >= 128:  # stopped by a signal, and said so: a second Ctrl-C must not print a traceback at exit
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
     # At exit the interpreter collects every object left; after a sweep (torch, pandas and
     # matplotlib loaded) that final collection took 0.7-1.2 s of a user's wait. Frozen objects
     # are skipped by it and die with the process: atexit handlers run and the OS closes files,

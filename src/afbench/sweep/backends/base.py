@@ -99,6 +99,9 @@ def time_limit(seconds: float | None, doing: str):
     def expire(signum, frame):
         raise RunTimeout(f"stopped after {seconds:.0f} s, the per-run time limit (run_timeout), while {doing}")
 
+    # torch imports its compiler on the first optimizer (1-2 s): an alarm inside that import would
+    # leave the module half made, and every later run of this process would fail on it.
+    import torch._dynamo  # noqa: F401
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:

@@ -174,6 +174,21 @@ def stop_signals() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+@contextlib.contextmanager
+def stop_signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored inside the block (in the main thread): the sweep is
+    already stopping, and its workers and claimed runs must be let go of whole."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def default_baseline(configs: list[RunConfig]) -> str:
     """relu when the sweep trains it, else its first activation."""
     names = list(dict.fromkeys(c.activation for c in configs))
@@ -209,13 +224,12 @@ def drive(backend: Backend, configs: list[RunConfig], store: Store, baseline: st
             backend.run(claims(configs, store, recorder, plan.get("stack", 1), started, fuse,
                                set(plan.get("stack_apart", {}))), recorder, plan)
         except (Interrupt, KeyboardInterrupt) as stop:
-            backend.close(kill=True)
-            recorder.release_running()
             raise Interrupted(recorder.saved, len(configs), getattr(stop, "signal_number", signal.SIGINT)) from None
         finally:
-            backend.close(kill=True)
-            recorder.release_running()
-            recorder.bar.close()
+            with stop_signals_ignored():  # a second Ctrl-C (or the group's copy of it) must not cut the cleanup
+                backend.close(kill=True)
+                recorder.release_running()
+                recorder.bar.close()
     return recorder.counts
 
 
