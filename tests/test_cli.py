@@ -51,6 +51,7 @@ def test_run_trains_reports_and_resumes(tmp_path, capsys):
     assert "preparing: loading the data and timing a few steps" in captured.err
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert sorted(summary["activation"]) == ["relu", "relu", "tanh", "tanh"] and set(summary["seed"]) == {0, 1}
+    assert set(summary["setting"]) == {"mlp / digits"}  # rows of several settings in one folder stay apart
     assert (summary["status"] == "done").all() and (summary["dataset"] == "digits").all()
     assert (tmp_path / "figures" / "accuracy-digits-mlp.png").exists()
     assert main(args) == 0

@@ -112,6 +112,7 @@ def test_json_then_quiet(logged_run, capsys):
     summary = json.loads(captured.out)  # stdout holds the JSON and nothing else
     assert summary["exit_status"] == 0 and summary["counts"]["skipped"] == 4 and summary["runs"] == 4
     assert [v["activation"] for v in summary["verdicts"]] == ["x * sigmoid(1.5 * x) + 0.0001 * x"]
+    assert [v["setting"] for v in summary["verdicts"]] == ["mlp / digits"]  # which setting, where a folder has several
     assert summary["paths"]["html"].endswith("report.html")
     assert main(argv + ["--quiet"]) == 0
     captured = capsys.readouterr()

@@ -66,7 +66,7 @@ def test_report_files_and_tables(sweep_folder):
                  "report.html", "tests.csv"):
         assert (sweep_folder / name).stat().st_size > 0, name
     summary = pd.read_csv(sweep_folder / "summary.csv")
-    assert len(summary) == 9 and list(summary.columns[:5]) == ["activation", "model", "dataset", "seed", "lr"]
+    assert len(summary) == 9 and list(summary.columns[:6]) == ["setting", "activation", "model", "dataset", "seed", "lr"]
     assert (summary["error_rate"] == 1 - summary["accuracy"]).all()
     assert len(pd.read_csv(sweep_folder / "epochs.csv")) == 27
     md = (sweep_folder / "summary.md").read_text()

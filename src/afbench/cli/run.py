@@ -600,8 +600,8 @@ def verdicts(report) -> list[dict]:
         tests = getattr(report, name, None)
         if tests is None or len(tests) == 0:
             continue
-        keep = [c for c in ("dataset", "model", "activation", "verdict", "n", "mean_diff", "p_holm", "ci_low",
-                            "ci_high", *extra) if c in tests]
+        keep = [c for c in ("setting", "dataset", "model", "activation", "verdict", "n", "mean_diff", "p_holm",
+                            "ci_low", "ci_high", *extra) if c in tests]
         out += json.loads(tests[keep].to_json(orient="records"))
     return out
 

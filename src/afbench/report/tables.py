@@ -26,11 +26,11 @@ COLUMNS = {  # column: (heading, lower is better, format)
 TESTED = "error_rate"  # the metric the paired tests, marks and verdicts are about
 WORST = stats.WORST  # the value a diverged run counts as in the tests (100% error)
 IDENTITY = ["activation", "model", "dataset", "seed", "lr", "status"]
-RUN_COLUMNS = IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target", "ms_per_sample",
+RUN_COLUMNS = ["setting"] + IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target", "ms_per_sample",
                           "accuracy", "error_rate", "precision", "recall", "f1", "params"]
 OWN_RUN_COLUMNS = ["primary_metric", "primary_value", "higher_is_better"]  # summary.csv, where a workload has its own
 WORSE, BETTER = "▲", "▼"  # marks on the error: significantly worse / better than the baseline
-for _metric in list(COLUMNS) + RUN_COLUMNS[len(IDENTITY):]:
+for _metric in list(COLUMNS) + RUN_COLUMNS[1 + len(IDENTITY):]:
     check_metric(_metric)  # fail at import, not with an empty column, if a metric is renamed
 
 
@@ -89,7 +89,7 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     group = ["setting", "dataset", "model", "activation"] if "setting" in runs else ["dataset", "model", "activation"]
     if finished.empty or finished.groupby(group)["lr"].nunique().max() <= 1:
         return finished, pd.DataFrame()
-    finished = finished[~finished["key"].isin(unshared_rates(finished)["key"])]  # one grid for all
+    finished = finished.drop(unshared_rates(finished).index)  # one grid for all
     # Per group with several rates: one setting's validation accuracy never picks another's rate.
     several = finished.groupby(group)["lr"].transform("nunique") > 1
     unvalidated = finished[several].groupby(group)["valid_acc"].transform(lambda v: v.isna().all())
