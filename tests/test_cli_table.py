@@ -102,3 +102,22 @@ def test_the_console_verdict_of_a_mostly_diverged_activation_is_the_reports(tmp_
     assert report.tests.set_index("activation").loc["tanh", "verdict"] == "worse"
     rows = {row["activation"]: row for row in compact_rows(report)[0][2]}
     assert rows["tanh"]["verdict"] == "worse" and rows["tanh"]["n"] == 1
+
+
+def test_runs_too_short_for_their_clocks_get_no_time_ratio_and_the_legend_says_why():
+    """The hostile-input review's case: three identical reruns of a 0.2 s sweep gave tanh
+    1.15, 0.01 and 0.93 times relu's. Under a second of training a ratio is noise."""
+    report = _report(["relu", "tanh"], [2.6, 3.0], [0.4, 0.5], [0.17, 0.0016], {"tanh": "worse"})
+    rows, legend = format_compact(report)
+    tanh = next(line for line in rows if line.startswith("tanh"))
+    assert "0.01" not in tanh and " - " in tanh
+    assert any("too short for their own clocks" in line for line in legend)
+
+
+def test_a_long_setting_heading_wraps_within_80_columns():
+    aggregate = pd.DataFrame([{"setting": "mlp / digits, epochs=1, batch_size=128", "dataset": "digits",
+                               "model": "mlp", "activation": a, "runs": 3, "done": 3, "diverged": 0, "params": 100,
+                               "error_rate_mean": 5.0, "error_rate_sd": 1.0} for a in ("relu", "tanh")])
+    report = SimpleNamespace(aggregate=aggregate, kept=pd.DataFrame(), tests=pd.DataFrame(), baseline="relu")
+    rows, _ = format_compact(report)
+    assert all(len(line) <= 80 for line in rows) and rows[0].startswith("mlp on digits (epochs=1, batch_size=128)")

@@ -12,6 +12,7 @@ The full table (every column) is `--wide`: Markdown rows, as in summary.md.
 from __future__ import annotations
 
 import math
+import textwrap
 
 MARKS = {"worse": "▲", "better": "▼", "equivalent": "=", "undecided": "?", "baseline": ""}
 NAME_WIDTH = 22  # longer activation names get an alias (a1, ...) and a line under the table
@@ -35,24 +36,28 @@ def _verdicts(report, setting: str, dataset, model, tests_of: str = "tests") -> 
     return dict(zip(rows["activation"], rows["verdict"].astype(str)))
 
 
-def _times(report, group, setting: str, dataset, model) -> dict[str, float]:
-    """Per activation, its training time: from the cost profile where one was measured
-    (steps x measured step time), else the median over runs of the run's share of its
-    clock (stacked seeds share one clock; a median shrugs off a busy moment)."""
+MIN_CLOCK_S = 1.0  # a run's training clock under this (the baseline's) gives no time ratio
+
+
+def _times(report, group, setting: str, dataset, model) -> tuple[dict[str, float], bool]:
+    """Per activation, its training time, and whether the cost profile measured it:
+    from the profile where one was measured (steps x measured step time), else the
+    median over runs of the run's share of its clock (stacked seeds share one clock; a
+    median shrugs off a busy moment)."""
     if "cost_train_s_mean" in group and group["cost_train_s_mean"].notna().all():
-        return dict(zip(group["activation"], group["cost_train_s_mean"]))
+        return dict(zip(group["activation"], group["cost_train_s_mean"])), True
     from afbench.report.tables import of_setting
 
     runs = getattr(report, "kept", None)
     if runs is None or len(runs) == 0 or "total_train_s" not in runs:
-        return {}
+        return {}, False
     runs = of_setting(runs, setting, dataset, model)
     runs = runs[runs["status"] == "done"]
     if _fused(runs):  # one clock for several activations: none of them has its own time
-        return {}
+        return {}, False
     stack = runs["provenance.stack_size"].fillna(1) if "provenance.stack_size" in runs else 1
     share = runs.assign(share=runs["total_train_s"] / stack)
-    return share.groupby("activation")["share"].median().to_dict()
+    return share.groupby("activation")["share"].median().to_dict(), False
 
 
 def _fused(runs) -> bool:
@@ -85,8 +90,10 @@ def compact_rows(report) -> list[tuple[str, str, list[dict]]]:
         dataset, model = group["dataset"].iloc[0], group["model"].iloc[0]
         own = _own_metric(report, setting, dataset, model)
         verdicts = _verdicts(report, setting, dataset, model, "workload_tests" if own else "tests")
-        times = _times(report, group, setting, dataset, model)
+        times, profiled = _times(report, group, setting, dataset, model)
         base_time = _number(times.get(report.baseline))
+        # a run's own clock over a fraction of a second measures the machine's moment, not the activation
+        too_short = not profiled and base_time is not None and base_time < MIN_CLOCK_S
         rows = []
         rankable = group["done"].max() >= 2  # as the report: a row's diverged seeds count in its test, at 100%
         for _, row in group.iterrows():
@@ -100,7 +107,8 @@ def compact_rows(report) -> list[tuple[str, str, list[dict]]]:
             rows.append({"activation": str(name), "n": int(row["done"]), "failed": int(row["runs"] - row["done"]),
                          "mean": _number(mean), "sd": _number(sd),
                          "verdict": verdict,
-                         "ratio": own_time / base_time if own_time and base_time else None,
+                         "ratio": own_time / base_time if own_time and base_time and not too_short else None,
+                         "too_short": too_short,
                          "params": None if _number(row.get("params")) is None else int(row["params"])})
         apart = str(setting).split(", ", 1)[1] if ", " in str(setting) else ""  # what tells settings apart
         blocks.append((f"{model} on {dataset}" + (f" ({apart})" if apart else ""), own[0] if own else "error", rows))
@@ -121,8 +129,9 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
         title = "test error %" if metric == "error" else f"test {metric}"
         errors = [_error_text(r, digits if metric == "error" else None) for r in rows]
         error_width = max([len(title)] + [len(e) for e in errors])
-        lines.append(f"{heading}: {title.removesuffix(' %')} over seeds (mean ± sd), verdict against "
-                     f"{report.baseline}")
+        lines += textwrap.wrap(f"{heading}: {title.removesuffix(' %')} over seeds (mean ± sd), verdict against "
+                               f"{report.baseline}", width, subsequent_indent="  ", break_long_words=False,
+                               break_on_hyphens=False)
         header = (f"{'activation':<{name_width}}  {'n':>3}  {title:<{error_width}}  "
                   f"{'vs ' + str(report.baseline):<13.13}  {'time x':>6}  {'params':>10}")
         lines += [header, "-" * min(len(header), width)]
@@ -144,6 +153,9 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
     if any(r["verdict"] == "diverged" for _, _, rows in blocks for r in rows):
         legend.append("diverged: no seed where both it and the baseline finished, so nothing to compare "
                       "(a smaller --lr may help).")
+    if any(r.get("too_short") for _, _, rows in blocks for r in rows):
+        legend.append(f"time x -: the runs trained under {MIN_CLOCK_S:g} s, too short for their own clocks to "
+                      "compare activations; afbench cost measures each activation's step time alone.")
     kept = getattr(report, "kept", None)
     if kept is not None and len(kept) and _fused(kept) and any(
             r["ratio"] is None for _, _, rows in blocks for r in rows):
