@@ -599,3 +599,24 @@ def test_an_unknown_flag_is_reported_with_its_command_s_usage(capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "usage: afbench run [options]" in err
     assert "afbench run: error: unrecognized arguments: --epoch 3" in err
+
+
+def test_fixes_name_what_the_user_gave(tmp_path, capsys, monkeypatch):
+    """The hostile-input review: three messages whose fix named the wrong thing."""
+    import sqlite3
+
+    from afbench.errors import AfbenchError
+    from afbench.report.writers import files
+
+    other = tmp_path / "other.sqlite"  # an input of merge, not its --out
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE t (x)")
+    db.close()
+    err = " ".join(_refused(["merge", str(other), "--out", str(tmp_path / "m")], capsys).split())
+    assert "not afbench results: give a folder that `afbench run` wrote" in err and "--out" not in err
+    err = " ".join(_refused(["suite", "small", "--activations", "relu", "--baselines", "none", "--out",
+                             str(tmp_path / "s")], capsys).split())
+    assert "--activations holds only the suite's baseline (relu)" in err
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with pytest.raises(AfbenchError, match="Permission denied while writing .*Restore write access"):
+        files.write_all(tmp_path / "r", {"summary.md": b"x"})

@@ -57,6 +57,9 @@ def cmd_suite(args: argparse.Namespace) -> int:
         output.note(f"note: {suite.baseline} is the suite's baseline: the others are judged against it")
         new = tuple(a for a in new if a != suite.baseline)
     if not new and args.baselines != "stored":
+        if args.activations:  # all of them the baseline, which this choice trains anyway
+            raise AfbenchError(f"--activations holds only the suite's baseline ({suite.baseline}), which --baselines "
+                               f"{args.baselines} trains anyway: add the activations to judge against it")
         raise AfbenchError(f"--baselines {args.baselines} trains the activations you judge: give --activations")
     if args.stored and args.baselines != "stored":
         raise AfbenchError(f"--stored gives stored baselines to pair with; --baselines {args.baselines} uses none")

@@ -301,7 +301,7 @@ class StoreView(Reader):
             weakref.finalize(self, shutil.rmtree, private, True)
         self.db.row_factory = sqlite3.Row
         try:
-            found = schema.check(self.db, self.path)
+            found = schema.check(self.db, self.path, fix="give a folder that `afbench run` wrote")
             if found < schema.VERSION:
                 self._migrated_copy()
         except sqlite3.DatabaseError as err:

@@ -181,16 +181,17 @@ def tables(db: sqlite3.Connection) -> dict[str, str]:
                                                  "AND name NOT LIKE 'sqlite_%'")}
 
 
-def check(db: sqlite3.Connection, path) -> int:
+def check(db: sqlite3.Connection, path, fix: str = "choose another --out") -> int:
     """The database's schema version, or an AfbenchError for a newer schema or a
-    database of another program (tables, but no afbench schema)."""
+    database of another program (tables, but no afbench schema), ending with ``fix``
+    (a folder to write to: another --out; one to read: afbench results)."""
     found = version(db)
     if found > VERSION:
         raise AfbenchError(f"{path} has schema version {found}, newer than this afbench ({VERSION}): "
                            "upgrade afbench")
     if found == 0 and tables(db):
         raise AfbenchError(f"{path} is an SQLite database of another program (tables: "
-                           f"{', '.join(sorted(tables(db)))}), not afbench results: choose another --out")
+                           f"{', '.join(sorted(tables(db)))}), not afbench results: {fix}")
     return found
 
 

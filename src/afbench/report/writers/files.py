@@ -9,6 +9,7 @@ AfbenchError naming what was not written, and the previous files stay as they we
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
@@ -91,9 +92,10 @@ def write_all(folder: str | Path, files: dict[str, bytes]) -> None:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
         shown = _listing(list(files))
+        fix = "Restore write access" if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "Free space"
         raise AfbenchError(f"the report in {folder} was not written: {error.strerror or error} while writing "
                            f"{current}. Not written: {shown}; the previous report "
-                           "files there are unchanged. Free space (or choose another folder) and rerun "
+                           f"files there are unchanged. {fix} (or choose another folder) and rerun "
                            f"`afbench report {folder}`.") from None
     for temporary, path in staged:
         os.replace(temporary, path)
