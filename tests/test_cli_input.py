@@ -620,3 +620,12 @@ def test_fixes_name_what_the_user_gave(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
     with pytest.raises(AfbenchError, match="Permission denied while writing .*Restore write access"):
         files.write_all(tmp_path / "r", {"summary.md": b"x"})
+
+
+@pytest.mark.parametrize("formula, said", [("where(x>0, x)", "where() with 2 arguments"),
+                                           ("maximum(x)", "maximum() with 1 argument"),
+                                           ("tanh(x, x)", "tanh() with 2 arguments")])
+def test_a_formula_with_the_wrong_number_of_arguments_is_one_sentence(formula, said, capsys):
+    err = " ".join(_refused(["run", "--activations", f"relu,{formula}", "--epochs", "1"], capsys).split())
+    assert said in err and "where takes 3" in err
+    assert "expected one of" not in err and " * (" not in err  # not torch's list of signatures

@@ -86,8 +86,22 @@ def _compile(node: ast.AST, text: str) -> Expr:
         if node.func.id not in FUNCTIONS:
             raise _reject(text, f"function '{node.func.id}' is not allowed")
         fn, args = FUNCTIONS[node.func.id], [_compile(arg, text) for arg in node.args]
+        _check_arguments(text, node.func.id, fn, len(args))
         return lambda x: fn(*(arg(x) for arg in args))
     raise _reject(text, f"'{ast.unparse(node)}' is not allowed")
+
+
+def _check_arguments(text: str, name: str, fn: Callable, count: int) -> None:
+    """Refuse ``name`` called with ``count`` arguments where it takes another number,
+    in one sentence (torch's own message lists every signature it has)."""
+    try:
+        fn(*[torch.zeros(2) > 0 if name == "where" and i == 0 else torch.zeros(2) for i in range(count)])
+    except TypeError as err:
+        said = str(err).split("\n")[0].split(" - got")[0].split(", but expected")[0].rstrip(":")
+        raise FormulaError(f"formula {text!r}: {name}() with {count} argument{'s' if count != 1 else ''}: {said}. "
+                           "where takes 3 (where(x > 0, x, 0.1 * x)), maximum and minimum 2, the others 1") from None
+    except Exception:  # noqa: BLE001 (values, not the count: the formula's probe decides)
+        return
 
 
 def _constant(value: float) -> Expr:
