@@ -215,6 +215,10 @@ def _check_model(config: RunConfig, data) -> None:
     if not out.dtype.is_floating_point:
         raise fail(f"its output is {out.dtype}, not floating point", "return float logits")
     if not torch.isfinite(out).all():
+        if _activation_is_user_code(config.activation) and _finite_with_relu(config, data, x):
+            raise _fail("activation", config.activation, _activation_file(config.activation),
+                        f"inside model '{name}' it gives NaN or inf on a real training batch (the model with relu "
+                        "does not)", "keep the activation finite for every input, in tensors of any size")
         raise fail("its output holds NaN or inf on a real training batch",
                    "check its initialisation and any division, log or exp in forward")
     loss = F.cross_entropy(out.float(), y.to(out.device))
@@ -223,6 +227,19 @@ def _check_model(config: RunConfig, data) -> None:
     if not loss.requires_grad or all(p.grad is None for p in trainable):
         raise fail("no parameter receives a gradient from the loss",
                    "do not detach the output or run forward under torch.no_grad()")
+
+
+def _finite_with_relu(config: RunConfig, data, x: torch.Tensor) -> bool:
+    """Is the model finite on ``x`` with relu in place of the run's activation? Then a
+    non-finite output is the activation's doing, not the model's."""
+    try:
+        torch.manual_seed(config.seed)
+        model = models.build(config.model, "relu", data.input_shape, data.num_classes, init=config.init,
+                             norm=config.norm, hidden_bias=config.hidden_bias, allow_partial=config.allow_partial)
+        with torch.no_grad():
+            return bool(torch.isfinite(model.train()(x)).all())
+    except Exception:  # noqa: BLE001 (the model's own failure: the model is blamed, as before)
+        return False
 
 
 # ---- the entry point --------------------------------------------------------------------------------------
