@@ -635,8 +635,8 @@ def test_nan_that_only_the_activation_makes_is_blamed_on_it(tmp_path, capsys):
     """The hostile-input review's case: relu with one NaN once the tensor is large (the
     activation's own probe is small). The model with relu is finite: the activation is named."""
     (tmp_path / "acts.py").write_text("import torch\n\ndef half_nan(x):\n    y = torch.relu(x)\n"
-                                      "    if y.numel() > 1000:\n        y = y.clone()\n        y.view(-1)[0] = float('nan')\n"
-                                      "    return y\n")
+                                      "    if y.numel() > 1000:\n        y = y.clone()\n"
+                                      "        y.view(-1)[0] = float('nan')\n    return y\n")
     err = " ".join(_refused(["run", "--activations", f"relu,{tmp_path}/acts.py:half_nan", "--epochs", "1",
                              "--train-subset", "200", "--out", str(tmp_path / "o")], capsys).split())
     assert "activation 'acts:half_nan'" in err and "the model with relu does not" in err
