@@ -641,3 +641,20 @@ def test_nan_that_only_the_activation_makes_is_blamed_on_it(tmp_path, capsys):
                              "--train-subset", "200", "--out", str(tmp_path / "o")], capsys).split())
     assert "activation 'acts:half_nan'" in err and "the model with relu does not" in err
     assert "model 'mlp' (" not in err
+
+
+def test_cost_caps_threads_to_the_cores_and_refuses_epochs_without_a_price(tmp_path, capsys, monkeypatch):
+    """The hostile-input review: --threads 64 on 2 cores measured (and stored) the
+    oversubscription; --epochs without --price-per-hour was silently ignored."""
+    from afbench.cost import api
+    from afbench.engine import runtime
+
+    err = " ".join(_refused(["cost", "--activations", "relu", "--epochs", "3", "--out", str(tmp_path / "c")],
+                            capsys).split())
+    assert "--epochs prices that many epochs of training: give --price-per-hour too" in err
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    asked = []
+    monkeypatch.setattr(api, "run_cost", lambda *a, **k: asked.append(k["threads"]) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["cost", "--activations", "relu", "--threads", "64", "--out", str(tmp_path / "c")])
+    assert asked == [2] and "--threads 64 capped to the 2 cores" in capsys.readouterr().err

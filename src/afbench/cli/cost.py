@@ -7,6 +7,7 @@ import math
 import textwrap
 
 from afbench import rules
+from afbench.errors import AfbenchError
 from afbench.cli import args as types
 
 BUDGET_PER_ACTIVATION_S = 12.0  # afbench.cost.profile's default, restated so `--help` needs no torch
@@ -81,7 +82,7 @@ def cmd_cost(args: argparse.Namespace) -> None:
     from afbench.cli import _names
     from afbench.cli.output import Output, terminal_width
     from afbench.cost.api import run_cost
-    from afbench.engine.runtime import resolve_device
+    from afbench.engine.runtime import available_cores, resolve_device
 
     names = _names(args.activations)
     if args.baseline is not None:  # as `afbench run`: a baseline given is one of the activations, never added
@@ -91,10 +92,16 @@ def cmd_cost(args: argparse.Namespace) -> None:
         choose_baseline(args.baseline, tuple(canonical_activation(name) for name in names))
     resolved = resolve_device(args.device)  # refused here (mps on Linux, a GPU not there), not in the profile
     device = resolved.type if args.device == "auto" else args.device
+    if args.epochs is not None and args.price_per_hour is None:
+        raise AfbenchError("--epochs prices that many epochs of training: give --price-per-hour too")
+    output = Output()
+    cores = available_cores()
+    if args.threads and args.threads > cores:  # more threads than cores measure the oversubscription, not the step
+        output.note(f"note: --threads {args.threads} capped to the {cores} cores")
+        args.threads = cores
     result = run_cost(args.out, args.dataset, args.model, names, baseline=args.baseline or "relu",
                       batch_size=args.batch_size, threads=args.threads, budget_s=args.budget,
                       price_per_hour=args.price_per_hour, data_dir=args.data_dir, device=device, epochs=args.epochs)
-    output = Output()
     for line in table_lines(result.rows, max(80, terminal_width())):
         output.result(line, wrap=False)  # every line fits already: folding would split table rows
     rounds = result.rounds
