@@ -40,6 +40,7 @@ def test_study_init_command_writes_its_figures(tmp_path, capsys):
     for name in ("init_summary.md", "init_layers.csv", "init_training.csv", "init_act_std.png",
                  "init_acts_tanh.png", "init_grads_tanh.png"):
         assert (tmp_path / name).stat().st_size > 0
+    assert "learns: above 0.50, at least half right and twice chance" in (tmp_path / "init_summary.md").read_text()
 
 
 def test_s4_preset_sweeps_learning_rates_and_seeds():
