@@ -106,6 +106,21 @@ def test_missing_data_error_says_where_and_how(tmp_path):
     text = str(err.value)
     for needed in ("train-images-idx3-ubyte.gz", str(tmp_path), "https://", "--data-dir", "AFBENCH_DATA_DIR"):
         assert needed in text
+    assert text.count("https://") == 2  # each mirror folder once, not 4 files x 2 mirrors
+
+
+def test_a_failed_download_gives_each_mirrors_first_words(tmp_path, monkeypatch):
+    import pooch
+
+    from afbench.data import sources
+
+    nested = "HTTPSConnectionPool(host='x', port=443): Max retries exceeded (Caused by " + "NameResolutionError " * 20
+    monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: (_ for _ in ()).throw(OSError(nested + "\nmore")))
+    monkeypatch.setattr(sources, "offline", lambda: False)
+    with pytest.raises(DataError) as err:
+        sources._download("mnist", ["a.gz"], ("https://one/", "https://two/"), tmp_path)
+    text = str(err.value)
+    assert "https://one/: HTTPSConnectionPool" in text and "more" not in text and len(text) < 700
 
 
 def test_offline_never_downloads(tmp_path):

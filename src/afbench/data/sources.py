@@ -104,12 +104,22 @@ def locate_idx(spec: IdxSpec, data_dir=None, verify: bool = True) -> dict[str, P
     return {part: None for part in _IDX_FILES}
 
 
-def _missing_error(name: str, missing: list[str], looked: list[Path], urls: list[str], why: str = "") -> DataError:
+def _missing_error(name: str, missing: list[str], looked: list[Path], mirrors, why: str = "") -> DataError:
+    """One message: what is missing, where afbench looked, why it did not download, and
+    where the files are (each mirror folder once, not every file at every mirror)."""
+    where = mirrors[0] if len(mirrors) == 1 else "one of " + ", ".join(mirrors)
     return DataError(
         f"{name}: missing {', '.join(missing)}. Looked in: {', '.join(str(p) for p in looked)}. "
-        f"{why}Download from: {', '.join(urls)}. To use a local copy, pass --data-dir DIR (or set "
-        f"AFBENCH_DATA_DIR=DIR) with the files in DIR; or run `afbench data fetch {name}` online."
+        f"{why}Download {'it' if len(missing) == 1 else 'them'} from {where}. To use a local copy, pass --data-dir "
+        f"DIR (or set AFBENCH_DATA_DIR=DIR) with the files in DIR; or run `afbench data fetch {name}` online."
     )
+
+
+def _first_words(err: BaseException, limit: int = 100) -> str:
+    """An error's first line, cut to ``limit`` characters: a network library nests whole
+    exceptions in its messages."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _download(name: str, files: list[str], mirrors: tuple[str, ...], target: Path,
@@ -118,8 +128,7 @@ def _download(name: str, files: list[str], mirrors: tuple[str, ...], target: Pat
     import pooch
 
     if offline():
-        raise _missing_error(name, files, [target], [m + f for m in mirrors for f in files],
-                             "Downloads are off (AFBENCH_OFFLINE=1). ")
+        raise _missing_error(name, files, [target], mirrors, "Downloads are off (AFBENCH_OFFLINE=1). ")
     target.mkdir(parents=True, exist_ok=True)
     for fname in files:
         errors = []
@@ -129,10 +138,9 @@ def _download(name: str, files: list[str], mirrors: tuple[str, ...], target: Pat
                                path=target, progressbar=True)
                 break
             except Exception as err:  # network errors, HTTP errors, checksum mismatches
-                errors.append(f"{mirror + fname}: {err}")
+                errors.append(f"{mirror}: {_first_words(err)}")
         else:
-            raise _missing_error(name, [fname], [target], [m + fname for m in mirrors],
-                                 f"Download failed ({'; '.join(errors)}). ")
+            raise _missing_error(name, [fname], [target], mirrors, f"Download failed ({'; '.join(errors)}). ")
 
 
 def _decode_idx(spec: IdxSpec, paths: dict[str, Path], verify: bool) -> ImageData:
@@ -164,8 +172,7 @@ def load_idx(spec: IdxSpec, data_dir=None, download: bool = True, verify: bool =
     if missing:
         target = search_dirs(data_dir)[0]
         if not download:
-            raise _missing_error(spec.name, missing, _idx_candidates(spec, data_dir),
-                                 [m + f for m in spec.mirrors for f in missing])
+            raise _missing_error(spec.name, missing, _idx_candidates(spec, data_dir), spec.mirrors)
         _download(spec.name, missing, spec.mirrors, target)
         paths = locate_idx(spec, data_dir)
         try:
@@ -241,7 +248,7 @@ def load_cifar(spec: CifarSpec, data_dir=None, download: bool = True, coarse: bo
     if source is None:
         target = search_dirs(data_dir)[0]
         if not download:
-            raise _missing_error(spec.name, [spec.archive], search_dirs(data_dir), [spec.url + spec.archive])
+            raise _missing_error(spec.name, [spec.archive], search_dirs(data_dir), (spec.url,))
         _download(spec.name, [spec.archive], (spec.url,), target, {spec.archive: f"md5:{spec.archive_md5}"})
         source = target / spec.archive
     files = [source / f for f in spec.train_files + spec.test_files] if source.is_dir() else [source]
