@@ -121,3 +121,20 @@ def test_the_warm_up_leaves_weights_buffers_and_gradients_as_built(digits, stack
     assert any("running_mean" in k for k in after)  # BatchNorm's statistics are among what is checked
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [id(p) for p in model.parameters()] == tensors and all(p.grad is None for p in model.parameters())
+
+
+def test_timed_steps_are_full_batches_even_from_a_small_training_split(digits, monkeypatch):
+    """12 calibration steps of a 200-image sweep were 2 steps: what a stacking gain or a
+    worker layout was decided on measured noise. The split's rows repeat, in order."""
+    from afbench.data import Prepared, Split
+    from afbench.engine import train as engine
+
+    small = Prepared(digits.name, digits.classes, Split(digits.train.x[:200], digits.train.y[:200]), digits.test,
+                     None, digits.mean, digits.std)
+    seen = []
+    real = engine._trainer
+    monkeypatch.setattr(engine, "_trainer", lambda configs, data, *a, **k: seen.append(data) or real(configs, data,
+                                                                                                      *a, **k))
+    engine.time_training_steps(RunConfig(batch_size=64), small, 12)
+    assert len(seen[0].train.y) == 12 * 64
+    assert torch.equal(seen[0].train.x[200:400], small.train.x)  # the same rows again, in order

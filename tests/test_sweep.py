@@ -227,9 +227,12 @@ def test_calibration_picks_the_faster_layout(monkeypatch):
 
     monkeypatch.setattr(calibrate, "available_cores", lambda: 2)
     rates = {2: 10.0, 1: 6.0}  # two 1-thread workers: 12 steps/s > 10 with both cores in one
-    monkeypatch.setattr(calibrate, "_steps_per_s", lambda config, data, threads: rates[threads])
+    calls = []
+    monkeypatch.setattr(calibrate, "_steps_per_s", lambda config, data, threads, steps=calibrate.CALIBRATION_STEPS:
+                        calls.append(steps) or rates[threads])
     big = SimpleNamespace(train=range(60_000))  # 8 runs x 10 epochs x 469 steps: minutes of work
     assert calibrate.plan(Runtime(), RunConfig(), big, 8)["workers"] == 2
+    assert calls[0] == calibrate.PRIMING_STEPS < calls[1]  # the process's cold first epoch is never the one timed
     rates[1] = 4.0  # now one 2-thread process wins
     chosen = calibrate.plan(Runtime(), RunConfig(), big, 8)
     assert (chosen["workers"], chosen["threads"], chosen["how"]) == (1, 2, "calibrated")

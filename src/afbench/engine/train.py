@@ -62,7 +62,10 @@ def time_training_steps(config: RunConfig, data: Prepared, steps: int, stack: in
     stack, or of ``members`` (runs that may fuse) as one stack (for calibration and
     benchmarks)."""
     n = steps * config.batch_size
-    cut = Prepared(data.name, data.classes, Split(data.train.x[:n], data.train.y[:n]), data.test, None,
+    # ``steps`` full batches even from a small training split (its rows again, in order): two
+    # steps of a 200-image sweep timed alone measured noise (a "168x" stacking gain)
+    rows = torch.arange(n, device=data.train.x.device) % len(data.train.y) if len(data.train.y) < n else slice(n)
+    cut = Prepared(data.name, data.classes, Split(data.train.x[rows], data.train.y[rows]), data.test, None,
                    data.mean, data.std)
     configs = members or [config.with_(seed=config.seed + i) for i in range(stack)]
     trainer = _trainer(configs, cut, [build_model(c, cut) for c in configs], stacked=len(configs) > 1)
