@@ -658,3 +658,13 @@ def test_cost_caps_threads_to_the_cores_and_refuses_epochs_without_a_price(tmp_p
     with pytest.raises(ZeroDivisionError):
         main(["cost", "--activations", "relu", "--threads", "64", "--out", str(tmp_path / "c")])
     assert asked == [2] and "--threads 64 capped to the 2 cores" in capsys.readouterr().err
+
+
+def test_softplus_with_its_beta_still_compiles():
+    """softplus(x, beta) worked before the argument check; beta = 2 by hand."""
+    import torch
+
+    from afbench.activations.custom import compile_formula
+
+    x = torch.tensor([-1.0, 0.0, 1.5])
+    torch.testing.assert_close(compile_formula("softplus(x, 2)")(x), torch.log1p(torch.exp(2 * x)) / 2)

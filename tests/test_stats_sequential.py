@@ -210,3 +210,32 @@ def test_an_equivalent_look_shows_the_interval_it_decided_on(tmp_path):
     text = " ".join(render.verdict_text(report))
     shown = f"{100 * (1 - 2 * gelu['equivalence_level']):.4g}% CI {100 * ci.low:+.2f} to {100 * ci.high:+.2f}"
     assert shown in text and "the equivalence test's, at its look's level" in text
+
+
+def test_an_auto_sweep_of_another_setting_is_refused_before_its_folder_is_touched(tmp_path, capsys):
+    """The review's cases: another --epochs or another untuned --lr into a folder holding a
+    --seeds auto design, and the same after an older afbench stored a design without its
+    settings. Each is refused with nothing written: study.toml and the design stay."""
+    import json
+    import sqlite3
+
+    from afbench.cli import main
+
+    out = tmp_path / "auto"
+    tiny = ["run", "--activations", "relu,tanh", "--seeds", "auto", "--max-seeds", "3", "--train-subset", "200",
+            "--out", str(out), "--no-progress", "--quiet", "--cost-profile", "off"]
+    assert main(tiny + ["--epochs", "1"]) == 0
+    toml = (out / "study.toml").read_text()
+    capsys.readouterr()
+    for other in (["--epochs", "2"], ["--epochs", "1", "--lr", "0.01"]):
+        assert main(tiny + other) == 2
+        assert "already holds a --seeds auto sweep of other settings" in " ".join(capsys.readouterr().err.split())
+        assert (out / "study.toml").read_text() == toml
+    db = sqlite3.connect(out / "results.sqlite")  # as an older afbench stored it: no settings
+    with db:
+        (value,) = db.execute("SELECT value FROM meta WHERE key = 'sequential'").fetchone()
+        old = {k: v for k, v in json.loads(value).items() if k != "settings"}
+        db.execute("UPDATE meta SET value = ? WHERE key = 'sequential'", (json.dumps(old),))
+    db.close()
+    assert main(tiny + ["--epochs", "2"]) == 2
+    assert main(tiny + ["--epochs", "1"]) == 0  # the same sweep again: resumed, not refused

@@ -377,3 +377,15 @@ def test_with_family_all_the_seeds_advice_counts_every_settings_comparisons(tmp_
     assert set(report.tests["family"]) == {4} and report.tests["p_holm"].min() == pytest.approx(4 * 2 / 2 ** 7)
     text = " ".join(render.verdict_text(report))
     assert "needs at least 8 seeds for 4 comparisons" in text and "more seeds (--seeds auto) would" not in text
+
+
+def test_a_tuned_sweep_beside_two_untuned_rates_keeps_those_rates_apart():
+    """The review's case: --lr 0.05, then --lr 0.005, then --lr 0.01,0.001 --valid-fraction
+    0.1 into one folder. The tuned sweep is one setting; the untuned rates stay two."""
+    rows = [{"dataset": "d", "model": "m", "activation": a, "config.lr": lr, "config.valid_fraction": vf,
+             "config.seed": 0} for lr, vf in ((0.05, 0.0), (0.005, 0.0), (0.01, 0.1), (0.001, 0.1))
+            for a in ("relu", "tanh")]
+    labels = dict(zip([(r["config.lr"], r["activation"]) for r in rows], settings.label(pd.DataFrame(rows))))
+    assert labels[(0.05, "relu")] == labels[(0.05, "tanh")] == "m / d, valid_fraction=0.0, lr=0.05"
+    assert labels[(0.005, "relu")] == "m / d, valid_fraction=0.0, lr=0.005"
+    assert labels[(0.01, "relu")] == labels[(0.001, "tanh")] == "m / d, valid_fraction=0.1"

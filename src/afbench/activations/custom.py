@@ -94,12 +94,13 @@ def _compile(node: ast.AST, text: str) -> Expr:
 def _check_arguments(text: str, name: str, fn: Callable, count: int) -> None:
     """Refuse ``name`` called with ``count`` arguments where it takes another number,
     in one sentence (torch's own message lists every signature it has)."""
-    try:
-        fn(*[torch.zeros(2) > 0 if name == "where" and i == 0 else torch.zeros(2) for i in range(count)])
+    try:  # 0-dim tensors, as a formula's numbers are (softplus's beta takes one)
+        fn(*[torch.zeros(()) > 0 if name == "where" and i == 0 else torch.zeros(()) for i in range(count)])
     except TypeError as err:
         said = str(err).split("\n")[0].split(" - got")[0].split(", but expected")[0].rstrip(":")
         raise FormulaError(f"formula {text!r}: {name}() with {count} argument{'s' if count != 1 else ''}: {said}. "
-                           "where takes 3 (where(x > 0, x, 0.1 * x)), maximum and minimum 2, the others 1") from None
+                           "where takes 3 (where(x > 0, x, 0.1 * x)), maximum and minimum 2, softplus 1 or 2 "
+                           "(x, beta), the others 1") from None
     except Exception:  # noqa: BLE001 (values, not the count: the formula's probe decides)
         return
 

@@ -425,9 +425,9 @@ def plan(args: argparse.Namespace) -> Plan:
         raise AfbenchError(f"{where}{err}") from None
     grid = study.grid(names)
     baseline, note = choose_baseline(ex.baseline, grid.activations)
-    if study.seeds == "auto":  # refused now, before --out's study.toml and database are touched
-        check_until_decided(grid, baseline, ex.max_seeds)
     device = "cuda" if ex.backend == "ray" and ex.gpus_per_run > 0 and ex.device == "auto" else ex.device
+    if study.seeds == "auto":  # refused now, before --out's study.toml and database are touched
+        check_until_decided(grid, baseline, ex.max_seeds, study.out_folder(), device)
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)

@@ -41,13 +41,23 @@ def label(frame: pd.DataFrame) -> pd.Series:
         columns = columns + ["config.lr"]
     identity = frame[columns].map(_text)
     out = base.copy()
+    others = [c for c in columns if c != "config.lr"]
     for name, rows in frame.groupby(base, sort=False).groups.items():
         ids = identity.loc[rows]
-        tuned = _tuned(frame.loc[rows])
-        differing = [c for c in columns if ids[c].nunique() > 1 and not (c == "config.lr" and tuned)]
-        if differing:
-            out.loc[rows] = name + ", " + ids[differing].apply(
-                lambda r: ", ".join(f"{c.split('.', 1)[1]}={r[c]}" for c in differing), axis=1)
+        # whether the rate is tuned is a question for each setting of the other values: a tuned
+        # sweep beside two untuned ones in the folder leaves those two settings apart
+        key = ids[others].agg("|".join, axis=1) if others else pd.Series("", index=ids.index)
+        tuned = {k for k, sub in frame.loc[rows].groupby(key, sort=False) if _tuned(sub)}
+        rate_apart = ~key.isin(tuned)
+        differing = [c for c in others if ids[c].nunique() > 1]
+        rates_differ = "config.lr" in columns and ids.loc[rate_apart, "config.lr"].nunique() > 1
+        if differing or rates_differ:
+            parts = ids[differing].apply(lambda r: [f"{c.split('.', 1)[1]}={r[c]}" for c in differing], axis=1) \
+                if differing else pd.Series([[] for _ in ids.index], index=ids.index)
+            if rates_differ:
+                parts = pd.Series([p + ([f"lr={ids.at[i, 'config.lr']}"] if rate_apart[i] else [])
+                                   for i, p in parts.items()], index=parts.index)
+            out.loc[rows] = [name + (", " + ", ".join(p) if p else "") for p in parts]
     return out
 
 
@@ -89,8 +99,9 @@ def several(frame: pd.DataFrame) -> list[str]:
 
 
 def identity(config: dict) -> str:
-    """A config's setting as one canonical string: its values except ``NOT_SETTING``'s,
-    as the runs frame holds them (JSON, then text). Equal for runs of one setting."""
+    """A --seeds auto sweep's setting as one canonical string: the config's values except
+    ``NOT_SETTING``'s, the learning rate included (such a sweep has one, untuned: a
+    setting), as the runs frame holds them (JSON, then text)."""
     values = json.loads(json.dumps(config, default=str))
-    return json.dumps({k: _text(v) for k, v in sorted(values.items()) if k not in NOT_SETTING})
+    return json.dumps({k: _text(v) for k, v in sorted(values.items()) if k == "lr" or k not in NOT_SETTING})
 

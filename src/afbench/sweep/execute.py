@@ -156,9 +156,11 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
     return Outcome(counts, configs)
 
 
-def check_until_decided(grid: Grid, baseline: str, max_seeds: int) -> None:
+def check_until_decided(grid: Grid, baseline: str, max_seeds: int, out: str | Path | None = None,
+                        device: str = "auto") -> None:
     """What ``--seeds auto`` refuses, checked before anything is trained or written
-    (the CLI calls it while planning, so a refused sweep leaves its folder as it was)."""
+    (the CLI calls it while planning, so a refused sweep leaves its folder as it was).
+    With ``out``: a folder whose stored design judges other settings (``_design_settings``)."""
     if len(grid.lrs) > 1:
         raise AfbenchError("--seeds auto with several learning rates is not supported: give one --lr")
     if max_seeds < FIRST_SEEDS:
@@ -171,6 +173,39 @@ def check_until_decided(grid: Grid, baseline: str, max_seeds: int) -> None:
                            f"activations ({', '.join(names)}): add it or choose --baseline")
     Grid(grid.base, grid.activations, tuple(range(max_seeds)), grid.lrs, grid.models, grid.datasets).check_size(
         seeds_flag="--max-seeds")
+    if out is not None:
+        earlier = _stored_design_settings(out)
+        if earlier is not None and earlier != _design_settings(grid, device):
+            raise AfbenchError(f"{out} already holds a --seeds auto sweep of other settings (another model, data "
+                               "set, learning rate or training setting); its design would be lost. Give this sweep "
+                               "its own --out")
+
+
+def _design_settings(grid: Grid, device: str) -> list[str]:
+    """The settings a --seeds auto sweep of ``grid`` judges (``settings.identity``)."""
+    from afbench.stats import settings
+
+    first_round = resolve(Grid(grid.base, canonical_activations(grid.activations)[0], (0,), grid.lrs, grid.models,
+                               grid.datasets).configs(), device)
+    return sorted({settings.identity(c.to_dict()) for c in first_round})
+
+
+def _stored_design_settings(out: str | Path) -> list[str] | None:
+    """The settings the design stored in ``out`` judges: its own list, or for a design
+    stored before it named them, those of every run in the folder (which it judged
+    then); None where the folder holds no design."""
+    from afbench.stats import settings
+    from afbench.store.reading import StoreView
+
+    if not (Path(out) / "results.sqlite").is_file():
+        return None
+    with StoreView(out) as view:
+        design = view.meta().get("sequential")
+        if not design:
+            return None
+        if "settings" in design:
+            return sorted(design["settings"])
+        return sorted({settings.identity(r.config) for r in view.records()})
 
 
 def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None = None, *, baseline: str = "relu",
@@ -190,14 +225,13 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     from afbench.stats import sequential  # the decision rule is the report's, so sweep and report agree
 
     baseline = canonical_activation(baseline)
-    check_until_decided(grid, baseline, max_seeds)
+    check_until_decided(grid, baseline, max_seeds, out, device)
     names, _ = canonical_activations(grid.activations)
     rounds = seed_rounds(max_seeds)
     design = sequential.Design(alpha=alpha, margin=equivalence, looks=tuple(rounds), spending=spending,
                                metric=metric, higher_is_better=higher_is_better,
                                worst=sequential.WORST.get(metric))
-    first_round = Grid(grid.base, names, (0,), grid.lrs, grid.models, grid.datasets).configs()
-    _record_design(out, design, baseline, resolve(first_round, device))
+    _record_design(out, design, baseline, _design_settings(grid, device))
     seeds = {name: rounds[0] for name in names}
     outcome = Outcome()
     while True:
@@ -259,21 +293,12 @@ def _value(summary, metric: str) -> float | None:
     return (summary.metrics or {}).get(metric)
 
 
-def _record_design(out: str | Path, design, baseline: str, configs: list[RunConfig]) -> None:
-    """Keep the design, and the settings it judges (``configs``' ``settings.identity``),
-    in the folder. The report replays the looks with it (same margin, same levels) on
-    those settings' runs alone. One folder holds one design: an earlier --seeds auto
-    sweep of other settings would lose its own, so it is refused."""
-    from afbench.stats import settings
-
-    mine = sorted({settings.identity(c.to_dict()) for c in configs})
+def _record_design(out: str | Path, design, baseline: str, settings: list[str]) -> None:
+    """Keep the design, and the settings it judges, in the folder: the report replays the
+    looks with it (same margin, same levels) on those settings' runs alone."""
     store = Store(out)
     try:
-        earlier = (store.meta().get("sequential") or {}).get("settings")
-        if earlier is not None and sorted(earlier) != mine:
-            raise AfbenchError(f"{out} already holds a --seeds auto sweep of other settings (another model, data "
-                               "set or training setting); its design would be lost. Give this sweep its own --out")
-        store.set_meta("sequential", {**design.to_dict(), "baseline": baseline, "settings": mine})
+        store.set_meta("sequential", {**design.to_dict(), "baseline": baseline, "settings": settings})
     finally:
         store.close()
 
