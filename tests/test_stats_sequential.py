@@ -151,7 +151,7 @@ def test_a_level_is_kept_only_where_holms_step_down_reached_the_comparison():
     assert first == 1 and out[1]["p_permutation"] == pytest.approx(2 / 64)
     assert out[1]["level"] == pytest.approx(design.levels(0.05 / 3)[0]) and out[1]["verdict"] == "undecided"
     assert math.isnan(out[0]["level"]) and math.isnan(out[2]["level"])
-    passed = sequential.decide([all_worse], design, look=0, comparisons=1, rejected=0)[0]  # 2/64 < 0.05: reached, decided
+    passed = sequential.decide([all_worse], design, look=0, comparisons=1, rejected=0)[0]  # 2/64 < 0.05: decided
     assert passed["verdict"] == "worse" and passed["level"] == pytest.approx(0.05)
 
 
