@@ -389,3 +389,14 @@ def test_a_tuned_sweep_beside_two_untuned_rates_keeps_those_rates_apart():
     assert labels[(0.05, "relu")] == labels[(0.05, "tanh")] == "m / d, valid_fraction=0.0, lr=0.05"
     assert labels[(0.005, "relu")] == "m / d, valid_fraction=0.0, lr=0.005"
     assert labels[(0.01, "relu")] == labels[(0.001, "tanh")] == "m / d, valid_fraction=0.1"
+
+
+def test_a_setting_without_every_activation_is_no_friedman_block(tmp_path):
+    """The review's oddity: 'Across 1 settings ... p = nan'. Two settings, one lacking
+    tanh: one complete block, so no ranking across settings is claimed."""
+    store_runs(tmp_path, {"relu": [0.10, 0.11, 0.12], "gelu": [0.20, 0.21, 0.22], "tanh": [0.3, 0.31, 0.32]},
+               epochs=2)
+    store_runs(tmp_path, {"relu": [0.10, 0.11, 0.12], "gelu": [0.20, 0.21, 0.22]}, epochs=5)
+    report = build(tmp_path)
+    assert report.ranks == {}
+    assert "Across" not in " ".join(render.verdict_text(report))

@@ -170,6 +170,7 @@ def _ranks(aggregate: pd.DataFrame, images: pd.DataFrame) -> dict:
     score = (rows["error_rate_mean"].fillna(0.0) * rows["done"] + worst * rows["diverged"]) / counted
     scores = rows.assign(score=score.where(counted > 0)).pivot_table(index="setting", columns="activation",
                                                                      values="score")
+    scores = scores.dropna()  # Friedman's blocks hold every activation: a setting that lacks one is no block
     if len(scores) < 2 or scores.shape[1] < 3:
         return {}
     result = stats.friedman(scores, higher_is_better=False)

@@ -98,7 +98,7 @@ def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: flo
                     if design["looks"][-1] < needed else "a larger --max-seeds could narrow this")
             return (f" --seeds auto stopped {_names(list(at_cap['activation']))} at its maximum of "
                     f"{design['looks'][-1]} seeds: {ruled_out}; {more}.")
-        return f" {ruled_out}; rerun the same command to continue the looks."
+        return f" {ruled_out[0].upper()}{ruled_out[1:]}; rerun the same command to continue the looks."
     too_few = too_few_seeds(comparisons, seeds, alpha)
     if too_few:
         return f" {too_few}; so far {ruled_out}."
