@@ -239,3 +239,19 @@ def test_an_auto_sweep_of_another_setting_is_refused_before_its_folder_is_touche
     db.close()
     assert main(tiny + ["--epochs", "2"]) == 2
     assert main(tiny + ["--epochs", "1"]) == 0  # the same sweep again: resumed, not refused
+
+
+def test_the_forest_figure_draws_the_interval_each_look_decided_on(tmp_path):
+    """As the text: a --seeds auto comparison's bar is its look's equivalence interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from afbench.report import figures
+
+    rng = np.random.default_rng(5)
+    report = stored_auto_sweep(tmp_path, {"gelu": list(0.0012 * rng.standard_normal(20))}, margin=0.001)
+    gelu = report.tests.set_index("activation").loc["gelu"]
+    fig = figures.plot_forest(report.tests, "relu", 0.001, "t")
+    bar = fig.axes[0].lines[1].get_xdata()  # lines[0] is the baseline's 0
+    assert tuple(bar) == pytest.approx((100 * gelu["equivalence_low"], 100 * gelu["equivalence_high"]))
+    assert "the interval each --seeds auto look decided on" in fig.axes[0].get_xlabel()

@@ -23,6 +23,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from afbench import activations  # noqa: E402
 from afbench.report.model import BETTER, WORSE, display  # noqa: E402
+from afbench.stats.sequential import judged_interval  # noqa: E402
 
 # Even count: the grid holds no exact 0 or +-3, where piecewise derivatives have kinks.
 _X = torch.linspace(-3, 3, 600, dtype=torch.float64)
@@ -168,9 +169,12 @@ def plot_forest(tests: pd.DataFrame, baseline: str, equivalence: float, title: s
     ax.axvline(0, color="0.3", lw=1)
     ax.annotate(plain(baseline), (0, 1), xycoords=("data", "axes fraction"), xytext=(3, -2),
                 textcoords="offset points", ha="left", va="top", fontsize=8, color="0.3")
+    looked = False
     for y, t in rows.iterrows():
         colour = _VERDICT_COLOURS.get(str(t["verdict"]), "black")
-        low, mean, high = 100 * t["ci_low"], 100 * t["mean_diff"], 100 * t["ci_high"]
+        low, high, _, at_look = judged_interval(t)
+        looked |= at_look
+        low, mean, high = 100 * low, 100 * t["mean_diff"], 100 * high
         ax.plot([low, high], [y, y], color=colour, lw=2, solid_capstyle="butt")
         ax.plot([mean], [y], "o", color=colour, ms=6)
     marks = {"worse": f" {WORSE}", "better": f" {BETTER}"}
@@ -178,8 +182,9 @@ def plot_forest(tests: pd.DataFrame, baseline: str, equivalence: float, title: s
     ax.set_yticks(range(len(rows)), labels, fontsize=9)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     confidence = 100 * float(rows["confidence"].iloc[0]) if "confidence" in rows and len(rows) else 95
+    interval = "the interval each --seeds auto look decided on" if looked else f"{confidence:.4g}% CI"
     ax.set_xlabel(plain(f"test error minus {baseline}'s, percentage points (mean over paired seeds, "
-                        f"{confidence:.4g}% CI)"), fontsize=9)
+                        f"{interval})"), fontsize=9)
     fig.suptitle(plain(title), fontsize=11)
     present = [v for v in _VERDICT_WORDS if v in set(rows["verdict"].astype(str))]
     ax.set_title(plain("; ".join(_VERDICT_WORDS[v] for v in present)), fontsize=8, color="0.3")

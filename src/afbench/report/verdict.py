@@ -5,11 +5,10 @@ replayed looks of a --seeds auto sweep, afbench.stats.sequential) and the top gr
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from afbench.stats.paired import ALPHA, DIVERGED, seeds_needed
+from afbench.stats.sequential import judged_interval
 
 
 def _pp(value: float) -> str:
@@ -27,10 +26,9 @@ def _span(t, with_p: bool = False) -> str:
     """'tanh +0.21 pp, 95% CI +0.05 to +0.37 (unadjusted)' for one comparison row. A
     --seeds auto look decides equivalence (and what it rules out) on its own interval,
     at 1 - 2 x the look's level: that one is shown, not a 95% CI it did not use."""
-    low, high = t.get("equivalence_low"), t.get("equivalence_high")
-    if low is not None and high is not None and not pd.isna(low) and not pd.isna(high) \
-            and math.isfinite(low) and math.isfinite(high):
-        text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * (1 - 2 * t['equivalence_level']):.4g}% CI "
+    low, high, confidence, looked = judged_interval(t)
+    if looked:
+        text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * confidence:.4g}% CI "
                 f"{_pp(low)} to {_pp(high)} (the equivalence test's, at its look's level)")
         return text + (f", adjusted p = {t['p_holm']:.3g}" if with_p else "") + _diverged(t)
     text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to "

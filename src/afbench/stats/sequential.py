@@ -258,3 +258,14 @@ def _complete(table: pd.DataFrame, baseline: str, activation: str, n: int) -> bo
     if len(table) < n:
         return False
     return bool(table[[baseline, activation]].iloc[:n].notna().all().all())
+
+
+def judged_interval(row) -> tuple[float, float, float, bool]:
+    """The interval a comparison row was judged on: (low, high, confidence, looked). A
+    --seeds auto look decides equivalence (and what it rules out) on the t interval at
+    1 - 2 x the look's level (``decide``); a fixed design on the row's CI."""
+    low, high = row.get("equivalence_low"), row.get("equivalence_high")
+    if low is not None and high is not None and not pd.isna(low) and not pd.isna(high) \
+            and math.isfinite(low) and math.isfinite(high):
+        return low, high, 1 - 2 * row["equivalence_level"], True
+    return row["ci_low"], row["ci_high"], row.get("confidence", 0.95), False
