@@ -668,3 +668,38 @@ def test_softplus_with_its_beta_still_compiles():
 
     x = torch.tensor([-1.0, 0.0, 1.5])
     torch.testing.assert_close(compile_formula("softplus(x, 2)")(x), torch.log1p(torch.exp(2 * x)) / 2)
+
+
+def test_one_activation_added_to_a_folder_does_not_become_its_baseline(tmp_path, capsys):
+    """The trial's case: `run --activations gelu` into a folder of relu and tanh judged
+    the whole folder against gelu. Without --baseline, the folder's (relu) stays."""
+    out = tmp_path / "f"
+    tiny = ["--epochs", "1", "--seeds", "2", "--train-subset", "200", "--out", str(out), "--no-progress", "--quiet"]
+    assert main(["run", "--activations", "relu,tanh"] + tiny) == 0
+    assert main(["run", "--activations", "gelu"] + tiny) == 0
+    summary = (out / "summary.md").read_text()
+    assert "against relu" in summary and "against gelu" not in summary
+
+
+def test_tuning_notes_and_the_chosen_rates_cover_tuned_settings_only(tmp_path):
+    from afbench.config import RunConfig
+    from afbench.report import render
+    from afbench.results import RunSummary, Status
+    from afbench.store.database import Store
+
+    store = Store(tmp_path)
+    runs = [("relu", 0.01, 0.1), ("relu", 0.003, 0.1), ("tanh", 0.03, 0.1), ("tanh", 0.1, 0.1),  # disjoint grids
+            ("relu", 0.05, 0.0), ("tanh", 0.05, 0.0)]  # an untuned setting beside them
+    for activation, lr, valid in runs:
+        for seed in range(3):
+            run = RunConfig(activation=activation, seed=seed, lr=lr, valid_fraction=valid, device="cpu")
+            store.claim(run)
+            store.finish(run.key(), Status.DONE, RunSummary(params=1, epochs_run=1, total_train_s=1.0, error_rate=0.1,
+                                                            accuracy=0.9, valid_acc=0.9 if valid else None), {})
+    try:
+        report = render.build(store, "relu")
+    finally:
+        store.close()
+    assert set(report.lr_choices["setting"]) == {"mlp / digits, valid_fraction=0.1"}  # one rate is no choice
+    text = " ".join(render.verdict_text(report))
+    assert "no learning rate was run by every activation" in text

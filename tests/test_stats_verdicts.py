@@ -2,6 +2,7 @@
 advice the exact test can satisfy, the Holm family stated, either direction of metric.
 References: scipy (t intervals, permutation tests), enumeration by hand."""
 
+import io
 import itertools
 
 import numpy as np
@@ -338,6 +339,8 @@ def test_a_seed_run_again_with_other_latency_samples_counts_once(tmp_path):
     text = " ".join(render.verdict_text(report))
     assert "With 4 seeds no comparison can reach p < 0.05" in text
     assert "8 runs repeat a seed of an activation in its setting" in text
+    summary = pd.read_csv(io.BytesIO(render.files(report)["summary.csv"]))
+    assert summary["counted"].sum() == 8 and len(summary) == 16  # every run listed, each seed counted once
 
 
 def test_activations_run_at_different_untuned_learning_rates_are_never_compared(tmp_path):

@@ -480,9 +480,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = outcome.counts
     output.note(f"ran {counts['ran']}, skipped {counts['skipped']} already finished, failed {counts['failed']} "
                 f"in {time.monotonic() - started:.0f} s")
-    report = render.write(out, sweep.baseline)
+    # A baseline not given is the folder's (relu where it holds relu), as `afbench report` chooses it:
+    # one activation added to a folder must not become the baseline every other run is judged against.
+    report = render.write(out, sweep.baseline if sweep.study.execution.baseline else None)
     show_report(report, out, output, wide=args.wide)
-    output.summary.update(counts=counts, runs=len(sweep.configs), out=str(out), baseline=sweep.baseline,
+    output.summary.update(counts=counts, runs=len(sweep.configs), out=str(out), baseline=report.baseline,
                           verdicts=verdicts(report), paths=_paths(out))
     diverged = _all_diverged(report.runs, outcome.configs or sweep.configs)
     if diverged:

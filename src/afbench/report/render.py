@@ -309,7 +309,12 @@ def files(report: Report) -> dict[str, bytes]:
     """Every file of the report: relative path -> content."""
     tests = report.all_tests()
     own = [] if not len(report.runs) or tables.is_classification(report.runs).all() else tables.OWN_RUN_COLUMNS
-    out = {"summary.csv": csv_bytes(report.runs[[c for c in tables.RUN_COLUMNS + own if c in report.runs]]),
+    # counted: whether the tables and tests use the run (not another rate's, nor a repeated seed's)
+    runs = report.runs.assign(counted=report.runs["key"].isin(report.kept["key"]) if len(report.kept) else False) \
+        if "key" in report.runs else report.runs
+    at = len(tables.IDENTITY) + 1  # after the setting and the identity, status last
+    columns = tables.RUN_COLUMNS[:at] + ["counted"] + tables.RUN_COLUMNS[at:]
+    out = {"summary.csv": csv_bytes(runs[[c for c in columns + own if c in runs]]),
            "runs.csv": csv_bytes(report.runs), "epochs.csv": csv_bytes(report.epochs),
            "summary_stats.csv": csv_bytes(tables.with_verdicts(report.aggregate, tests, report.baseline))}
     if len(tests):

@@ -102,6 +102,8 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     best = means.reset_index().sort_values("valid_acc", ascending=False).drop_duplicates(group)
     chosen = set(best[group + ["lr"]].itertuples(index=False, name=None))
     kept = finished[[row in chosen for row in finished[group + ["lr"]].itertuples(index=False, name=None)]]
+    tuned = finished.groupby(group)["lr"].nunique()  # the table lists choices only: one rate is no choice
+    best = best[[tuned.get(tuple(row)) > 1 for row in best[group].itertuples(index=False, name=None)]]
     best = best.rename(columns={"valid_acc": "mean_valid_acc"}).round({"mean_valid_acc": 4})
     return kept, best.reset_index(drop=True)
 
@@ -119,8 +121,20 @@ def unshared_rates(runs: pd.DataFrame) -> pd.DataFrame:
         if grids.map(len).max() <= 1:
             continue  # untuned: nothing chosen
         shared = frozenset.intersection(*grids)
-        out.append(rows[~rows["lr"].isin(shared)] if shared else rows.iloc[:0])
+        out.append(rows[~rows["lr"].isin(shared)] if shared else rows.iloc[:0])  # disjoint: disjoint_rates says
     return pd.concat(out) if out else runs.iloc[:0]
+
+
+def disjoint_rates(runs: pd.DataFrame) -> list[str]:
+    """The settings whose tuned activations share no learning rate at all."""
+    if runs.empty or "setting" not in runs or "lr" not in runs:
+        return []
+    out = []
+    for setting, rows in runs.groupby("setting", sort=False):
+        grids = rows.groupby("activation")["lr"].agg(lambda lrs: frozenset(lrs))
+        if grids.map(len).max() > 1 and not frozenset.intersection(*grids):
+            out.append(setting)
+    return out
 
 
 def settings(runs: pd.DataFrame) -> tuple[dict, list[str]]:
@@ -336,6 +350,9 @@ def settings_notes(runs: pd.DataFrame) -> list[str]:
     runs repeat a seed (``one_per_seed``), of which only the last counts."""
     notes = setting_labels.several(runs) if len(runs) else []
     finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])] if len(runs) else runs
+    for setting in disjoint_rates(finished):
+        notes.append(f"On {setting}, no learning rate was run by every activation: each is tuned over its own "
+                     "rates, so a difference may be the rates' as much as the activations'.")
     apart = unshared_rates(finished)
     for (setting, activation), rows in apart.groupby(["setting", "activation"], sort=False):
         rates = ", ".join(f"{lr:g}" for lr in sorted(rows["lr"].unique()))
