@@ -255,3 +255,33 @@ def test_the_forest_figure_draws_the_interval_each_look_decided_on(tmp_path):
     bar = fig.axes[0].lines[1].get_xdata()  # lines[0] is the baseline's 0
     assert tuple(bar) == pytest.approx((100 * gelu["equivalence_low"], 100 * gelu["equivalence_high"]))
     assert "the interval each --seeds auto look decided on" in fig.axes[0].get_xlabel()
+
+
+def test_a_design_is_never_rejudged_by_another_sweep_or_a_merge(tmp_path, capsys):
+    """The trial's cases: into a folder whose --seeds auto sweep decided relu vs tanh,
+    another auto sweep with other activations or another --max-seeds, or fixed seeds of
+    its setting, would re-judge its verdicts; so would merging it with either. Each is
+    refused (exit 2), the folder unchanged; the same sweep again is accepted."""
+    from afbench.cli import main
+
+    def auto(out, *extra, activations="relu,tanh"):
+        return main(["run", "--activations", activations, "--epochs", "1", "--train-subset", "200", "--out", str(out),
+                     "--no-progress", "--quiet", "--cost-profile", "off", "--seeds", *extra])
+
+    first = tmp_path / "first"
+    assert auto(first, "auto", "--max-seeds", "3") == 0
+    toml = (first / "study.toml").read_text()
+    capsys.readouterr()
+    for extra, activations, said in ((("auto", "--max-seeds", "3"), "relu,gelu", "other activations"),
+                                     (("auto", "--max-seeds", "6"), "relu,tanh", "other --max-seeds"),
+                                     (("4",), "relu,tanh", "fixed seeds added to it")):
+        assert auto(first, *extra, activations=activations) == 2
+        assert said in " ".join(capsys.readouterr().err.split())
+        assert (first / "study.toml").read_text() == toml
+    assert auto(first, "auto", "--max-seeds", "3") == 0
+    for other, extra in ((tmp_path / "six", ("auto", "--max-seeds", "6")), (tmp_path / "fixed", ("4",))):
+        assert auto(other, *extra) == 0
+        capsys.readouterr()
+        assert main(["merge", str(first), str(other), "--out", str(tmp_path / f"m-{other.name}")]) == 2
+        assert "Report them apart" in " ".join(capsys.readouterr().err.split())
+        assert not (tmp_path / f"m-{other.name}").exists()

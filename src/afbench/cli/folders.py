@@ -4,6 +4,8 @@ folder as it was."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 from afbench.errors import AfbenchError
@@ -70,3 +72,29 @@ def merged_records(inputs: list[Path], out: Path) -> list:
                 if record.status in FINISHED:
                     kept.setdefault(record.key, record)
     return list(kept.values())
+
+
+def check_designs(inputs: list[Path], out: Path) -> None:
+    """Refuse a merge that would judge runs by a --seeds auto design they were not part
+    of: two folders with different designs (the merged folder keeps one), or one
+    design beside another folder's runs of its settings (its looks would replay them)."""
+    from afbench.stats import settings
+    from afbench.store.reading import StoreView, database_path
+
+    sources = ([out] if (out / DATABASE).is_file() else []) + [database_path(p) for p in inputs]
+    designs, identities = [], []
+    for source in sources:
+        with StoreView(source) as view:
+            design = view.meta().get("sequential")
+            identities.append({settings.identity(r.config) for r in view.records()})
+        designs.append(design)
+    held = [(i, d) for i, d in enumerate(designs) if d]
+    if len({json.dumps(d, sort_keys=True) for _, d in held}) > 1:
+        raise AfbenchError("these folders hold different --seeds auto designs, each deciding its own verdicts; a "
+                           "merged folder keeps one, which would re-judge the other's runs. Report them apart")
+    for i, design in held:
+        judged = set(design.get("settings") or identities[i])
+        if any(judged & ids for j, ids in enumerate(identities) if j != i and not designs[j]):
+            raise AfbenchError(f"{sources[i]} holds a --seeds auto sweep whose looks decide its setting, and another "
+                               "folder holds runs of that setting; merged, its looks would judge runs they did not "
+                               "choose. Report them apart")

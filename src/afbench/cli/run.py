@@ -410,7 +410,7 @@ class Plan:
 def plan(args: argparse.Namespace) -> Plan:
     """Flags -> Study -> resolved runs; every check that needs no data runs here."""
     from afbench.engine.runtime import check_compile_toolchain
-    from afbench.sweep.execute import check_until_decided, resolve
+    from afbench.sweep.execute import check_beside_design, check_until_decided, resolve
 
     study, notes = study_from_args(args)
     ex = study.execution
@@ -428,6 +428,8 @@ def plan(args: argparse.Namespace) -> Plan:
     device = "cuda" if ex.backend == "ray" and ex.gpus_per_run > 0 and ex.device == "auto" else ex.device
     if study.seeds == "auto":  # refused now, before --out's study.toml and database are touched
         check_until_decided(grid, baseline, ex.max_seeds, study.out_folder(), device)
+    else:
+        check_beside_design(grid, study.out_folder(), device)
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)

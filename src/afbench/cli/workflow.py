@@ -53,6 +53,7 @@ def cmd_merge(args: argparse.Namespace) -> None:
     from afbench.store import merge
 
     inputs, out = [Path(p) for p in args.inputs], Path(args.out)
+    folders.check_designs(inputs, out)
     records = folders.merged_records(inputs, out)  # the report's refusals come before the merge writes
     if not records:
         raise AfbenchError(folders.no_runs(inputs[0], "merge"))

@@ -195,7 +195,8 @@ def workload_lines(tests: pd.DataFrame) -> list[str]:
         if looked and (group["verdict"] == "undecided").any():
             # seeds run, not pairs compared: a seed both runs diverged on counts towards the cap
             seeds, most = int(group["seeds" if "seeds" in group else "n"].max()), int(group["max_seeds"].max())
-            lines.append(f"  Undecided at --max-seeds {most}: a larger --max-seeds could decide it." if seeds >= most
+            lines.append(f"  Undecided at --max-seeds {most}: a new sweep with a larger --max-seeds, in its own --out, "
+                         "could decide it." if seeds >= most
                          else f"  Undecided after {seeds} of at most {most} seeds: rerun the same command to continue "
                               "the looks.")
         elif (group["verdict"] == "undecided").any():  # the guidance the error's undecided verdicts give

@@ -26,8 +26,8 @@ COLUMNS = {  # column: (heading, lower is better, format)
 TESTED = "error_rate"  # the metric the paired tests, marks and verdicts are about
 WORST = stats.WORST  # the value a diverged run counts as in the tests (100% error)
 IDENTITY = ["activation", "model", "dataset", "seed", "lr", "status"]
-RUN_COLUMNS = ["setting"] + IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target", "ms_per_sample",
-                          "accuracy", "error_rate", "precision", "recall", "f1", "params"]
+RUN_COLUMNS = ["setting"] + IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target",
+                                        "ms_per_sample", "accuracy", "error_rate", "precision", "recall", "f1", "params"]
 OWN_RUN_COLUMNS = ["primary_metric", "primary_value", "higher_is_better"]  # summary.csv, where a workload has its own
 WORSE, BETTER = "▲", "▼"  # marks on the error: significantly worse / better than the baseline
 for _metric in list(COLUMNS) + RUN_COLUMNS[1 + len(IDENTITY):]:

@@ -92,8 +92,10 @@ def _advice(tests: pd.DataFrame, undecided: pd.DataFrame, seeds: int, alpha: flo
         needed = seeds_needed(comparisons, alpha)
         if len(at_cap):
             more = (f"--max-seeds {design['looks'][-1]} is too few for the exact test to decide anything: it needs "
-                    f"at least {needed} seeds for {comparisons} comparison{'s' if comparisons != 1 else ''}"
-                    if design["looks"][-1] < needed else "a larger --max-seeds could narrow this")
+                    f"at least {needed} seeds for {comparisons} comparison{'s' if comparisons != 1 else ''} "
+                    "(a new sweep, in its own --out)"
+                    if design["looks"][-1] < needed else "a new sweep with a larger --max-seeds, in its own --out, "
+                    "could narrow this")
             return (f" --seeds auto stopped {_names(list(at_cap['activation']))} at its maximum of "
                     f"{design['looks'][-1]} seeds: {ruled_out}; {more}.")
         return f" {ruled_out[0].upper()}{ruled_out[1:]}; rerun the same command to continue the looks."

@@ -179,6 +179,35 @@ def check_until_decided(grid: Grid, baseline: str, max_seeds: int, out: str | Pa
             raise AfbenchError(f"{out} already holds a --seeds auto sweep of other settings (another model, data "
                                "set, learning rate or training setting); its design would be lost. Give this sweep "
                                "its own --out")
+        stored = _stored_design(out)
+        mine = {"activations": sorted(names), "baseline": baseline, "looks": seed_rounds(max_seeds)}
+        changed = [k for k, v in mine.items() if k in stored and stored[k] != v]
+        if changed:  # its looks and Holm family decided the folder's verdicts: another would re-judge them
+            raise AfbenchError(f"{out} holds a --seeds auto sweep with other {', '.join(WORDS[k] for k in changed)}; "
+                               "its verdicts were decided by its own looks and comparisons, and this sweep's would "
+                               "re-judge them. Rerun it as it was, or give this sweep its own --out")
+
+
+WORDS = {"activations": "activations", "baseline": "baseline", "looks": "--max-seeds"}
+
+
+def check_beside_design(grid: Grid, out: str | Path, device: str = "auto") -> None:
+    """Refuse fixed seeds of a setting that ``out``'s --seeds auto sweep decides on: its
+    looks would replay them (and the tables count them) as if the design had chosen them."""
+    earlier = _stored_design_settings(out)
+    if earlier and set(earlier) & set(_design_settings(grid, device)):
+        raise AfbenchError(f"{out} holds a --seeds auto sweep of this setting, whose looks decide its verdicts; "
+                           "fixed seeds added to it would be judged by those looks. Rerun it with --seeds auto, or "
+                           "give this sweep its own --out")
+
+
+def _stored_design(out: str | Path) -> dict:
+    from afbench.store.reading import StoreView
+
+    if not (Path(out) / "results.sqlite").is_file():
+        return {}
+    with StoreView(out) as view:
+        return view.meta().get("sequential") or {}
 
 
 def _design_settings(grid: Grid, device: str) -> list[str]:
@@ -231,7 +260,7 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     design = sequential.Design(alpha=alpha, margin=equivalence, looks=tuple(rounds), spending=spending,
                                metric=metric, higher_is_better=higher_is_better,
                                worst=sequential.WORST.get(metric))
-    _record_design(out, design, baseline, _design_settings(grid, device))
+    _record_design(out, design, baseline, _design_settings(grid, device), names)
     seeds = {name: rounds[0] for name in names}
     outcome = Outcome()
     while True:
@@ -293,12 +322,13 @@ def _value(summary, metric: str) -> float | None:
     return (summary.metrics or {}).get(metric)
 
 
-def _record_design(out: str | Path, design, baseline: str, settings: list[str]) -> None:
+def _record_design(out: str | Path, design, baseline: str, settings: list[str], activations: list[str]) -> None:
     """Keep the design, and the settings it judges, in the folder: the report replays the
     looks with it (same margin, same levels) on those settings' runs alone."""
     store = Store(out)
     try:
-        store.set_meta("sequential", {**design.to_dict(), "baseline": baseline, "settings": settings})
+        store.set_meta("sequential", {**design.to_dict(), "baseline": baseline, "settings": settings,
+                                      "activations": sorted(activations)})
     finally:
         store.close()
 
