@@ -703,3 +703,10 @@ def test_tuning_notes_and_the_chosen_rates_cover_tuned_settings_only(tmp_path):
     assert set(report.lr_choices["setting"]) == {"mlp / digits, valid_fraction=0.1"}  # one rate is no choice
     text = " ".join(render.verdict_text(report))
     assert "no learning rate was run by every activation" in text
+
+
+def test_several_learning_rates_say_they_hold_out_a_validation_split(tmp_path, capsys):
+    assert main(["run", "--activations", "relu", "--lr", "0.01,0.003", "--epochs", "1", "--seeds", "1",
+                 "--train-subset", "200", "--out", str(tmp_path / "v"), "--no-progress"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "2 learning rates: 10% of the training split is held out for validation" in err

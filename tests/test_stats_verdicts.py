@@ -403,3 +403,14 @@ def test_a_setting_without_every_activation_is_no_friedman_block(tmp_path):
     report = build(tmp_path)
     assert report.ranks == {}
     assert "Across" not in " ".join(render.verdict_text(report))
+
+
+def test_a_report_of_an_unfinished_sweep_says_its_verdicts_rest_on_the_finished_runs(tmp_path):
+    from afbench.config import RunConfig
+
+    store_runs(tmp_path, {"relu": [0.10, 0.11, 0.12], "tanh": [0.2, 0.21, 0.22]})
+    store = Store(tmp_path)
+    store.enqueue([RunConfig(activation=a, seed=3, device="cpu") for a in ("relu", "tanh")])  # interrupted before
+    store.close()
+    text = " ".join(render.verdict_text(build(tmp_path)))
+    assert "2 runs of this folder are not finished (queued, running or failed)" in text

@@ -99,8 +99,8 @@ def _check_arguments(text: str, name: str, fn: Callable, count: int) -> None:
     except TypeError as err:
         said = str(err).split("\n")[0].split(" - got")[0].split(", but expected")[0].rstrip(":")
         raise FormulaError(f"formula {text!r}: {name}() with {count} argument{'s' if count != 1 else ''}: {said}. "
-                           "where takes 3 (where(x > 0, x, 0.1 * x)), maximum and minimum 2, softplus 1 or 2 "
-                           "(x, beta), the others 1") from None
+                           "where takes 3 (where(x > 0, x, 0.1 * x)), maximum and minimum 2, softplus 1 to 3 "
+                           "(x, beta, threshold), the others 1") from None
     except Exception:  # noqa: BLE001 (values, not the count: the formula's probe decides)
         return
 

@@ -433,7 +433,11 @@ def plan(args: argparse.Namespace) -> Plan:
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)
-    return Plan(study, grid, configs, baseline, device, notes + folded + ([note] if note else []))
+    held_out = []
+    if len(grid.lrs) > 1 and grid.base.valid_fraction == 0 and grid.base.split != "s2":  # as Grid.configs does
+        held_out = [f"{len(grid.lrs)} learning rates: 10% of the training split is held out for validation to "
+                    "choose each activation's rate on (valid_fraction 0.1), never the test split"]
+    return Plan(study, grid, configs, baseline, device, notes + folded + held_out + ([note] if note else []))
 
 
 RAY_FLAGS = ("--address", "--cpus-per-run", "--gpus-per-run", "--max-retries")

@@ -27,7 +27,8 @@ TESTED = "error_rate"  # the metric the paired tests, marks and verdicts are abo
 WORST = stats.WORST  # the value a diverged run counts as in the tests (100% error)
 IDENTITY = ["activation", "model", "dataset", "seed", "lr", "status"]
 RUN_COLUMNS = ["setting"] + IDENTITY + ["total_train_s", "wall_s", "time_to_target_s", "epoch_to_target",
-                                        "ms_per_sample", "accuracy", "error_rate", "precision", "recall", "f1", "params"]
+                                        "ms_per_sample", "accuracy", "error_rate", "precision", "recall", "f1",
+                                        "params"]
 OWN_RUN_COLUMNS = ["primary_metric", "primary_value", "higher_is_better"]  # summary.csv, where a workload has its own
 WORSE, BETTER = "▲", "▼"  # marks on the error: significantly worse / better than the baseline
 for _metric in list(COLUMNS) + RUN_COLUMNS[1 + len(IDENTITY):]:
@@ -349,6 +350,12 @@ def settings_notes(runs: pd.DataFrame) -> list[str]:
     console and the report): the values that differ, compared apart; and how many
     runs repeat a seed (``one_per_seed``), of which only the last counts."""
     notes = setting_labels.several(runs) if len(runs) else []
+    open_runs = int((~runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])).sum()) if len(runs) else 0
+    if open_runs:  # an interrupted sweep's verdict rests on what finished: say so
+        plural = open_runs != 1
+        notes.append(f"{open_runs} run{'s' if plural else ''} of this folder {'are' if plural else 'is'} "
+                     "not finished (queued, running or failed): the tables and tests use the finished runs; "
+                     "rerun the sweep's command to finish them.")
     finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])] if len(runs) else runs
     for setting in disjoint_rates(finished):
         notes.append(f"On {setting}, no learning rate was run by every activation: each is tuned over its own "
