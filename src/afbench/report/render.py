@@ -284,7 +284,8 @@ def seeds_auto_lines(report: Report, design: dict, alpha: float, images: bool) -
                      f"{', '.join(map(str, design['looks']))} seeds and spent "
                      f"alpha = {alpha:.3g} over the looks ({design['spending']} spending; one comparison's level at "
                      f"each look: {levels}), so the chance of any false better/worse verdict stays at "
-                     f"{100 * alpha:.3g}%; equivalence means {margin}.")
+                     f"{100 * alpha:.3g}%{' in each setting it judged' if len(design.get('settings', [])) > 1 else ''}; "
+                     f"equivalence means {margin}.")
     untested = [m for m in own if m != metric] + (["test error"] if images and metric != tables.TESTED else [])
     if untested:
         names = " / ".join(m if m == "test error" else tables.metric_label(m, report.runs) for m in untested)
