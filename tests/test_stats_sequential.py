@@ -180,23 +180,6 @@ def test_a_design_judges_only_the_settings_its_sweep_ran(tmp_path):
     assert "--seeds auto stopped sigmoid" in text and "--seeds auto (on mlp / digits, epochs=1) looked" in text
 
 
-def test_a_second_auto_sweep_of_another_setting_is_refused_before_training(tmp_path):
-    from afbench.config import RunConfig
-    from afbench.errors import AfbenchError
-    from afbench.sweep import LocalBackend, Runtime, execute_until_decided
-    from afbench.sweep.grid import Grid
-
-    backend = LocalBackend(Runtime(progress=False, workers=1, cost="off"))
-    grid = Grid(RunConfig(epochs=1, train_subset=200), ("relu", "tanh"), seeds=(0,))
-    execute_until_decided(grid, tmp_path, backend, baseline="relu", max_seeds=3)
-    other = Grid(RunConfig(epochs=2, train_subset=200), ("relu", "tanh"), seeds=(0,))
-    with pytest.raises(AfbenchError, match="already holds a --seeds auto sweep of other settings"):
-        execute_until_decided(other, tmp_path, backend, baseline="relu", max_seeds=3)
-    store = Store(tmp_path)
-    assert {r["config"]["epochs"] for r in store.runs()} == {1}  # nothing of the refused sweep trained
-    store.close()
-
-
 def test_an_equivalent_look_shows_the_interval_it_decided_on(tmp_path):
     """The review's case: equivalence at a look is decided on the t interval at 1 - 2 x
     the look's level (scipy here), so the sentence shows that one, not a 95% CI."""
@@ -210,35 +193,6 @@ def test_an_equivalent_look_shows_the_interval_it_decided_on(tmp_path):
     text = " ".join(render.verdict_text(report))
     shown = f"{100 * (1 - 2 * gelu['equivalence_level']):.4g}% CI {100 * ci.low:+.2f} to {100 * ci.high:+.2f}"
     assert shown in text and "the equivalence test's, at its look's level" in text
-
-
-def test_an_auto_sweep_of_another_setting_is_refused_before_its_folder_is_touched(tmp_path, capsys):
-    """The review's cases: another --epochs or another untuned --lr into a folder holding a
-    --seeds auto design, and the same after an older afbench stored a design without its
-    settings. Each is refused with nothing written: study.toml and the design stay."""
-    import json
-    import sqlite3
-
-    from afbench.cli import main
-
-    out = tmp_path / "auto"
-    tiny = ["run", "--activations", "relu,tanh", "--seeds", "auto", "--max-seeds", "3", "--train-subset", "200",
-            "--out", str(out), "--no-progress", "--quiet", "--cost-profile", "off"]
-    assert main(tiny + ["--epochs", "1"]) == 0
-    toml = (out / "study.toml").read_text()
-    capsys.readouterr()
-    for other in (["--epochs", "2"], ["--epochs", "1", "--lr", "0.01"]):
-        assert main(tiny + other) == 2
-        assert "already holds a --seeds auto sweep of other settings" in " ".join(capsys.readouterr().err.split())
-        assert (out / "study.toml").read_text() == toml
-    db = sqlite3.connect(out / "results.sqlite")  # as an older afbench stored it: no settings
-    with db:
-        (value,) = db.execute("SELECT value FROM meta WHERE key = 'sequential'").fetchone()
-        old = {k: v for k, v in json.loads(value).items() if k != "settings"}
-        db.execute("UPDATE meta SET value = ? WHERE key = 'sequential'", (json.dumps(old),))
-    db.close()
-    assert main(tiny + ["--epochs", "2"]) == 2
-    assert main(tiny + ["--epochs", "1"]) == 0  # the same sweep again: resumed, not refused
 
 
 def test_the_forest_figure_draws_the_interval_each_look_decided_on(tmp_path):
@@ -258,30 +212,44 @@ def test_the_forest_figure_draws_the_interval_each_look_decided_on(tmp_path):
 
 
 def test_a_design_is_never_rejudged_by_another_sweep_or_a_merge(tmp_path, capsys):
-    """The trial's cases: into a folder whose --seeds auto sweep decided relu vs tanh,
-    another auto sweep with other activations or another --max-seeds, or fixed seeds of
-    its setting, would re-judge its verdicts; so would merging it with either. Each is
-    refused (exit 2), the folder unchanged; the same sweep again is accepted."""
+    """The reviews' cases. Into a folder whose --seeds auto sweep decided relu vs tanh,
+    another auto sweep of another setting (--epochs, an untuned --lr), with other
+    activations or another --max-seeds, or fixed seeds of its setting, would re-judge its
+    verdicts; so would merging it with another folder's runs of its setting. Each is
+    refused (exit 2) with study.toml unchanged, also beside a design an older afbench
+    stored without its settings; the same sweep again is accepted."""
+    import json
+    import sqlite3
+
     from afbench.cli import main
 
-    def auto(out, *extra, activations="relu,tanh"):
-        return main(["run", "--activations", activations, "--epochs", "1", "--train-subset", "200", "--out", str(out),
-                     "--no-progress", "--quiet", "--cost-profile", "off", "--seeds", *extra])
+    def run(out, *extra, activations="relu,tanh"):
+        return main(["run", "--activations", activations, "--train-subset", "200", "--out", str(out),
+                     "--no-progress", "--quiet", "--cost-profile", "off", *extra])
 
-    first = tmp_path / "first"
-    assert auto(first, "auto", "--max-seeds", "3") == 0
+    first, auto = tmp_path / "first", ("--seeds", "auto", "--max-seeds", "3")
+    assert run(first, "--epochs", "1", *auto) == 0
     toml = (first / "study.toml").read_text()
     capsys.readouterr()
-    for extra, activations, said in ((("auto", "--max-seeds", "3"), "relu,gelu", "other activations"),
-                                     (("auto", "--max-seeds", "6"), "relu,tanh", "other --max-seeds"),
-                                     (("4",), "relu,tanh", "fixed seeds added to it")):
-        assert auto(first, *extra, activations=activations) == 2
+    refused = [(("--epochs", "2", *auto), "relu,tanh", "of other settings"),
+               (("--epochs", "1", "--lr", "0.01", *auto), "relu,tanh", "of other settings"),
+               (("--epochs", "1", *auto), "relu,gelu", "other activations"),
+               (("--epochs", "1", "--seeds", "auto", "--max-seeds", "6"), "relu,tanh", "other --max-seeds"),
+               (("--epochs", "1", "--seeds", "4"), "relu,tanh", "fixed seeds added to it")]
+    for extra, activations, said in refused:
+        assert run(first, *extra, activations=activations) == 2
         assert said in " ".join(capsys.readouterr().err.split())
         assert (first / "study.toml").read_text() == toml
-    assert auto(first, "auto", "--max-seeds", "3") == 0
-    for other, extra in ((tmp_path / "six", ("auto", "--max-seeds", "6")), (tmp_path / "fixed", ("4",))):
-        assert auto(other, *extra) == 0
-        capsys.readouterr()
-        assert main(["merge", str(first), str(other), "--out", str(tmp_path / f"m-{other.name}")]) == 2
-        assert "Report them apart" in " ".join(capsys.readouterr().err.split())
-        assert not (tmp_path / f"m-{other.name}").exists()
+    assert run(first, "--epochs", "1", *auto) == 0  # the same sweep again: resumed, not refused
+    fixed = tmp_path / "fixed"
+    assert run(fixed, "--epochs", "1", "--seeds", "2") == 0
+    capsys.readouterr()
+    assert main(["merge", str(first), str(fixed), "--out", str(tmp_path / "m")]) == 2
+    assert "Report them apart" in " ".join(capsys.readouterr().err.split()) and not (tmp_path / "m").exists()
+    db = sqlite3.connect(first / "results.sqlite")  # as an older afbench stored it: no settings
+    with db:
+        (value,) = db.execute("SELECT value FROM meta WHERE key = 'sequential'").fetchone()
+        old = {k: v for k, v in json.loads(value).items() if k not in ("settings", "activations")}
+        db.execute("UPDATE meta SET value = ? WHERE key = 'sequential'", (json.dumps(old),))
+    db.close()
+    assert run(first, "--epochs", "2", *auto) == 2
