@@ -235,6 +235,7 @@ def test_a_design_is_never_rejudged_by_another_sweep_or_a_merge(tmp_path, capsys
                (("--epochs", "1", "--lr", "0.01", *auto), "relu,tanh", "of other settings"),
                (("--epochs", "1", *auto), "relu,gelu", "other activations"),
                (("--epochs", "1", "--seeds", "auto", "--max-seeds", "6"), "relu,tanh", "other --max-seeds"),
+               (("--epochs", "1", *auto, "--equivalence", "0.5"), "relu,tanh", "other --equivalence"),
                (("--epochs", "1", "--seeds", "4"), "relu,tanh", "fixed seeds added to it")]
     for extra, activations, said in refused:
         assert run(first, *extra, activations=activations) == 2

@@ -427,7 +427,8 @@ def plan(args: argparse.Namespace) -> Plan:
     baseline, note = choose_baseline(ex.baseline, grid.activations)
     device = "cuda" if ex.backend == "ray" and ex.gpus_per_run > 0 and ex.device == "auto" else ex.device
     if study.seeds == "auto":  # refused now, before --out's study.toml and database are touched
-        check_until_decided(grid, baseline, ex.max_seeds, study.out_folder(), device)
+        check_until_decided(grid, baseline, ex.max_seeds, study.out_folder(), device,
+                            _decided_on(grid.base, ex.equivalence)["equivalence"])
     else:
         check_beside_design(grid, study.out_folder(), device)
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued

@@ -157,10 +157,11 @@ def execute(grid: Grid | list[RunConfig], out: str | Path, backend: Backend | No
 
 
 def check_until_decided(grid: Grid, baseline: str, max_seeds: int, out: str | Path | None = None,
-                        device: str = "auto") -> None:
+                        device: str = "auto", margin: float | None = None) -> None:
     """What ``--seeds auto`` refuses, checked before anything is trained or written
     (the CLI calls it while planning, so a refused sweep leaves its folder as it was).
-    With ``out``: a folder whose stored design judges other settings (``_design_settings``)."""
+    With ``out``: a folder whose stored design judges other settings (``_design_settings``)
+    or was decided with other activations, baseline, looks or equivalence ``margin``."""
     if len(grid.lrs) > 1:
         raise AfbenchError("--seeds auto with several learning rates is not supported: give one --lr")
     if max_seeds < FIRST_SEEDS:
@@ -180,7 +181,8 @@ def check_until_decided(grid: Grid, baseline: str, max_seeds: int, out: str | Pa
                                "set, learning rate or training setting); its design would be lost. Give this sweep "
                                "its own --out")
         stored = _stored_design(out)
-        mine = {"activations": sorted(names), "baseline": baseline, "looks": seed_rounds(max_seeds)}
+        mine = {"activations": sorted(names), "baseline": baseline, "looks": seed_rounds(max_seeds),
+                **({} if margin is None else {"margin": margin})}
         changed = [k for k, v in mine.items() if k in stored and stored[k] != v]
         if changed:  # its looks and Holm family decided the folder's verdicts: another would re-judge them
             raise AfbenchError(f"{out} holds a --seeds auto sweep with other {', '.join(WORDS[k] for k in changed)}; "
@@ -188,7 +190,7 @@ def check_until_decided(grid: Grid, baseline: str, max_seeds: int, out: str | Pa
                                "re-judge them. Rerun it as it was, or give this sweep its own --out")
 
 
-WORDS = {"activations": "activations", "baseline": "baseline", "looks": "--max-seeds"}
+WORDS = {"activations": "activations", "baseline": "baseline", "looks": "--max-seeds", "margin": "--equivalence"}
 
 
 def check_beside_design(grid: Grid, out: str | Path, device: str = "auto") -> None:
@@ -254,7 +256,7 @@ def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None =
     from afbench.stats import sequential  # the decision rule is the report's, so sweep and report agree
 
     baseline = canonical_activation(baseline)
-    check_until_decided(grid, baseline, max_seeds, out, device)
+    check_until_decided(grid, baseline, max_seeds, out, device, equivalence)
     names, _ = canonical_activations(grid.activations)
     rounds = seed_rounds(max_seeds)
     design = sequential.Design(alpha=alpha, margin=equivalence, looks=tuple(rounds), spending=spending,
