@@ -277,16 +277,6 @@ def test_a_folder_of_two_untuned_learning_rates_is_two_settings_for_report_and_m
     assert "lr=0.01" in (tmp_path / "m" / "summary.md").read_text()
 
 
-def test_a_second_run_at_another_learning_rate_is_another_setting(tmp_path, capsys):
-    out = tmp_path / "r"
-    tiny = ["run", "--activations", "relu,tanh", "--epochs", "1", "--seeds", "2", "--train-subset", "200", "--out",
-            str(out), "--no-progress", "--quiet"]
-    assert main(tiny + ["--lr", "1e-2"]) == 0
-    assert main(tiny + ["--lr", "1e-3"]) == 0
-    summary = (out / "summary.md").read_text()
-    assert "lr=0.01" in summary and "lr=0.001" in summary
-
-
 def test_a_rate_only_one_activation_ran_is_left_out_of_the_tuning(tmp_path):
     """The hostile-input review's case: relu,tanh tuned over lr 0.001 and 0.01, then relu
     alone at 0.02 into the same folder. relu may only be tuned over the rates tanh had."""

@@ -297,6 +297,7 @@ def test_a_second_interrupt_during_the_cleanup_still_ends_in_one_interrupted(tmp
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the sweep
 
 
+@pytest.mark.slow  # 3 s: a fresh interpreter imports torch
 def test_a_time_limit_is_armed_only_after_torchs_lazy_compiler_import():
     """torch imports torch._dynamo on the first optimizer, 1-2 s here: a run limit that
     fired inside that import left it half made, and every later run in the process
