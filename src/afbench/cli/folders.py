@@ -5,7 +5,6 @@ folder as it was."""
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 from afbench.errors import AfbenchError
@@ -58,15 +57,21 @@ def check_runs(records: list, baseline: str | None = None):
     return runs
 
 
+def _sources(inputs: list[Path], out: Path) -> list[Path]:
+    """The databases a merge reads: ``out``'s own, if it has one, then each input's."""
+    from afbench.store.reading import database_path
+
+    return ([out] if (out / DATABASE).is_file() else []) + [database_path(p) for p in inputs]
+
+
 def merged_records(inputs: list[Path], out: Path) -> list:
     """The runs ``merge`` would leave in ``out``: the finished ones of ``out`` (if it has a
     database) and of each input, the first met of each key kept, as the merge keeps it."""
     from afbench.results import FINISHED
-    from afbench.store.reading import StoreView, database_path
+    from afbench.store.reading import StoreView
 
-    sources = ([out] if (out / DATABASE).is_file() else []) + [database_path(p) for p in inputs]
     kept: dict[str, object] = {}
-    for source in sources:
+    for source in _sources(inputs, out):
         with StoreView(source) as view:
             for record in view.records():
                 if record.status in FINISHED:
@@ -79,22 +84,21 @@ def check_designs(inputs: list[Path], out: Path) -> None:
     of: two folders with different designs (the merged folder keeps one), or one
     design beside another folder's runs of its settings (its looks would replay them)."""
     from afbench.stats import settings
-    from afbench.store.reading import StoreView, database_path
+    from afbench.store.reading import StoreView
+    from afbench.sweep.execute import stored_design
 
-    sources = ([out] if (out / DATABASE).is_file() else []) + [database_path(p) for p in inputs]
+    sources = _sources(inputs, out)
     designs, identities = [], []
     for source in sources:
         with StoreView(source) as view:
-            design = view.meta().get("sequential")
+            designs.append(stored_design(view))
             identities.append({settings.identity(r.config) for r in view.records()})
-        designs.append(design)
     held = [(i, d) for i, d in enumerate(designs) if d]
     if len({json.dumps(d, sort_keys=True) for _, d in held}) > 1:
         raise AfbenchError("these folders hold different --seeds auto designs, each deciding its own verdicts; a "
                            "merged folder keeps one, which would re-judge the other's runs. Report them apart")
     for i, design in held:
-        judged = set(design.get("settings") or identities[i])
-        if any(judged & ids for j, ids in enumerate(identities) if j != i and not designs[j]):
+        if any(set(design["settings"]) & ids for j, ids in enumerate(identities) if j != i and not designs[j]):
             raise AfbenchError(f"{sources[i]} holds a --seeds auto sweep whose looks decide its setting, and another "
                                "folder holds runs of that setting; merged, its looks would judge runs they did not "
                                "choose. Report them apart")

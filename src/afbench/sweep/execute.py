@@ -174,42 +174,34 @@ def check_until_decided(grid: Grid, baseline: str, max_seeds: int, out: str | Pa
                            f"activations ({', '.join(names)}): add it or choose --baseline")
     Grid(grid.base, grid.activations, tuple(range(max_seeds)), grid.lrs, grid.models, grid.datasets).check_size(
         seeds_flag="--max-seeds")
-    if out is not None:
-        earlier = _stored_design_settings(out)
-        if earlier is not None and earlier != _design_settings(grid, device):
+    stored = folder_design(out) if out is not None else {}
+    if stored:
+        if stored["settings"] != _design_settings(grid, device):
             raise AfbenchError(f"{out} already holds a --seeds auto sweep of other settings (another model, data "
                                "set, learning rate or training setting); its design would be lost. Give this sweep "
                                "its own --out")
-        stored = _stored_design(out)
         mine = {"activations": sorted(names), "baseline": baseline, "looks": seed_rounds(max_seeds),
                 **({} if margin is None else {"margin": margin})}
         changed = [k for k, v in mine.items() if k in stored and stored[k] != v]
         if changed:  # its looks and Holm family decided the folder's verdicts: another would re-judge them
-            raise AfbenchError(f"{out} holds a --seeds auto sweep with other {', '.join(WORDS[k] for k in changed)}; "
-                               "its verdicts were decided by its own looks and comparisons, and this sweep's would "
-                               "re-judge them. Rerun it as it was, or give this sweep its own --out")
+            raise AfbenchError(f"{out} holds a --seeds auto sweep with other "
+                               f"{', '.join(DESIGN_FLAGS[k] for k in changed)}; its verdicts were decided by its own "
+                               "looks and comparisons, and this sweep's would re-judge them. Rerun it as it was, or "
+                               "give this sweep its own --out")
 
 
-WORDS = {"activations": "activations", "baseline": "baseline", "looks": "--max-seeds", "margin": "--equivalence"}
+DESIGN_FLAGS = {"activations": "activations", "baseline": "baseline", "looks": "--max-seeds",
+                "margin": "--equivalence"}  # what a second sweep may not change, in the user's words
 
 
 def check_beside_design(grid: Grid, out: str | Path, device: str = "auto") -> None:
     """Refuse fixed seeds of a setting that ``out``'s --seeds auto sweep decides on: its
     looks would replay them (and the tables count them) as if the design had chosen them."""
-    earlier = _stored_design_settings(out)
-    if earlier and set(earlier) & set(_design_settings(grid, device)):
+    stored = folder_design(out)
+    if stored and set(stored["settings"]) & set(_design_settings(grid, device)):
         raise AfbenchError(f"{out} holds a --seeds auto sweep of this setting, whose looks decide its verdicts; "
                            "fixed seeds added to it would be judged by those looks. Rerun it with --seeds auto, or "
                            "give this sweep its own --out")
-
-
-def _stored_design(out: str | Path) -> dict:
-    from afbench.store.reading import StoreView
-
-    if not (Path(out) / "results.sqlite").is_file():
-        return {}
-    with StoreView(out) as view:
-        return view.meta().get("sequential") or {}
 
 
 def _design_settings(grid: Grid, device: str) -> list[str]:
@@ -221,22 +213,27 @@ def _design_settings(grid: Grid, device: str) -> list[str]:
     return sorted({settings.identity(c.to_dict()) for c in first_round})
 
 
-def _stored_design_settings(out: str | Path) -> list[str] | None:
-    """The settings the design stored in ``out`` judges: its own list, or for a design
-    stored before it named them, those of every run in the folder (which it judged
-    then); None where the folder holds no design."""
-    from afbench.stats import settings
+def folder_design(out: str | Path) -> dict:
+    """The --seeds auto design ``out`` holds ({} for none, or no database yet)."""
     from afbench.store.reading import StoreView
 
     if not (Path(out) / "results.sqlite").is_file():
-        return None
+        return {}
     with StoreView(out) as view:
-        design = view.meta().get("sequential")
-        if not design:
-            return None
-        if "settings" in design:
-            return sorted(design["settings"])
-        return sorted({settings.identity(r.config) for r in view.records()})
+        return stored_design(view)
+
+
+def stored_design(view) -> dict:
+    """The --seeds auto design a results database (a ``StoreView``) holds, {} for none,
+    with the ``settings`` it judges: as stored, or for a design an older afbench stored
+    without them, those of every run in the folder (which it judged then)."""
+    from afbench.stats import settings
+
+    design = view.meta().get("sequential") or {}
+    if not design:
+        return {}
+    judged = design.get("settings") or {settings.identity(r.config) for r in view.records()}
+    return {**design, "settings": sorted(judged)}
 
 
 def execute_until_decided(grid: Grid, out: str | Path, backend: Backend | None = None, *, baseline: str = "relu",
