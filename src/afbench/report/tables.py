@@ -109,33 +109,32 @@ def select_learning_rates(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return kept, best.reset_index(drop=True)
 
 
-def unshared_rates(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs at a learning rate that not every activation of their setting ran at.
-    Tuning picks each activation's best rate from the grid all of them share: a rate
-    given to one activation alone (a later sweep into the folder) would tune it over
-    more chances than the others, and could move a verdict by that alone."""
-    if runs.empty or "setting" not in runs or "lr" not in runs:
-        return runs.iloc[:0]
-    out = []
-    for _, rows in runs.groupby("setting", sort=False):
-        grids = rows.groupby("activation")["lr"].agg(lambda lrs: frozenset(lrs))
-        if grids.map(len).max() <= 1:
-            continue  # untuned: nothing chosen
-        shared = frozenset.intersection(*grids)
-        out.append(rows[~rows["lr"].isin(shared)] if shared else rows.iloc[:0])  # disjoint: disjoint_rates says
-    return pd.concat(out) if out else runs.iloc[:0]
-
-
-def disjoint_rates(runs: pd.DataFrame) -> list[str]:
-    """The settings whose tuned activations share no learning rate at all."""
+def _tuned_grids(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame, frozenset]]:
+    """(setting, its runs, the rates every activation of it ran) for each setting where
+    some activation ran at several rates (the rate is tuned there)."""
     if runs.empty or "setting" not in runs or "lr" not in runs:
         return []
     out = []
     for setting, rows in runs.groupby("setting", sort=False):
-        grids = rows.groupby("activation")["lr"].agg(lambda lrs: frozenset(lrs))
-        if grids.map(len).max() > 1 and not frozenset.intersection(*grids):
-            out.append(setting)
+        grids = rows.groupby("activation")["lr"].agg(frozenset)
+        if grids.map(len).max() > 1:
+            out.append((setting, rows, frozenset.intersection(*grids)))
     return out
+
+
+def unshared_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs at a learning rate that not every activation of their setting ran at.
+    Tuning picks each activation's best rate from the grid all of them share: a rate
+    given to one activation alone (a later sweep into the folder) would tune it over
+    more chances than the others, and could move a verdict by that alone. Where they
+    share none, nothing is left out (``disjoint_rates`` names those settings)."""
+    parts = [rows[~rows["lr"].isin(shared)] for _, rows, shared in _tuned_grids(runs) if shared]
+    return pd.concat(parts) if parts else runs.iloc[:0]
+
+
+def disjoint_rates(runs: pd.DataFrame) -> list[str]:
+    """The settings whose tuned activations share no learning rate at all."""
+    return [setting for setting, _, shared in _tuned_grids(runs) if not shared]
 
 
 def settings(runs: pd.DataFrame) -> tuple[dict, list[str]]:
@@ -350,13 +349,13 @@ def settings_notes(runs: pd.DataFrame) -> list[str]:
     console and the report): the values that differ, compared apart; and how many
     runs repeat a seed (``one_per_seed``), of which only the last counts."""
     notes = setting_labels.several(runs) if len(runs) else []
-    open_runs = int((~runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])).sum()) if len(runs) else 0
+    finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])] if len(runs) else runs
+    open_runs = len(runs) - len(finished)
     if open_runs:  # an interrupted sweep's verdict rests on what finished: say so
         plural = open_runs != 1
         notes.append(f"{open_runs} run{'s' if plural else ''} of this folder {'are' if plural else 'is'} "
                      "not finished (queued, running or failed): the tables and tests use the finished runs; "
                      "rerun the sweep's command to finish them.")
-    finished = runs[runs["status"].isin([Status.DONE.value, Status.DIVERGED.value])] if len(runs) else runs
     for setting in disjoint_rates(finished):
         notes.append(f"On {setting}, no learning rate was run by every activation: each is tuned over its own "
                      "rates, so a difference may be the rates' as much as the activations'.")

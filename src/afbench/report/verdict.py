@@ -27,12 +27,8 @@ def _span(t, with_p: bool = False) -> str:
     --seeds auto look decides equivalence (and what it rules out) on its own interval,
     at 1 - 2 x the look's level: that one is shown, not a 95% CI it did not use."""
     low, high, confidence, looked = judged_interval(t)
-    if looked:
-        text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * confidence:.4g}% CI "
-                f"{_pp(low)} to {_pp(high)} (the equivalence test's, at its look's level)")
-        return text + (f", adjusted p = {t['p_holm']:.3g}" if with_p else "") + _diverged(t)
-    text = (f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * t['confidence']:.4g}% CI {_pp(t['ci_low'])} to "
-            f"{_pp(t['ci_high'])} (unadjusted)")
+    which = "the equivalence test's, at its look's level" if looked else "unadjusted"
+    text = f"{t['activation']} {_pp(t['mean_diff'])} pp, {100 * confidence:.4g}% CI {_pp(low)} to {_pp(high)} ({which})"
     return text + (f", adjusted p = {t['p_holm']:.3g}" if with_p else "") + _diverged(t)
 
 

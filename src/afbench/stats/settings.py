@@ -52,12 +52,9 @@ def label(frame: pd.DataFrame) -> pd.Series:
         differing = [c for c in others if ids[c].nunique() > 1]
         rates_differ = "config.lr" in columns and ids.loc[rate_apart, "config.lr"].nunique() > 1
         if differing or rates_differ:
-            parts = ids[differing].apply(lambda r: [f"{c.split('.', 1)[1]}={r[c]}" for c in differing], axis=1) \
-                if differing else pd.Series([[] for _ in ids.index], index=ids.index)
-            if rates_differ:
-                parts = pd.Series([p + ([f"lr={ids.at[i, 'config.lr']}"] if rate_apart[i] else [])
-                                   for i, p in parts.items()], index=parts.index)
-            out.loc[rows] = [name + (", " + ", ".join(p) if p else "") for p in parts]
+            shown = [differing + (["config.lr"] if rates_differ and apart else []) for apart in rate_apart]
+            out.loc[rows] = [name + "".join(f", {c.split('.', 1)[1]}={values[c]}" for c in columns_shown)
+                             for (_, values), columns_shown in zip(ids.iterrows(), shown)]
     return out
 
 
