@@ -185,9 +185,7 @@ def _check_model(config: RunConfig, data) -> None:
     where = _model_file(name)
     fail = lambda problem, fix: _fail("model", name, where, problem, fix)  # noqa: E731
     try:
-        model = models.build(name, config.activation, data.input_shape, data.num_classes, init=config.init,
-                             norm=config.norm, hidden_bias=config.hidden_bias, match_params=config.match_params,
-                             allow_partial=config.allow_partial)
+        model = _build(config, data, config.activation)
     except AfbenchError as err:  # models.build's own checks name the model and the fix
         raise UserCodeError(f"{err} (model '{name}', activation '{config.activation}')") from None
     except TimeoutError:  # the sweep's time limit: the caller says what it means
@@ -229,13 +227,19 @@ def _check_model(config: RunConfig, data) -> None:
                    "do not detach the output or run forward under torch.no_grad()")
 
 
+def _build(config: RunConfig, data, activation: str) -> torch.nn.Module:
+    """``config``'s model with ``activation``, built as the engine builds it."""
+    return models.build(config.model, activation, data.input_shape, data.num_classes, init=config.init,
+                        norm=config.norm, hidden_bias=config.hidden_bias, match_params=config.match_params,
+                        allow_partial=config.allow_partial)
+
+
 def _finite_with_relu(config: RunConfig, data, x: torch.Tensor) -> bool:
     """Is the model finite on ``x`` with relu in place of the run's activation? Then a
     non-finite output is the activation's doing, not the model's."""
     try:
         torch.manual_seed(config.seed)
-        model = models.build(config.model, "relu", data.input_shape, data.num_classes, init=config.init,
-                             norm=config.norm, hidden_bias=config.hidden_bias, allow_partial=config.allow_partial)
+        model = _build(config, data, "relu")
         with torch.no_grad():
             return bool(torch.isfinite(model.train()(x)).all())
     except Exception:  # noqa: BLE001 (the model's own failure: the model is blamed, as before)

@@ -157,36 +157,33 @@ def claims(configs: list[RunConfig], store: Store, recorder: Recorder, stack: in
 
 
 @contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
+def _on_stop_signals(handler) -> Iterator[None]:
+    """SIGINT and SIGTERM handled by ``handler`` inside the block, in the main thread
+    (elsewhere no signal can land: nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _raise_interrupt(signum, frame):
+    raise Interrupt(signum)
+
+
+def stop_signals():
     """SIGINT and SIGTERM raise ``Interrupt`` in this (the main) thread while the sweep runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Interrupt(signum)
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    return _on_stop_signals(_raise_interrupt)
 
 
-@contextlib.contextmanager
-def stop_signals_ignored() -> Iterator[None]:
-    """SIGINT and SIGTERM ignored inside the block (in the main thread): the sweep is
-    already stopping, and its workers and claimed runs must be let go of whole."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+def stop_signals_ignored():
+    """SIGINT and SIGTERM ignored inside the block: the sweep is already stopping, and its
+    workers and claimed runs must be let go of whole."""
+    return _on_stop_signals(signal.SIG_IGN)
 
 
 def default_baseline(configs: list[RunConfig]) -> str:
