@@ -55,6 +55,8 @@ class Report:
     equivalence: float = EQUIVALENCE
     figures: dict[str, Figure] = field(default_factory=dict)  # name -> figure, in reading order
     workload_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # other workloads, in their own metric
+    alpha: float = stats.ALPHA  # familywise, as tested
+    design: dict | None = None  # a --seeds auto sweep's, with the keys of the runs it judged (_tested_as)
 
     def table(self) -> Table:
         """The comparison table as data (afbench.report.model cells)."""
@@ -105,6 +107,7 @@ def build(store: Reader, baseline: str | None = None, equivalence: float = EQUIV
         if len(images) else pd.DataFrame()
     report = Report(runs, kept, epochs, aggregate, tests, choices, _ranks(aggregate, images), meta, baseline,
                     tables.top_groups(images, alpha) if len(images) else {}, cost, records, equivalence)
+    report.alpha, report.design = alpha, design
     report.workload_tests = tables.workload_tests(kept, baseline, alpha, meta.get("family", "setting"), design) \
         if len(kept) else pd.DataFrame()
     report.figures = {f.name: f for f in gallery.choose(report)}
@@ -242,7 +245,7 @@ def _workload_interval(row) -> str:
 
 
 def verdict_text(report: Report) -> list[str]:
-    alpha, design = _tested_as(report.meta, report.records)
+    alpha, design = report.alpha, report.design  # as build tested, not read again
     looks = error_design(design)
     images = set(report.kept.loc[tables.is_classification(report.kept), "setting"]) if len(report.kept) else set()
     aggregate = report.aggregate[report.aggregate["setting"].isin(images)] if len(report.aggregate) else \
