@@ -434,10 +434,9 @@ def plan(args: argparse.Namespace) -> Plan:
     configs = resolve(grid.configs(), device)  # the device is checked before anything is queued
     if ex.compile and ex.backend == "local":  # Ray tasks compile on their own nodes
         check_compile_toolchain(configs[0].device)
-    held_out = []
-    if len(grid.lrs) > 1 and grid.base.valid_fraction == 0 and grid.base.split != "s2":  # as Grid.configs does
-        held_out = [f"{len(grid.lrs)} learning rates: 10% of the training split is held out for validation to "
-                    "choose each activation's rate on (valid_fraction 0.1), never the test split"]
+    held_out = [f"{len(grid.lrs)} learning rates: 10% of the training split is held out for validation to choose "
+                "each activation's rate on (valid_fraction 0.1), never the test split"] \
+        if grid.holds_out_validation() else []
     return Plan(study, grid, configs, baseline, device, notes + folded + held_out + ([note] if note else []))
 
 
@@ -549,15 +548,13 @@ def _execute(sweep: Plan, out: Path, backend, output: Output, lines: bool):
 def _unfinished(out: Path, configs: list) -> bool:
     """Does ``out`` lack a finished run of any of ``configs``? (Only then does a sweep
     load data and time steps to plan its workers.)"""
-    from afbench.store.database import FINISHED, Store
+    from afbench.results import FINISHED
+    from afbench.store.reading import StoreView
 
     if not (out / "results.sqlite").exists():
         return True
-    store = Store(out)
-    try:
-        finished = {r["key"] for r in store.runs() if r["status"] in FINISHED}
-    finally:
-        store.close()
+    with StoreView(out) as view:  # read-only: asking never writes
+        finished = {r.key for r in view.records() if r.status in FINISHED}
     return any(c.key() not in finished for c in configs)
 
 

@@ -26,14 +26,17 @@ class Grid:
     models: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
 
+    def holds_out_validation(self) -> bool:
+        """Does ``configs`` hold out 10% of the training split for validation? With several
+        learning rates and none given: the rate is a nuisance parameter chosen on
+        validation data, never on test."""
+        return len(self.lrs) > 1 and self.base.valid_fraction == 0 and self.base.split != "s2"
+
     def configs(self) -> list[RunConfig]:
         if not self.activations:
             raise AfbenchError("a sweep needs at least one activation (--activations relu,tanh,...)")
         self.check_size()
-        base = self.base
-        if len(self.lrs) > 1 and base.valid_fraction == 0 and base.split != "s2":
-            # The learning rate is a nuisance parameter chosen on validation data, never on test.
-            base = base.with_(valid_fraction=0.1)
+        base = self.base.with_(valid_fraction=0.1) if self.holds_out_validation() else self.base
         out = []
         for seed, dataset, model, lr, activation in itertools.product(
                 self.seeds, self.datasets or (base.dataset,), self.models or (base.model,),
