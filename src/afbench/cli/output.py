@@ -48,10 +48,11 @@ def fit(text: str) -> str:
     """``text`` wrapped at spaces to the width, each of its lines on its own (textwrap
     alone would run a summary's lines together): a number or a name is never split."""
     width = terminal_width()
-    return "\n".join(_fit_line(line, width) for line in text.split("\n"))
+    return "\n".join(fit_line(line, width) for line in text.split("\n"))
 
 
-def _fit_line(line: str, width: int) -> str:
+def fit_line(line: str, width: int) -> str:
+    """One line wrapped at spaces to ``width``, its continuation indented two more."""
     if len(line) <= width:
         return line
     indent = " " * (len(line) - len(line.lstrip(" ")) + 2)

@@ -12,7 +12,8 @@ The full table (every column) is `--wide`: Markdown rows, as in summary.md.
 from __future__ import annotations
 
 import math
-import textwrap
+
+from afbench.cli.output import fit_line
 
 MARKS = {"worse": "▲", "better": "▼", "equivalent": "=", "undecided": "?", "baseline": ""}
 NAME_WIDTH = 22  # longer activation names get an alias (a1, ...) and a line under the table
@@ -129,9 +130,8 @@ def format_compact(report, width: int = 80) -> tuple[list[str], list[str]]:
         title = "test error %" if metric == "error" else f"test {metric}"
         errors = [_error_text(r, digits if metric == "error" else None) for r in rows]
         error_width = max([len(title)] + [len(e) for e in errors])
-        lines += textwrap.wrap(f"{heading}: {title.removesuffix(' %')} over seeds (mean ± sd), verdict against "
-                               f"{report.baseline}", width, subsequent_indent="  ", break_long_words=False,
-                               break_on_hyphens=False)
+        lines += fit_line(f"{heading}: {title.removesuffix(' %')} over seeds (mean ± sd), verdict against "
+                          f"{report.baseline}", width).split("\n")
         header = (f"{'activation':<{name_width}}  {'n':>3}  {title:<{error_width}}  "
                   f"{'vs ' + str(report.baseline):<13.13}  {'time x':>6}  {'params':>10}")
         lines += [header, "-" * min(len(header), width)]
